@@ -1,0 +1,147 @@
+/*
+** lsock.h - the one internal header of luasock.
+**
+** The socket object (LSocket), the error convention shared by every C
+** file, the one wait point (wait.c) and the scheduler interface (loop.c)
+** that the wait point yields to.  Nothing here is public: embedders see
+** only luasock.h.
+**
+** Error convention in C: an operation reports one int, 0 for success, a
+** positive errno, or one of the negative LSOCK_E* codes below.  Only
+** errors.c turns that int into Lua values (nil, message, errno).
+*/
+#ifndef LSOCK_H
+#define LSOCK_H
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "luasock.h"
+
+/* Metatable names (luaL_newmetatable stores them in __name). */
+#define LSOCK_SOCKET  "luasock.socket"
+#define LSOCK_STREAM  "luasock.stream"
+#define LSOCK_ADDRESS "luasock.address"
+
+/* Our own error codes: negative and far from the EAI_* codes. */
+#define LSOCK_ETIMEOUT (-1000)  /* a deadline passed: nil, "timeout", ETIMEDOUT */
+#define LSOCK_ECLOSED  (-1001)  /* closed by this side while waiting: nil, "closed", EBADF */
+
+/* Directions a task or a poll can wait for. */
+enum { WAIT_READ = 0, WAIT_WRITE = 1 };
+
+typedef struct Loop Loop;
+typedef struct Task Task;
+
+/*
+** A descriptor the loop can watch.  It is registered with the poller at
+** most once (edge-triggered, both directions) and remembers which task
+** waits on each direction.  loop is NULL until first registered.
+*/
+typedef struct Watch {
+  int fd;               /* -1 once closed */
+  Loop *loop;           /* poller it is registered with, or NULL */
+  Task *waiter[2];      /* task waiting to read / to write, or NULL */
+} Watch;
+
+/* The userdata behind every socket object. */
+typedef struct LSocket {
+  Watch w;              /* w.fd == -1 means closed */
+  int family, type, proto;
+  double timeout;       /* < 0 blocking, 0 non-blocking, > 0 seconds */
+} LSocket;
+
+/* ---- socket.c: the object ---------------------------------------- */
+LSocket *sock_check(lua_State *L, int idx);      /* any socket, maybe closed */
+LSocket *sock_checkopen(lua_State *L, int idx);  /* raises on a closed one */
+/* Push a new socket in the closed state with the default timeout; the
+** caller then stores the descriptor in ->w.fd (so a memory error can never
+** orphan a descriptor). */
+LSocket *sock_push(lua_State *L, int family, int type, int proto);
+/* Close the descriptor once; waiters get LSOCK_ECLOSED when wake is set. */
+void sock_closefd(LSocket *s, int wake);
+double sock_defaulttimeout(lua_State *L);
+
+/* ---- errors.c: C errors into Lua values ---------------------------- */
+int err_push(lua_State *L, int err);        /* pushes nil, message, code; returns 3 */
+int err_pushgai(lua_State *L, int code);    /* resolver error: nil, gai_strerror, code */
+const char *err_message(int err);           /* text for an err int */
+void err_pusherrnotable(lua_State *L);      /* pushes the socket.errno table */
+
+/* ---- wait.c: clock, deadlines, the one wait point ------------------- */
+double wait_now(void);                      /* monotonic seconds */
+/* Absolute deadline for a timeout: -1 for none (t < 0), 0 for
+** non-blocking (t == 0), else now + t. */
+double wait_deadline(double timeout);
+/* Milliseconds from now until deadline, rounded up, for poll/epoll:
+** -1 for no deadline. */
+int wait_ms(double deadline);
+/*
+** The one wait point.  Wait until w is ready in direction dir, or until
+** deadline.  Outside a task it polls and returns 0 (ready), LSOCK_ETIMEOUT,
+** or EAGAIN for a non-blocking deadline (0); Ctrl-C raises "interrupted!".
+** Inside a task it parks the task and yields: it does not return, the
+** continuation k(L, LUA_YIELD, ctx) runs when the wait ends and learns the
+** outcome from wait_resumed.  Callers keep their state (deadline, counts)
+** on their own Lua stack or in ctx, never in C locals.
+*/
+int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
+            lua_KContext ctx, lua_KFunction k);
+/* Same for a pure delay (socket.sleep): returns 0 when deadline passes. */
+int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k);
+/*
+** Run work(arg) off the loop thread (name resolution): in a task on a
+** helper thread while the task is parked, else inline.  arg must stay
+** alive across the yield (keep it in a userdata on the Lua stack).
+** Returns 0 like wait_fd, or yields.
+*/
+int wait_thread(lua_State *L, void (*work)(void *), void *arg,
+                lua_KContext ctx, lua_KFunction k);
+/* In a continuation: 0 on the first call (status LUA_OK), else the outcome
+** of the wait that yielded: 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED. */
+int wait_resumed(lua_State *L, int status);
+/* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
+void wait_checkinterrupt(lua_State *L);
+extern volatile sig_atomic_t wait_interrupted;
+
+/* ---- loop.c: the scheduler the wait point yields to ---------------- */
+Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
+/* Park t on w (NULL: timer only) until ready, deadline (< 0: none) or close. */
+void loop_park(Task *t, Watch *w, int dir, double deadline);
+void loop_parkthread(Task *t, void (*work)(void *), void *arg);
+int loop_outcome(Task *t);            /* why the last park ended */
+/* Before w->fd is closed: remove it from the poller; waiters are woken
+** with LSOCK_ECLOSED when wake is set (close()), silently dropped if not
+** (__gc: nobody can be waiting on an unreachable socket). */
+void loop_unwatch(Watch *w, int wake);
+
+/* ---- Lua modules compiled in (generated lua_modules.c) ------------- */
+typedef struct LuaModule { const char *name; const char *code; size_t len; } LuaModule;
+extern const LuaModule lsock_lua_modules[];
+/* Load the bundled module name as a chunk; raises if it is missing. */
+void lsock_loadmodule(lua_State *L, const char *name);
+
+/* ---- function tables each file contributes to luaopen_socket ------- */
+extern const luaL_Reg sockio_methods[];   /* sockio.c: accept, recv, send... */
+extern const luaL_Reg addr_funcs[];       /* addr.c: getaddrinfo, inet_pton... */
+extern const luaL_Reg msg_methods[];      /* msg.c: sendmsg, recvmsg */
+extern const luaL_Reg msg_funcs[];        /* msg.c: send_fds, recv_fds */
+extern const luaL_Reg select_funcs[];     /* select.c: select */
+extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
+extern const luaL_Reg loop_funcs[];       /* loop.c: spawn, run, sleep... */
+void stream_open(lua_State *L);           /* reader.c: its metatable */
+void loop_open(lua_State *L);             /* loop.c: its state */
+
+/* ---- addr.c: addresses --------------------------------------------- */
+/* Read the address at idx (and idx+1 for "host, port") for family into
+** ss; names are resolved.  Returns 0, or a resolver error (EAI_*, < 0)
+** for the caller to push with err_pushgai; raises on malformed input. */
+int addr_check(lua_State *L, int idx, int family, int type,
+               struct sockaddr_storage *ss, socklen_t *len);
+/* Push an address table ({host, port}, or a unix path string). */
+void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len);
+
+#endif

@@ -1,0 +1,6 @@
+/* sockio.c - stub, to be written. */
+#include "lsock.h"
+
+const luaL_Reg sockio_methods[] = {
+  {NULL, NULL}
+};

@@ -1,0 +1,115 @@
+/*
+** wait.c - the monotonic clock, deadlines, Ctrl-C, and the one wait point.
+**
+** Every operation that may block comes here after its syscall said
+** EAGAIN.  Inside a task the wait is handed to the scheduler (loop.c) and
+** the calling C function yields with a continuation; outside a task we
+** poll(2) that one descriptor.  The caller cannot tell the difference.
+*/
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <time.h>
+
+#include "lsock.h"
+
+volatile sig_atomic_t wait_interrupted = 0;
+
+double wait_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double wait_deadline(double timeout) {
+  if (timeout < 0) return -1;
+  if (timeout == 0) return 0;
+  return wait_now() + timeout;
+}
+
+/* Rounded up, so that a wait never ends before its deadline and then
+** spins on a zero timeout (see cqueues' regress/63-timeouts-early.lua). */
+int wait_ms(double deadline) {
+  if (deadline < 0) return -1;
+  double ms = ceil((deadline - wait_now()) * 1000.0);
+  if (ms <= 0) return 0;
+  return ms > 86400000.0 ? 86400000 : (int)ms;  /* re-armed after a day */
+}
+
+/* The hook lua.c installs on Ctrl-C: raise at the next Lua instruction. */
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  wait_interrupted = 0;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+void luasock_interrupt(lua_State *L) {
+  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
+  wait_interrupted = 1;
+  lua_sethook(L, stop_hook, mask, 1);
+}
+
+/* A C wait saw EINTR: if it was Ctrl-C, remove the hook (it was set on
+** the main thread) and raise from here, since no Lua code runs while we
+** sit in poll. */
+void wait_checkinterrupt(lua_State *L) {
+  if (!wait_interrupted) return;
+  wait_interrupted = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_sethook(lua_tothread(L, -1), NULL, 0, 0);
+  lua_pop(L, 1);
+  luaL_error(L, "interrupted!");
+}
+
+/* poll one descriptor (or none, fd < 0) until deadline; EINTR retried
+** unless it was Ctrl-C. */
+static int poll_until(lua_State *L, int fd, short events, double deadline) {
+  struct pollfd p = { fd, events, 0 };
+  for (;;) {
+    int n = poll(&p, fd >= 0 ? 1 : 0, wait_ms(deadline));
+    if (n > 0) return 0;                 /* ready, or an error the syscall will report */
+    if (n == 0) {
+      if (deadline >= 0 && wait_now() < deadline) continue;  /* woke early */
+      return LSOCK_ETIMEOUT;
+    }
+    if (errno != EINTR) return errno;
+    wait_checkinterrupt(L);
+  }
+}
+
+int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
+            lua_KContext ctx, lua_KFunction k) {
+  if (deadline == 0) return EAGAIN;   /* non-blocking: report as Python does */
+  Task *t = loop_current(L);
+  if (t == NULL)
+    return poll_until(L, w->fd, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
+  loop_park(t, w, dir, deadline);
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k) {
+  Task *t = loop_current(L);
+  if (t == NULL) {
+    int err = poll_until(L, -1, 0, deadline);
+    return err == LSOCK_ETIMEOUT ? 0 : err;
+  }
+  loop_park(t, NULL, WAIT_READ, deadline);
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+int wait_thread(lua_State *L, void (*work)(void *), void *arg,
+                lua_KContext ctx, lua_KFunction k) {
+  Task *t = loop_current(L);
+  if (t == NULL) {
+    work(arg);
+    return 0;
+  }
+  loop_parkthread(t, work, arg);
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+int wait_resumed(lua_State *L, int status) {
+  if (status != LUA_YIELD) return 0;
+  return loop_outcome(loop_current(L));
+}
