@@ -6,6 +6,7 @@
 ** tables of the other files.  Waiting I/O lives in sockio.c.
 */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -61,6 +62,146 @@ static int lsock_socket(lua_State *L) {
   if (fd < 0) return err_push(L, errno);
   s->w.fd = fd;
   return 1;
+}
+
+/* A timeout argument: nil (blocking, -1) or a non-negative number. */
+static double check_timeout(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return -1;
+  double t = luaL_checknumber(L, idx);
+  luaL_argcheck(L, t >= 0, idx, "timeout must be non-negative");  /* NaN too */
+  return t;
+}
+
+/* sock:settimeout(t): nil blocking, 0 non-blocking, > 0 seconds.  The fd
+** stays O_NONBLOCK whatever the timeout: waiting is done by wait_fd. */
+static int sock_settimeout(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  s->timeout = check_timeout(L, 2);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int sock_gettimeout(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  if (s->timeout < 0) lua_pushnil(L);
+  else lua_pushnumber(L, s->timeout);
+  return 1;
+}
+
+/* sock:setblocking(flag): true is settimeout(nil), false settimeout(0). */
+static int sock_setblocking(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  luaL_checktype(L, 2, LUA_TBOOLEAN);
+  s->timeout = lua_toboolean(L, 2) ? -1 : 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* An int argument that must fit a C int (levels, options, flags). */
+static int check_int(lua_State *L, int idx) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, v >= INT_MIN && v <= INT_MAX, idx, "integer out of range");
+  return (int)v;
+}
+
+/* sock:setsockopt(level, option, value): value is an integer or a
+** boolean (passed as a C int) or a string of raw bytes (string.pack). */
+static int sock_setsockopt(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  int level = check_int(L, 2), opt = check_int(L, 3), iv = 0;
+  const void *val = &iv;
+  size_t len = sizeof iv;
+  switch (lua_type(L, 4)) {
+    case LUA_TBOOLEAN: iv = lua_toboolean(L, 4); break;
+    case LUA_TNUMBER: iv = check_int(L, 4); break;
+    case LUA_TSTRING: val = lua_tolstring(L, 4, &len); break;
+    default: return luaL_typeerror(L, 4, "integer, boolean or string");
+  }
+  if (setsockopt(s->w.fd, level, opt, val, (socklen_t)len) < 0)
+    return err_push(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sock:getsockopt(level, option [, buflen]): an integer, or with buflen
+** (1..1024, as Python) the raw bytes the kernel wrote. */
+static int sock_getsockopt(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  int level = check_int(L, 2), opt = check_int(L, 3);
+  if (lua_isnoneornil(L, 4)) {
+    int iv = 0;
+    socklen_t len = sizeof iv;
+    if (getsockopt(s->w.fd, level, opt, &iv, &len) < 0) return err_push(L, errno);
+    lua_pushinteger(L, iv);
+    return 1;
+  }
+  lua_Integer buflen = luaL_checkinteger(L, 4);
+  luaL_argcheck(L, buflen > 0 && buflen <= 1024, 4, "buflen out of range (1..1024)");
+  char buf[1024];
+  socklen_t len = (socklen_t)buflen;
+  if (getsockopt(s->w.fd, level, opt, buf, &len) < 0) return err_push(L, errno);
+  lua_pushlstring(L, buf, len);
+  return 1;
+}
+
+/* sock:shutdown(how): how is SHUT_RD, SHUT_WR or SHUT_RDWR. */
+static int sock_shutdown(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  lua_Integer how = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR, 2,
+                "invalid shutdown mode (SHUT_RD, SHUT_WR or SHUT_RDWR)");
+  if (shutdown(s->w.fd, (int)how) < 0) return err_push(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* socket.socketpair([family [, type [, proto]]]): two connected sockets,
+** AF_UNIX SOCK_STREAM by default.  Both userdata exist before the fds. */
+static int lsock_socketpair(lua_State *L) {
+  int family = (int)luaL_optinteger(L, 1, AF_UNIX);
+  int type = (int)luaL_optinteger(L, 2, SOCK_STREAM);
+  int proto = (int)luaL_optinteger(L, 3, 0);
+  int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), fds[2];
+  LSocket *a = sock_push(L, family, base, proto);
+  LSocket *b = sock_push(L, family, base, proto);
+  if (socketpair(family, base | SOCK_NONBLOCK | SOCK_CLOEXEC, proto, fds) < 0)
+    return err_push(L, errno);
+  a->w.fd = fds[0];
+  b->w.fd = fds[1];
+  return 2;
+}
+
+/* socket.gettime(): monotonic seconds, the clock of every deadline. */
+static int lsock_gettime(lua_State *L) {
+  lua_pushnumber(L, wait_now());
+  return 1;
+}
+
+/* Continuation of socket.sleep: the deadline is at stack index 2.  A
+** timer that fires early (or an interrupted poll) waits again. */
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  int err = wait_resumed(L, status);
+  double deadline = lua_tonumber(L, 2);
+  while (err == 0 || err == LSOCK_ETIMEOUT) {
+    if (wait_now() >= deadline) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    err = wait_until(L, deadline, ctx, sleep_k);
+  }
+  return err_push(L, err);
+}
+
+/* socket.sleep(seconds): inside a task the others run meanwhile; always
+** goes through the wait point once, so sleep(0) yields to other tasks. */
+static int lsock_sleep(lua_State *L) {
+  double t = luaL_checknumber(L, 1);
+  luaL_argcheck(L, t >= 0, 1, "sleep length must be non-negative");
+  lua_settop(L, 1);
+  lua_pushnumber(L, wait_now() + t);   /* index 2: the deadline */
+  int err = wait_until(L, lua_tonumber(L, 2), 0, sleep_k);
+  if (err != 0 && err != LSOCK_ETIMEOUT) return err_push(L, err);
+  return sleep_k(L, LUA_OK, 0);
 }
 
 static int sock_close(lua_State *L) {
@@ -119,6 +260,12 @@ static int lsock_setdefaulttimeout(lua_State *L) {
 static const luaL_Reg sock_methods[] = {
   {"close", sock_close},
   {"fileno", sock_fileno},
+  {"settimeout", sock_settimeout},
+  {"gettimeout", sock_gettimeout},
+  {"setblocking", sock_setblocking},
+  {"setsockopt", sock_setsockopt},
+  {"getsockopt", sock_getsockopt},
+  {"shutdown", sock_shutdown},
   {NULL, NULL}
 };
 
@@ -131,6 +278,9 @@ static const luaL_Reg sock_metamethods[] = {
 
 static const luaL_Reg lsock_funcs[] = {
   {"socket", lsock_socket},
+  {"socketpair", lsock_socketpair},
+  {"gettime", lsock_gettime},
+  {"sleep", lsock_sleep},
   {"getdefaulttimeout", lsock_getdefaulttimeout},
   {"setdefaulttimeout", lsock_setdefaulttimeout},
   {NULL, NULL}
@@ -140,6 +290,10 @@ static void set_constants(lua_State *L) {
 #define C(name) (lua_pushinteger(L, name), lua_setfield(L, -2, #name))
   C(AF_UNIX); C(AF_INET); C(AF_INET6); C(AF_UNSPEC);
   C(SOCK_STREAM); C(SOCK_DGRAM); C(SOCK_RAW); C(SOCK_SEQPACKET);
+  C(SOL_SOCKET); C(SO_REUSEADDR); C(SO_REUSEPORT); C(SO_KEEPALIVE);
+  C(SO_BROADCAST); C(SO_RCVBUF); C(SO_SNDBUF); C(SO_LINGER); C(SO_ERROR);
+  C(SO_TYPE); C(SO_RCVTIMEO); C(SO_SNDTIMEO);
+  C(SHUT_RD); C(SHUT_WR); C(SHUT_RDWR);
 #undef C
 }
 
