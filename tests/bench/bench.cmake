@@ -1,0 +1,16 @@
+# tests/bench/bench.cmake - the benchmark tools (included by CMakeLists.txt).
+# The C echo server and the load generator are built with -O2 whatever the
+# build type and without sanitizers (they are the yardstick, not the thing
+# under test), into <build>/bench/.  Run the benchmark with
+# tests/bench/run.sh <build>; it is not a CTest entry, except for one quick
+# smoke run that checks the tools work and asserts nothing about speed.
+foreach(tool echo_server loadgen)
+  add_executable(bench_${tool} ${CMAKE_SOURCE_DIR}/tests/bench/${tool}.c)
+  get_target_property(opts bench_${tool} COMPILE_OPTIONS)
+  list(FILTER opts EXCLUDE REGEX "sanitize|omit-frame-pointer")
+  set_target_properties(bench_${tool} PROPERTIES
+    OUTPUT_NAME ${tool}
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench
+    COMPILE_OPTIONS "${opts};-O2"
+    LINK_OPTIONS "")
+endforeach()
