@@ -1,6 +1,500 @@
-/* addr.c - stub, to be written. */
+/*
+** addr.c - addresses: Lua values to struct sockaddr and back, and the
+** resolver functions of the module.
+**
+** In: AF_INET/AF_INET6 take a table {host, port [, flowinfo, scope_id]}
+** or "host, port" as two arguments; host is a literal, a name, "" (any)
+** or "<broadcast>".  AF_UNIX takes a path string; a leading "\0" is the
+** abstract namespace.  Out: a table {host, port [, flowinfo, scope_id]}
+** with the LSOCK_ADDRESS metatable (.host, .port, tostring), or a plain
+** string for AF_UNIX.
+**
+** Names given to bind/connect are resolved inline by addr_check (it
+** cannot yield); the module's getaddrinfo, getnameinfo and gethostbyname
+** go through wait_thread so a task does not stop the loop.
+*/
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include "lsock.h"
 
+#define GAIREQ "luasock.gaireq"   /* metatable of a pending resolver request */
+#define NIREQ  "luasock.nireq"
+
+/* ---- the address metatable ----------------------------------------- */
+
+static const char *const field_names[] = {"host", "port", "flowinfo", "scope_id", NULL};
+
+/* __index: .host, .port, .flowinfo, .scope_id read [1]..[4]. */
+static int addr_index(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  for (int i = 0; k != NULL && field_names[i] != NULL; i++)
+    if (strcmp(k, field_names[i]) == 0) {
+      lua_rawgeti(L, 1, i + 1);
+      return 1;
+    }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* __tostring: 127.0.0.1:8001, [::1]:8001, [fe80::1%eth0]:8001. */
+static int addr_tostring(lua_State *L) {
+  lua_rawgeti(L, 1, 1);
+  lua_rawgeti(L, 1, 2);
+  lua_rawgeti(L, 1, 4);
+  const char *host = luaL_optstring(L, 2, "?");
+  lua_Integer port = lua_tointeger(L, 3);
+  unsigned scope = (unsigned)lua_tointeger(L, 4);
+  char name[IF_NAMESIZE];
+  if (strchr(host, ':') == NULL)
+    lua_pushfstring(L, "%s:%d", host, (int)port);
+  else if (scope == 0)
+    lua_pushfstring(L, "[%s]:%d", host, (int)port);
+  else if (if_indextoname(scope, name) != NULL)
+    lua_pushfstring(L, "[%s%%%s]:%d", host, name, (int)port);
+  else
+    lua_pushfstring(L, "[%s%%%d]:%d", host, (int)scope, (int)port);
+  return 1;
+}
+
+/* __eq: same host, port, flowinfo and scope_id. */
+static int addr_eq(lua_State *L) {
+  int eq = 1;
+  for (int i = 1; i <= 4 && eq; i++) {
+    lua_rawgeti(L, 1, i);
+    lua_rawgeti(L, 2, i);
+    eq = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  lua_pushboolean(L, eq);
+  return 1;
+}
+
+static const luaL_Reg addr_metamethods[] = {
+  {"__index", addr_index},
+  {"__tostring", addr_tostring},
+  {"__eq", addr_eq},
+  {NULL, NULL}
+};
+
+/* Set the address metatable (made on first use) on the table on top. */
+static void addr_setmeta(lua_State *L) {
+  if (luaL_newmetatable(L, LSOCK_ADDRESS))
+    luaL_setfuncs(L, addr_metamethods, 0);
+  lua_setmetatable(L, -2);
+}
+
+/* ---- sockaddr to Lua ------------------------------------------------ */
+
+/* AF_UNIX: the path as a string; "" for an unnamed socket; an abstract
+** name keeps its leading NUL and any embedded ones. */
+static void push_unix(lua_State *L, const struct sockaddr_un *un, socklen_t len) {
+  size_t off = offsetof(struct sockaddr_un, sun_path);
+  size_t n = len > off ? len - off : 0;
+  if (n > sizeof un->sun_path) n = sizeof un->sun_path;
+  if (n > 0 && un->sun_path[0] != '\0')
+    n = strnlen(un->sun_path, n);   /* a path ends at its NUL */
+  lua_pushlstring(L, un->sun_path, n);
+}
+
+/* {host, port} for AF_INET; {host, port, flowinfo, scope_id} for AF_INET6. */
+static void push_inet(lua_State *L, const struct sockaddr *sa) {
+  char host[INET6_ADDRSTRLEN];
+  int v6 = sa->sa_family == AF_INET6;
+  const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+  const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+  inet_ntop(sa->sa_family, v6 ? (const void *)&in6->sin6_addr : (const void *)&in->sin_addr,
+            host, sizeof host);
+  lua_createtable(L, v6 ? 4 : 2, 0);
+  lua_pushstring(L, host);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, ntohs(v6 ? in6->sin6_port : in->sin_port));
+  lua_rawseti(L, -2, 2);
+  if (v6) {
+    lua_pushinteger(L, ntohl(in6->sin6_flowinfo));
+    lua_rawseti(L, -2, 3);
+    lua_pushinteger(L, in6->sin6_scope_id);
+    lua_rawseti(L, -2, 4);
+  }
+  addr_setmeta(L);
+}
+
+/* len 0 (e.g. recvfrom on a connected stream) pushes nil; an unknown
+** family pushes the raw sockaddr bytes. */
+void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len) {
+  if (len < sizeof(sa_family_t))
+    lua_pushnil(L);
+  else if (sa->sa_family == AF_UNIX)
+    push_unix(L, (const struct sockaddr_un *)sa, len);
+  else if ((sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) ||
+           (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)))
+    push_inet(L, sa);
+  else
+    lua_pushlstring(L, (const char *)sa, len);
+}
+
+/* ---- Lua to sockaddr ------------------------------------------------ */
+
+/* Resolve host (a literal or a name) for family into ss; the port is set
+** by the caller.  Returns 0 or an EAI_* code.  Blocks on a name. */
+static int resolve_host(const char *host, int family, struct sockaddr_storage *ss,
+                        socklen_t *len) {
+  struct addrinfo hints, *res;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = family;
+  hints.ai_socktype = SOCK_STREAM;   /* one entry per address, not three */
+  int rc = getaddrinfo(host, NULL, &hints, &res);
+  if (rc != 0) return rc;
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+}
+
+/* Fill ss with host for AF_INET or AF_INET6: "" is the any address,
+** "<broadcast>" INADDR_BROADCAST, a literal is parsed, a name resolved. */
+static int parse_host(lua_State *L, int idx, const char *host, int family,
+                      struct sockaddr_storage *ss, socklen_t *len) {
+  struct sockaddr_in *in = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+  memset(ss, 0, sizeof *ss);
+  ss->ss_family = (sa_family_t)family;
+  *len = family == AF_INET ? sizeof *in : sizeof *in6;
+  void *dst = family == AF_INET ? (void *)&in->sin_addr : (void *)&in6->sin6_addr;
+  if (strcmp(host, "<broadcast>") == 0) {
+    if (family != AF_INET) luaL_argerror(L, idx, "'<broadcast>' needs AF_INET");
+    in->sin_addr.s_addr = htonl(INADDR_BROADCAST);
+    return 0;
+  }
+  if (host[0] == '\0' || inet_pton(family, host, dst) == 1) return 0;  /* any, literal */
+  return resolve_host(host, family, ss, len);   /* a name, or v6 with %scope */
+}
+
+/* The port at idx: an integer in 0..65535, else raise against arg. */
+static int check_port(lua_State *L, int idx, int arg) {
+  int ok;
+  lua_Integer port = lua_tointegerx(L, idx, &ok);
+  if (lua_type(L, idx) != LUA_TNUMBER || !ok)
+    luaL_argerror(L, arg, lua_pushfstring(L, "port must be an integer, got %s",
+                                          luaL_typename(L, idx)));
+  if (port < 0 || port > 65535)
+    luaL_argerror(L, arg, lua_pushfstring(L, "port %I out of range 0..65535", port));
+  return (int)port;
+}
+
+/* Optional integer field [i] of the address table at idx, in 0..max. */
+static lua_Integer opt_field(lua_State *L, int idx, int i, lua_Integer max, const char *what) {
+  lua_rawgeti(L, idx, i);
+  lua_Integer v = lua_isnil(L, -1) ? 0 : lua_tointeger(L, -1);
+  if (!lua_isnil(L, -1) && (!lua_isinteger(L, -1) || v < 0 || v > max))
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s must be an integer in 0..%I", what, max));
+  lua_pop(L, 1);
+  return v;
+}
+
+/* AF_INET/AF_INET6: {host, port [, flowinfo, scope_id]} at idx, or
+** host at idx and port at idx+1. */
+static int check_inet(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
+                      socklen_t *len) {
+  int table = lua_istable(L, idx);
+  if (!table && lua_type(L, idx) != LUA_TSTRING)
+    luaL_typeerror(L, idx, "address ({host, port} or host, port)");
+  if (table) lua_rawgeti(L, idx, 1);
+  else lua_pushvalue(L, idx);
+  if (table) lua_rawgeti(L, idx, 2);
+  else lua_pushvalue(L, idx + 1);
+  if (lua_type(L, -2) != LUA_TSTRING)
+    luaL_argerror(L, idx, lua_pushfstring(L, "host must be a string, got %s",
+                                          luaL_typename(L, -2)));
+  int port = check_port(L, -1, idx);
+  int rc = parse_host(L, idx, lua_tostring(L, -2), family, ss, len);
+  lua_pop(L, 2);
+  if (rc != 0) return rc;
+  if (family == AF_INET) {
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    return 0;
+  }
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+  in6->sin6_port = htons((uint16_t)port);
+  if (table) {
+    lua_Integer flow = opt_field(L, idx, 3, 0xfffff, "flowinfo");
+    lua_Integer scope = opt_field(L, idx, 4, 0xffffffff, "scope_id");
+    in6->sin6_flowinfo = htonl((uint32_t)flow);
+    if (scope != 0) in6->sin6_scope_id = (uint32_t)scope;
+  }
+  return 0;
+}
+
+/* AF_UNIX: a path, or "\0name" in the abstract namespace (kept whole,
+** embedded NULs included, no terminator counted). */
+static void check_unix(lua_State *L, int idx, struct sockaddr_storage *ss, socklen_t *len) {
+  size_t n;
+  const char *path = luaL_checklstring(L, idx, &n);
+  struct sockaddr_un *un = (struct sockaddr_un *)ss;
+  int abstract = n > 0 && path[0] == '\0';
+  size_t max = abstract ? sizeof un->sun_path : sizeof un->sun_path - 1;
+  if (n > max)
+    luaL_argerror(L, idx, lua_pushfstring(L, "unix path too long (%d bytes, at most %d)",
+                                          (int)n, (int)max));
+  if (!abstract && strlen(path) != n)
+    luaL_argerror(L, idx, "unix path contains a zero byte");
+  memset(ss, 0, sizeof *ss);
+  un->sun_family = AF_UNIX;
+  memcpy(un->sun_path, path, n);
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (abstract || n == 0 ? 0 : 1));
+}
+
+int addr_check(lua_State *L, int idx, int family, int type,
+               struct sockaddr_storage *ss, socklen_t *len) {
+  (void)type;
+  idx = lua_absindex(L, idx);
+  if (family == AF_UNIX) {
+    check_unix(L, idx, ss, len);
+    return 0;
+  }
+  if (family != AF_INET && family != AF_INET6)
+    luaL_error(L, "addresses of family %d are not supported", family);
+  return check_inet(L, idx, family, ss, len);
+}
+
+/* ---- inet_pton, inet_ntop, gethostname ------------------------------ */
+
+static int check_inetfamily(lua_State *L, int arg) {
+  int family = (int)luaL_checkinteger(L, arg);
+  luaL_argcheck(L, family == AF_INET || family == AF_INET6, arg,
+                "AF_INET or AF_INET6 expected");
+  return family;
+}
+
+/* socket.inet_pton(family, text) -> packed bytes; malformed text raises. */
+static int lsock_inet_pton(lua_State *L) {
+  int family = check_inetfamily(L, 1);
+  const char *text = luaL_checkstring(L, 2);
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (inet_pton(family, text, buf) != 1)
+    luaL_argerror(L, 2, lua_pushfstring(L, "malformed %s address '%s'",
+                                        family == AF_INET ? "IPv4" : "IPv6", text));
+  lua_pushlstring(L, (const char *)buf, family == AF_INET ? 4 : 16);
+  return 1;
+}
+
+/* socket.inet_ntop(family, bytes) -> text; bytes of the wrong length raise. */
+static int lsock_inet_ntop(lua_State *L) {
+  int family = check_inetfamily(L, 1);
+  size_t n, want = family == AF_INET ? 4 : 16;
+  const char *bytes = luaL_checklstring(L, 2, &n);
+  char text[INET6_ADDRSTRLEN];
+  if (n != want)
+    luaL_argerror(L, 2, lua_pushfstring(L, "%d bytes expected, got %d", (int)want, (int)n));
+  inet_ntop(family, bytes, text, sizeof text);
+  lua_pushstring(L, text);
+  return 1;
+}
+
+static int lsock_gethostname(lua_State *L) {
+  char name[HOST_NAME_MAX + 1];
+  if (gethostname(name, sizeof name) != 0) return err_push(L, errno);
+  name[HOST_NAME_MAX] = '\0';
+  lua_pushstring(L, name);
+  return 1;
+}
+
+/* ---- getaddrinfo and gethostbyname, off the loop thread ------------- */
+
+/* A resolver request; it lives in a userdata on the caller's stack so it
+** survives the yield while a helper thread fills it in. */
+typedef struct GaiReq {
+  struct addrinfo hints;
+  struct addrinfo *res;
+  int rc, err;              /* getaddrinfo's result; errno for EAI_SYSTEM */
+  const char *host, *serv;  /* into buf, or NULL */
+  char buf[];               /* host "\0" serv "\0" */
+} GaiReq;
+
+static int gaireq_gc(lua_State *L) {
+  GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
+  if (r->res != NULL) freeaddrinfo(r->res);
+  r->res = NULL;
+  return 0;
+}
+
+/* Runs on the helper thread (or inline outside a task). */
+static void gai_work(void *arg) {
+  GaiReq *r = (GaiReq *)arg;
+  r->rc = getaddrinfo(r->host, r->serv, &r->hints, &r->res);
+  r->err = errno;
+}
+
+/* Push a request for host and serv (either may be NULL). */
+static GaiReq *gaireq_push(lua_State *L, const char *host, const char *serv) {
+  size_t hn = host ? strlen(host) + 1 : 0, sn = serv ? strlen(serv) + 1 : 0;
+  GaiReq *r = (GaiReq *)lua_newuserdatauv(L, sizeof *r + hn + sn, 0);
+  memset(r, 0, sizeof *r);
+  if (luaL_newmetatable(L, GAIREQ)) {
+    lua_pushcfunction(L, gaireq_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  if (host) r->host = memcpy(r->buf, host, hn);
+  if (serv) r->serv = memcpy(r->buf + hn, serv, sn);
+  return r;
+}
+
+static int gaireq_error(lua_State *L, GaiReq *r) {
+  if (r->rc == EAI_SYSTEM) return err_push(L, r->err);
+  return err_pushgai(L, r->rc);
+}
+
+/* One entry of getaddrinfo's list: {family, type, proto, canonname, address}. */
+static void push_ai(lua_State *L, const struct addrinfo *ai) {
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, ai->ai_family);
+  lua_setfield(L, -2, "family");
+  lua_pushinteger(L, ai->ai_socktype);
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, ai->ai_protocol);
+  lua_setfield(L, -2, "proto");
+  if (ai->ai_canonname != NULL) {
+    lua_pushstring(L, ai->ai_canonname);
+    lua_setfield(L, -2, "canonname");
+  }
+  addr_push(L, ai->ai_addr, ai->ai_addrlen);
+  lua_setfield(L, -2, "address");
+}
+
+/* Continuation of getaddrinfo: the request is at index 1 of the stack. */
+static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
+  int err = wait_resumed(L, status);
+  if (err != 0) return err_push(L, err);
+  if (r->rc != 0) return gaireq_error(L, r);
+  lua_newtable(L);
+  int i = 0;
+  for (const struct addrinfo *ai = r->res; ai != NULL; ai = ai->ai_next) {
+    push_ai(L, ai);
+    lua_rawseti(L, -2, ++i);
+  }
+  freeaddrinfo(r->res);
+  r->res = NULL;
+  return 1;
+}
+
+/* The service argument: nil, an integer port, or a service name. */
+static const char *opt_service(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return NULL;
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    check_port(L, arg, arg);
+    return lua_pushfstring(L, "%d", (int)lua_tointeger(L, arg));
+  }
+  return luaL_checkstring(L, arg);
+}
+
+/* socket.getaddrinfo(host, port [, family [, type [, proto [, flags]]]]) */
+static int lsock_getaddrinfo(lua_State *L) {
+  lua_settop(L, 6);                    /* so that pushed values land at 7+ */
+  const char *host = luaL_optstring(L, 1, NULL);
+  const char *serv = opt_service(L, 2);
+  GaiReq *r = gaireq_push(L, host, serv);
+  r->hints.ai_family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
+  r->hints.ai_socktype = (int)luaL_optinteger(L, 4, 0);
+  r->hints.ai_protocol = (int)luaL_optinteger(L, 5, 0);
+  r->hints.ai_flags = (int)luaL_optinteger(L, 6, 0);
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return getaddrinfo_k(L, wait_thread(L, gai_work, r, 0, getaddrinfo_k), 0);
+}
+
+/* Continuation of gethostbyname: the first IPv4 address as a string. */
+static int gethostbyname_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
+  int err = wait_resumed(L, status);
+  if (err != 0) return err_push(L, err);
+  if (r->rc != 0) return gaireq_error(L, r);
+  char host[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &((struct sockaddr_in *)r->res->ai_addr)->sin_addr, host, sizeof host);
+  lua_pushstring(L, host);
+  return 1;
+}
+
+/* socket.gethostbyname(name) -> "a.b.c.d" (IPv4 only, as in Python). */
+static int lsock_gethostbyname(lua_State *L) {
+  GaiReq *r = gaireq_push(L, luaL_checkstring(L, 1), NULL);
+  r->hints.ai_family = AF_INET;
+  r->hints.ai_socktype = SOCK_STREAM;
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return gethostbyname_k(L, wait_thread(L, gai_work, r, 0, gethostbyname_k), 0);
+}
+
+/* ---- getnameinfo ----------------------------------------------------- */
+
+typedef struct NiReq {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  int flags, rc, err;
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+} NiReq;
+
+static void ni_work(void *arg) {
+  NiReq *r = (NiReq *)arg;
+  r->rc = getnameinfo((struct sockaddr *)&r->ss, r->len, r->host, sizeof r->host,
+                      r->serv, sizeof r->serv, r->flags);
+  r->err = errno;
+}
+
+static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  NiReq *r = (NiReq *)luaL_checkudata(L, 1, NIREQ);
+  int err = wait_resumed(L, status);
+  if (err != 0) return err_push(L, err);
+  if (r->rc == EAI_SYSTEM) return err_push(L, r->err);
+  if (r->rc != 0) return err_pushgai(L, r->rc);
+  lua_pushstring(L, r->host);
+  lua_pushstring(L, r->serv);
+  return 2;
+}
+
+/* socket.getnameinfo({host, port [, flowinfo, scope_id]} [, flags]) ->
+** host, service.  The host must be a literal (IPv4 or IPv6): it raises
+** otherwise, as no name lookup is wanted here. */
+static int lsock_getnameinfo(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int flags = (int)luaL_optinteger(L, 2, 0);
+  lua_rawgeti(L, 1, 1);
+  const char *host = lua_tostring(L, -1);
+  unsigned char probe[sizeof(struct in6_addr)];
+  int family = host && inet_pton(AF_INET, host, probe) == 1 ? AF_INET : AF_INET6;
+  if (host == NULL || (family == AF_INET6 && strchr(host, '%') == NULL &&
+                       inet_pton(AF_INET6, host, probe) != 1))
+    luaL_argerror(L, 1, lua_pushfstring(L, "literal address expected, got '%s'",
+                                        host ? host : luaL_typename(L, -1)));
+  NiReq *r = (NiReq *)lua_newuserdatauv(L, sizeof *r, 0);
+  memset(r, 0, sizeof *r);
+  luaL_newmetatable(L, NIREQ);
+  lua_setmetatable(L, -2);
+  r->flags = flags;
+  int rc = check_inet(L, 1, family, &r->ss, &r->len);
+  if (rc != 0) return err_pushgai(L, rc);   /* a bad %scope */
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return getnameinfo_k(L, wait_thread(L, ni_work, r, 0, getnameinfo_k), 0);
+}
+
 const luaL_Reg addr_funcs[] = {
+  {"getaddrinfo", lsock_getaddrinfo},
+  {"getnameinfo", lsock_getnameinfo},
+  {"gethostbyname", lsock_gethostbyname},
+  {"gethostname", lsock_gethostname},
+  {"inet_pton", lsock_inet_pton},
+  {"inet_ntop", lsock_inet_ntop},
   {NULL, NULL}
 };

@@ -1,6 +1,349 @@
-/* sockio.c - stub, to be written. */
+/*
+** sockio.c - the socket methods that move data or may wait: bind,
+** listen, accept, connect, connect_ex, recv, send, sendall, recvfrom,
+** sendto, getsockname, getpeername.
+**
+** Each call tries its syscall first; on EAGAIN it goes to wait_fd with a
+** continuation that retries.  The deadline (computed once per call, so a
+** timeout bounds the whole call) and any running count are kept at fixed
+** indices of the Lua stack, never in C locals, because inside a task the
+** continuation runs after a yield.  Every send uses MSG_NOSIGNAL.
+*/
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
 #include "lsock.h"
 
+/* listen() without a backlog: Python's choice, min(SOMAXCONN, 128). */
+#define DEFAULT_BACKLOG (SOMAXCONN < 128 ? SOMAXCONN : 128)
+
+/* A parsed address kept on the stack across waits (connect retries). */
+typedef struct SockAddr {
+  socklen_t len;
+  struct sockaddr_storage ss;
+} SockAddr;
+
+/* Push the deadline of this call for s. */
+static void push_deadline(lua_State *L, LSocket *s) {
+  lua_pushnumber(L, wait_deadline(s->timeout));
+}
+
+/* Parse the address at idx (and idx+1) for s into a new userdata pushed
+** on the stack; returns it, or NULL after pushing a resolver error
+** (nil, msg, code: 3 values) for the caller to return. */
+static SockAddr *push_sockaddr(lua_State *L, LSocket *s, int idx) {
+  idx = lua_absindex(L, idx);
+  SockAddr *a = (SockAddr *)lua_newuserdatauv(L, sizeof *a, 0);
+  int rc = addr_check(L, idx, s->family, s->type, &a->ss, &a->len);
+  if (rc == 0) return a;
+  err_pushgai(L, rc);
+  return NULL;
+}
+
+/* Wait for s in direction dir until the deadline at stack index idx.  A
+** deadline already past times out even if the socket is ready, so a call
+** that keeps making slow progress still ends at its deadline. */
+static int wait_for(lua_State *L, LSocket *s, int dir, int idx, lua_KContext ctx,
+                    lua_KFunction k) {
+  double deadline = lua_tonumber(L, idx);
+  if (deadline > 0 && wait_now() >= deadline) return LSOCK_ETIMEOUT;
+  return wait_fd(L, &s->w, dir, deadline, ctx, k);
+}
+
+/* true, or nil, message, errno */
+static int push_result(lua_State *L, int err) {
+  if (err != 0) return err_push(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- bind, listen, names -------------------------------------------- */
+
+/* s:bind(address) or s:bind(host, port) */
+static int sock_bind(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  SockAddr *a = push_sockaddr(L, s, 2);
+  if (a == NULL) return 3;
+  int err = bind(s->w.fd, (struct sockaddr *)&a->ss, a->len) == 0 ? 0 : errno;
+  return push_result(L, err);
+}
+
+/* s:listen([backlog]); a negative backlog counts as 0, as in Python. */
+static int sock_listen(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  lua_Integer backlog = luaL_optinteger(L, 2, DEFAULT_BACKLOG);
+  if (backlog < 0) backlog = 0;
+  if (backlog > 65535) backlog = 65535;   /* the kernel caps it anyway */
+  int err = listen(s->w.fd, (int)backlog) == 0 ? 0 : errno;
+  return push_result(L, err);
+}
+
+typedef int (*NameFn)(int, struct sockaddr *, socklen_t *);
+
+static int push_name(lua_State *L, NameFn fn) {
+  LSocket *s = sock_checkopen(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  memset(&ss, 0, sizeof ss);
+  if (fn(s->w.fd, (struct sockaddr *)&ss, &len) != 0) return err_push(L, errno);
+  addr_push(L, (struct sockaddr *)&ss, len);
+  return 1;
+}
+
+static int sock_getsockname(lua_State *L) {
+  return push_name(L, getsockname);
+}
+
+static int sock_getpeername(lua_State *L) {
+  return push_name(L, getpeername);
+}
+
+/* ---- accept ------------------------------------------------------------ */
+
+/* Stack: 1 listener, 2 deadline, 3 the new socket (closed until accept4
+** gives it a descriptor). */
+static int accept_k(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, 1);
+  int err = wait_resumed(L, status);
+  while (err == 0) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = accept4(s->w.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      ((LSocket *)lua_touserdata(L, 3))->w.fd = fd;
+      addr_push(L, (struct sockaddr *)&ss, len);
+      return 2;
+    }
+    err = errno;
+    if (err == EINTR || err == ECONNABORTED) err = 0;    /* retry */
+    else if (err == EAGAIN)
+      err = wait_for(L, s, WAIT_READ, 2, ctx, accept_k);
+  }
+  return err_push(L, err);
+}
+
+/* s:accept() -> conn, address; conn has the default timeout. */
+static int sock_accept(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  lua_settop(L, 1);
+  push_deadline(L, s);
+  sock_push(L, s->family, s->type, s->proto);
+  return accept_k(L, LUA_OK, 0);
+}
+
+/* ---- connect, connect_ex ------------------------------------------------ */
+
+enum { CONNECT_EX = 1, CONNECT_AGAIN = 2 };   /* bits of the ctx */
+
+/* The outcome of connect_k as Lua values: connect returns true or the
+** error triple; connect_ex returns 0 or the errno (ETIMEDOUT on timeout). */
+static int connect_done(lua_State *L, lua_KContext ctx, int err) {
+  if (!(ctx & CONNECT_EX)) return push_result(L, err);
+  if (err == LSOCK_ETIMEOUT) err = ETIMEDOUT;
+  else if (err == LSOCK_ECLOSED) err = EBADF;
+  lua_pushinteger(L, err);
+  return 1;
+}
+
+/* After a wait: SO_ERROR says how an in-progress connect ended; 0 with
+** no peer yet (a spurious wake) means wait again (EINPROGRESS). */
+static int connect_status(int fd) {
+  int soerr = 0;
+  socklen_t n = sizeof soerr;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &n) != 0) return errno;
+  if (soerr != 0) return soerr;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+    return errno == ENOTCONN ? EINPROGRESS : errno;
+  return 0;
+}
+
+/* Stack: 1 socket, 2 deadline, 3 SockAddr.  TCP reports EINPROGRESS and
+** is then checked with SO_ERROR; AF_UNIX reports EAGAIN on a full backlog
+** and connect() itself is retried once writable (CONNECT_AGAIN).  EINTR
+** leaves the connect going on, as EINPROGRESS does. */
+static int connect_k(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, 1);
+  SockAddr *a = (SockAddr *)lua_touserdata(L, 3);
+  int err = wait_resumed(L, status);
+  int again = status == LUA_OK || (ctx & CONNECT_AGAIN);
+  while (err == 0) {
+    if (again) err = connect(s->w.fd, (struct sockaddr *)&a->ss, a->len) == 0 ? 0 : errno;
+    else err = connect_status(s->w.fd);
+    if (err == EISCONN && status != LUA_OK) err = 0;   /* a retried connect is done */
+    if (err != EINPROGRESS && err != EALREADY && err != EINTR && err != EAGAIN) break;
+    again = err == EAGAIN;
+    ctx = (ctx & CONNECT_EX) | (again ? CONNECT_AGAIN : 0);
+    if (lua_tonumber(L, 2) == 0) {     /* non-blocking: report, as Python does */
+      err = again ? EAGAIN : EINPROGRESS;
+      break;
+    }
+    err = wait_for(L, s, WAIT_WRITE, 2, ctx, connect_k);
+    status = LUA_YIELD;                /* from here on, connect is under way */
+  }
+  return connect_done(L, ctx, err);
+}
+
+/* Shared entry of connect and connect_ex: parse the address (raising on
+** misuse, returning the resolver error), then connect. */
+static int connect_start(lua_State *L, lua_KContext ctx) {
+  LSocket *s = sock_checkopen(L, 1);
+  lua_settop(L, 3);                    /* 2-3: the address */
+  push_deadline(L, s);                 /* 4 */
+  if (push_sockaddr(L, s, 2) == NULL) return 3;   /* 5 */
+  lua_replace(L, 3);
+  lua_replace(L, 2);                   /* now 1 socket, 2 deadline, 3 SockAddr */
+  return connect_k(L, LUA_OK, ctx);
+}
+
+/* s:connect(address) or s:connect(host, port) -> true */
+static int sock_connect(lua_State *L) {
+  return connect_start(L, 0);
+}
+
+/* s:connect_ex(address) -> 0 or an errno */
+static int sock_connect_ex(lua_State *L) {
+  return connect_start(L, CONNECT_EX);
+}
+
+/* ---- recv, recvfrom ------------------------------------------------------ */
+
+/* Stack: 1 socket, 2 bufsize, 3 flags, 4 deadline.  ctx 1: recvfrom.
+** The data is received straight into a luaL_Buffer (one copy); the buffer
+** is dropped before each wait, since it may not live across a yield. */
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, 1);
+  size_t size = (size_t)lua_tointeger(L, 2);
+  int flags = (int)lua_tointeger(L, 3);
+  int err = wait_resumed(L, status);
+  while (err == 0) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, size);
+    ssize_t n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
+    if (n >= 0) {
+      luaL_pushresultsize(&b, (size_t)n > size ? size : (size_t)n);  /* MSG_TRUNC */
+      if (ctx) addr_push(L, (struct sockaddr *)&ss, len);
+      return ctx ? 2 : 1;
+    }
+    err = errno;
+    lua_settop(L, 4);               /* drop the buffer */
+    if (err == EINTR) err = 0;
+    else if (err == EAGAIN)
+      err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);
+  }
+  return err_push(L, err);
+}
+
+static int recv_start(lua_State *L, lua_KContext ctx) {
+  LSocket *s = sock_checkopen(L, 1);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, size >= 0, 2, "negative buffer size");
+  luaL_optinteger(L, 3, 0);
+  lua_settop(L, 3);
+  push_deadline(L, s);
+  return recv_k(L, LUA_OK, ctx);
+}
+
+/* s:recv(bufsize [, flags]) -> data, "" at the end of the stream */
+static int sock_recv(lua_State *L) {
+  return recv_start(L, 0);
+}
+
+/* s:recvfrom(bufsize [, flags]) -> data, address */
+static int sock_recvfrom(lua_State *L) {
+  return recv_start(L, 1);
+}
+
+/* ---- send, sendall, sendto ----------------------------------------------- */
+
+/* Stack: 1 socket, 2 data, 3 flags, 4 deadline, 5 SockAddr or nil
+** (sendto), 6 bytes sent so far.  ctx 1: sendall (loop until all is
+** sent; a failure also reports the count); else one send. */
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, 1);
+  size_t size;
+  const char *data = lua_tolstring(L, 2, &size);
+  int flags = (int)lua_tointeger(L, 3) | MSG_NOSIGNAL;
+  SockAddr *a = (SockAddr *)lua_touserdata(L, 5);
+  size_t sent = (size_t)lua_tointeger(L, 6);
+  int err = wait_resumed(L, status);
+  while (err == 0) {
+    ssize_t n = sendto(s->w.fd, data + sent, size - sent, flags,
+                       a ? (struct sockaddr *)&a->ss : NULL, a ? a->len : 0);
+    if (n >= 0 && !ctx) {
+      lua_pushinteger(L, n);
+      return 1;
+    }
+    if (n >= 0) sent += (size_t)n;
+    if (n >= 0 && sent == size) return push_result(L, 0);
+    if (n >= 0) continue;
+    err = errno;
+    if (err == EINTR) err = 0;
+    else if (err == EAGAIN) {
+      lua_pushinteger(L, (lua_Integer)sent);
+      lua_replace(L, 6);               /* the count survives the yield */
+      err = wait_for(L, s, WAIT_WRITE, 4, ctx, send_k);
+    }
+  }
+  err_push(L, err);
+  if (!ctx) return 3;
+  lua_pushinteger(L, (lua_Integer)sent);
+  return 4;
+}
+
+/* Check data and flags, then lay out the stack for send_k; with_addr: the
+** address is at 4 (sendto). */
+static int send_start(lua_State *L, int with_addr, lua_KContext ctx) {
+  LSocket *s = sock_checkopen(L, 1);
+  luaL_checkstring(L, 2);
+  luaL_optinteger(L, 3, 0);
+  lua_settop(L, with_addr ? 4 : 3);
+  if (with_addr && push_sockaddr(L, s, 4) == NULL) return 3;   /* 5 */
+  push_deadline(L, s);
+  if (with_addr) lua_replace(L, 4);    /* the address arg is no longer needed */
+  else lua_pushnil(L);
+  lua_pushinteger(L, 0);               /* 6: bytes sent */
+  return send_k(L, LUA_OK, ctx);
+}
+
+/* s:send(data [, flags]) -> bytes sent */
+static int sock_send(lua_State *L) {
+  return send_start(L, 0, 0);
+}
+
+/* s:sendall(data [, flags]) -> true, or nil, msg, errno, bytes_sent */
+static int sock_sendall(lua_State *L) {
+  return send_start(L, 0, 1);
+}
+
+/* s:sendto(data [, flags], address) -> bytes sent.  With two arguments
+** the second is the address. */
+static int sock_sendto(lua_State *L) {
+  sock_checkopen(L, 1);
+  if (lua_gettop(L) <= 3) {
+    luaL_checkany(L, 3);               /* the address */
+    lua_pushnil(L);
+    lua_insert(L, 3);                  /* data, nil flags, address */
+  }
+  return send_start(L, 1, 0);
+}
+
 const luaL_Reg sockio_methods[] = {
+  {"bind", sock_bind},
+  {"listen", sock_listen},
+  {"accept", sock_accept},
+  {"connect", sock_connect},
+  {"connect_ex", sock_connect_ex},
+  {"recv", sock_recv},
+  {"recvfrom", sock_recvfrom},
+  {"send", sock_send},
+  {"sendall", sock_sendall},
+  {"sendto", sock_sendto},
+  {"getsockname", sock_getsockname},
+  {"getpeername", sock_getpeername},
   {NULL, NULL}
 };
