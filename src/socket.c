@@ -6,7 +6,14 @@
 ** tables of the other files.  Waiting I/O lives in sockio.c.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -52,12 +59,112 @@ void sock_closefd(LSocket *s, int wake) {
   s->w.fd = -1;
 }
 
-/* socket.socket([family [, type [, proto]]]) */
+/* Constants with the values of the headers we are built with.  Values
+** are lua_Integer so that the unsigned INADDR_* keep their value. */
+#define C(name) { #name, (lua_Integer)(name) }
+static const struct { const char *name; lua_Integer value; } constants[] = {
+  C(AF_UNIX), C(AF_INET), C(AF_INET6), C(AF_UNSPEC), C(AF_PACKET), C(AF_NETLINK),
+  C(SOCK_STREAM), C(SOCK_DGRAM), C(SOCK_RAW), C(SOCK_SEQPACKET), C(SOCK_RDM),
+  C(SOCK_NONBLOCK), C(SOCK_CLOEXEC), C(SOMAXCONN),
+  C(IPPROTO_IP), C(IPPROTO_IPV6), C(IPPROTO_TCP), C(IPPROTO_UDP),
+  C(IPPROTO_ICMP), C(IPPROTO_ICMPV6), C(IPPROTO_RAW), C(IPPROTO_SCTP),
+  C(IPPROTO_UDPLITE),
+  C(SOL_SOCKET), C(SO_REUSEADDR), C(SO_REUSEPORT), C(SO_KEEPALIVE),
+  C(SO_BROADCAST), C(SO_RCVBUF), C(SO_SNDBUF), C(SO_LINGER), C(SO_ERROR),
+  C(SO_TYPE), C(SO_RCVTIMEO), C(SO_SNDTIMEO), C(SO_RCVLOWAT), C(SO_SNDLOWAT),
+  C(SO_ACCEPTCONN), C(SO_DOMAIN), C(SO_PROTOCOL), C(SO_OOBINLINE),
+  C(SO_DEBUG), C(SO_DONTROUTE), C(SO_PASSCRED), C(SO_PEERCRED),
+  C(SO_BINDTODEVICE), C(SO_PRIORITY), C(SO_MARK), C(SO_TIMESTAMP),
+  C(SO_INCOMING_CPU), C(SO_RCVBUFFORCE), C(SO_SNDBUFFORCE), C(SO_PEERSEC),
+  C(SO_PASSSEC), C(SO_ZEROCOPY), C(SO_BUSY_POLL),
+  C(TCP_NODELAY), C(TCP_MAXSEG), C(TCP_CORK), C(TCP_KEEPIDLE),
+  C(TCP_KEEPINTVL), C(TCP_KEEPCNT), C(TCP_SYNCNT), C(TCP_LINGER2),
+  C(TCP_DEFER_ACCEPT), C(TCP_WINDOW_CLAMP), C(TCP_INFO), C(TCP_QUICKACK),
+  C(TCP_CONGESTION), C(TCP_USER_TIMEOUT), C(TCP_FASTOPEN),
+  C(TCP_NOTSENT_LOWAT),
+  C(IP_TOS), C(IP_TTL), C(IP_HDRINCL), C(IP_OPTIONS), C(IP_RECVOPTS),
+  C(IP_RETOPTS), C(IP_PKTINFO), C(IP_RECVTTL), C(IP_RECVTOS), C(IP_RECVERR),
+  C(IP_MTU_DISCOVER), C(IP_TRANSPARENT), C(IP_FREEBIND),
+  C(IP_BIND_ADDRESS_NO_PORT), C(IP_MULTICAST_IF), C(IP_MULTICAST_TTL),
+  C(IP_MULTICAST_LOOP), C(IP_MULTICAST_ALL), C(IP_ADD_MEMBERSHIP),
+  C(IP_DROP_MEMBERSHIP),
+  C(IPV6_V6ONLY), C(IPV6_UNICAST_HOPS), C(IPV6_MULTICAST_IF),
+  C(IPV6_MULTICAST_HOPS), C(IPV6_MULTICAST_LOOP), C(IPV6_JOIN_GROUP),
+  C(IPV6_LEAVE_GROUP), C(IPV6_RECVPKTINFO), C(IPV6_PKTINFO),
+  C(IPV6_RECVHOPLIMIT), C(IPV6_HOPLIMIT), C(IPV6_TCLASS), C(IPV6_RECVTCLASS),
+  C(IPV6_RECVERR), C(IPV6_CHECKSUM),
+  C(MSG_OOB), C(MSG_PEEK), C(MSG_DONTROUTE), C(MSG_CTRUNC), C(MSG_TRUNC),
+  C(MSG_DONTWAIT), C(MSG_EOR), C(MSG_WAITALL), C(MSG_NOSIGNAL),
+  C(MSG_CMSG_CLOEXEC), C(MSG_ERRQUEUE), C(MSG_CONFIRM), C(MSG_MORE),
+  C(MSG_FASTOPEN),
+  C(SCM_RIGHTS), C(SCM_CREDENTIALS), C(SCM_TIMESTAMP),
+  C(SHUT_RD), C(SHUT_WR), C(SHUT_RDWR),
+  C(AI_PASSIVE), C(AI_CANONNAME), C(AI_NUMERICHOST), C(AI_NUMERICSERV),
+  C(AI_V4MAPPED), C(AI_ALL), C(AI_ADDRCONFIG),
+  C(NI_NUMERICHOST), C(NI_NUMERICSERV), C(NI_NOFQDN), C(NI_NAMEREQD),
+  C(NI_DGRAM), C(NI_MAXHOST), C(NI_MAXSERV),
+  C(EAI_AGAIN), C(EAI_BADFLAGS), C(EAI_FAIL), C(EAI_FAMILY), C(EAI_MEMORY),
+  C(EAI_NONAME), C(EAI_SERVICE), C(EAI_SOCKTYPE), C(EAI_SYSTEM),
+  C(EAI_OVERFLOW), C(EAI_NODATA), C(EAI_ADDRFAMILY),
+  C(INADDR_ANY), C(INADDR_LOOPBACK), C(INADDR_BROADCAST), C(INADDR_NONE),
+};
+#undef C
+
+/* Whether this machine can make an AF_INET6 socket (IPv6 may be compiled
+** in but disabled at boot: then socket() says EAFNOSUPPORT). */
+static int can_ipv6(void) {
+  int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  close(fd);
+  return 1;
+}
+
+static void set_constants(lua_State *L) {
+  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
+    lua_pushinteger(L, constants[i].value);
+    lua_setfield(L, -2, constants[i].name);
+  }
+  lua_pushboolean(L, can_ipv6());
+  lua_setfield(L, -2, "has_ipv6");
+}
+
+/* An int argument that must fit a C int (levels, options, flags). */
+static int check_int(lua_State *L, int idx) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, v >= INT_MIN && v <= INT_MAX, idx, "integer out of range");
+  return (int)v;
+}
+
+/* socket.socket(family, type, proto, fileno): wrap an existing
+** descriptor, taking it over as Python does; family, type and proto not
+** given are asked of the kernel (which also checks fd is a socket). */
+static int socket_fromfd(lua_State *L) {
+  static const int opts[3] = { SO_DOMAIN, SO_TYPE, SO_PROTOCOL };
+  int fd = check_int(L, 4), v[3];
+  luaL_argcheck(L, fd >= 0, 4, "negative file descriptor");
+  for (int i = 0; i < 3; i++) {
+    socklen_t len = sizeof v[i];
+    if (getsockopt(fd, SOL_SOCKET, opts[i], &v[i], &len) < 0) return err_push(L, errno);
+    if (!lua_isnoneornil(L, i + 1)) v[i] = check_int(L, i + 1);
+  }
+  LSocket *s = sock_push(L, v[0], v[1], v[2]);
+  int fl = fcntl(fd, F_GETFL);   /* waiting is ours: the fd must not block */
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    return err_push(L, errno);
+  s->w.fd = fd;
+  return 1;
+}
+
+/* socket.socket([family [, type [, proto [, fileno]]]]).  SOCK_NONBLOCK
+** and SOCK_CLOEXEC in type are accepted and dropped from s.type (the fd
+** always has both); SOCK_NONBLOCK also sets the timeout to 0, as Python. */
 static int lsock_socket(lua_State *L) {
-  int family = (int)luaL_optinteger(L, 1, AF_INET);
-  int type = (int)luaL_optinteger(L, 2, SOCK_STREAM);
-  int proto = (int)luaL_optinteger(L, 3, 0);
-  LSocket *s = sock_push(L, family, type, proto);
+  if (!lua_isnoneornil(L, 4)) return socket_fromfd(L);
+  int family = lua_isnoneornil(L, 1) ? AF_INET : check_int(L, 1);
+  int type = lua_isnoneornil(L, 2) ? SOCK_STREAM : check_int(L, 2);
+  int proto = lua_isnoneornil(L, 3) ? 0 : check_int(L, 3);
+  LSocket *s = sock_push(L, family, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), proto);
+  if (type & SOCK_NONBLOCK) s->timeout = 0;
   int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
   if (fd < 0) return err_push(L, errno);
   s->w.fd = fd;
@@ -95,13 +202,6 @@ static int sock_setblocking(lua_State *L) {
   s->timeout = lua_toboolean(L, 2) ? -1 : 0;
   lua_pushboolean(L, 1);
   return 1;
-}
-
-/* An int argument that must fit a C int (levels, options, flags). */
-static int check_int(lua_State *L, int idx) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, v >= INT_MIN && v <= INT_MAX, idx, "integer out of range");
-  return (int)v;
 }
 
 /* sock:setsockopt(level, option, value): value is an integer or a
@@ -220,10 +320,88 @@ static int sock_fileno(lua_State *L) {
   return 1;
 }
 
+/* The constant named prefix* (e.g. "AF_") whose value is v, or NULL. */
+static const char *const_name(lua_Integer v, const char *prefix) {
+  size_t n = strlen(prefix);
+  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+    if (constants[i].value == v && strncmp(constants[i].name, prefix, n) == 0)
+      return constants[i].name;
+  return NULL;
+}
+
+/* Push the name of v, or its number when it has none. */
+static void push_const(lua_State *L, lua_Integer v, const char *prefix) {
+  const char *name = const_name(v, prefix);
+  if (name) lua_pushstring(L, name);
+  else lua_pushfstring(L, "%I", v);
+}
+
+/* Push the text of an address: host:port, [host]:port, or a unix path
+** (abstract names shown with a leading '@', as ss(8) does).
+** Stand-in until addr.c's addr_push, whose tables print themselves. */
+static void push_addrtext(lua_State *L, const struct sockaddr_storage *ss, socklen_t len) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    lua_pushfstring(L, "%s:%d", host, (int)ntohs(in->sin_port));
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    lua_pushfstring(L, "[%s]:%d", host, (int)ntohs(in6->sin6_port));
+  } else if (ss->ss_family == AF_UNIX) {
+    const struct sockaddr_un *un = (const struct sockaddr_un *)ss;
+    size_t n = len - offsetof(struct sockaddr_un, sun_path);
+    if (un->sun_path[0] != '\0') {
+      lua_pushlstring(L, un->sun_path, strnlen(un->sun_path, n));
+    } else {
+      lua_pushliteral(L, "@");
+      lua_pushlstring(L, un->sun_path + 1, n - 1);
+      lua_concat(L, 2);
+    }
+  } else {
+    lua_pushfstring(L, "family %d", (int)ss->ss_family);
+  }
+}
+
+/* Push the text of the local (peer = 0) or peer address of fd; nothing
+** and 0 when there is none (unconnected, unnamed unix socket). */
+static int push_sockname(lua_State *L, int fd, int peer) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+               : getsockname(fd, (struct sockaddr *)&ss, &len);
+  if (r < 0 || len <= sizeof(sa_family_t)) return 0;
+  push_addrtext(L, &ss, len);
+  return 1;
+}
+
+/* "socket (fd 7, AF_INET, SOCK_STREAM, 127.0.0.1:8001 -> 127.0.0.1:40312)",
+** the addresses only when there are, or "socket (closed)". */
 static int sock_tostring(lua_State *L) {
   LSocket *s = sock_check(L, 1);
-  if (s->w.fd < 0) lua_pushliteral(L, "socket (closed)");
-  else lua_pushfstring(L, "socket (fd %d, family %d, type %d)", s->w.fd, s->family, s->type);
+  if (s->w.fd < 0) {
+    lua_pushliteral(L, "socket (closed)");
+    return 1;
+  }
+  int top = lua_gettop(L);
+  int peer = push_sockname(L, s->w.fd, 1);   /* at top + 1 when there is one */
+  lua_pushfstring(L, "socket (fd %d, ", s->w.fd);
+  push_const(L, s->family, "AF_");
+  lua_pushliteral(L, ", ");
+  push_const(L, s->type, "SOCK_");
+  if (push_sockname(L, s->w.fd, 0)) {
+    lua_pushliteral(L, ", ");
+    lua_insert(L, -2);
+  } else if (peer) {
+    lua_pushliteral(L, ", (unnamed)");
+  }
+  if (peer) {
+    lua_pushliteral(L, " -> ");
+    lua_pushvalue(L, top + 1);
+  }
+  lua_pushliteral(L, ")");
+  lua_concat(L, lua_gettop(L) - top - peer);
   return 1;
 }
 
@@ -239,6 +417,13 @@ static int sock_index(lua_State *L) {
   else if (strcmp(k, "proto") == 0) lua_pushinteger(L, s->proto);
   else lua_pushnil(L);
   return 1;
+}
+
+/* __newindex: a socket has nothing to assign; family, type and proto are
+** read-only as in Python, and other names would be lost on a userdata. */
+static int sock_newindex(lua_State *L) {
+  sock_check(L, 1);
+  return luaL_error(L, "socket field '%s' is read-only", luaL_tolstring(L, 2, NULL));
 }
 
 static int lsock_getdefaulttimeout(lua_State *L) {
@@ -273,6 +458,7 @@ static const luaL_Reg sock_metamethods[] = {
   {"__gc", sock_gc},
   {"__close", sock_gc},
   {"__tostring", sock_tostring},
+  {"__newindex", sock_newindex},
   {NULL, NULL}
 };
 
@@ -285,17 +471,6 @@ static const luaL_Reg lsock_funcs[] = {
   {"setdefaulttimeout", lsock_setdefaulttimeout},
   {NULL, NULL}
 };
-
-static void set_constants(lua_State *L) {
-#define C(name) (lua_pushinteger(L, name), lua_setfield(L, -2, #name))
-  C(AF_UNIX); C(AF_INET); C(AF_INET6); C(AF_UNSPEC);
-  C(SOCK_STREAM); C(SOCK_DGRAM); C(SOCK_RAW); C(SOCK_SEQPACKET);
-  C(SOL_SOCKET); C(SO_REUSEADDR); C(SO_REUSEPORT); C(SO_KEEPALIVE);
-  C(SO_BROADCAST); C(SO_RCVBUF); C(SO_SNDBUF); C(SO_LINGER); C(SO_ERROR);
-  C(SO_TYPE); C(SO_RCVTIMEO); C(SO_SNDTIMEO);
-  C(SHUT_RD); C(SHUT_WR); C(SHUT_RDWR);
-#undef C
-}
 
 /* The metatable: methods of every file in one table, used by __index. */
 static void create_meta(lua_State *L) {
