@@ -11,9 +11,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <stddef.h>
-#include <sys/un.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -336,32 +333,19 @@ static void push_const(lua_State *L, lua_Integer v, const char *prefix) {
   else lua_pushfstring(L, "%I", v);
 }
 
-/* Push the text of an address: host:port, [host]:port, or a unix path
-** (abstract names shown with a leading '@', as ss(8) does).
-** Stand-in until addr.c's addr_push, whose tables print themselves. */
+/* Push the printed form of an address (addr.c's tables print themselves);
+** abstract unix names show their leading NUL as '@', as ss(8) does. */
 static void push_addrtext(lua_State *L, const struct sockaddr_storage *ss, socklen_t len) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    lua_pushfstring(L, "%s:%d", host, (int)ntohs(in->sin_port));
-  } else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    lua_pushfstring(L, "[%s]:%d", host, (int)ntohs(in6->sin6_port));
-  } else if (ss->ss_family == AF_UNIX) {
-    const struct sockaddr_un *un = (const struct sockaddr_un *)ss;
-    size_t n = len - offsetof(struct sockaddr_un, sun_path);
-    if (un->sun_path[0] != '\0') {
-      lua_pushlstring(L, un->sun_path, strnlen(un->sun_path, n));
-    } else {
-      lua_pushliteral(L, "@");
-      lua_pushlstring(L, un->sun_path + 1, n - 1);
-      lua_concat(L, 2);
-    }
-  } else {
-    lua_pushfstring(L, "family %d", (int)ss->ss_family);
+  size_t n;
+  addr_push(L, (const struct sockaddr *)ss, len);
+  const char *text = luaL_tolstring(L, -1, &n);
+  if (n > 0 && text[0] == '\0') {
+    lua_pushliteral(L, "@");
+    lua_pushlstring(L, text + 1, n - 1);
+    lua_concat(L, 2);
+    lua_replace(L, -2);
   }
+  lua_remove(L, -2);   /* the address itself */
 }
 
 /* Push the text of the local (peer = 0) or peer address of fd; nothing
