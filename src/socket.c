@@ -484,6 +484,7 @@ int luaopen_socket(lua_State *L) {
   lua_setfield(L, -2, "errno");
   /* Functions written in Lua (lua/luasock/util.lua) add themselves. */
   lsock_loadmodule(L, "luasock.util");
+  lua_call(L, 0, 1);                   /* the chunk returns function(socket) */
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
   return 1;
