@@ -1,6 +1,199 @@
-/* select.c - stub, to be written. */
+/*
+** select.c - socket.select(readers, writers [, timeout]) over sockets,
+** integer descriptors and objects with a fileno method, as Python's.
+**
+** Readiness is asked of poll(2) with a zero timeout, so there is no
+** FD_SETSIZE limit.  Waiting goes through the one wait point: the
+** descriptors are put in a private epoll set, whose own descriptor turns
+** readable when any of them is ready, and wait_fd waits on that one
+** descriptor.  Inside a task the other tasks therefore run meanwhile.
+** Naive on purpose: the set is rebuilt on every call (O(n) epoll_ctl);
+** a program that selects over thousands of fds in a loop wants tasks.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
 #include "lsock.h"
 
+#define LSOCK_SELECTSET "luasock.selectset"
+
+/* Stack slots of a select call (the continuation finds them there). */
+enum { READERS = 1, WRITERS = 2, SET_IDX = 4, DEADLINE_IDX = 5 };
+
+/* The state of one select call, a userdata at SET_IDX: the pollfds of
+** the readers then the writers, and the epoll set made for waiting (its
+** fd -1 until the first wait). */
+typedef struct SelectSet {
+  Watch w;
+  int nr, nw;
+  struct pollfd p[];
+} SelectSet;
+
+/* Drop the epoll set from the loop and close it; idempotent. */
+static void set_release(SelectSet *set) {
+  if (set->w.fd < 0) return;
+  loop_unwatch(&set->w, 0);
+  close(set->w.fd);
+  set->w.fd = -1;
+}
+
+static int set_gc(lua_State *L) {
+  set_release((SelectSet *)luaL_checkudata(L, 1, LSOCK_SELECTSET));
+  return 0;
+}
+
+/* Push a SelectSet for nr readers and nw writers (the __gc closes its
+** epoll fd if the call ends in an error or the task is killed). */
+static SelectSet *set_push(lua_State *L, int nr, int nw) {
+  size_t size = sizeof(SelectSet) + (size_t)(nr + nw) * sizeof(struct pollfd);
+  SelectSet *set = (SelectSet *)lua_newuserdatauv(L, size, 0);
+  memset(set, 0, size);
+  set->w.fd = -1;
+  set->nr = nr;
+  set->nw = nw;
+  if (luaL_newmetatable(L, LSOCK_SELECTSET)) {
+    lua_pushcfunction(L, set_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return set;
+}
+
+/* Length of the list at arg; nil counts as an empty list. */
+static int list_len(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return 0;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, arg);
+  luaL_argcheck(L, n >= 0 && n <= INT_MAX / 2, arg, "list too long");
+  return (int)n;
+}
+
+static int bad_entry(lua_State *L, int arg, int i, const char *msg) {
+  return luaL_error(L, "bad entry #%d in argument #%d to 'select' (%s)", i, arg, msg);
+}
+
+/* The descriptor of the value on top of the stack (entry i of list arg):
+** an open socket, a non-negative integer, or what its fileno method
+** returns.  Raises on anything else; pops nothing. */
+static int entry_fd(lua_State *L, int arg, int i) {
+  LSocket *s = (LSocket *)luaL_testudata(L, -1, LSOCK_SOCKET);
+  lua_Integer fd = -1;
+  if (s != NULL) {
+    if (s->w.fd < 0) luaL_error(L, "attempt to use a closed socket");
+    return s->w.fd;
+  }
+  if (lua_isinteger(L, -1)) {
+    fd = lua_tointeger(L, -1);
+  } else if (lua_istable(L, -1) || lua_isuserdata(L, -1)) {
+    lua_getfield(L, -1, "fileno");
+    if (!lua_isfunction(L, -1)) bad_entry(L, arg, i, "object without a fileno method");
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 1);
+    if (lua_isinteger(L, -1)) fd = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  } else {
+    bad_entry(L, arg, i, "socket, integer or object with fileno expected");
+  }
+  if (fd < 0 || fd > INT_MAX) bad_entry(L, arg, i, "invalid file descriptor");
+  return (int)fd;
+}
+
+/* Fill n pollfds from the list at arg, asking for events. */
+static void set_fill(lua_State *L, struct pollfd *p, int arg, int n, short events) {
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, arg, i + 1);
+    p[i].fd = entry_fd(L, arg, i + 1);
+    p[i].events = events;
+    lua_pop(L, 1);
+  }
+}
+
+/* Make the epoll set that wait_fd waits on; returns 0 or an errno.  A fd
+** listed twice (or as reader and writer) is added once with the union of
+** the events asked for it. */
+static int set_arm(SelectSet *set) {
+  if (set->w.fd >= 0) return 0;
+  set->w.fd = epoll_create1(EPOLL_CLOEXEC);
+  if (set->w.fd < 0) return errno;
+  for (int i = 0; i < set->nr + set->nw; i++) {
+    struct epoll_event ev = { .events = 0, .data.fd = set->p[i].fd };
+    for (int j = 0; j <= i; j++)   /* O(n^2) only for the duplicates' sake */
+      if (set->p[j].fd == set->p[i].fd)
+        ev.events |= set->p[j].events == POLLIN ? EPOLLIN : EPOLLOUT;
+    int op = EPOLL_CTL_ADD;
+    while (epoll_ctl(set->w.fd, op, set->p[i].fd, &ev) < 0) {
+      if (errno != EEXIST || op == EPOLL_CTL_MOD) return errno;
+      op = EPOLL_CTL_MOD;
+    }
+  }
+  return 0;
+}
+
+/* Push a list of the entries of the list at arg whose revents hold any
+** of mask, in their order. */
+static void push_ready(lua_State *L, int arg, const struct pollfd *p, int n, short mask) {
+  lua_newtable(L);
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    if (!(p[i].revents & mask)) continue;
+    lua_geti(L, arg, i + 1);
+    lua_rawseti(L, -2, ++k);
+  }
+}
+
+/* Push the two result lists, or the error triple for an invalid fd. */
+static int push_results(lua_State *L, SelectSet *set) {
+  for (int i = 0; i < set->nr + set->nw; i++)
+    if (set->p[i].revents & POLLNVAL) return err_push(L, EBADF);
+  set_release(set);
+  push_ready(L, READERS, set->p, set->nr, POLLIN | POLLHUP | POLLERR);
+  push_ready(L, WRITERS, set->p + set->nr, set->nw, POLLOUT | POLLHUP | POLLERR);
+  return 2;
+}
+
+/* Poll without waiting; when nothing is ready, wait on the epoll set
+** until something is or the deadline passes (then two empty lists). */
+static int select_k(lua_State *L, int status, lua_KContext ctx) {
+  SelectSet *set = (SelectSet *)lua_touserdata(L, SET_IDX);
+  int err = wait_resumed(L, status);
+  while (err == 0) {
+    int n = poll(set->p, (nfds_t)(set->nr + set->nw), 0);
+    if (n > 0) return push_results(L, set);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) err = errno;
+    else if (lua_tonumber(L, DEADLINE_IDX) == 0) err = LSOCK_ETIMEOUT;
+    else if ((err = set_arm(set)) == 0)
+      err = wait_fd(L, &set->w, WAIT_READ, lua_tonumber(L, DEADLINE_IDX), ctx, select_k);
+  }
+  set_release(set);
+  if (err != LSOCK_ETIMEOUT) return err_push(L, err);
+  lua_newtable(L);
+  lua_newtable(L);
+  return 2;
+}
+
+/* socket.select(readers, writers [, timeout]): nil or no timeout waits
+** for ever, 0 only polls; a negative timeout raises. */
+static int lsock_select(lua_State *L) {
+  double t = -1;
+  if (!lua_isnoneornil(L, 3)) {
+    t = luaL_checknumber(L, 3);
+    luaL_argcheck(L, t >= 0, 3, "timeout must be non-negative");
+  }
+  int nr = list_len(L, READERS), nw = list_len(L, WRITERS);
+  lua_settop(L, 3);
+  SelectSet *set = set_push(L, nr, nw);   /* SET_IDX */
+  lua_pushnumber(L, wait_deadline(t));    /* DEADLINE_IDX */
+  set_fill(L, set->p, READERS, nr, POLLIN);
+  set_fill(L, set->p + nr, WRITERS, nw, POLLOUT);
+  return select_k(L, LUA_OK, 0);
+}
+
 const luaL_Reg select_funcs[] = {
+  {"select", lsock_select},
   {NULL, NULL}
 };
