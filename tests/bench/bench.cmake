@@ -14,3 +14,9 @@ foreach(tool echo_server loadgen)
     COMPILE_OPTIONS "${opts};-O2"
     LINK_OPTIONS "")
 endforeach()
+
+# Smoke run: a few seconds, checks that the tools and the driver work
+# (and that every server answers correctly); asserts nothing about speed.
+add_test(NAME bench_smoke
+  COMMAND ${CMAKE_SOURCE_DIR}/tests/bench/run.sh ${CMAKE_BINARY_DIR} --quick --c-only)
+set_tests_properties(bench_smoke PROPERTIES TIMEOUT 60)

@@ -147,13 +147,14 @@ static void hangup(int fd) {
 }
 
 /* Open n connections, never more than PACE ahead of the server's
-** accepts (with -s), so that a short listen backlog never drops a SYN. */
-static int *dial_all(int n) {
+** accepts (with -s), so that a short listen backlog never drops a SYN.
+** base: the server's descriptor count with no connection open (a probe
+** connection it has not closed yet can only make us go on early). */
+static int *dial_all(int n, int base) {
   int *fds = malloc((size_t)n * sizeof *fds);
   if (fds == NULL) die("malloc");
-  int base = server_fds();
   for (int i = 0; i < n; i++) {
-    if (base >= 0 && i > 0 && i % PACE == 0) wait_server_fds(base + i - PACE);
+    if (base >= 0 && i > 0 && i % PACE == 0) wait_server_fds(base + i);
     fds[i] = dial();
   }
   if (base >= 0) wait_server_fds(base + n);
@@ -249,7 +250,7 @@ static uint64_t ping_loop(int ep, Conn *conns, double start, double end,
 static int mode_ping(void) {
   if (opt.size < 1 || opt.size > MAXSIZE) fail("-z must be 1..65536");
   memset(payload, 'x', sizeof payload);
-  int *fds = dial_all(opt.conns);
+  int *fds = dial_all(opt.conns, server_fds());
   Conn *conns = calloc((size_t)opt.conns, sizeof *conns);
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (conns == NULL || ep < 0) die("setup");
@@ -321,10 +322,11 @@ static void idle_hold(void) {
 }
 
 static int mode_idle(void) {
+  int base = server_fds();
   if (opt.pid > 0) probe();   /* the server's first-connection costs go in the base */
   long rss0 = server_rss();
   double t0 = now();
-  int *fds = dial_all(opt.conns);
+  int *fds = dial_all(opt.conns, base);
   if (opt.pid > 0) probe();   /* every accepted connection has been served */
   long rss1 = server_rss();
   printf("idle conns=%d connect_s=%.2f rss_before_kib=%ld rss_after_kib=%ld "

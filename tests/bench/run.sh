@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh - the echo benchmark: luasock's task-per-connection
+# server (echo.lua) against the single-threaded C epoll server
+# (echo_server.c), in interleaved rounds, server on CPU 0 and the load
+# generator on CPU 1.  Builds nothing: give it a build directory made with
+# CMAKE_BUILD_TYPE=Release (or RelWithDebInfo), no sanitizers.
+#
+#   tests/bench/run.sh [BUILD_DIR] [-r ROUNDS] [-d SECS] [-n IDLE_CONNS]
+#                      [-b BULK_BYTES] [--python] [--quick] [--c-only]
+#
+# For 50 and 1,000 connections doing 64-byte ping-pong it prints requests/s
+# and the server's CPU time per request (utime+stime from /proc/PID/stat
+# over the measured interval), each with its ratio to the C server of the
+# same round; then the server memory per idle connection (VmRSS growth with
+# 10,000 idle connections / 10,000) and the bulk throughput (1 GiB echoed
+# over one connection).  --python adds an asyncio server for reference;
+# --quick is a smoke run of a few seconds (numbers meaningless); --c-only
+# leaves luasock out (to check the tools alone).
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=build
+rounds=3 secs=5 idle=10000 bulk=$((1 << 30)) warmup=1
+conns_list="50 1000" python=0 clua=1
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build=$1; shift; fi
+while [ $# -gt 0 ]; do
+  case $1 in
+    -r) rounds=$2; shift ;;
+    -d) secs=$2; shift ;;
+    -n) idle=$2; shift ;;
+    -b) bulk=$2; shift ;;
+    --python) python=1 ;;
+    --c-only) clua=0 ;;
+    --quick) rounds=1 secs=0.5 warmup=0.2 idle=200 bulk=$((16 << 20)) conns_list="50 200" ;;
+    *) echo "usage: $0 [BUILD_DIR] [-r rounds] [-d secs] [-n idle] [-b bytes] [--python] [--quick] [--c-only]" >&2
+       exit 2 ;;
+  esac
+  shift
+done
+
+build=$(cd "$build" 2>/dev/null && pwd) || { echo "no build directory" >&2; exit 2; }
+ECHO_C=$build/bench/echo_server
+LOADGEN=$build/bench/loadgen
+LUASOCK=$build/luasock
+for f in "$ECHO_C" "$LOADGEN"; do
+  [ -x "$f" ] || { echo "missing $f: build first (cmake --build $build)" >&2; exit 2; }
+done
+servers="c"
+if [ $clua = 1 ]; then
+  [ -x "$LUASOCK" ] || { echo "missing $LUASOCK" >&2; exit 2; }
+  servers="$servers lua"
+fi
+if [ $python = 1 ]; then
+  PYTHON=$(python3 -c 'import sys; print(sys.executable)') || exit 2
+  servers="$servers py"
+fi
+
+# Pin only where there are two CPUs to pin to.
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  pin_server="taskset -c 0" pin_load="taskset -c 1"
+else
+  pin_server="" pin_load=""
+  echo "warning: fewer than 2 CPUs (or no taskset): nothing pinned" >&2
+fi
+need=$((idle + 200))
+ulimit -n "$need" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" -lt "$need" ]; then
+  echo "warning: ulimit -n is $(ulimit -n); idle test reduced" >&2
+  idle=$(( $(ulimit -n) - 200 ))
+fi
+
+tmp=$(mktemp -d)
+spid="" sfd=""
+cleanup() {
+  [ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+  jobs -p | xargs -r kill 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_server KIND: start it pinned, learn its pid (spid) and port (sport)
+# from the address line it prints (5 s at most).
+start_server() {
+  rm -f "$tmp/out"; mkfifo "$tmp/out"
+  case $1 in
+    c)   $pin_server "$ECHO_C" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
+    lua) $pin_server "$LUASOCK" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
+    py)  $pin_server "$PYTHON" "$here/echo.py" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
+  esac
+  spid=$!
+  exec {sfd}<"$tmp/out"
+  local line=""
+  read -r -t 5 -u "$sfd" line
+  sport=${line##*:}
+  case $sport in
+    ''|*[!0-9]*) echo "server $1 did not start: '$line'" >&2; cat "$tmp/$1.err" >&2; exit 1 ;;
+  esac
+}
+
+stop_server() {
+  if ! kill -0 "$spid" 2>/dev/null; then
+    echo "server died during the run" >&2; cat "$tmp"/*.err >&2; exit 1
+  fi
+  kill "$spid"; wait "$spid" 2>/dev/null
+  exec {sfd}<&-
+  spid=""
+}
+
+# field LINE KEY: the value of KEY=... in LINE
+field() { local v=${1##* $2=}; echo "${v%% *}"; }
+
+# load KIND MODE ARGS...: run the load generator against a fresh KIND
+# server; its result line goes to $line.  (The server is started in this
+# shell, not in a $(...) subshell, so that the EXIT trap can kill it.)
+load() {
+  local kind=$1; shift
+  start_server "$kind"
+  line=$($pin_load "$LOADGEN" "$1" "$sport" "${@:2}" -s "$spid" </dev/null) || {
+    echo "loadgen failed against $kind" >&2; cat "$tmp/$kind.err" >&2; exit 1; }
+  stop_server
+  line=$(echo "$line" | grep -E '^(ping|bulk|idle) ')
+}
+
+declare -A R   # R[metric,kind,conns,round]
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "" }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2];
+  else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# One round of everything, servers in the order given.
+round() {
+  local r=$1; shift
+  local kind c
+  for c in $conns_list; do
+    for kind in "$@"; do
+      load "$kind" ping -c "$c" -d "$secs" -w "$warmup"
+      R[rps,$kind,$c,$r]=$(field "$line" rps)
+      R[cpu,$kind,$c,$r]=$(field "$line" cpu_us_per_req)
+      R[p50,$kind,$c,$r]=$(field "$line" p50_us)
+      R[p99,$kind,$c,$r]=$(field "$line" p99_us)
+      printf 'round %d  %-5s %5d conns  %9s req/s  %7s us CPU/req  p50 %6s us  p99 %6s us\n' \
+        "$r" "$kind" "$c" "${R[rps,$kind,$c,$r]}" "${R[cpu,$kind,$c,$r]}" \
+        "${R[p50,$kind,$c,$r]}" "${R[p99,$kind,$c,$r]}"
+    done
+  done
+  for kind in "$@"; do
+    load "$kind" bulk -b "$bulk"
+    R[bulk,$kind,0,$r]=$(field "$line" mib_s)
+    load "$kind" idle -c "$idle" -t 0
+    R[idle,$kind,0,$r]=$(field "$line" bytes_per_conn)
+    printf 'round %d  %-5s bulk %8s MiB/s   idle %6s B/conn (%d conns)\n' \
+      "$r" "$kind" "${R[bulk,$kind,0,$r]}" "${R[idle,$kind,0,$r]}" "$idle"
+  done
+}
+
+# summary_row LABEL METRIC CONNS TARGET CMP: medians over the rounds and
+# the median of the per-round ratios to C, with the target beside it.
+summary_row() {
+  local label=$1 m=$2 c=$3 target=$4 cmp=$5 kind r vals ratios
+  printf '%-24s' "$label"
+  for kind in $servers; do
+    vals="" ratios=""
+    for r in $(seq "$rounds"); do
+      vals+=" ${R[$m,$kind,$c,$r]}"
+      ratios+=" $(ratio "${R[$m,$kind,$c,$r]}" "${R[$m,c,$c,$r]}")"
+    done
+    local med; med=$(echo "$vals" | median)
+    if [ "$kind" = c ]; then printf ' %10s' "$med"
+    else local rm; rm=$(echo "$ratios" | median); [ "$rm" != n/a ] && rm+=x
+      printf ' %10s %7s' "$med" "$rm"; fi
+    if [ "$kind" = lua ] && [ -n "$target" ]; then
+      lua_val=$med lua_ratio=$(echo "$ratios" | median)
+    fi
+  done
+  if [ -n "$target" ] && [ $clua = 1 ]; then
+    local v=$lua_ratio; [ "$m" = idle ] && v=$(awk -v b="$lua_val" 'BEGIN { printf "%.2f", b / 1024 }')
+    local ok; ok=$(awk -v v="$v" -v t="$target" -v c="$cmp" 'BEGIN {
+      if (v == "n/a") print "?"; else if (c == "le" ? v <= t : v >= t) print "met"; else print "NOT met" }')
+    if [ "$m" = idle ]; then printf '   %s KiB/conn, target <= %s KiB: %s' "$v" "$target" "$ok"
+    else printf '   target %s %s: %s' "$([ "$cmp" = le ] && echo '<=' || echo '>=')" "$target" "$ok"; fi
+  fi
+  echo
+}
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
+echo "server pinned to CPU 0, load generator to CPU 1; $rounds rounds of ${secs}s (+${warmup}s warm-up)"
+echo "servers: $servers   (c = tests/bench/echo_server.c, lua = echo.lua under luasock, py = echo.py asyncio)"
+t0=$(date +%s)
+for r in $(seq "$rounds"); do
+  order=$servers
+  [ $((r % 2)) = 0 ] && order=$(echo "$servers" | tr ' ' '\n' | tac | tr '\n' ' ')
+  round "$r" $order
+done
+
+echo
+echo "summary: medians over $rounds rounds; ratio = median of per-round (server / C)"
+printf '%-24s' ""; for kind in $servers; do
+  if [ "$kind" = c ]; then printf ' %10s' C; else printf ' %10s %7s' "$kind" ratio; fi
+done; echo
+for c in $conns_list; do
+  tgt=""; [ "$c" = 50 ] && tgt=1.20; [ "$c" = 1000 ] && tgt=1.25
+  summary_row "req/s, $c conns" rps "$c" "" ""
+  summary_row "CPU us/req, $c conns" cpu "$c" "$tgt" le
+  summary_row "p99 us, $c conns" p99 "$c" "" ""
+done
+summary_row "B/idle conn ($idle)" idle 0 1.5 le
+summary_row "bulk MiB/s" bulk 0 0.90 ge
+echo "total time: $(( $(date +%s) - t0 )) s"
