@@ -118,6 +118,14 @@ int loop_outcome(Task *t);            /* why the last park ended */
 ** (__gc: nobody can be waiting on an unreachable socket). */
 void loop_unwatch(Watch *w, int wake);
 
+/* ---- main.c, repl.c: the luasock program (not in the library) ------ */
+/* lua_pcall of the function below narg arguments with a traceback handler
+** and Ctrl-C armed (luasock_interrupt); returns the pcall status. */
+int main_docall(lua_State *L, int narg, int nres);
+void main_message(const char *pname, const char *msg);  /* "pname: msg" on stderr */
+void main_setsigint(void (*handler)(int));  /* sigaction, without SA_RESTART */
+void repl_run(lua_State *L);          /* read-eval-print until end of input */
+
 /* ---- Lua modules compiled in (generated lua_modules.c) ------------- */
 typedef struct LuaModule { const char *name; const char *code; size_t len; } LuaModule;
 extern const LuaModule lsock_lua_modules[];

@@ -1,0 +1,260 @@
+/*
+** repl.c - the interactive loop: read a statement with GNU readline
+** (history kept in ~/.luasock_history), compile it, run it, print its
+** values.  `socket` is a global here, and only here.
+**
+** Shaped after lua.c's doREPL: a line is first tried as `return <line>`,
+** then as a statement, reading more lines while the parser stops at
+** <eof>.  Two small functions are the seams for the event loop: read_line
+** (one line of input) and run_chunk (one compiled chunk).  The rest knows
+** nothing of how input arrives or how code runs.
+**
+** Unlike lua5.4, Ctrl-C at the prompt drops the line being typed (as a
+** shell does) instead of ending the program; Ctrl-D leaves.
+*/
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <readline/readline.h>
+#include <readline/history.h>
+
+#include "lsock.h"
+
+#define HISTORY_FILE ".luasock_history"
+#define HISTORY_MAX 1000        /* entries kept in memory and on disk */
+#define EOFMARK "<eof>"         /* end of the parser's "incomplete" errors */
+
+enum { READ_LINE, READ_EOF, READ_CANCEL };   /* what read_line got */
+enum { LOAD_EOF = -1, LOAD_CANCEL = -2 };    /* load_line, besides a status */
+
+static char *history_path = NULL;   /* NULL: no history on disk */
+static char *line_got;              /* what readline handed to on_line */
+static int line_ready;              /* on_line was called */
+static volatile sig_atomic_t prompt_sigint;   /* Ctrl-C at the prompt */
+
+/* ---- history ------------------------------------------------------- */
+
+/* Load ~/.luasock_history (terminal sessions only).  Timestamps mark
+** where entries start, so multi-line statements stay one entry. */
+static void history_open(void) {
+  const char *home = getenv("HOME");
+  if (home == NULL || home[0] == '\0' || !isatty(STDIN_FILENO)) return;
+  size_t n = strlen(home) + sizeof("/" HISTORY_FILE);
+  history_path = malloc(n);
+  if (history_path == NULL) return;
+  snprintf(history_path, n, "%s/%s", home, HISTORY_FILE);
+  history_write_timestamps = 1;
+  history_multiline_entries = 1;
+  stifle_history(HISTORY_MAX);
+  if (read_history(history_path) == 0 && history_length >= HISTORY_MAX)
+    write_history(history_path);   /* keep the file bounded too */
+}
+
+/* Remember a statement, in memory and at the end of the file, at once, so
+** that a session that is killed loses nothing. */
+static void history_save(const char *line) {
+  if (line[0] == '\0') return;
+  add_history(line);
+  if (history_path && append_history(1, history_path) != 0)
+    write_history(history_path);   /* the first session: no file yet */
+}
+
+/* ---- reading a line ------------------------------------------------ */
+
+static void on_line(char *line) {
+  line_got = line;
+  line_ready = 1;
+  rl_callback_handler_remove();   /* the terminal is ours again */
+}
+
+static void on_prompt_sigint(int sig) {
+  (void)sig;
+  prompt_sigint = 1;
+}
+
+/* Ctrl-C at the prompt: show ^C, forget the line and leave the terminal
+** as it was. */
+static void cancel_line(void) {
+  rl_callback_sigcleanup();
+  rl_echo_signal_char(SIGINT);
+  rl_replace_line("", 1);
+  rl_callback_handler_remove();
+  fputs("\n", rl_outstream);
+  fflush(rl_outstream);
+}
+
+/* Show prompt and read one line (readline's callback interface).  Returns
+** READ_LINE with *line (malloc'd, no newline), READ_EOF, or READ_CANCEL
+** when Ctrl-C dropped the line.  The event loop will replace the poll
+** with a watch on stdin, so that tasks run while the user types. */
+static int read_line(const char *prompt, char **line) {
+  line_ready = 0;
+  prompt_sigint = 0;
+  main_setsigint(on_prompt_sigint);
+  rl_callback_handler_install(prompt, on_line);
+  while (!line_ready && !prompt_sigint) {
+    struct pollfd p = { STDIN_FILENO, POLLIN, 0 };
+    if (poll(&p, 1, -1) > 0) rl_callback_read_char();
+    else if (errno != EINTR) on_line(NULL);   /* cannot wait: end of input */
+  }
+  main_setsigint(SIG_DFL);
+  if (!line_ready) {
+    cancel_line();
+    return READ_CANCEL;
+  }
+  *line = line_got;
+  return line_got ? READ_LINE : READ_EOF;
+}
+
+/* ---- compiling a statement ----------------------------------------- */
+
+/* The prompt: tostring(_PROMPT) (_PROMPT2 for a continuation) or the
+** default.  Leaves it on the stack (readline copies it). */
+static const char *push_prompt(lua_State *L, int firstline) {
+  if (lua_getglobal(L, firstline ? "_PROMPT" : "_PROMPT2") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return lua_pushstring(L, firstline ? "> " : ">> ");
+  }
+  const char *p = luaL_tolstring(L, -1, NULL);
+  lua_remove(L, -2);
+  return p;
+}
+
+/* Read a line and push it ("=x" means "return x", as in Lua 5.2).
+** Returns what read_line got; pushes only for READ_LINE. */
+static int push_line(lua_State *L, int firstline) {
+  char *b;
+  int got = read_line(push_prompt(L, firstline), &b);
+  lua_pop(L, 1);   /* the prompt */
+  if (got != READ_LINE) return got;
+  size_t len = strlen(b);
+  if (len > 0 && b[len - 1] == '\n') b[--len] = '\0';
+  if (firstline && b[0] == '=')
+    lua_pushfstring(L, "return %s", b + 1);
+  else
+    lua_pushlstring(L, b, len);
+  free(b);
+  return READ_LINE;
+}
+
+/* A syntax error at <eof> means the statement goes on: pop its message. */
+static int incomplete(lua_State *L, int status) {
+  size_t len, mark = sizeof(EOFMARK) - 1;
+  if (status != LUA_ERRSYNTAX) return 0;
+  const char *msg = lua_tolstring(L, -1, &len);
+  if (len < mark || strcmp(msg + len - mark, EOFMARK) != 0) return 0;
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Try the line on top as `return <line>;`.  On success replaces it by the
+** compiled chunk; else leaves the line alone. */
+static int add_return(lua_State *L) {
+  const char *line = lua_tostring(L, -1);
+  const char *retline = lua_pushfstring(L, "return %s;", line);
+  int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
+  if (status != LUA_OK) {
+    lua_pop(L, 2);   /* the message and retline */
+    return status;
+  }
+  lua_remove(L, -2);   /* retline */
+  history_save(line);
+  return LUA_OK;
+}
+
+/* Compile the statement at index 1, reading continuation lines while it
+** is incomplete.  Pushes the chunk or an error message and returns the
+** load status, or returns LOAD_CANCEL (Ctrl-C) with nothing pushed. */
+static int multiline(lua_State *L) {
+  for (;;) {
+    size_t len;
+    const char *code = lua_tolstring(L, 1, &len);
+    int status = luaL_loadbuffer(L, code, len, "=stdin");
+    if (!incomplete(L, status)) {
+      history_save(code);
+      return status;
+    }
+    int got = push_line(L, 0);
+    if (got == READ_CANCEL) return LOAD_CANCEL;
+    if (got == READ_EOF) {          /* report what the parser says */
+      history_save(code);
+      return luaL_loadbuffer(L, code, len, "=stdin");
+    }
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);               /* statement .. "\n" .. line */
+  }
+}
+
+/* Read and compile one statement: leaves the chunk (or the error message)
+** alone on the stack and returns the load status, LOAD_EOF or LOAD_CANCEL. */
+static int load_line(lua_State *L) {
+  lua_settop(L, 0);
+  int got = push_line(L, 1);
+  if (got != READ_LINE) return got == READ_EOF ? LOAD_EOF : LOAD_CANCEL;
+  int status = add_return(L);
+  if (status != LUA_OK) status = multiline(L);
+  if (status != LOAD_CANCEL) lua_remove(L, 1);   /* the source */
+  return status;
+}
+
+/* ---- running it ---------------------------------------------------- */
+
+/* Run the compiled chunk on top; leaves its results or the error message.
+** The event loop will run it as a task instead. */
+static int run_chunk(lua_State *L) {
+  return main_docall(L, 0, LUA_MULTRET);
+}
+
+/* print(...) every value on the stack, if any. */
+static void print_results(lua_State *L) {
+  int n = lua_gettop(L);
+  if (n == 0) return;
+  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  lua_getglobal(L, "print");
+  lua_insert(L, 1);
+  if (lua_pcall(L, n, 0, 0) != LUA_OK)
+    main_message(NULL, lua_pushfstring(L, "error calling 'print' (%s)",
+                                       lua_tostring(L, -1)));
+}
+
+/* The REPL's global socket = require "socket"; a failure is reported and
+** the REPL goes on without it. */
+static void set_socket_global(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "socket");
+  if (main_docall(L, 1, 1) == LUA_OK) {
+    lua_setglobal(L, "socket");
+  } else {
+    main_message(NULL, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+void repl_run(lua_State *L) {
+  int status;
+  rl_readline_name = "luasock";   /* for $if luasock in ~/.inputrc */
+  rl_catch_signals = 0;           /* Ctrl-C is ours (read_line, main.c) */
+  history_open();
+  set_socket_global(L);
+  while ((status = load_line(L)) != LOAD_EOF) {
+    if (status == LOAD_CANCEL) continue;
+    if (status == LUA_OK) status = run_chunk(L);
+    if (status == LUA_OK) {
+      print_results(L);
+    } else {
+      main_message(NULL, lua_tostring(L, -1));   /* no program name here */
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, 0);
+  fputs("\n", stdout);
+  fflush(stdout);
+  free(history_path);
+  history_path = NULL;
+}
