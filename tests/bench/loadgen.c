@@ -278,32 +278,40 @@ static int mode_ping(void) {
 /* The byte at offset i of the stream: a pattern of period 251, so that a
 ** lost, doubled or reordered chunk shows. */
 #define PERIOD 251
-static char pattern[MAXSIZE + PERIOD];
+static char pattern[4 * MAXSIZE + PERIOD];   /* covers the largest read */
 
 /* Check the chunk buf[0..n) that starts at stream offset off. */
 static void bulk_check(const char *buf, size_t n, long long off) {
   if (memcmp(buf, pattern + off % PERIOD, n) != 0) fail("bulk: echoed data differs");
 }
 
+/* Send what the socket takes, then read what came back, without a
+** syscall to wait unless neither moved: returns whether either did. */
+static int bulk_step(int fd, long long *sent, long long *got) {
+  static char buf[4 * MAXSIZE];
+  int moved = 0;
+  if (*sent < opt.bytes) {
+    size_t want = (size_t)(opt.bytes - *sent < MAXSIZE ? opt.bytes - *sent : MAXSIZE);
+    ssize_t n = send(fd, pattern + *sent % PERIOD, want, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) die("send");
+    if (n > 0) { *sent += n; moved = 1; }
+  }
+  ssize_t n = recv(fd, buf, sizeof buf, 0);
+  if (n == 0) fail("bulk: server closed the connection");
+  if (n < 0 && errno != EAGAIN && errno != EINTR) die("recv");
+  if (n > 0) { bulk_check(buf, (size_t)n, *got); *got += n; moved = 1; }
+  return moved;
+}
+
 static int mode_bulk(void) {
-  static char buf[MAXSIZE];
   for (size_t i = 0; i < sizeof pattern; i++) pattern[i] = (char)(i % PERIOD);
   int fd = dial();
   long long sent = 0, got = 0;
   double t0 = now(), cpu0 = server_cpu();
   while (got < opt.bytes) {
+    if (bulk_step(fd, &sent, &got)) continue;
     struct pollfd p = { fd, (short)(POLLIN | (sent < opt.bytes ? POLLOUT : 0)), 0 };
     if (poll(&p, 1, 10000) == 0) fail("bulk: stalled for 10 s");
-    if (sent < opt.bytes && (p.revents & POLLOUT)) {
-      size_t want = (size_t)(opt.bytes - sent < MAXSIZE ? opt.bytes - sent : MAXSIZE);
-      ssize_t n = send(fd, pattern + sent % PERIOD, want, MSG_NOSIGNAL);
-      if (n < 0 && errno != EAGAIN && errno != EINTR) die("send");
-      if (n > 0) sent += n;
-    }
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n == 0) fail("bulk: server closed the connection");
-    if (n < 0 && errno != EAGAIN && errno != EINTR) die("recv");
-    if (n > 0) { bulk_check(buf, (size_t)n, got); got += n; }
   }
   double secs = now() - t0, cpu = server_cpu() - cpu0;
   printf("bulk bytes=%lld secs=%.3f mib_s=%.1f server_cpu_s=%.2f\n", got, secs,
