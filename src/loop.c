@@ -1,13 +1,646 @@
-/* loop.c - stub, to be written: no tasks yet, every wait polls. */
+/*
+** loop.c - the scheduler: tasks, the run queue, the timer heap, the
+** poller and a small thread pool for blocking work.
+**
+** A task is a coroutine plus a Task record, both made once by spawn: no
+** allocation happens per wait.  A waiting task is parked on one Watch
+** direction and/or the timer heap; event dispatch only marks tasks ready
+** (no Lua code runs while an epoll batch is processed, so no Watch can be
+** freed under us), then the ready tasks are resumed in order.
+**
+** Each descriptor is registered once, edge-triggered for both directions,
+** and never re-armed: callers always try their syscall before parking, so
+** an edge that comes while nobody waits can be dropped.
+**
+** Left out: a task waits on one thing at a time (select builds its own
+** epoll fd and waits on that), and blocking calls made in a coroutine the
+** user resumes himself inside a task block the whole loop, as they would
+** outside a task.
+*/
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include "lsock.h"
 
-const luaL_Reg loop_funcs[] = {
-  {NULL, NULL}
+#define LOOP_META  "luasock.loop"
+#define POLL_BATCH 256   /* events taken per epoll_wait */
+#define POOL_MAX   4     /* helper threads for name resolution */
+
+static const char loop_key = 0;   /* registry key of the Loop userdata */
+
+/* What a task is doing; READY tasks are in the run queue exactly once. */
+enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
+
+struct Task {
+  lua_State *co;            /* the coroutine (our user value 1) */
+  Loop *loop;
+  Watch *w;                 /* watch it is parked on, or NULL */
+  double deadline;          /* absolute; < 0 none */
+  int heapidx;              /* index in the timer heap, -1 if not there */
+  int ref;                  /* registry reference keeping us alive */
+  int outcome;              /* 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED */
+  int nargs;                /* arguments for the first resume */
+  unsigned char dir, state;
+  unsigned char inq;        /* in the run queue (at most once) */
+  void (*work)(void *);     /* loop_parkthread: the job and its argument */
+  void *arg;
+  Task *jnext;              /* link in the pool's queues */
 };
 
-void loop_open(lua_State *L) { (void)L; }
-Task *loop_current(lua_State *L) { (void)L; return NULL; }
-void loop_park(Task *t, Watch *w, int dir, double deadline) { (void)t; (void)w; (void)dir; (void)deadline; }
-void loop_parkthread(Task *t, void (*work)(void *), void *arg) { (void)t; (void)work; (void)arg; }
-int loop_outcome(Task *t) { (void)t; return 0; }
-void loop_unwatch(Watch *w, int wake) { (void)w; (void)wake; }
+/* ---- the poller: the only part that knows about epoll --------------- */
+
+enum { READY_R = 1, READY_W = 2 };
+
+typedef struct Poller {
+  int fd;
+  struct epoll_event ev[POLL_BATCH];
+} Poller;
+
+static int poller_init(Poller *p) {
+  p->fd = epoll_create1(EPOLL_CLOEXEC);
+  return p->fd < 0 ? errno : 0;
+}
+
+/* Register w for good: both directions, edge-triggered, so that it never
+** needs re-arming; EPOLLRDHUP wakes a reader when the peer shuts down. */
+static int poller_add(Poller *p, Watch *w) {
+  struct epoll_event ev;
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = w;
+  return epoll_ctl(p->fd, EPOLL_CTL_ADD, w->fd, &ev) < 0 ? errno : 0;
+}
+
+static void poller_del(Poller *p, Watch *w) {
+  struct epoll_event ev = {0};  /* kernels before 2.6.9 wanted one */
+  epoll_ctl(p->fd, EPOLL_CTL_DEL, w->fd, &ev);
+}
+
+/* Wait up to ms (-1: forever); returns the number of events or -1. */
+static int poller_wait(Poller *p, int ms) {
+  return epoll_wait(p->fd, p->ev, POLL_BATCH, ms);
+}
+
+/* Event i: its Watch and what it is ready for.  Errors and hang-ups wake
+** both sides, so that the next syscall reports them. */
+static int poller_get(Poller *p, int i, Watch **w) {
+  uint32_t e = p->ev[i].events;
+  int r = 0;
+  *w = (Watch *)p->ev[i].data.ptr;
+  if (e & (EPOLLERR | EPOLLHUP)) return READY_R | READY_W;
+  if (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) r |= READY_R;
+  if (e & EPOLLOUT) r |= READY_W;
+  return r;
+}
+
+static void poller_close(Poller *p) {
+  if (p->fd >= 0) close(p->fd);
+  p->fd = -1;
+}
+
+/* ---- the thread pool ------------------------------------------------ */
+
+typedef struct Pool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  Task *todo, *todotail;    /* jobs not started (FIFO) */
+  Task *done;               /* jobs finished, for the loop to collect */
+  int nqueued, nidle, nthreads, stop;
+  pthread_t th[POOL_MAX];
+  Watch ev;                 /* eventfd the workers write when a job ends */
+} Pool;
+
+/* ---- the loop -------------------------------------------------------- */
+
+struct Loop {
+  Poller poller;
+  Pool pool;
+  int closed, running;
+  int ntasks;               /* tasks spawned and not ended */
+  Task **runq;              /* ring of ready tasks, capacity >= ntasks */
+  unsigned qhead, qcount, qcap;
+  Task **heap;              /* timer heap on deadline, capacity >= ntasks */
+  int nheap, heapcap;
+};
+
+/* ---- run queue: a ring that never grows while the loop runs --------- */
+
+/* Make room for one more task in the run queue and in the heap; called by
+** spawn, so that pushing and inserting later can never fail. */
+static void loop_reserve(lua_State *L, Loop *loop) {
+  unsigned need = (unsigned)loop->ntasks + 1;
+  if (need > loop->qcap) {
+    unsigned cap = loop->qcap ? loop->qcap * 2 : 64;
+    Task **q = (Task **)malloc(cap * sizeof *q);
+    if (q == NULL) luaL_error(L, "not enough memory");
+    for (unsigned i = 0; i < loop->qcount; i++)  /* unwrap the ring */
+      q[i] = loop->runq[(loop->qhead + i) & (loop->qcap - 1)];
+    free(loop->runq);
+    loop->runq = q, loop->qhead = 0, loop->qcap = cap;
+  }
+  if ((int)need > loop->heapcap) {
+    int cap = loop->heapcap ? loop->heapcap * 2 : 64;
+    Task **h = (Task **)realloc(loop->heap, (size_t)cap * sizeof *h);
+    if (h == NULL) luaL_error(L, "not enough memory");
+    loop->heap = h, loop->heapcap = cap;
+  }
+}
+
+static void runq_push(Loop *loop, Task *t) {
+  if (t->inq) return;   /* a user resumed a queued task himself: once is enough */
+  t->inq = 1;
+  loop->runq[(loop->qhead + loop->qcount++) & (loop->qcap - 1)] = t;
+}
+
+static Task *runq_pop(Loop *loop) {
+  Task *t = loop->runq[loop->qhead];
+  loop->qhead = (loop->qhead + 1) & (loop->qcap - 1);
+  loop->qcount--;
+  t->inq = 0;
+  return t;
+}
+
+/* ---- timer heap: binary min-heap on deadline, tasks know their index - */
+
+static void heap_set(Loop *loop, int i, Task *t) {
+  loop->heap[i] = t;
+  t->heapidx = i;
+}
+
+static void heap_up(Loop *loop, int i) {
+  Task *t = loop->heap[i];
+  while (i > 0) {
+    int parent = (i - 1) / 2;
+    if (loop->heap[parent]->deadline <= t->deadline) break;
+    heap_set(loop, i, loop->heap[parent]);
+    i = parent;
+  }
+  heap_set(loop, i, t);
+}
+
+static void heap_down(Loop *loop, int i) {
+  Task *t = loop->heap[i];
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= loop->nheap) break;
+    if (c + 1 < loop->nheap && loop->heap[c + 1]->deadline < loop->heap[c]->deadline) c++;
+    if (t->deadline <= loop->heap[c]->deadline) break;
+    heap_set(loop, i, loop->heap[c]);
+    i = c;
+  }
+  heap_set(loop, i, t);
+}
+
+static void heap_insert(Loop *loop, Task *t) {
+  loop->heap[loop->nheap] = t;
+  heap_up(loop, loop->nheap++);
+}
+
+static void heap_remove(Loop *loop, Task *t) {
+  int i = t->heapidx;
+  Task *last = loop->heap[--loop->nheap];
+  t->heapidx = -1;
+  if (last == t) return;
+  heap_set(loop, i, last);
+  heap_up(loop, i);
+  heap_down(loop, last->heapidx);
+}
+
+/* ---- parking and waking --------------------------------------------- */
+
+/* Take t off its watch and out of the heap, wherever it is parked. */
+static void task_detach(Task *t) {
+  if (t->w != NULL) {
+    if (t->w->waiter[t->dir] == t) t->w->waiter[t->dir] = NULL;
+    t->w = NULL;
+  }
+  if (t->heapidx >= 0) heap_remove(t->loop, t);
+}
+
+/* The wait of t ended with outcome: queue it to be resumed. */
+static void task_ready(Task *t, int outcome) {
+  task_detach(t);
+  t->outcome = outcome;
+  t->state = T_READY;
+  runq_push(t->loop, t);
+}
+
+/* w is ready in direction dir: wake its waiter if it still waits for it. */
+static void watch_wake(Watch *w, int dir) {
+  Task *t = w->waiter[dir];
+  if (t != NULL && t->state == T_PARKED && t->w == w && t->dir == dir)
+    task_ready(t, 0);
+}
+
+Task *loop_current(lua_State *L) {
+  return *(Task **)lua_getextraspace(L);
+}
+
+static void set_current(lua_State *co, Task *t) {
+  *(Task **)lua_getextraspace(co) = t;
+}
+
+int loop_park(Task *t, Watch *w, int dir, double deadline) {
+  Loop *loop = t->loop;
+  task_detach(t);   /* only if the user resumed a parked task himself */
+  if (w != NULL) {
+    if (w->loop == NULL) {
+      int err = poller_add(&loop->poller, w);
+      if (err) return err;
+      w->loop = loop;
+    }
+    if (w->waiter[dir] != NULL && w->waiter[dir] != t)
+      luaL_error(t->co, "another task is already waiting to %s on this socket",
+                 dir == WAIT_READ ? "read" : "write");
+    w->waiter[dir] = t;
+    t->w = w;
+    t->dir = (unsigned char)dir;
+  }
+  t->deadline = deadline;
+  if (deadline >= 0) heap_insert(loop, t);
+  t->outcome = 0;
+  t->state = T_PARKED;
+  return 0;
+}
+
+int loop_outcome(Task *t) {
+  return t != NULL ? t->outcome : 0;
+}
+
+void loop_unwatch(Watch *w, int wake) {
+  Loop *loop = w->loop;
+  if (loop == NULL) return;
+  w->loop = NULL;
+  if (loop->closed) {   /* lua_close: the tasks are gone, touch nothing */
+    w->waiter[0] = w->waiter[1] = NULL;
+    return;
+  }
+  poller_del(&loop->poller, w);
+  for (int dir = 0; dir < 2; dir++) {
+    Task *t = w->waiter[dir];
+    if (t == NULL) continue;
+    if (wake) task_ready(t, LSOCK_ECLOSED);
+    else task_detach(t);
+  }
+}
+
+/* Deadlines that passed: a task parked on a watch times out; one parked
+** on the timer only (sleep) has simply waited long enough. */
+static void timers_expire(Loop *loop) {
+  if (loop->nheap == 0) return;
+  double now = wait_now();
+  while (loop->nheap > 0 && loop->heap[0]->deadline <= now) {
+    Task *t = loop->heap[0];
+    task_ready(t, t->w != NULL ? LSOCK_ETIMEOUT : 0);
+  }
+}
+
+/* ---- thread pool ----------------------------------------------------- */
+
+/* A worker: take jobs in order, run them without the lock, hand them back
+** through the done list and wake the loop through the eventfd. */
+static void *pool_main(void *arg) {
+  Pool *p = (Pool *)arg;
+  uint64_t one = 1;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (p->todo == NULL && !p->stop) {
+      p->nidle++;
+      pthread_cond_wait(&p->cv, &p->mu);
+      p->nidle--;
+    }
+    if (p->stop) break;   /* jobs not started are dropped: the loop is closing */
+    Task *t = p->todo;
+    p->todo = t->jnext;
+    if (p->todo == NULL) p->todotail = NULL;
+    p->nqueued--;
+    pthread_mutex_unlock(&p->mu);
+    t->work(t->arg);
+    pthread_mutex_lock(&p->mu);
+    t->jnext = p->done;
+    p->done = t;
+    if (write(p->ev.fd, &one, sizeof one) < 0) { /* counter full: already signalled */ }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+/* Start a worker with every signal blocked, so that Ctrl-C is delivered to
+** the loop's thread (and interrupts its epoll_wait), never to a worker. */
+static int pool_grow(Pool *p) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = pthread_create(&p->th[p->nthreads], NULL, pool_main, p);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err == 0) p->nthreads++;
+  return err;
+}
+
+/* Queue t's job; a new worker is started while jobs outnumber idle ones.
+** Fails only when no worker exists and none can be started. */
+static int pool_submit(Pool *p, Task *t) {
+  int err = 0;
+  pthread_mutex_lock(&p->mu);
+  if (p->nqueued >= p->nidle && p->nthreads < POOL_MAX) err = pool_grow(p);
+  if (p->nthreads == 0) {
+    pthread_mutex_unlock(&p->mu);
+    return err;
+  }
+  t->jnext = NULL;
+  if (p->todotail) p->todotail->jnext = t;
+  else p->todo = t;
+  p->todotail = t;
+  p->nqueued++;
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}
+
+/* The eventfd fired: make the tasks whose jobs ended ready.  Read the
+** counter before taking the list, so a job finished after the read
+** signals again. */
+static void pool_collect(Loop *loop) {
+  Pool *p = &loop->pool;
+  uint64_t n;
+  if (read(p->ev.fd, &n, sizeof n) < 0) { /* EAGAIN: nothing new */ }
+  pthread_mutex_lock(&p->mu);
+  Task *t = p->done;
+  p->done = NULL;
+  pthread_mutex_unlock(&p->mu);
+  while (t != NULL) {
+    Task *next = t->jnext;
+    task_ready(t, 0);
+    t = next;
+  }
+}
+
+/* Stop and join the workers; a job already running finishes first (its
+** argument lives in memory Lua frees only after every finalizer ran). */
+static void pool_stop(Pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
+  p->nthreads = 0;
+  if (p->ev.fd >= 0) close(p->ev.fd);
+  p->ev.fd = -1;
+}
+
+int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
+  task_detach(t);
+  t->work = work;
+  t->arg = arg;
+  t->outcome = 0;
+  t->state = T_THREAD;
+  int err = pool_submit(&t->loop->pool, t);
+  if (err) t->state = T_RUNNING;
+  return err;
+}
+
+/* ---- the Loop object ------------------------------------------------- */
+
+static Loop *loop_get(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  Loop *loop = (Loop *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (loop == NULL || loop->closed) luaL_error(L, "the socket loop is closed");
+  return loop;
+}
+
+/* Release everything the loop holds: join the workers, close the poller
+** and the eventfd, free the arrays.  Idempotent. */
+static void loop_close(Loop *loop) {
+  if (loop->closed) return;
+  loop->closed = 1;
+  pool_stop(&loop->pool);
+  pthread_mutex_destroy(&loop->pool.mu);
+  pthread_cond_destroy(&loop->pool.cv);
+  poller_close(&loop->poller);
+  free(loop->runq);
+  free(loop->heap);
+  loop->runq = NULL, loop->heap = NULL;
+}
+
+/* __gc of the Loop (lua_close).  The Loop's memory itself stays valid
+** until every finalizer has run, and loop_unwatch checks `closed`, so
+** sockets finalised after us are safe. */
+static int loop_gc(lua_State *L) {
+  loop_close((Loop *)lua_touserdata(L, 1));
+  return 0;
+}
+
+/* Poller, eventfd and its registration; 0 or an errno. */
+static int loop_init(Loop *loop) {
+  loop->poller.fd = -1;
+  loop->pool.ev.fd = -1;
+  pthread_mutex_init(&loop->pool.mu, NULL);
+  pthread_cond_init(&loop->pool.cv, NULL);
+  int err = poller_init(&loop->poller);
+  if (err) return err;
+  loop->pool.ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (loop->pool.ev.fd < 0) return errno;
+  err = poller_add(&loop->poller, &loop->pool.ev);
+  if (err == 0) loop->pool.ev.loop = loop;
+  return err;
+}
+
+/* Create the one Loop of this state (again: keep the first) as a userdata
+** in the registry, and make "no task" the extra space every new thread
+** copies from the main thread. */
+void loop_open(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  set_current(lua_tothread(L, -1), NULL);
+  lua_pop(L, 1);
+  Loop *loop = (Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
+  memset(loop, 0, sizeof *loop);
+  int err = loop_init(loop);
+  if (luaL_newmetatable(L, LOOP_META)) {
+    lua_pushcfunction(L, loop_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  if (err) {
+    loop_close(loop);
+    luaL_error(L, "cannot create the socket loop: %s", strerror(err));
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
+}
+
+/* ---- tasks: spawn, resume, end --------------------------------------- */
+
+/* Make a task of the function at index first and the arguments after it
+** up to the top; pushes its coroutine.  The Task is a userdata holding the
+** coroutine as user value, kept alive by a registry reference until the
+** task ends. */
+static Task *task_spawn(lua_State *L, Loop *loop, int first) {
+  int top = lua_gettop(L);
+  luaL_checktype(L, first, LUA_TFUNCTION);
+  loop_reserve(L, loop);
+  lua_State *co = lua_newthread(L);
+  for (int i = first; i <= top; i++) lua_pushvalue(L, i);
+  lua_xmove(L, co, top - first + 1);
+  Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1);
+  memset(t, 0, sizeof *t);
+  t->co = co, t->loop = loop, t->heapidx = -1;
+  t->nargs = top - first;
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  set_current(co, t);
+  loop->ntasks++;
+  t->state = T_READY;
+  runq_push(loop, t);
+  return t;
+}
+
+/* socket.spawn(fn, ...) -> the task's coroutine; it runs under socket.run. */
+static int lsock_spawn(lua_State *L) {
+  task_spawn(L, loop_get(L), 1);
+  return 1;
+}
+
+/* The text of the error object on top of L, as lua.c shows it. */
+static const char *error_text(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  if (msg != NULL) return msg;
+  if (luaL_callmeta(L, -1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    return lua_tostring(L, -1);
+  return lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+}
+
+/* Task t failed: print its error and traceback on stderr and keep the
+** first error object in slot 3 of run's frame (slot 2 turns false). */
+static void task_report(lua_State *L, Task *t) {
+  int top = lua_gettop(L);
+  lua_pushvalue(t->co, -1);
+  lua_xmove(t->co, L, 1);
+  luaL_traceback(L, t->co, error_text(L), 0);
+  fprintf(stderr, "luasock: error in task: %s\n", lua_tostring(L, -1));
+  fflush(stderr);
+  if (lua_toboolean(L, 2)) {
+    lua_pushboolean(L, 0);
+    lua_replace(L, 2);
+    lua_pushvalue(L, top + 1);
+    lua_replace(L, 3);
+  }
+  lua_settop(L, top);
+}
+
+/* t's coroutine returned or failed: report a failure, close its pending
+** to-be-closed variables (it is no task any more while they run, so a
+** socket operation there blocks instead of yielding) and let it go. */
+static void task_end(lua_State *L, Task *t, int status) {
+  lua_State *co = t->co;
+  set_current(co, NULL);
+  if (status != LUA_OK) {
+    task_report(L, t);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    lua_closethread(co, L);
+#else
+    lua_resetthread(co);
+#endif
+  }
+  t->state = T_DONE;
+  t->loop->ntasks--;
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+}
+
+/* Resume t.  A yield that parked it (state changed) is a wait; a yield
+** that did not is the user's own coroutine.yield: the task goes to the
+** back of the run queue, giving the others the CPU. */
+static void task_resume(lua_State *L, Task *t) {
+  int nres, nargs = t->nargs;
+  t->nargs = 0;
+  t->state = T_RUNNING;
+  int status = lua_resume(t->co, L, nargs, &nres);
+  if (status == LUA_YIELD) {
+    lua_pop(t->co, nres);
+    if (t->state == T_RUNNING) {
+      t->state = T_READY;
+      runq_push(t->loop, t);
+    }
+  } else {
+    task_end(L, t, status);
+  }
+}
+
+/* Resume the tasks that are ready now; those made ready meanwhile wait
+** for the next round, after a look at the poller. */
+static void run_ready(lua_State *L, Loop *loop) {
+  for (unsigned n = loop->qcount; n > 0 && loop->qcount > 0; n--) {
+    Task *t = runq_pop(loop);
+    if (t->state == T_READY) task_resume(L, t);
+    if (wait_interrupted) wait_checkinterrupt(L);
+  }
+}
+
+/* Wait for events (not at all when tasks are ready; else until the
+** nearest deadline) and mark their tasks ready. */
+static void run_poll(lua_State *L, Loop *loop) {
+  int ms = loop->qcount ? 0 : loop->nheap ? wait_ms(loop->heap[0]->deadline) : -1;
+  int n = poller_wait(&loop->poller, ms);
+  if (n < 0) {
+    if (errno != EINTR) luaL_error(L, "epoll_wait: %s", strerror(errno));
+    wait_checkinterrupt(L);   /* Ctrl-C raises; another signal: no events */
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    Watch *w;
+    int ready = poller_get(&loop->poller, i, &w);
+    if (w == &loop->pool.ev) { pool_collect(loop); continue; }
+    if (ready & READY_R) watch_wake(w, WAIT_READ);
+    if (ready & READY_W) watch_wake(w, WAIT_WRITE);
+  }
+}
+
+/* The loop proper, run protected by lsock_run: slot 1 the Loop, 2 and 3
+** the results (true, nil until a task fails). */
+static int run_core(lua_State *L) {
+  Loop *loop = (Loop *)lua_touserdata(L, 1);
+  lua_settop(L, 1);
+  lua_pushboolean(L, 1);
+  lua_pushnil(L);
+  while (loop->ntasks > 0) {
+    run_ready(L, loop);
+    if (loop->ntasks == 0) break;
+    run_poll(L, loop);
+    timers_expire(loop);
+  }
+  return 2;
+}
+
+/* socket.run([fn, ...]) -> true, or false and the first error of a task.
+** Runs until no task is left; raises when called from inside run. */
+static int lsock_run(lua_State *L) {
+  Loop *loop = loop_get(L);
+  if (loop->running) return luaL_error(L, "socket.run called from inside a task");
+  if (!lua_isnoneornil(L, 1)) task_spawn(L, loop, 1);
+  lua_settop(L, 0);
+  lua_pushcfunction(L, run_core);
+  lua_pushlightuserdata(L, loop);
+  loop->running = 1;
+  int status = lua_pcall(L, 1, 2, 0);
+  loop->running = 0;
+  if (status != LUA_OK) return lua_error(L);
+  return 2;
+}
+
+const luaL_Reg loop_funcs[] = {
+  {"spawn", lsock_spawn},
+  {"run", lsock_run},
+  {NULL, NULL}
+};

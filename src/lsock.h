@@ -109,9 +109,14 @@ extern volatile sig_atomic_t wait_interrupted;
 
 /* ---- loop.c: the scheduler the wait point yields to ---------------- */
 Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
-/* Park t on w (NULL: timer only) until ready, deadline (< 0: none) or close. */
-void loop_park(Task *t, Watch *w, int dir, double deadline);
-void loop_parkthread(Task *t, void (*work)(void *), void *arg);
+/* Park t on w (NULL: timer only) until ready, deadline (< 0: none) or
+** close; the caller then yields.  Returns 0, or an errno when w cannot be
+** watched (the caller reports it); raises when another task already waits
+** on w in that direction. */
+int loop_park(Task *t, Watch *w, int dir, double deadline);
+/* Park t until work(arg) has run on a helper thread; 0, or an errno when
+** no thread could be started (the caller then runs work inline). */
+int loop_parkthread(Task *t, void (*work)(void *), void *arg);
 int loop_outcome(Task *t);            /* why the last park ended */
 /* Before w->fd is closed: remove it from the poller; waiters are woken
 ** with LSOCK_ECLOSED when wake is set (close()), silently dropped if not

@@ -84,7 +84,8 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
   Task *t = loop_current(L);
   if (t == NULL)
     return poll_until(L, w->fd, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
-  loop_park(t, w, dir, deadline);
+  int err = loop_park(t, w, dir, deadline);
+  if (err) return err;
   return lua_yieldk(L, 0, ctx, k);
 }
 
@@ -94,18 +95,17 @@ int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k)
     int err = poll_until(L, -1, 0, deadline);
     return err == LSOCK_ETIMEOUT ? 0 : err;
   }
-  loop_park(t, NULL, WAIT_READ, deadline);
+  loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */
   return lua_yieldk(L, 0, ctx, k);
 }
 
 int wait_thread(lua_State *L, void (*work)(void *), void *arg,
                 lua_KContext ctx, lua_KFunction k) {
   Task *t = loop_current(L);
-  if (t == NULL) {
-    work(arg);
+  if (t == NULL || loop_parkthread(t, work, arg) != 0) {
+    work(arg);   /* outside a task, or no helper thread: inline */
     return 0;
   }
-  loop_parkthread(t, work, arg);
   return lua_yieldk(L, 0, ctx, k);
 }
 
