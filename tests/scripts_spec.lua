@@ -1,0 +1,317 @@
+-- tests/scripts_spec.lua: the scripts under scripts/, run end to end as
+-- child processes of the test (tests/peers/child.lua: output read with a
+-- time limit, every child killed and reaped in a finally).  Servers are
+-- started on port 0 and the test reads the address they print.
+local socket = require "socket"
+local child = require "tests.peers.child"
+
+local LUASOCK = child.LUASOCK
+
+local function script(name, ...)
+  return { LUASOCK, "scripts/" .. name, ... }
+end
+
+-- The seed's exchange: send msg, expect the original reply text.
+local function exchange(s, msg)
+  assert(s:sendall(msg))
+  assert.are.equal("server received you message.", s:recv(1024))
+end
+
+local function port_of(s)
+  return s:getsockname().port
+end
+
+describe("scripts/server.lua", function()
+  local kids, server, port
+  before_each(function()
+    kids = child.scope()
+    server = kids.start(script("server.lua", "127.0.0.1", "0"), { stdin = "null" })
+  end)
+  after_each(function() kids.kill() end)
+
+  local function start()
+    port = select(2, server:address("Server start at:"))
+    assert.are.equal("wait for connection...", server:line())
+  end
+
+  it("prints the original lines and answers with the original text", function()
+    local line = server:line()
+    local host, p = line:match("^Server start at: ([%d.]+):(%d+)$")
+    assert.are.equal("127.0.0.1", host, line)
+    assert.are_not.equal(0, tonumber(p))
+    port = tonumber(p)
+    assert.are.equal("wait for connection...", server:line())
+    local c <close> = child.connect(port)
+    assert.are.equal("Connected by  127.0.0.1:" .. port_of(c), server:line())
+    exchange(c, "hello luasock")
+    assert.are.equal("hello luasock", server:line())
+    exchange(c, "second message")
+    assert.are.equal("second message", server:line())
+  end)
+
+  it("notices a client that leaves and serves the next one", function()
+    start()
+    local a = child.connect(port)
+    assert.are.equal("Connected by  127.0.0.1:" .. port_of(a), server:line())
+    exchange(a, "from a")
+    assert.are.equal("from a", server:line())
+    a:close()
+    local b <close> = child.connect(port)
+    assert.are.equal("Connected by  127.0.0.1:" .. port_of(b), server:line())
+    exchange(b, "from b")
+    assert.are.equal("from b", server:line())
+  end)
+
+  it("notices a client that resets its connection", function()
+    start()
+    local a = child.connect(port)
+    server:line()
+    exchange(a, "x")
+    server:line()
+    -- SO_LINGER {on, 0 s}: close() sends RST, recv on the server fails
+    assert(a:setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, string.pack("ii", 1, 0)))
+    a:close()
+    local b <close> = child.connect(port)
+    assert.are.equal("Connected by  127.0.0.1:" .. port_of(b), server:line())
+    exchange(b, "after reset")
+  end)
+
+  it("serves two clients at once", function()
+    start()
+    local a <close> = child.connect(port)
+    local b <close> = child.connect(port)
+    local seen = { assert(server:line()), assert(server:line()) }
+    table.sort(seen)
+    local want = { "Connected by  127.0.0.1:" .. port_of(a), "Connected by  127.0.0.1:" .. port_of(b) }
+    table.sort(want)
+    assert.are.same(want, seen)
+    exchange(b, "b first")       -- a is connected and silent
+    assert.are.equal("b first", server:line())
+    exchange(a, "then a")
+    assert.are.equal("then a", server:line())
+  end)
+
+  -- A server that spins on a departed client (recv keeps returning "")
+  -- burns a whole CPU: over 0.4 s that is ~40 clock ticks.  An idle one
+  -- uses none; allow a few for a slow (sanitizer) build.
+  it("does not spin after a client leaves", function()
+    start()
+    local a = child.connect(port)
+    server:line()
+    exchange(a, "bye")
+    server:line()
+    a:close()
+    local t0 = server:cputicks()
+    socket.sleep(0.4)                 -- measuring, not synchronising
+    local t1 = server:cputicks()
+    local b <close> = child.connect(port)
+    assert.are.equal("Connected by  127.0.0.1:" .. port_of(b), server:line())
+    exchange(b, "still served")
+    local t2 = server:cputicks()
+    socket.sleep(0.4)
+    local t3 = server:cputicks()
+    assert.is_true(t1 - t0 <= 8, ("used %d ticks after the client left"):format(t1 - t0))
+    assert.is_true(t3 - t2 <= 8, ("used %d ticks while a client was idle"):format(t3 - t2))
+  end)
+
+  it("is flushed line by line into a pipe", function()
+    -- The child's stdout is a socket elsewhere; here a real pipe (to cat).
+    kids.kill()
+    kids = child.scope()
+    server = kids.start(script("server.lua", "127.0.0.1", "0"), { stdin = "null", stdout = "pipe" })
+    start()
+    local c <close> = child.connect(port)
+    assert.are.equal("Connected by  127.0.0.1:" .. port_of(c), server:line())
+    exchange(c, "through a pipe")
+    assert.are.equal("through a pipe", server:line())
+  end)
+end)
+
+describe("scripts/client.lua", function()
+  it("prompts, prints each reply and exits 0 at the end of piped input", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local server = kids.start(script("server.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local _, port = server:address("Server start at:")
+    local client = kids.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    assert.are.equal("Please input msg:", client:read(#"Please input msg:"))
+    client:send("hello\n")
+    assert.are.equal("server received you message.", client:line())
+    server:expect("^Connected by  127%.0%.0%.1:%d+$")
+    assert.are.equal("hello", server:line())
+    client:send("\nworld\n")          -- an empty line is not sent
+    client:close_stdin()
+    local out = client:rest()
+    assert.are.equal("Please input msg:Please input msg:server received you message.\n"
+      .. "Please input msg:\n", out)
+    assert.are.equal(0, client:wait())
+    assert.are.equal("world", server:line())
+  end)
+
+  it("fails with status 1 when it cannot connect", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local s = assert(socket.socket())
+    assert(s:bind({ "127.0.0.1", 0 }))
+    local port = port_of(s)
+    s:close()                         -- a port nobody listens on
+    local client = kids.start(script("client.lua", "127.0.0.1", port), { stdin = "null" })
+    assert.are.equal("", client:rest())
+    assert.are.equal(1, client:wait())
+    assert.matches("Connection refused", client:stderr())
+  end)
+end)
+
+describe("scripts/udp_server.lua and udp_client.lua", function()
+  it("echo datagrams", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local server = kids.start(script("udp_server.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local _, port = server:address("UDP server at:")
+    local client = kids.start(script("udp_client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    client:send("ping one\n")
+    assert.are.equal("ping one", client:line())
+    local from = server:expect("^(127%.0%.0%.1:%d+): ping one$")
+    client:send("two\n")
+    client:close_stdin()
+    assert.are.equal("two\n", client:rest())
+    assert.are.equal(0, client:wait())
+    assert.are.equal(from .. ": two", server:line())
+  end)
+
+  it("client reports that nobody listens", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local s = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    assert(s:bind({ "127.0.0.1", 0 }))
+    local port = port_of(s)
+    s:close()
+    local client = kids.start(script("udp_client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    client:send("anyone?\n")
+    client:close_stdin()
+    assert.are.equal("no answer: Connection refused\n", client:rest())
+    assert.are.equal(0, client:wait())
+  end)
+end)
+
+describe("scripts/unix_echo.lua", function()
+  local function echo_through(path)
+    local kids = child.scope()
+    finally(kids.kill)
+    local server = kids.start(script("unix_echo.lua", "server", path), { stdin = "null" })
+    assert.are.equal("Unix echo server at: " .. path, server:line())
+    local client = kids.start(script("unix_echo.lua", "client", path), { stdin = "pipe" })
+    client:send("over a unix socket\n")
+    assert.are.equal("over a unix socket", client:line())
+    client:send("second\n")
+    client:close_stdin()
+    assert.are.equal("second\n", client:rest())
+    assert.are.equal(0, client:wait())
+  end
+
+  it("echoes lines over a path", function()
+    local path = os.tmpname()
+    os.remove(path)
+    echo_through(path)
+    os.remove(path)
+  end)
+
+  it("echoes lines in the abstract namespace", function()
+    echo_through("@luasock-test-" .. math.random(1, 1e9))
+  end)
+
+  it("replaces a stale socket file, never a live one", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local stale = assert(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+    assert(stale:bind(path))
+    stale:close()                     -- the file stays, nobody listens
+    echo_through(path)
+    local kids = child.scope()
+    finally(function() kids.kill(); os.remove(path) end)
+    local live = kids.start(script("unix_echo.lua", "server", path), { stdin = "null" })
+    live:line()
+    local second = kids.start(script("unix_echo.lua", "server", path), { stdin = "null" })
+    assert.are.equal("", second:rest())
+    assert.are.equal(1, second:wait())
+    assert.matches("Address already in use", second:stderr())
+  end)
+
+  it("prints its usage when the mode is wrong", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local c = kids.start(script("unix_echo.lua", "sideways", "/tmp/x"), { stdin = "null" })
+    assert.are.equal("", c:rest())
+    assert.are.equal(2, c:wait())
+    assert.matches("usage: unix_echo.lua server|client PATH", c:stderr(), 1, true)
+  end)
+end)
+
+describe("scripts/ping.lua", function()
+  local function ping(host)
+    local kids = child.scope()
+    finally(kids.kill)
+    local c = kids.start(script("ping.lua", host, "3", "0.05"), { stdin = "null" })
+    local out = c:rest()
+    local status = c:wait()
+    if status == 2 and c:stderr():find("Operation not permitted") then
+      print("skipped: SOCK_RAW not permitted here: " .. c:stderr())
+      return
+    end
+    assert.are.equal(0, status, c:stderr())
+    local n = 0
+    for seq, ms in out:gmatch("64 bytes from " .. host:gsub("%p", "%%%0")
+                              .. ": icmp_seq=(%d)[^\n]* time=([%d.]+) ms\n") do
+      n = n + 1
+      assert.are.equal(n, tonumber(seq))
+      assert.is_true(tonumber(ms) < 1000)
+    end
+    assert.are.equal(3, n, out)
+    assert.matches("3 packets transmitted, 3 received, 0% packet loss", out, 1, true)
+    return out
+  end
+
+  it("pings 127.0.0.1 with a checksum computed in Lua", function()
+    local out = ping("127.0.0.1")
+    if out then assert.matches("icmp_seq=1 ttl=64 time=", out, 1, true) end
+  end)
+
+  it("pings ::1", function()
+    if not socket.has_ipv6 then
+      print("skipped: no IPv6 on this machine")
+      return
+    end
+    ping("::1")
+  end)
+
+  it("refuses a host that is not the loopback", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local c = kids.start(script("ping.lua", "192.0.2.1"), { stdin = "null" })
+    assert.are.equal("", c:rest())
+    assert.are.equal(1, c:wait())
+    assert.matches("pings 127.0.0.1 or ::1 only", c:stderr(), 1, true)
+  end)
+end)
+
+describe("scripts/portcheck.lua", function()
+  it("reports a listening port open and a just closed one closed", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local open <close> = assert(socket.socket())
+    assert(open:bind({ "127.0.0.1", 0 }))
+    assert(open:listen())
+    local gone = assert(socket.socket())
+    assert(gone:bind({ "127.0.0.1", 0 }))
+    local closed_port = port_of(gone)
+    gone:close()
+    local a = kids.start(script("portcheck.lua", "127.0.0.1", port_of(open), port_of(open), "1"),
+      { stdin = "null" })
+    assert.are.equal(port_of(open) .. " open\n1 open, 0 closed, 0 filtered\n", a:rest())
+    assert.are.equal(0, a:wait())
+    local b = kids.start(script("portcheck.lua", "127.0.0.1", closed_port, closed_port, "1"),
+      { stdin = "null" })
+    assert.are.equal(closed_port .. " closed\n0 open, 1 closed, 0 filtered\n", b:rest())
+    assert.are.equal(0, b:wait())
+  end)
+end)
