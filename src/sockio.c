@@ -230,7 +230,8 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
       return ctx ? 2 : 1;
     }
     err = errno;
-    lua_settop(L, 4);               /* drop the buffer */
+    luaL_pushresultsize(&b, 0);     /* release the buffer's box: lua_settop over */
+    lua_settop(L, 4);               /* a to-be-closed slot is unsafe in 5.4.4 */
     if (err == EINTR) err = 0;
     else if (err == EAGAIN)
       err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);

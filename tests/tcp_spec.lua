@@ -1,0 +1,221 @@
+-- tcp_spec: TCP over 127.0.0.1 and ::1 with the methods of sockio.c:
+-- bind, listen, accept, connect, recv, send, sendall, the names, and
+-- both error channels (misuse raises, OS failures return nil, msg, errno).
+local socket = require "socket"
+local E = socket.errno
+
+-- A listening socket on host port 0, its real port, and a connected pair.
+local function listener(family, host)
+  local s = assert(socket.socket(family, socket.SOCK_STREAM))
+  s:settimeout(2)
+  assert(s:bind({host, 0}))
+  assert(s:listen())
+  return s, s:getsockname().port
+end
+
+local function pair(family, host)
+  local srv, port = listener(family, host)
+  local c = assert(socket.socket(family, socket.SOCK_STREAM))
+  c:settimeout(2)
+  assert(c:connect({host, port}))
+  local conn, addr = assert(srv:accept())
+  conn:settimeout(2)
+  return srv, c, conn, addr, port
+end
+
+-- Read exactly n bytes (or to EOF) from s.
+local function recv_all(s, n)
+  local parts, got = {}, 0
+  while got < n do
+    local data = assert(s:recv(n - got))
+    if data == "" then break end
+    parts[#parts + 1] = data
+    got = got + #data
+  end
+  return table.concat(parts)
+end
+
+local function has_v6()
+  if not socket.has_ipv6 then return false, "socket.has_ipv6 is false" end
+  local s = socket.socket(socket.AF_INET6)
+  local ok, msg = s:bind({"::1", 0})
+  s:close()
+  if not ok then return false, "::1 is missing: " .. msg end
+  return true
+end
+
+describe("tcp", function()
+  it("echoes over 127.0.0.1", function()
+    local srv, c, conn, addr, port = pair(socket.AF_INET, "127.0.0.1")
+    assert.equal(5, c:send("hello"))
+    assert.equal("hello", conn:recv(100))
+    assert.is_true(conn:sendall("world"))
+    assert.equal("world", c:recv(100))
+    assert.equal("127.0.0.1", addr.host)
+    assert.equal(c:getsockname().port, addr.port)
+    assert.equal(port, c:getpeername().port)
+    assert.equal("127.0.0.1:" .. addr.port, tostring(addr))
+    c:close(); conn:close(); srv:close()
+  end)
+
+  it("echoes over ::1", function()
+    local ok, why = has_v6()
+    if not ok then print("skipped: " .. why); return end
+    local srv, c, conn, addr, port = pair(socket.AF_INET6, "::1")
+    assert.equal(4, c:send("ping"))
+    assert.equal("ping", conn:recv(100))
+    assert.is_true(conn:sendall("pong"))
+    assert.equal("pong", c:recv(100))
+    assert.equal("::1", addr.host)
+    assert.equal("[::1]:" .. addr.port, tostring(addr))
+    assert.equal("[::1]:" .. port, tostring(c:getpeername()))
+    assert.equal(0, addr[4])
+    c:close(); conn:close(); srv:close()
+  end)
+
+  it("accepts bind and connect with host, port as two arguments", function()
+    local s = socket.socket()
+    s:settimeout(2)
+    assert.is_true(s:bind("127.0.0.1", 0))
+    assert.is_true(s:listen(5))
+    local c = socket.socket()
+    c:settimeout(2)
+    assert.is_true(c:connect("127.0.0.1", s:getsockname().port))
+    local conn = assert(s:accept())
+    conn:close(); c:close(); s:close()
+  end)
+
+  it("connects to localhost by name", function()
+    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local c = socket.socket()
+    c:settimeout(2)
+    assert.is_true(c:connect({"localhost", port}))
+    local conn = assert(srv:accept())
+    conn:close(); c:close(); srv:close()
+  end)
+
+  it("returns nil, msg, ECONNREFUSED on a port just closed", function()
+    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    srv:close()
+    local c = socket.socket()
+    c:settimeout(2)
+    local ok, msg, code = c:connect({"127.0.0.1", port})
+    assert.is_nil(ok)
+    assert.equal("Connection refused", msg)
+    assert.equal(E.ECONNREFUSED, code)
+    assert.equal(111, code)
+    c:close()
+    local c2 = socket.socket()
+    c2:settimeout(2)
+    assert.equal(E.ECONNREFUSED, c2:connect_ex({"127.0.0.1", port}))
+    c2:close()
+  end)
+
+  it("connect_ex returns 0 on success", function()
+    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local c = socket.socket()
+    c:settimeout(2)
+    assert.equal(0, c:connect_ex({"127.0.0.1", port}))
+    c:close(); srv:close()
+  end)
+
+  it("returns nil, msg, EADDRINUSE when the port is taken", function()
+    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local s = socket.socket()
+    local ok, msg, code = s:bind({"127.0.0.1", port})
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.equal(E.EADDRINUSE, code)
+    s:close(); srv:close()
+  end)
+
+  it("recv returns \"\" at the end of the stream", function()
+    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    assert.is_true(c:sendall("last"))
+    c:close()
+    assert.equal("last", recv_all(conn, 4))
+    assert.equal("", conn:recv(10))
+    assert.equal("", conn:recv(10))
+    conn:close(); srv:close()
+  end)
+
+  it("sendall sends several MB to a peer that reads", function()
+    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local luasock = os.getenv("LUASOCK") or "build/luasock"
+    local size = 8 * 1024 * 1024
+    local reader = io.popen(luasock .. [[ -e '
+      local socket = require "socket"
+      local c = socket.socket(); c:settimeout(2)
+      assert(c:connect({"127.0.0.1", ]] .. port .. [[}))
+      local n = 0
+      while true do local d = assert(c:recv(65536)); if d == "" then break end; n = n + #d end
+      print(n)']], "r")
+    local conn = assert(srv:accept())
+    conn:settimeout(2)
+    assert.is_true(conn:sendall(string.rep("x", size)))
+    conn:close()
+    local out = reader:read("a")
+    reader:close()
+    assert.equal(tostring(size), out:match("%d+"))
+    srv:close()
+  end)
+
+  it("returns EPIPE instead of dying of SIGPIPE", function()
+    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    conn:close()
+    -- The first send may still be accepted; the peer's RST makes a later one fail.
+    local ok, msg, code
+    for _ = 1, 10 do
+      ok, msg, code = c:send("data")
+      if not ok then break end
+      c:recv(10)                          -- sees the reset or EOF, without blocking long
+    end
+    assert.is_nil(ok)
+    assert.is_true(code == E.EPIPE or code == E.ECONNRESET, msg)
+    ok, msg, code = c:sendall("more")
+    assert.is_nil(ok)
+    assert.equal(E.EPIPE, code)
+    assert.equal("Broken pipe", msg)
+    c:close(); srv:close()
+  end)
+
+  it("recv and send of a non-connected socket fail with ENOTCONN", function()
+    local s = socket.socket()
+    local ok, _, code = s:recv(10)
+    assert.is_nil(ok); assert.equal(E.ENOTCONN, code)
+    ok, _, code = s:send("x")
+    assert.is_nil(ok); assert.is_true(code == E.ENOTCONN or code == E.EPIPE)
+    ok, _, code = s:getpeername()
+    assert.is_nil(ok); assert.equal(E.ENOTCONN, code)
+    s:close()
+  end)
+
+  it("raises on misuse", function()
+    local s = socket.socket()
+    assert.has_error(function() s:bind({"127.0.0.1", 65536}) end,
+      "bad argument #1 to 'bind' (port 65536 out of range 0..65535)")
+    assert.has_error(function() s:bind({"127.0.0.1", -1}) end,
+      "bad argument #1 to 'bind' (port -1 out of range 0..65535)")
+    assert.has_error(function() s:connect({"127.0.0.1", "80"}) end,
+      "bad argument #1 to 'connect' (port must be an integer, got string)")
+    assert.has_error(function() s:connect({"127.0.0.1", 1.5}) end,
+      "bad argument #1 to 'connect' (port must be an integer, got number)")
+    assert.has_error(function() s:connect({42, 80}) end,
+      "bad argument #1 to 'connect' (host must be a string, got number)")
+    assert.has_error(function() s:connect(42) end,
+      "bad argument #1 to 'connect' (address ({host, port} or host, port) expected, got number)")
+    assert.has_error(function() s:connect("127.0.0.1") end,
+      "bad argument #1 to 'connect' (port must be an integer, got nil)")
+    assert.has_error(function() s:recv("many") end)
+    assert.has_error(function() s:recv(-1) end,
+      "bad argument #1 to 'recv' (negative buffer size)")
+    assert.has_error(function() s:send({}) end)
+    local s6 = socket.socket(socket.AF_INET6)
+    assert.has_error(function() s6:bind({"<broadcast>", 0}) end,
+      "bad argument #1 to 'bind' ('<broadcast>' needs AF_INET)")
+    s6:close()
+    s:close()
+    assert.has_error(function() s:recv(1) end, "attempt to use a closed socket")
+    assert.has_error(function() s:connect({"127.0.0.1", 1}) end, "attempt to use a closed socket")
+  end)
+end)
