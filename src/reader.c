@@ -1,8 +1,701 @@
-/* reader.c - stub, to be written. */
+/*
+** reader.c - the buffered stream that sock:makefile() returns.
+**
+** A stream reads and writes like a Lua file (read with "l" "L" "a" "n"
+** and byte counts, lines, write, flush, setvbuf, close) over a socket,
+** with both buffers in C.  Input sits in one buffer that grows only when
+** a single read call needs more than it holds (a long line, a large
+** count, "a") and goes back to its resting size once drained; each result
+** is pushed with one lua_pushlstring straight from it, so no byte is
+** copied twice however long the line.
+**
+** A read call is all or nothing: its formats consume input through a
+** cursor (rpos) that is committed only when the call succeeds, so after a
+** timeout or an error the input is intact and the call can be retried.
+** That also makes waiting simple: inside a task wait_fd yields, and the
+** continuation scans the buffer again from the cursor (scan remembers how
+** far a line search got, so a long line is searched once).
+**
+** Before a read waits for input, pending output is flushed: the peer may
+** be waiting for it (a request written with full buffering).
+**
+** Left out: seek, encodings, and two tasks reading one stream at once; that
+** stays memory-safe (the call that lost the cursor starts over) but which
+** call gets which bytes is then undefined, as with any shared stream.
+*/
+#include <ctype.h>
+#include <errno.h>
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "lsock.h"
 
-const luaL_Reg stream_methods[] = {
+#define RBUF_SIZE 65536   /* first and resting size of the input buffer */
+#define WBUF_SIZE 65536   /* default output buffered before a flush */
+#define MAXNUMERAL 200    /* longest numeral "n" reads, as liolib's L_MAXLENNUM */
+
+enum { ST_READ = 1, ST_WRITE = 2 };
+enum { VBUF_NO, VBUF_FULL, VBUF_LINE };   /* in the order of setvbuf's names */
+
+/* Read formats, once checked, are integers: a byte count (>= 0) or these. */
+enum { FMT_LINE = -1, FMT_LINENL = -2, FMT_ALL = -3, FMT_NUM = -4 };
+
+/* What trying one format on the buffered input gives. */
+enum { TRY_NEED = -1, TRY_FAIL = 0, TRY_OK = 1 };
+
+/* Stack of a read call (also of a lines iterator call); results follow
+** the formats.  R_CALL is the id of the call owning the cursor. */
+enum { R_DEADLINE = 2, R_NFMT, R_ITER, R_CALL, R_FMT };
+
+/* Stack of a write call: the next argument to take, how much of it is
+** taken, whether to flush at the end, then the strings. */
+enum { W_DEADLINE = 2, W_ARG, W_OFF, W_FLUSH, W_DATA };
+
+typedef struct LStream {
+  LSocket *sock;        /* user value 1 holds it too; NULL once closed */
+  int flags;            /* ST_READ | ST_WRITE */
+  int closed;
+  int eof;              /* recv returned 0: the peer sends nothing more */
+  int vbuf;             /* VBUF_* */
+  size_t wsize;         /* output buffered before a flush */
+  char *rbuf;
+  size_t rcap;
+  size_t rstart, rend;  /* unread input: rbuf[rstart .. rend) */
+  size_t rpos;          /* the read call's cursor: rstart <= rpos <= rend */
+  size_t scan;          /* no '\n' in rbuf[rpos .. scan): rpos <= scan <= rend */
+  lua_Integer rcall;    /* id of the read call that owns rpos and scan */
+  char *wbuf;
+  size_t wcap;
+  size_t wstart, wlen;  /* output not sent yet: wbuf[wstart .. wlen) */
+} LStream;
+
+/* ---- memory and checks --------------------------------------------- */
+
+/* Resize a buffer with the state's allocator; raises on failure (the
+** stream is left as it was). */
+static char *buf_resize(lua_State *L, char *p, size_t old, size_t size) {
+  void *ud;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  char *q = (char *)alloc(ud, p, old, size);
+  if (q == NULL && size > 0) luaL_error(L, "not enough memory");
+  return q;
+}
+
+static LStream *stream_check(lua_State *L, int idx) {
+  return (LStream *)luaL_checkudata(L, idx, LSOCK_STREAM);
+}
+
+/* The stream at idx, open and allowing need (ST_READ, ST_WRITE or 0);
+** raises otherwise, as Lua does for a closed file. */
+static LStream *stream_checkopen(lua_State *L, int idx, int need) {
+  LStream *st = stream_check(L, idx);
+  if (st->closed) luaL_error(L, "attempt to use a closed stream");
+  if (need & ~st->flags)
+    luaL_error(L, "stream not open for %s", need == ST_READ ? "reading" : "writing");
+  return st;
+}
+
+/* Free both buffers and forget the socket: the core of close and __gc. */
+static void stream_release(lua_State *L, LStream *st) {
+  buf_resize(L, st->rbuf, st->rcap, 0);
+  buf_resize(L, st->wbuf, st->wcap, 0);
+  st->rbuf = st->wbuf = NULL;
+  st->rcap = st->wcap = 0;
+  st->rstart = st->rend = st->rpos = st->scan = 0;
+  st->wstart = st->wlen = 0;
+  st->closed = 1;
+  st->sock = NULL;
+}
+
+/* In a continuation: drop what the loop resumed us with (the stack is
+** back as it was at the wait, whose top is ctx) and tell how the wait
+** ended; a stream closed meanwhile counts as closed. */
+static int stream_resumed(lua_State *L, LStream *st, int status, lua_KContext ctx) {
+  if (status == LUA_OK) return 0;
+  lua_settop(L, (int)ctx);
+  int err = wait_resumed(L, status);
+  return st->closed ? LSOCK_ECLOSED : err;
+}
+
+/* ---- the socket side: the only syscalls ---------------------------- */
+
+/* One recv at the end of the input buffer, after making room (sliding
+** the unread input to the front, else doubling the buffer).  0 on data or
+** end of stream (eof set), else an errno (EAGAIN: wait and retry). */
+static int rbuf_fill(lua_State *L, LStream *st) {
+  if (st->rend == st->rcap && st->rstart > 0) {
+    size_t off = st->rstart;
+    memmove(st->rbuf, st->rbuf + off, st->rend - off);
+    st->rstart = 0;
+    st->rpos -= off, st->scan -= off, st->rend -= off;
+  } else if (st->rend == st->rcap) {
+    st->rbuf = buf_resize(L, st->rbuf, st->rcap, st->rcap * 2);
+    st->rcap *= 2;
+  }
+  for (;;) {
+    ssize_t n = recv(st->sock->w.fd, st->rbuf + st->rend, st->rcap - st->rend, 0);
+    if (n > 0) st->rend += (size_t)n;
+    if (n == 0) st->eof = 1;
+    if (n >= 0) return 0;
+    int e = errno;
+    if (e != EINTR) return e;
+    wait_checkinterrupt(L);
+  }
+}
+
+/* One send of p[0 .. len); *sent tells how much went.  0 or an errno. */
+static int send_some(lua_State *L, LStream *st, const char *p, size_t len, size_t *sent) {
+  for (;;) {
+    ssize_t n = send(st->sock->w.fd, p, len, MSG_NOSIGNAL);
+    if (n >= 0) { *sent = (size_t)n; return 0; }
+    int e = errno;
+    if (e != EINTR) return e;
+    wait_checkinterrupt(L);
+  }
+}
+
+/* Send buffered output until none is left: 0, EAGAIN or an errno. */
+static int wbuf_send(lua_State *L, LStream *st) {
+  while (st->wstart < st->wlen) {
+    size_t n;
+    int err = send_some(L, st, st->wbuf + st->wstart, st->wlen - st->wstart, &n);
+    if (err) return err;
+    st->wstart += n;
+  }
+  st->wstart = st->wlen = 0;
+  return 0;
+}
+
+/* Send all buffered output, waiting for the socket as needed (a task
+** yields and comes back through k).  The deadline is at stack index 2. */
+static int flush_all(lua_State *L, LStream *st, lua_KFunction k) {
+  for (;;) {
+    if (st->sock->w.fd < 0) return LSOCK_ECLOSED;
+    int err = wbuf_send(L, st);
+    if (err != EAGAIN) return err;
+    err = wait_fd(L, &st->sock->w, WAIT_WRITE, lua_tonumber(L, 2), lua_gettop(L), k);
+    if (err) return err;
+  }
+}
+
+/* ---- read formats over the buffered input -------------------------- */
+
+/* Push len bytes at the cursor as a result and move past them (and past
+** skip more: the '\n' that "l" drops). */
+static int push_input(lua_State *L, LStream *st, size_t len, size_t skip) {
+  lua_pushlstring(L, st->rbuf + st->rpos, len);
+  st->rpos += len + skip;
+  return TRY_OK;
+}
+
+/* "l" / "L": a line; a last line without '\n' counts, as in Lua. */
+static int try_line(lua_State *L, LStream *st, int keepnl) {
+  char *nl = memchr(st->rbuf + st->scan, '\n', st->rend - st->scan);
+  if (nl != NULL) {
+    size_t len = (size_t)(nl - (st->rbuf + st->rpos));
+    return push_input(L, st, len + (keepnl != 0), keepnl == 0);
+  }
+  st->scan = st->rend;   /* search only the new input next time */
+  if (!st->eof) return TRY_NEED;
+  if (st->rpos == st->rend) return TRY_FAIL;
+  return push_input(L, st, st->rend - st->rpos, 0);
+}
+
+/* A byte count: n bytes, fewer at end of stream; 0 gives "" unless at
+** end of stream (liolib's test_eof). */
+static int try_count(lua_State *L, LStream *st, size_t n) {
+  size_t avail = st->rend - st->rpos;
+  if (avail >= n && avail > 0) return push_input(L, st, n, 0);
+  if (!st->eof) return TRY_NEED;
+  if (avail == 0) return TRY_FAIL;
+  return push_input(L, st, avail, 0);
+}
+
+/* "a": everything up to end of stream ("" if already there). */
+static int try_all(lua_State *L, LStream *st) {
+  if (!st->eof) return TRY_NEED;
+  return push_input(L, st, st->rend - st->rpos, 0);
+}
+
+/* A numeral being read by "n": liolib's read_number over our buffer. */
+typedef struct Numeral {
+  const char *p, *end;   /* input not looked at yet */
+  int eof;               /* nothing will follow end */
+  int need;              /* looked past end before eof: retry with more input */
+  int n, overflow;       /* chars in buf; more than MAXNUMERAL of them */
+  char buf[MAXNUMERAL + 1];
+} Numeral;
+
+/* The next char, or EOF past the end (noting that more input may change
+** the answer). */
+static int num_peek(Numeral *nm) {
+  if (nm->p < nm->end) return (unsigned char)*nm->p;
+  if (!nm->eof) nm->need = 1;
+  return EOF;
+}
+
+static int num_take(Numeral *nm) {
+  if (nm->n >= MAXNUMERAL) { nm->overflow = 1; return 0; }
+  nm->buf[nm->n++] = *nm->p++;
+  return 1;
+}
+
+/* Take the next char if it is set[0] or set[1]. */
+static int num_accept(Numeral *nm, const char *set) {
+  int c = num_peek(nm);
+  if (c == EOF || (c != set[0] && c != set[1])) return 0;
+  return num_take(nm);
+}
+
+static int num_digits(Numeral *nm, int hex) {
+  int count = 0, c;
+  while ((c = num_peek(nm)) != EOF && (hex ? isxdigit(c) : isdigit(c)) && num_take(nm))
+    count++;
+  return count;
+}
+
+/* The grammar of liolib's read_number: sign, "0x", digits, point,
+** digits, exponent. */
+static void num_scan(Numeral *nm) {
+  const char decp[2] = { lua_getlocaledecpoint(), '.' };
+  int count = 0, hex = 0;
+  num_accept(nm, "-+");
+  if (num_accept(nm, "00")) {
+    if (num_accept(nm, "xX")) hex = 1;
+    else count = 1;   /* the '0' is a digit */
+  }
+  count += num_digits(nm, hex);
+  if (num_accept(nm, decp)) count += num_digits(nm, hex);
+  if (count > 0 && num_accept(nm, hex ? "pP" : "eE")) {
+    num_accept(nm, "-+");
+    num_digits(nm, 0);
+  }
+}
+
+/* "n": a number after optional spaces; like Lua, a malformed numeral is
+** consumed and fails. */
+static int try_number(lua_State *L, LStream *st) {
+  while (st->rpos < st->rend && isspace((unsigned char)st->rbuf[st->rpos])) st->rpos++;
+  st->scan = st->rpos;
+  Numeral nm;
+  nm.p = st->rbuf + st->rpos;
+  nm.end = st->rbuf + st->rend;
+  nm.eof = st->eof;
+  nm.need = nm.n = nm.overflow = 0;
+  num_scan(&nm);
+  if (nm.need) return TRY_NEED;
+  st->rpos += (size_t)nm.n;
+  nm.buf[nm.n] = '\0';
+  return !nm.overflow && lua_stringtonumber(L, nm.buf) != 0 ? TRY_OK : TRY_FAIL;
+}
+
+static int try_format(lua_State *L, LStream *st, lua_Integer fmt) {
+  switch (fmt) {
+    case FMT_LINE: return try_line(L, st, 0);
+    case FMT_LINENL: return try_line(L, st, 1);
+    case FMT_ALL: return try_all(L, st);
+    case FMT_NUM: return try_number(L, st);
+    default: return try_count(L, st, (size_t)fmt);
+  }
+}
+
+/* The code of the read format at stack index i; raises on a bad one. */
+static lua_Integer format_code(lua_State *L, int i) {
+  if (lua_type(L, i) == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, i);
+    luaL_argcheck(L, n >= 0, i, "byte count must be non-negative");
+    return n;
+  }
+  const char *p = luaL_checkstring(L, i);
+  if (*p == '*') p++;   /* Lua 5.1 spellings: "*l", "*a" */
+  switch (*p) {
+    case 'l': return FMT_LINE;
+    case 'L': return FMT_LINENL;
+    case 'a': return FMT_ALL;
+    case 'n': return FMT_NUM;
+    default: return luaL_argerror(L, i, "invalid format");
+  }
+}
+
+/* Replace the n formats from stack index 2 by their codes; none means "l". */
+static int formats_check(lua_State *L, int n) {
+  luaL_checkstack(L, n + LUA_MINSTACK, "too many arguments");
+  if (n == 0) {
+    lua_pushinteger(L, FMT_LINE);
+    return 1;
+  }
+  for (int i = 2; i <= n + 1; i++) {
+    lua_pushinteger(L, format_code(L, i));
+    lua_replace(L, i);
+  }
+  return n;
+}
+
+/* ---- read calls ---------------------------------------------------- */
+
+static int read_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Try the formats not done yet, pushing one result each: 1 once the
+** call is complete (all done, or one failed), 0 when input is missing. */
+static int read_formats(lua_State *L, LStream *st) {
+  int nfmt = (int)lua_tointeger(L, R_NFMT), base = R_FMT + nfmt - 1;
+  for (;;) {
+    int done = lua_gettop(L) - base;
+    if (done == nfmt || (done > 0 && lua_isnil(L, -1))) return 1;
+    int r = try_format(L, st, lua_tointeger(L, R_FMT + done));
+    if (r == TRY_NEED) return 0;
+    if (r == TRY_FAIL) luaL_pushfail(L);
+    st->scan = st->rpos;
+  }
+}
+
+/* The call starts over, owning the cursor (another call moved it). */
+static void read_restart(lua_State *L, LStream *st) {
+  lua_settop(L, R_FMT + (int)lua_tointeger(L, R_NFMT) - 1);
+  lua_pushinteger(L, ++st->rcall);
+  lua_replace(L, R_CALL);
+  st->rpos = st->scan = st->rstart;
+}
+
+/* Input is missing: receive it, or wait.  Pending output goes first, as
+** the peer may be waiting for it; a failure to send it is left for the
+** next write or flush to report. */
+static int read_more(lua_State *L, LStream *st) {
+  if (st->sock->w.fd < 0) return LSOCK_ECLOSED;
+  int err = rbuf_fill(L, st), dir = WAIT_READ;
+  if (err != EAGAIN) return err;
+  if (st->wstart < st->wlen) {
+    err = wbuf_send(L, st);
+    if (err == 0) return 0;   /* all sent: try the input again */
+    if (err == EAGAIN) dir = WAIT_WRITE;
+  }
+  return wait_fd(L, &st->sock->w, dir, lua_tonumber(L, R_DEADLINE), lua_gettop(L), read_k);
+}
+
+/* Success: consume the input; a drained buffer shrinks back to rest. */
+static int read_done(lua_State *L, LStream *st) {
+  int base = R_FMT + (int)lua_tointeger(L, R_NFMT) - 1;
+  st->rstart = st->scan = st->rpos;
+  if (st->rstart == st->rend) {
+    st->rstart = st->rend = st->rpos = st->scan = 0;
+    if (st->rcap > RBUF_SIZE) {
+      st->rbuf = buf_resize(L, st->rbuf, st->rcap, RBUF_SIZE);
+      st->rcap = RBUF_SIZE;
+    }
+  }
+  if (lua_toboolean(L, R_ITER) && lua_isnil(L, base + 1)) return 0;  /* ends a for loop */
+  return lua_gettop(L) - base;
+}
+
+/* Failure: the input stays for a retry; a lines iterator raises, as
+** Lua's does. */
+static int read_fail(lua_State *L, LStream *st, int err) {
+  if (!st->closed) st->rpos = st->scan = st->rstart;
+  if (lua_toboolean(L, R_ITER)) return luaL_error(L, "%s", err_message(err));
+  return err_push(L, err);
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  LStream *st = stream_check(L, 1);
+  int err = stream_resumed(L, st, status, ctx);
+  if (!err && st->rcall != lua_tointeger(L, R_CALL)) read_restart(L, st);
+  while (!err) {
+    if (read_formats(L, st)) return read_done(L, st);
+    err = read_more(L, st);
+  }
+  return read_fail(L, st, err);
+}
+
+/* Start a read call; the stack holds the stream, then nfmt format codes. */
+static int read_begin(lua_State *L, LStream *st, int nfmt, int iter) {
+  if (st->rbuf == NULL) {
+    st->rbuf = buf_resize(L, NULL, 0, RBUF_SIZE);
+    st->rcap = RBUF_SIZE;
+  }
+  lua_pushnumber(L, wait_deadline(st->sock->timeout));
+  lua_pushinteger(L, nfmt);
+  lua_pushboolean(L, iter);
+  lua_pushinteger(L, ++st->rcall);
+  lua_rotate(L, R_DEADLINE, 4);   /* these four go before the formats */
+  st->rpos = st->scan = st->rstart;
+  if (st->sock->w.fd < 0) return read_fail(L, st, LSOCK_ECLOSED);
+  return read_k(L, LUA_OK, 0);
+}
+
+/* stream:read(...) -> one value per format; nil at end of stream;
+** nil, message, errno on failure, the input kept. */
+static int rd_read(lua_State *L) {
+  LStream *st = stream_checkopen(L, 1, ST_READ);
+  int nfmt = formats_check(L, lua_gettop(L) - 1);
+  return read_begin(L, st, nfmt, 0);
+}
+
+/* The iterator of stream:lines(...): upvalues stream, n, n formats. */
+static int lines_iter(lua_State *L) {
+  int n = (int)lua_tointeger(L, lua_upvalueindex(2));
+  lua_settop(L, 0);
+  luaL_checkstack(L, n + LUA_MINSTACK, "too many arguments");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  LStream *st = stream_checkopen(L, 1, ST_READ);
+  for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
+  return read_begin(L, st, n, 1);
+}
+
+/* stream:lines(...) -> an iterator reading the formats at each step; it
+** ends at end of stream and raises on a failure. */
+static int rd_lines(lua_State *L) {
+  stream_checkopen(L, 1, ST_READ);
+  int n = lua_gettop(L) - 1;
+  luaL_argcheck(L, n <= 250, 252, "too many arguments");   /* upvalues */
+  n = formats_check(L, n);
+  lua_pushinteger(L, n);
+  lua_insert(L, 2);
+  lua_pushcclosure(L, lines_iter, n + 2);
+  return 1;
+}
+
+/* ---- write calls --------------------------------------------------- */
+
+/* Take some of p[0 .. len) into *taken: into the buffer while it has
+** room below size, else flush the buffer; straight to the socket when the
+** buffer is empty and len would fill it.  0 or an errno. */
+static int write_step(lua_State *L, LStream *st, const char *p, size_t len,
+                      size_t size, size_t *taken) {
+  *taken = 0;
+  if (st->wlen == 0 && len >= size) return send_some(L, st, p, len, taken);
+  if (st->wlen >= size) return wbuf_send(L, st);
+  if (st->wcap < size) {
+    st->wbuf = buf_resize(L, st->wbuf, st->wcap, size);
+    st->wcap = size;
+  }
+  size_t n = size - st->wlen < len ? size - st->wlen : len;
+  memcpy(st->wbuf + st->wlen, p, n);
+  st->wlen += n;
+  *taken = n;
+  return 0;
+}
+
+/* Take the write call's strings from (W_ARG, W_OFF) on; the position
+** reached is saved there.  0 once all is taken, else an errno. */
+static int write_data(lua_State *L, LStream *st) {
+  int top = lua_gettop(L), i = (int)lua_tointeger(L, W_ARG), err = 0;
+  size_t off = (size_t)lua_tointeger(L, W_OFF);
+  size_t size = st->vbuf == VBUF_NO ? 0 : st->wsize;
+  for (; i <= top && !err; i++, off = 0) {
+    size_t len, taken;
+    const char *p = lua_tolstring(L, i, &len);
+    while (off < len && !err) {
+      err = write_step(L, st, p + off, len - off, size, &taken);
+      off += taken;
+    }
+    if (err) break;
+  }
+  lua_pushinteger(L, i);
+  lua_replace(L, W_ARG);
+  lua_pushinteger(L, (lua_Integer)off);
+  lua_replace(L, W_OFF);
+  return err;
+}
+
+/* nil, message, errno, and how many bytes of this call were taken (they
+** are in the buffer or sent), as sendall reports. */
+static int write_fail(lua_State *L, int err) {
+  int i = (int)lua_tointeger(L, W_ARG);
+  lua_Integer taken = lua_tointeger(L, W_OFF);
+  for (int j = W_DATA; j < i; j++) taken += (lua_Integer)lua_rawlen(L, j);
+  err_push(L, err);
+  lua_pushinteger(L, taken);
+  return 4;
+}
+
+static int write_k(lua_State *L, int status, lua_KContext ctx) {
+  LStream *st = stream_check(L, 1);
+  int err = stream_resumed(L, st, status, ctx);
+  while (!err) {
+    if (st->sock->w.fd < 0) { err = LSOCK_ECLOSED; break; }
+    err = write_data(L, st);
+    if (!err && lua_toboolean(L, W_FLUSH)) err = wbuf_send(L, st);
+    if (!err) {
+      lua_settop(L, 1);
+      return 1;
+    }
+    if (err == EAGAIN)
+      err = wait_fd(L, &st->sock->w, WAIT_WRITE, lua_tonumber(L, W_DEADLINE), lua_gettop(L), write_k);
+  }
+  return write_fail(L, err);
+}
+
+/* Check write argument i, a string or a number (made a string as
+** io.write does).  Returns whether line buffering wants a flush. */
+static int write_arg(lua_State *L, LStream *st, int i) {
+  if (lua_type(L, i) == LUA_TNUMBER) {
+    char buf[64];
+    int len = lua_isinteger(L, i)
+      ? snprintf(buf, sizeof buf, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, i))
+      : snprintf(buf, sizeof buf, LUA_NUMBER_FMT, (LUAI_UACNUMBER)lua_tonumber(L, i));
+    lua_pushlstring(L, buf, (size_t)len);
+    lua_replace(L, i);
+    return 0;
+  }
+  size_t len;
+  const char *p = luaL_checklstring(L, i, &len);
+  return st->vbuf == VBUF_LINE && memchr(p, '\n', len) != NULL;
+}
+
+/* stream:write(...) -> the stream; nil, message, errno, bytes taken. */
+static int rd_write(lua_State *L) {
+  LStream *st = stream_checkopen(L, 1, ST_WRITE);
+  int top = lua_gettop(L), flush = st->vbuf == VBUF_NO;
+  for (int i = 2; i <= top; i++) flush |= write_arg(L, st, i);
+  lua_pushnumber(L, wait_deadline(st->sock->timeout));
+  lua_pushinteger(L, W_DATA);
+  lua_pushinteger(L, 0);
+  lua_pushboolean(L, flush);
+  lua_rotate(L, W_DEADLINE, 4);   /* these four go before the strings */
+  return write_k(L, LUA_OK, 0);
+}
+
+static int flush_k(lua_State *L, int status, lua_KContext ctx) {
+  LStream *st = stream_check(L, 1);
+  int err = stream_resumed(L, st, status, ctx);
+  if (!err) err = flush_all(L, st, flush_k);
+  if (err) return err_push(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* stream:flush() -> true; nil, message, errno. */
+static int rd_flush(lua_State *L) {
+  LStream *st = stream_checkopen(L, 1, 0);
+  lua_settop(L, 1);
+  lua_pushnumber(L, wait_deadline(st->sock->timeout));
+  return flush_k(L, LUA_OK, 0);
+}
+
+/* ---- the rest of the object ---------------------------------------- */
+
+static int close_k(lua_State *L, int status, lua_KContext ctx) {
+  LStream *st = stream_check(L, 1);
+  int err = stream_resumed(L, st, status, ctx);
+  if (!st->closed) {
+    if (!err && st->wstart < st->wlen) err = flush_all(L, st, close_k);
+    stream_release(L, st);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 1);   /* the socket may go now */
+  }
+  if (err) return err_push(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* stream:close(), __close: flush, then release the buffers; the socket
+** stays open.  true, or nil, message, errno when the flush failed (the
+** stream is closed anyway, as fclose does).  Harmless when closed. */
+static int rd_close(lua_State *L) {
+  LStream *st = stream_check(L, 1);
+  lua_settop(L, 1);
+  lua_pushnumber(L, st->closed ? 0 : wait_deadline(st->sock->timeout));
+  return close_k(L, LUA_OK, 0);
+}
+
+/* __gc: one last non-blocking try to send pending output (nobody can wait
+** here), then release.  The socket is still in memory: it is our user
+** value, so it is collected after us. */
+static int rd_gc(lua_State *L) {
+  LStream *st = stream_check(L, 1);
+  if (!st->closed && st->sock->w.fd >= 0) {
+    while (st->wstart < st->wlen) {
+      ssize_t n = send(st->sock->w.fd, st->wbuf + st->wstart, st->wlen - st->wstart,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) st->wstart += (size_t)n;
+      else if (n == 0 || errno != EINTR) break;
+    }
+  }
+  stream_release(L, st);
+  return 0;
+}
+
+/* stream:setvbuf(mode [, size]): "no", "full" or "line" output buffering,
+** size bytes (default 64 KiB) before a flush. */
+static int rd_setvbuf(lua_State *L) {
+  static const char *const modes[] = { "no", "full", "line", NULL };
+  LStream *st = stream_checkopen(L, 1, 0);
+  int mode = luaL_checkoption(L, 2, NULL, modes);
+  lua_Integer size = luaL_optinteger(L, 3, WBUF_SIZE);
+  luaL_argcheck(L, size > 0, 3, "buffer size must be positive");
+  st->vbuf = mode;   /* VBUF_* follow the order of modes */
+  st->wsize = (size_t)size;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int rd_tostring(lua_State *L) {
+  static const char *const modes[] = { "", "r", "w", "rw" };
+  LStream *st = stream_check(L, 1);
+  if (st->closed) lua_pushliteral(L, "stream (closed)");
+  else lua_pushfstring(L, "stream (fd %d, %s)", st->sock->w.fd, modes[st->flags]);
+  return 1;
+}
+
+/* Python's rule for modes: letters r, w, b; reading unless only "w" is
+** given.  -1 for any other letter. */
+static int mode_flags(const char *mode) {
+  int flags = 0;
+  for (; *mode; mode++) {
+    if (*mode == 'r') flags |= ST_READ;
+    else if (*mode == 'w') flags |= ST_WRITE;
+    else if (*mode != 'b') return -1;
+  }
+  return flags ? flags : ST_READ;
+}
+
+/* sock:makefile([mode]) -> a stream over the socket, which it keeps
+** alive (user value) but never closes. */
+static int sock_makefile(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  const char *mode = luaL_optstring(L, 2, "r");
+  int flags = mode_flags(mode);
+  if (flags < 0)
+    luaL_argerror(L, 2, lua_pushfstring(L, "invalid mode '%s' (only r, w, b allowed)", mode));
+  LStream *st = (LStream *)lua_newuserdatauv(L, sizeof(LStream), 1);
+  memset(st, 0, sizeof *st);
+  st->sock = s;
+  st->flags = flags;
+  st->vbuf = VBUF_FULL;
+  st->wsize = WBUF_SIZE;
+  luaL_setmetatable(L, LSOCK_STREAM);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static const luaL_Reg rd_methods[] = {
+  {"read", rd_read},
+  {"lines", rd_lines},
+  {"write", rd_write},
+  {"flush", rd_flush},
+  {"close", rd_close},
+  {"setvbuf", rd_setvbuf},
   {NULL, NULL}
 };
 
-void stream_open(lua_State *L) { (void)L; }
+static const luaL_Reg rd_metamethods[] = {
+  {"__gc", rd_gc},
+  {"__close", rd_close},
+  {"__tostring", rd_tostring},
+  {NULL, NULL}
+};
+
+const luaL_Reg stream_methods[] = {
+  {"makefile", sock_makefile},
+  {NULL, NULL}
+};
+
+void stream_open(lua_State *L) {
+  luaL_newmetatable(L, LSOCK_STREAM);
+  luaL_setfuncs(L, rd_metamethods, 0);
+  luaL_newlib(L, rd_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
