@@ -1,10 +1,348 @@
-/* msg.c - stub, to be written. */
+/*
+** msg.c - sendmsg and recvmsg with ancillary data, and descriptor passing
+** over AF_UNIX (socket.send_fds, socket.recv_fds), as Python's.
+**
+** The struct msghdr of a call lives in a userdata at a fixed stack slot,
+** with the iovecs, the control buffer, the address and (for recvmsg) the
+** data buffer right behind it: userdata never move, so its pointers stay
+** valid while a task waits, and the retry in the continuation reuses it.
+** Sends use MSG_NOSIGNAL; receives MSG_CMSG_CLOEXEC, so passed
+** descriptors arrive close-on-exec.  MSG_TRUNC and MSG_CTRUNC come back
+** in the flags, so a datagram or a control message is never cut silently.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/uio.h>
+
 #include "lsock.h"
 
+/* Stack slots of every call here, after lua_settop(L, 5). */
+enum { SOCK = 1, DEADLINE = 6, STATE = 7, KEEP = 8 };
+
+/* What recvmsg_k pushes: Python's recvmsg results, or recv_fds'. */
+enum { AS_RECVMSG = 0, AS_RECVFDS = 1 };
+
+/* Header of the STATE userdata; the buffers follow it. */
+typedef struct MsgState {
+  struct msghdr m;
+  struct sockaddr_storage addr;
+  size_t datalen, ctllen;     /* capacities, restored before each recvmsg */
+  int flags;                  /* flags of the syscall */
+  int hidden;                 /* flags we added, masked from msg_flags */
+} MsgState;
+
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+
+/* Push the STATE userdata with room for niov iovecs, ctllen bytes of
+** control data and datalen bytes of data, and point m at them. */
+static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t datalen) {
+  size_t iovat = ALIGN8(sizeof(MsgState));
+  size_t ctlat = ALIGN8(iovat + niov * sizeof(struct iovec));
+  char *p = (char *)lua_newuserdatauv(L, ctlat + ALIGN8(ctllen) + datalen, 0);
+  MsgState *st = (MsgState *)p;
+  memset(st, 0, ctlat + ALIGN8(ctllen));
+  st->m.msg_iov = (struct iovec *)(p + iovat);
+  st->m.msg_iovlen = niov;
+  st->m.msg_control = ctllen > 0 ? p + ctlat : NULL;
+  st->m.msg_controllen = ctllen;
+  st->ctllen = ctllen;
+  st->datalen = datalen;
+  if (datalen > 0) st->m.msg_iov[0].iov_base = p + ctlat + ALIGN8(ctllen);
+  return st;
+}
+
+/* A size argument: a non-negative integer up to INT_MAX; def < 0 means
+** the argument is required. */
+static size_t check_size(lua_State *L, int arg, lua_Integer def) {
+  lua_Integer n = def >= 0 ? luaL_optinteger(L, arg, def) : luaL_checkinteger(L, arg);
+  luaL_argcheck(L, n >= 0 && n <= INT_MAX, arg, "size out of range");
+  return (size_t)n;
+}
+
+static int opt_flags(lua_State *L, int arg) {
+  lua_Integer f = luaL_optinteger(L, arg, 0);
+  luaL_argcheck(L, f >= INT_MIN && f <= INT_MAX, arg, "flags out of range");
+  return (int)f;
+}
+
+/* ---- sendmsg -------------------------------------------------------- */
+
+/* Number of buffers at arg: a list of strings, or one string. */
+static size_t buffers_count(lua_State *L, int arg) {
+  if (lua_type(L, arg) == LUA_TSTRING) return 1;
+  luaL_argexpected(L, lua_istable(L, arg), arg, "list of strings");
+  lua_Integer n = luaL_len(L, arg);
+  luaL_argcheck(L, n >= 0 && n <= INT_MAX, arg, "too many buffers");
+  return (size_t)n;
+}
+
+/* Point the iovecs at the buffers at arg, each string also stored in the
+** KEEP table so that it stays alive while the call waits. */
+static void fill_iov(lua_State *L, MsgState *st, int arg) {
+  for (size_t i = 0; i < st->m.msg_iovlen; i++) {
+    if (lua_type(L, arg) == LUA_TSTRING) lua_pushvalue(L, arg);
+    else lua_geti(L, arg, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bad argument #1 to 'sendmsg' (buffer #%d is not a string)", (int)i + 1);
+    st->m.msg_iov[i].iov_base = (void *)lua_tolstring(L, -1, &st->m.msg_iov[i].iov_len);
+    lua_rawseti(L, KEEP, (lua_Integer)i + 1);
+  }
+}
+
+/* Push the fields of ancillary item i of the list at arg ({level, type,
+** data}) and return the length of data; raises on a malformed item. */
+static size_t anc_item(lua_State *L, int arg, lua_Integer i) {
+  if (lua_geti(L, arg, i) != LUA_TTABLE)
+    luaL_error(L, "bad argument #2 to 'sendmsg' (ancillary item #%d is not a table)", (int)i);
+  lua_geti(L, -1, 1);
+  lua_geti(L, -2, 2);
+  lua_geti(L, -3, 3);
+  lua_remove(L, -4);
+  if (!lua_isinteger(L, -3) || !lua_isinteger(L, -2) || lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "bad argument #2 to 'sendmsg' (ancillary item #%d must be {level, type, data})", (int)i);
+  return lua_rawlen(L, -1);
+}
+
+/* Bytes of control buffer the ancillary list at arg needs (nil: none). */
+static size_t anc_space(lua_State *L, int arg) {
+  if (lua_isnil(L, arg)) return 0;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  size_t space = 0;
+  for (lua_Integer i = 1, n = luaL_len(L, arg); i <= n; i++) {
+    size_t len = anc_item(L, arg, i);
+    luaL_argcheck(L, len <= INT_MAX / 2 && space <= INT_MAX / 2, arg, "ancillary data too large");
+    space += CMSG_SPACE(len);
+    lua_pop(L, 3);
+  }
+  return space;
+}
+
+/* Copy the ancillary list at arg into the control buffer, sized by
+** anc_space. */
+static void fill_anc(lua_State *L, MsgState *st, int arg) {
+  if (st->ctllen == 0) return;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&st->m);
+  for (lua_Integer i = 1, n = luaL_len(L, arg); i <= n && c != NULL; i++) {
+    size_t len = anc_item(L, arg, i);
+    c->cmsg_level = (int)lua_tointeger(L, -3);
+    c->cmsg_type = (int)lua_tointeger(L, -2);
+    c->cmsg_len = CMSG_LEN(len);
+    memcpy(CMSG_DATA(c), lua_tostring(L, -1), len);
+    lua_pop(L, 3);
+    c = CMSG_NXTHDR(&st->m, c);
+  }
+}
+
+/* Try sendmsg until it goes through, fails or the deadline passes.
+** MSG_DONTWAIT in the flags means: do not wait, report EAGAIN. */
+static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, SOCK);
+  MsgState *st = (MsgState *)lua_touserdata(L, STATE);
+  int err = wait_resumed(L, status);
+  while (err == 0) {
+    ssize_t n = sendmsg(s->w.fd, &st->m, st->flags);
+    if (n >= 0) {
+      lua_pushinteger(L, n);
+      return 1;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN || (st->flags & MSG_DONTWAIT)) err = errno;
+    else err = wait_fd(L, &s->w, WAIT_WRITE, lua_tonumber(L, DEADLINE), ctx, sendmsg_k);
+  }
+  return err_push(L, err);
+}
+
+/* sock:sendmsg(buffers [, ancdata [, flags [, address]]]) -> bytes sent.
+** buffers: a list of strings (or one string); ancdata: a list of
+** {level, type, data}; address for an unconnected datagram socket. */
+static int sock_sendmsg(lua_State *L) {
+  LSocket *s = sock_checkopen(L, SOCK);
+  lua_settop(L, 5);
+  int flags = opt_flags(L, 4);
+  struct sockaddr_storage ss;
+  socklen_t alen = 0;
+  if (!lua_isnil(L, 5)) {
+    int rc = addr_check(L, 5, s->family, s->type, &ss, &alen);
+    if (rc != 0) return err_pushgai(L, rc);
+  }
+  size_t niov = buffers_count(L, 2), ctl = anc_space(L, 3);
+  lua_pushnumber(L, wait_deadline(s->timeout));   /* DEADLINE */
+  MsgState *st = state_push(L, niov, ctl, 0);      /* STATE */
+  lua_createtable(L, (int)niov, 0);                /* KEEP */
+  fill_iov(L, st, 2);
+  fill_anc(L, st, 3);
+  if (alen > 0) {
+    memcpy(&st->addr, &ss, alen);
+    st->m.msg_name = &st->addr;
+    st->m.msg_namelen = alen;
+  }
+  st->flags = flags | MSG_NOSIGNAL;
+  return sendmsg_k(L, LUA_OK, 0);
+}
+
+/* ---- recvmsg -------------------------------------------------------- */
+
+/* Length of the data of control message c, clipped to the buffer (a
+** message cut by MSG_CTRUNC may claim more than arrived). */
+static size_t cmsg_datalen(const struct msghdr *m, const struct cmsghdr *c) {
+  const char *end = (const char *)m->msg_control + m->msg_controllen;
+  const char *data = (const char *)CMSG_DATA(c);
+  size_t len = c->cmsg_len - CMSG_LEN(0);
+  if (data > end) return 0;
+  return len < (size_t)(end - data) ? len : (size_t)(end - data);
+}
+
+/* Push the ancillary list {{level, type, data}, ...} of m. */
+static void push_anc(lua_State *L, struct msghdr *m) {
+  lua_newtable(L);
+  int k = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+    lua_createtable(L, 3, 0);
+    lua_pushinteger(L, c->cmsg_level);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, c->cmsg_type);
+    lua_rawseti(L, -2, 2);
+    lua_pushlstring(L, (const char *)CMSG_DATA(c), cmsg_datalen(m, c));
+    lua_rawseti(L, -2, 3);
+    lua_rawseti(L, -2, ++k);
+  }
+}
+
+/* Push the list of descriptors of the SCM_RIGHTS messages of m. */
+static void push_fds(lua_State *L, struct msghdr *m) {
+  lua_newtable(L);
+  int k = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = cmsg_datalen(m, c) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);   /* may be unaligned */
+      lua_pushinteger(L, fd);
+      lua_rawseti(L, -2, ++k);
+    }
+  }
+}
+
+/* Push the results of a recvmsg that returned n: data, ancdata (or the
+** list of fds), msg_flags, address (nil when the kernel gave none). */
+static int push_received(lua_State *L, MsgState *st, size_t n, int as) {
+  lua_pushlstring(L, st->m.msg_iov[0].iov_base, n < st->datalen ? n : st->datalen);
+  if (as == AS_RECVFDS) push_fds(L, &st->m);
+  else push_anc(L, &st->m);
+  lua_pushinteger(L, st->m.msg_flags & ~st->hidden);
+  addr_push(L, (struct sockaddr *)&st->addr, st->m.msg_namelen);   /* nil if none */
+  return 4;
+}
+
+/* Try recvmsg until data comes, it fails or the deadline passes; ctx
+** says which results to push (AS_RECVMSG or AS_RECVFDS). */
+static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, SOCK);
+  MsgState *st = (MsgState *)lua_touserdata(L, STATE);
+  int err = wait_resumed(L, status);
+  while (err == 0) {
+    st->m.msg_name = &st->addr;
+    st->m.msg_namelen = sizeof st->addr;
+    st->m.msg_controllen = st->ctllen;
+    st->m.msg_iov[0].iov_len = st->datalen;
+    ssize_t n = recvmsg(s->w.fd, &st->m, st->flags);
+    if (n >= 0) return push_received(L, st, (size_t)n, (int)ctx);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN || (st->flags & MSG_DONTWAIT)) err = errno;
+    else err = wait_fd(L, &s->w, WAIT_READ, lua_tonumber(L, DEADLINE), ctx, recvmsg_k);
+  }
+  return err_push(L, err);
+}
+
+/* Common start of recvmsg and recv_fds: the stack becomes the layout of
+** the slots above, then the first try. */
+static int recv_begin(lua_State *L, LSocket *s, size_t bufsize, size_t ancsize,
+                      int flags, int as) {
+  lua_settop(L, 5);
+  lua_pushnumber(L, wait_deadline(s->timeout));   /* DEADLINE */
+  MsgState *st = state_push(L, 1, ancsize, bufsize);   /* STATE */
+  st->flags = flags | MSG_CMSG_CLOEXEC;
+  st->hidden = MSG_CMSG_CLOEXEC & ~flags;   /* Linux echoes it in msg_flags */
+  return recvmsg_k(L, LUA_OK, as);
+}
+
+/* sock:recvmsg(bufsize [, ancbufsize [, flags]]) -> data, ancdata,
+** msg_flags, address. */
+static int sock_recvmsg(lua_State *L) {
+  LSocket *s = sock_checkopen(L, SOCK);
+  size_t bufsize = check_size(L, 2, -1), ancsize = check_size(L, 3, 0);
+  return recv_begin(L, s, bufsize, ancsize, opt_flags(L, 4), AS_RECVMSG);
+}
+
+/* ---- descriptor passing --------------------------------------------- */
+
+/* Pack the descriptors of the list at arg (integers or open sockets) as
+** the data of an SCM_RIGHTS message; pushes it and returns its count. */
+static lua_Integer pack_fds(lua_State *L, int arg) {
+  luaL_checktype(L, arg, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, arg);
+  luaL_argcheck(L, n >= 0 && n <= 253, arg, "too many descriptors (SCM_MAX_FD is 253)");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, arg, i);
+    LSocket *s = (LSocket *)luaL_testudata(L, -1, LSOCK_SOCKET);
+    lua_Integer fd = s != NULL ? s->w.fd : lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, arg, "descriptors must be open sockets or integers >= 0");
+    lua_pop(L, 1);
+    int v = (int)fd;
+    luaL_addlstring(&b, (const char *)&v, sizeof v);
+  }
+  luaL_pushresult(&b);
+  return n;
+}
+
+/* socket.send_fds(sock, data, fds [, address]) -> bytes sent: sendmsg of
+** data with one SCM_RIGHTS message carrying fds. */
+static int lsock_send_fds(lua_State *L) {
+  sock_checkopen(L, 1);
+  lua_settop(L, 4);
+  if (pack_fds(L, 3) > 0) {            /* 5: the packed fds */
+    lua_createtable(L, 1, 0);
+    lua_createtable(L, 3, 0);
+    lua_pushinteger(L, SOL_SOCKET);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, SCM_RIGHTS);
+    lua_rawseti(L, -2, 2);
+    lua_pushvalue(L, 5);
+    lua_rawseti(L, -2, 3);
+    lua_rawseti(L, -2, 1);
+  } else {
+    lua_pushnil(L);                    /* no descriptors: no message */
+  }
+  lua_replace(L, 3);                   /* ancdata */
+  lua_pushnil(L);
+  lua_insert(L, 4);                    /* flags; the address moves to 5 */
+  lua_settop(L, 5);
+  return sock_sendmsg(L);
+}
+
+/* socket.recv_fds(sock, bufsize, maxfds [, flags]) -> data, fds,
+** msg_flags, address; fds is a list of integers (close-on-exec). */
+static int lsock_recv_fds(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  size_t bufsize = check_size(L, 2, -1);
+  lua_Integer maxfds = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, maxfds >= 0 && maxfds <= 253, 3, "maxfds out of range (0..253)");
+  size_t ancsize = maxfds > 0 ? CMSG_SPACE((size_t)maxfds * sizeof(int)) : 0;
+  return recv_begin(L, s, bufsize, ancsize, opt_flags(L, 4), AS_RECVFDS);
+}
+
 const luaL_Reg msg_methods[] = {
+  {"sendmsg", sock_sendmsg},
+  {"recvmsg", sock_recvmsg},
   {NULL, NULL}
 };
 
 const luaL_Reg msg_funcs[] = {
+  {"send_fds", lsock_send_fds},
+  {"recv_fds", lsock_recv_fds},
   {NULL, NULL}
 };
