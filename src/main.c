@@ -81,14 +81,18 @@ static void drop_interrupt(lua_State *L) {
   lua_sethook(L, NULL, 0, 0);
 }
 
+/* The handler in place before the call comes back afterwards: SIG_DFL in
+** a script (as lua.c), the REPL's own at the prompt. */
 int main_docall(lua_State *L, int narg, int nres) {
   int base = lua_gettop(L) - narg;   /* the function's index */
+  struct sigaction before;
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   interrupt_L = L;
+  sigaction(SIGINT, NULL, &before);
   main_setsigint(on_sigint);
   int status = lua_pcall(L, narg, nres, base);
-  main_setsigint(SIG_DFL);
+  sigaction(SIGINT, &before, NULL);
   drop_interrupt(L);
   lua_remove(L, base);
   return status;

@@ -48,6 +48,7 @@ static void history_open(void) {
   history_path = malloc(n);
   if (history_path == NULL) return;
   snprintf(history_path, n, "%s/%s", home, HISTORY_FILE);
+  history_comment_char = '#';      /* timestamps are "#<time>" lines */
   history_write_timestamps = 1;
   history_multiline_entries = 1;
   stifle_history(HISTORY_MAX);
@@ -95,14 +96,12 @@ static void cancel_line(void) {
 static int read_line(const char *prompt, char **line) {
   line_ready = 0;
   prompt_sigint = 0;
-  main_setsigint(on_prompt_sigint);
   rl_callback_handler_install(prompt, on_line);
   while (!line_ready && !prompt_sigint) {
     struct pollfd p = { STDIN_FILENO, POLLIN, 0 };
     if (poll(&p, 1, -1) > 0) rl_callback_read_char();
     else if (errno != EINTR) on_line(NULL);   /* cannot wait: end of input */
   }
-  main_setsigint(SIG_DFL);
   if (!line_ready) {
     cancel_line();
     return READ_CANCEL;
@@ -239,7 +238,8 @@ static void set_socket_global(lua_State *L) {
 void repl_run(lua_State *L) {
   int status;
   rl_readline_name = "luasock";   /* for $if luasock in ~/.inputrc */
-  rl_catch_signals = 0;           /* Ctrl-C is ours (read_line, main.c) */
+  rl_catch_signals = 0;           /* Ctrl-C is ours: read_line, main_docall */
+  main_setsigint(on_prompt_sigint);   /* main_docall puts it back after each run */
   history_open();
   set_socket_global(L);
   while ((status = load_line(L)) != LOAD_EOF) {
@@ -257,4 +257,5 @@ void repl_run(lua_State *L) {
   fflush(stdout);
   free(history_path);
   history_path = NULL;
+  main_setsigint(SIG_DFL);
 }

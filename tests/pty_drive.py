@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Drive a program through a pseudo-terminal, step by step (used by
+tests/repl_spec.lua).
+
+    python3 tests/pty_drive.py STEPS -- program [args...]
+
+STEPS is a file, one step a line (text takes \\n, \\r, \\x03... escapes):
+    send TEXT      type TEXT on the terminal
+    expect TEXT    wait until TEXT shows in the output after what earlier
+                   steps matched ("\\r" is dropped from the output first)
+    timeout SECS   time limit of the next expect/exit steps (default 5)
+    exit STATUS    wait for the program to end with STATUS (or "signal N")
+
+Prints "ok" and exits 0 when every step passed; else prints the failing
+step and the transcript and exits 1.  Every wait has a time limit, and the
+program is killed if still running at the end.
+"""
+import codecs
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import sys
+import termios
+import time
+
+
+class Session:
+    def __init__(self, argv):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            try:
+                os.execvp(argv[0], argv)
+            finally:
+                os._exit(127)
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        self.out = ""      # everything read, without "\r"
+        self.pos = 0       # where the next expect starts looking
+        self.status = None
+
+    def read_some(self, deadline):
+        """Read what is available before deadline; False at end of output."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        ready, _, _ = select.select([self.fd], [], [], left)
+        if not ready:
+            return True
+        try:
+            data = os.read(self.fd, 4096)
+        except OSError:    # EIO: the program closed the terminal
+            data = b""
+        if not data:
+            return False
+        self.out += data.decode("utf-8", "replace").replace("\r", "")
+        return True
+
+    def expect(self, text, limit):
+        deadline = time.monotonic() + limit
+        while True:
+            i = self.out.find(text, self.pos)
+            if i >= 0:
+                self.pos = i + len(text)
+                return None
+            if time.monotonic() >= deadline:
+                return "timed out after %gs" % limit
+            if not self.read_some(deadline):
+                return "output ended"
+
+    def wait_exit(self, limit):
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = st
+                return (("signal %d" % os.WTERMSIG(st)) if os.WIFSIGNALED(st)
+                        else str(os.WEXITSTATUS(st)))
+            self.read_some(min(deadline, time.monotonic() + 0.1))
+        return None
+
+    def close(self):
+        if self.status is None:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+def run(steps, session):
+    limit = 5.0
+    for n, line in enumerate(steps, 1):
+        verb, _, arg = line.rstrip("\n").partition(" ")
+        text = codecs.decode(arg, "unicode_escape")
+        if verb == "send":
+            os.write(session.fd, text.encode())
+        elif verb == "expect":
+            err = session.expect(text, limit)
+            if err:
+                return "step %d (expect %r): %s" % (n, arg, err)
+        elif verb == "timeout":
+            limit = float(arg)
+        elif verb == "exit":
+            got = session.wait_exit(limit)
+            if got != arg:
+                return "step %d (exit %s): got %s" % (n, arg, got or "no exit")
+        elif verb:
+            return "step %d: unknown step %r" % (n, verb)
+    return None
+
+
+def main():
+    if len(sys.argv) < 4 or sys.argv[2] != "--":
+        sys.exit("usage: pty_drive.py STEPS -- program [args...]")
+    with open(sys.argv[1]) as f:
+        steps = f.readlines()
+    session = Session(sys.argv[3:])
+    try:
+        err = run(steps, session)
+    finally:
+        session.close()
+    if err:
+        print("FAIL: " + err)
+        print("--- transcript ---")
+        print(session.out)
+        sys.exit(1)
+    print("ok")
+    if os.environ.get("PTY_DRIVE_VERBOSE"):
+        print(session.out)
+
+
+if __name__ == "__main__":
+    main()
