@@ -6,6 +6,11 @@
 -- real one), then "Connected by  ADDRESS" for each client and every
 -- message a client sends, and answers each message with
 -- "server received you message.".
+--
+-- Two lines (marked) make it serve many clients at once: socket.run runs
+-- the accept loop as a task, and socket.spawn gives each client a task of
+-- its own.  Without socket.run, and with serve(conn) called directly, it
+-- is the blocking server that serves one client after another.
 local socket = require "socket"
 
 local host, port = arg[1] or "127.0.0.1", tonumber(arg[2] or 8001)
@@ -19,14 +24,22 @@ assert(s:listen(5))
 print("Server start at: " .. tostring(s:getsockname()))
 print("wait for connection...")
 
-while true do
-  local conn, addr = assert(s:accept())
-  print("Connected by  " .. tostring(addr))
+-- Talk to one client until it leaves: recv returns "" at the end of the
+-- stream, or nil and an error if the connection broke.
+local function serve(conn)
   while true do
     local data = conn:recv(1024)
-    if not data or data == "" then break end   -- the client left (or failed)
+    if not data or data == "" then break end
     print((data:gsub("\r?\n$", "")))
     conn:sendall("server received you message.")
   end
   conn:close()
 end
+
+socket.run(function()                -- (1) run the accept loop as a task
+  while true do
+    local conn, addr = assert(s:accept())
+    print("Connected by  " .. tostring(addr))
+    socket.spawn(serve, conn)        -- (2) a task per client: serve(conn)
+  end
+end)

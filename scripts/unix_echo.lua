@@ -1,6 +1,6 @@
 -- scripts/unix_echo.lua: an echo over an AF_UNIX stream socket.
 --
---   luasock scripts/unix_echo.lua server PATH   echo every byte back
+--   luasock scripts/unix_echo.lua server PATH   echo every byte back (many clients)
 --   luasock scripts/unix_echo.lua client PATH   send each input line, print its echo
 --
 -- A PATH starting with "@" names Linux's abstract namespace (no file).
@@ -33,15 +33,19 @@ local function server()
   bind(s)
   assert(s:listen())
   print("Unix echo server at: " .. s:getsockname():gsub("^%z", "@"))
-  while true do
-    local conn = assert(s:accept())
+  socket.run(function()
     while true do
-      local data = conn:recv(4096)
-      if not data or data == "" then break end
-      conn:sendall(data)
+      local conn = assert(s:accept())
+      socket.spawn(function()        -- a task per client
+        while true do
+          local data = conn:recv(4096)
+          if not data or data == "" then break end
+          conn:sendall(data)
+        end
+        conn:close()
+      end)
     end
-    conn:close()
-  end
+  end)
 end
 
 local function client()
