@@ -226,7 +226,8 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
     ssize_t n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
     if (n >= 0) {
       luaL_pushresultsize(&b, (size_t)n > size ? size : (size_t)n);  /* MSG_TRUNC */
-      if (ctx) addr_push(L, (struct sockaddr *)&ss, len);
+      if (ctx && len == 0 && s->family == AF_UNIX) lua_pushliteral(L, "");  /* unnamed */
+      else if (ctx) addr_push(L, (struct sockaddr *)&ss, len);
       return ctx ? 2 : 1;
     }
     err = errno;
@@ -296,17 +297,24 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   return 4;
 }
 
-/* Check data and flags, then lay out the stack for send_k; with_addr: the
-** address is at 4 (sendto). */
-static int send_start(lua_State *L, int with_addr, lua_KContext ctx) {
+/* Check data, flags and the address (sendto: at addr_idx, 3 or 4; else
+** 0), then lay out the stack for send_k. */
+static int send_start(lua_State *L, int addr_idx, lua_KContext ctx) {
   LSocket *s = sock_checkopen(L, 1);
   luaL_checkstring(L, 2);
-  luaL_optinteger(L, 3, 0);
-  lua_settop(L, with_addr ? 4 : 3);
-  if (with_addr && push_sockaddr(L, s, 4) == NULL) return 3;   /* 5 */
+  if (addr_idx != 3) luaL_optinteger(L, 3, 0);
+  lua_settop(L, addr_idx ? addr_idx : 3);
+  if (addr_idx && push_sockaddr(L, s, addr_idx) == NULL) return 3;
   push_deadline(L, s);
-  if (with_addr) lua_replace(L, 4);    /* the address arg is no longer needed */
-  else lua_pushnil(L);
+  if (addr_idx == 3) {                 /* 1 s, 2 data, 3 addr, 4 SockAddr, 5 deadline */
+    lua_insert(L, 4);
+    lua_pushnil(L);
+    lua_replace(L, 3);                 /* no flags */
+  } else if (addr_idx == 4) {
+    lua_replace(L, 4);                 /* the address arg is no longer needed */
+  } else {
+    lua_pushnil(L);                    /* no address */
+  }
   lua_pushinteger(L, 0);               /* 6: bytes sent */
   return send_k(L, LUA_OK, ctx);
 }
@@ -324,13 +332,10 @@ static int sock_sendall(lua_State *L) {
 /* s:sendto(data [, flags], address) -> bytes sent.  With two arguments
 ** the second is the address. */
 static int sock_sendto(lua_State *L) {
+  int addr_idx = lua_gettop(L) >= 4 ? 4 : 3;
   sock_checkopen(L, 1);
-  if (lua_gettop(L) <= 3) {
-    luaL_checkany(L, 3);               /* the address */
-    lua_pushnil(L);
-    lua_insert(L, 3);                  /* data, nil flags, address */
-  }
-  return send_start(L, 1, 0);
+  luaL_checkany(L, addr_idx);
+  return send_start(L, addr_idx, 0);
 }
 
 const luaL_Reg sockio_methods[] = {

@@ -1,0 +1,135 @@
+-- udp_spec: datagrams over 127.0.0.1 and ::1: sendto/recvfrom, connected
+-- UDP (send/recv), SO_BROADCAST and the "<broadcast>" address, and both
+-- error channels.
+local socket = require "socket"
+local E = socket.errno
+
+local function udp(family, host)
+  local s = assert(socket.socket(family, socket.SOCK_DGRAM))
+  s:settimeout(2)
+  assert(s:bind({host, 0}))
+  return s, s:getsockname()
+end
+
+local function has_v6()
+  if not socket.has_ipv6 then return false, "socket.has_ipv6 is false" end
+  local s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+  local ok, msg = s:bind({"::1", 0})
+  s:close()
+  if not ok then return false, "::1 is missing: " .. msg end
+  return true
+end
+
+describe("udp", function()
+  it("sendto and recvfrom over 127.0.0.1", function()
+    local a, aaddr = udp(socket.AF_INET, "127.0.0.1")
+    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    assert.equal(5, a:sendto("hello", baddr))
+    local data, from = b:recvfrom(100)
+    assert.equal("hello", data)
+    assert.equal(aaddr, from)                     -- address tables compare by value
+    assert.equal("127.0.0.1:" .. aaddr.port, tostring(from))
+    assert.equal(3, b:sendto("ack", 0, from))       -- the flags form
+    data, from = a:recvfrom(100)
+    assert.equal("ack", data)
+    assert.equal(baddr.port, from.port)
+    a:close(); b:close()
+  end)
+
+  it("sendto and recvfrom over ::1", function()
+    local ok, why = has_v6()
+    if not ok then print("skipped: " .. why); return end
+    local a, aaddr = udp(socket.AF_INET6, "::1")
+    local b, baddr = udp(socket.AF_INET6, "::1")
+    assert.equal(2, a:sendto("v6", {"::1", baddr.port}))
+    local data, from = b:recvfrom(100)
+    assert.equal("v6", data)
+    assert.equal("::1", from.host)
+    assert.equal(aaddr.port, from.port)
+    assert.equal("[::1]:" .. aaddr.port, tostring(from))
+    a:close(); b:close()
+  end)
+
+  it("connected UDP uses send and recv, and hears ECONNREFUSED", function()
+    local a = udp(socket.AF_INET, "127.0.0.1")
+    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    assert.is_true(a:connect(baddr))
+    assert.equal(baddr, a:getpeername())
+    assert.equal(4, a:send("ping"))
+    assert.equal("ping", b:recv(100))
+    b:close()
+    -- Nobody listens on baddr now: the ICMP port unreachable comes back
+    -- as ECONNREFUSED on a later call of the connected socket.
+    assert.equal(4, a:send("ping"))
+    local ok, _, code = a:recv(100)
+    assert.is_nil(ok)
+    assert.equal(E.ECONNREFUSED, code)
+    a:close()
+  end)
+
+  it("keeps datagram boundaries and truncates to bufsize", function()
+    local a = udp(socket.AF_INET, "127.0.0.1")
+    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    a:sendto("first datagram", baddr)
+    a:sendto("second", baddr)
+    assert.equal("first", b:recv(5))
+    assert.equal("second", b:recv(100))
+    a:sendto("0123456789", baddr)
+    assert.equal("0123", b:recv(4, socket.MSG_TRUNC))    -- never past bufsize
+    a:close(); b:close()
+  end)
+
+  it("sends an empty datagram", function()
+    local a = udp(socket.AF_INET, "127.0.0.1")
+    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    assert.equal(0, a:sendto("", baddr))
+    local data, from = b:recvfrom(10)
+    assert.equal("", data)
+    assert.is_table(from)
+    a:close(); b:close()
+  end)
+
+  it("accepts '<broadcast>' with SO_BROADCAST and refuses it without", function()
+    local s = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    s:settimeout(2)
+    -- Without SO_BROADCAST the kernel refuses: an OS failure, not a raise.
+    local ok, _, code = s:sendto("x", {"<broadcast>", 9})
+    assert.is_nil(ok)
+    assert.equal(E.EACCES, code)
+    assert.is_true(s:setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1))
+    -- Connecting sends nothing; it shows how "<broadcast>" was parsed.
+    assert.is_true(s:connect({"<broadcast>", 9}))
+    assert.equal("255.255.255.255", s:getpeername().host)
+    s:close()
+  end)
+
+  it("binds the any address with \"\"", function()
+    local s = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    assert.is_true(s:bind({"", 0}))
+    assert.equal("0.0.0.0", s:getsockname().host)
+    s:close()
+  end)
+
+  it("times out in recvfrom", function()
+    local s = udp(socket.AF_INET, "127.0.0.1")
+    s:settimeout(0.1)
+    local ok, msg, code = s:recvfrom(10)
+    assert.is_nil(ok)
+    assert.equal("timeout", msg)
+    assert.equal(E.ETIMEDOUT, code)
+    s:close()
+  end)
+
+  it("raises on misuse", function()
+    local s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert.has_error(function() s:sendto("x") end,
+      "bad argument #2 to 'sendto' (value expected)")
+    assert.has_error(function() s:sendto("x", {"127.0.0.1", 99999}) end,
+      "bad argument #2 to 'sendto' (port 99999 out of range 0..65535)")
+    assert.has_error(function() s:sendto("x", "flags", {"127.0.0.1", 9}) end)
+    assert.has_error(function() s:recvfrom() end)
+    s:close()
+    assert.has_error(function() s:sendto("x", {"127.0.0.1", 9}) end,
+      "attempt to use a closed socket")
+  end)
+end)

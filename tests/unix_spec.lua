@@ -1,0 +1,146 @@
+-- unix_spec: AF_UNIX stream, datagram and seqpacket over a temporary
+-- path, the abstract namespace, unnamed peers and paths too long.
+local socket = require "socket"
+local E = socket.errno
+
+-- A fresh path in a private temporary directory, removed by finally.
+local function temp_path(name)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -m 700 " .. dir))
+  finally(function() os.execute("rm -rf " .. dir) end)
+  return dir .. "/" .. name
+end
+
+local function sock(type)
+  local s = assert(socket.socket(socket.AF_UNIX, type))
+  s:settimeout(2)
+  return s
+end
+
+-- A unique abstract name, so parallel runs never clash.
+local function abstract(tag)
+  return ("\0luasock-test-%s-%d-%d"):format(tag, math.random(1 << 30), os.time())
+end
+
+describe("unix", function()
+  it("stream echo over a path", function()
+    local path = temp_path("stream.sock")
+    local srv = sock(socket.SOCK_STREAM)
+    assert.is_true(srv:bind(path))
+    assert.is_true(srv:listen())
+    assert.equal(path, srv:getsockname())
+    local c = sock(socket.SOCK_STREAM)
+    assert.is_true(c:connect(path))
+    local conn, addr = assert(srv:accept())
+    conn:settimeout(2)
+    assert.equal("", addr)                    -- the client never bound: unnamed
+    assert.equal("", c:getsockname())
+    assert.equal(path, c:getpeername())
+    assert.is_true(c:sendall("over unix"))
+    assert.equal("over unix", conn:recv(100))
+    c:close()
+    assert.equal("", conn:recv(100))
+    conn:close(); srv:close()
+  end)
+
+  it("datagrams over paths, with the sender's path in recvfrom", function()
+    local pa, pb = temp_path("a.sock"), temp_path("b.sock")
+    local a, b = sock(socket.SOCK_DGRAM), sock(socket.SOCK_DGRAM)
+    assert.is_true(a:bind(pa))
+    assert.is_true(b:bind(pb))
+    assert.equal(5, a:sendto("hello", pb))
+    local data, from = b:recvfrom(100)
+    assert.equal("hello", data)
+    assert.equal(pa, from)
+    -- An unbound sender is unnamed: recvfrom gives "".
+    local c = sock(socket.SOCK_DGRAM)
+    assert.equal(4, c:sendto("anon", 0, pb))
+    data, from = b:recvfrom(100)
+    assert.equal("anon", data)
+    assert.equal("", from)
+    a:close(); b:close(); c:close()
+  end)
+
+  it("seqpacket keeps message boundaries", function()
+    local path = temp_path("seq.sock")
+    local srv = sock(socket.SOCK_SEQPACKET)
+    assert.is_true(srv:bind(path))
+    assert.is_true(srv:listen())
+    local c = sock(socket.SOCK_SEQPACKET)
+    assert.is_true(c:connect(path))
+    local conn = assert(srv:accept())
+    conn:settimeout(2)
+    assert.equal(5, c:send("first"))
+    assert.equal(6, c:send("second"))
+    assert.equal("first", conn:recv(100))
+    assert.equal("second", conn:recv(100))
+    c:close(); conn:close(); srv:close()
+  end)
+
+  it("abstract namespace names keep their NULs and leave no file", function()
+    local name = abstract("stream") .. "\0tail"
+    local srv = sock(socket.SOCK_STREAM)
+    assert.is_true(srv:bind(name))
+    assert.is_true(srv:listen())
+    assert.equal(name, srv:getsockname())
+    local c = sock(socket.SOCK_STREAM)
+    assert.is_true(c:connect(name))
+    assert.equal(name, c:getpeername())
+    local conn = assert(srv:accept())
+    -- The name without its tail is a different address.
+    local other = sock(socket.SOCK_STREAM)
+    local ok, _, code = other:connect(name:match("^(%z[^%z]*)"))
+    assert.is_nil(ok)
+    assert.equal(E.ECONNREFUSED, code)
+    other:close(); conn:close(); c:close(); srv:close()
+  end)
+
+  it("an abstract name may fill sun_path exactly", function()
+    local name = "\0" .. ("x"):rep(107)
+    local s = sock(socket.SOCK_DGRAM)
+    assert.is_true(s:bind(name))
+    assert.equal(name, s:getsockname())
+    s:close()
+  end)
+
+  it("socketpair peers are unnamed", function()
+    local a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    assert.equal("", a:getpeername())
+    assert.equal("", b:getsockname())
+    a:close(); b:close()
+  end)
+
+  it("returns nil, msg, errno for a missing path", function()
+    local path = temp_path("missing.sock")
+    local c = sock(socket.SOCK_STREAM)
+    local ok, msg, code = c:connect(path)
+    assert.is_nil(ok)
+    assert.equal("No such file or directory", msg)
+    assert.equal(E.ENOENT, code)
+    c:close()
+  end)
+
+  it("returns EADDRINUSE when the path exists", function()
+    local path = temp_path("used.sock")
+    local a, b = sock(socket.SOCK_DGRAM), sock(socket.SOCK_DGRAM)
+    assert.is_true(a:bind(path))
+    local ok, _, code = b:bind(path)
+    assert.is_nil(ok)
+    assert.equal(E.EADDRINUSE, code)
+    a:close(); b:close()
+  end)
+
+  it("raises on a path too long or with a zero byte, or a wrong type", function()
+    local s = sock(socket.SOCK_STREAM)
+    assert.has_error(function() s:bind(("p"):rep(108)) end,
+      "bad argument #1 to 'bind' (unix path too long (108 bytes, at most 107))")
+    assert.has_error(function() s:connect("\0" .. ("p"):rep(108)) end,
+      "bad argument #1 to 'connect' (unix path too long (109 bytes, at most 108))")
+    assert.has_error(function() s:bind("a\0b") end,
+      "bad argument #1 to 'bind' (unix path contains a zero byte)")
+    assert.has_error(function() s:bind({"127.0.0.1", 0}) end,
+      "bad argument #1 to 'bind' (string expected, got table)")
+    s:close()
+  end)
+end)
