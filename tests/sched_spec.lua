@@ -1,0 +1,515 @@
+-- sched_spec: tasks (issue 4, item 1).  socket.spawn and socket.run; every
+-- operation that may block yields to the loop inside a task and honours
+-- the socket's timeout; a task waiting on a socket another task closes
+-- gets nil, "closed"; errors in tasks; the user's own coroutines.
+--
+-- How "it yields" is proved without sleeping to synchronise: the waiting
+-- task is spawned first, and the event it waits for is caused by a task
+-- spawned after it, which can only run if the first one gave the loop
+-- back.  Had the operation blocked instead, it would time out (every
+-- socket has a timeout of 2 s at most) and the test would fail.
+local socket = require "socket"
+local child = require "tests.peers.child"
+local E = socket.errno
+
+local LIMIT = 4   -- seconds any socket.run of this spec may take
+
+-- socket.run, failing the test if it takes longer than limit.
+local function run(...)
+  local t0 = socket.gettime()
+  local ok, err = socket.run(...)
+  local took = socket.gettime() - t0
+  assert(took < LIMIT, ("socket.run took %.2f s"):format(took))
+  return ok, err
+end
+
+-- A task that counts its turns until stop is set: proof that the loop ran
+-- other tasks while one waited.
+local function ticker()
+  local tk = { n = 0, stop = false }
+  socket.spawn(function()
+    while not tk.stop do
+      tk.n = tk.n + 1
+      socket.sleep(0.002)
+    end
+  end)
+  return tk
+end
+
+-- Run op() in a task beside a ticker; op must time out after about 0.1 s
+-- (its socket's timeout) with nil, "timeout", ETIMEDOUT while the ticker
+-- keeps running.  Returns op's results.
+local function check_timeout(op)
+  local tk = ticker()
+  local res, took
+  socket.spawn(function()
+    local t0 = socket.gettime()
+    res = table.pack(op())
+    took = socket.gettime() - t0
+    tk.stop = true
+  end)
+  assert.is_true(run())
+  assert.same({ nil, "timeout", E.ETIMEDOUT }, { res[1], res[2], res[3] })
+  assert.is_true(took >= 0.099 and took < 1, "took " .. took)
+  assert.is_true(tk.n >= 5, "the other task ran " .. tk.n .. " times")
+  return res
+end
+
+local function tcp_listener(backlog)
+  local s = assert(socket.socket())
+  s:settimeout(2)
+  assert(s:bind({ "127.0.0.1", 0 }))
+  assert(s:listen(backlog))
+  return s, s:getsockname().port
+end
+
+local function tcp_pair()
+  local l, port = tcp_listener()
+  local c = assert(socket.socket())
+  c:settimeout(2)
+  assert(c:connect({ "127.0.0.1", port }))
+  local a = assert(l:accept())
+  a:settimeout(2)
+  l:close()
+  return c, a
+end
+
+local function pair(timeout)
+  local a, b = assert(socket.socketpair())
+  a:settimeout(timeout or 2)
+  b:settimeout(timeout or 2)
+  return a, b
+end
+
+-- Fill s's send buffer (and the peer's receive buffer) without waiting.
+local function fill(s)
+  local t = s:gettimeout()
+  s:settimeout(0)
+  local chunk = ("x"):rep(65536)
+  while true do
+    local n, err, code = s:send(chunk)
+    if not n then
+      assert.equal(E.EAGAIN, code, err)
+      break
+    end
+  end
+  s:settimeout(t)
+end
+
+describe("socket.spawn and socket.run", function()
+  it("spawn returns the task's coroutine and passes the arguments", function()
+    local got
+    local co = socket.spawn(function(a, b) got = a .. b end, "x", "y")
+    assert.equal("thread", type(co))
+    assert.is_nil(got)                  -- spawned, not run yet
+    assert.is_true(run())
+    assert.equal("xy", got)
+    assert.equal("dead", coroutine.status(co))
+  end)
+
+  it("run(fn, ...) spawns fn first; run with no task returns true", function()
+    assert.is_true(run())
+    local got
+    assert.is_true(run(function(...) got = select("#", ...) end, 1, nil, 3))
+    assert.equal(3, got)
+  end)
+
+  it("runs until every task, even one spawned by another, has ended", function()
+    local log = {}
+    assert.is_true(run(function()
+      socket.spawn(function()
+        socket.sleep(0.02)
+        socket.spawn(function() socket.sleep(0.02); log[#log + 1] = "grandchild" end)
+        log[#log + 1] = "child"
+      end)
+      log[#log + 1] = "parent"
+    end))
+    assert.same({ "parent", "child", "grandchild" }, log)
+  end)
+
+  it("can be called again later, and tasks spawned outside run wait for it", function()
+    local n = 0
+    for i = 1, 3 do
+      socket.spawn(function() socket.sleep(0.001); n = n + 1 end)
+      assert.equal(i - 1, n)
+      assert.is_true(run())
+    end
+    assert.equal(3, n)
+  end)
+
+  it("raises on misuse: spawn of a non-function, run from inside a task", function()
+    local ok, err = pcall(socket.spawn, 42)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to '[%w.]*spawn' %(function expected, got number%)", err)
+    ok, err = pcall(socket.run, 42)
+    assert.matches("bad argument #1 to '[%w.]*run' %(function expected, got number%)", err)
+    ok, err = run(function() socket.run() end)
+    assert.is_false(ok)
+    assert.matches("socket.run called from inside a task", err)
+  end)
+
+  it("two tasks progress concurrently (ping-pong over a socketpair)", function()
+    local a, b = pair()
+    local log = {}
+    socket.spawn(function()
+      for i = 1, 5 do
+        assert(a:sendall("ping" .. i))
+        local m = assert(a:recv(100))   -- (log[#log + 1] = a:recv() would
+        log[#log + 1] = m               -- take #log before the wait)
+      end
+    end)
+    socket.spawn(function()
+      for i = 1, 5 do
+        local m = assert(b:recv(100))
+        log[#log + 1] = m
+        assert(b:sendall("pong" .. i))
+      end
+    end)
+    assert.is_true(run())
+    assert.same({ "ping1", "pong1", "ping2", "pong2", "ping3", "pong3",
+                  "ping4", "pong4", "ping5", "pong5" }, log)
+    a:close(); b:close()
+  end)
+
+  it("a user's coroutine.yield in a task gives the CPU to the others, it is no wait", function()
+    local log = {}
+    socket.spawn(function()
+      for i = 1, 3 do log[#log + 1] = "a" .. i; coroutine.yield("ignored", i) end
+    end)
+    socket.spawn(function()
+      for i = 1, 3 do log[#log + 1] = "b" .. i; coroutine.yield() end
+    end)
+    assert.is_true(run())
+    assert.same({ "a1", "b1", "a2", "b2", "a3", "b3" }, log)
+  end)
+
+  it("coroutines the user makes inside a task work as usual, socket calls included", function()
+    local a, b = pair()
+    local got = {}
+    assert.is_true(run(function()
+      local gen = coroutine.wrap(function()
+        for i = 1, 3 do coroutine.yield(i) end
+      end)
+      for i = 1, 3 do got[i] = gen() end
+      assert(b:sendall("data"))
+      local co = coroutine.create(function() return a:recv(10) end)
+      local ok, data = coroutine.resume(co)   -- blocks (data is there), no yield to us
+      got[4] = ok and data
+    end))
+    assert.same({ 1, 2, 3, "data" }, got)
+    a:close(); b:close()
+  end)
+end)
+
+describe("in a task, each operation yields and honours the socket's timeout", function()
+  it("sleep: tasks sleep at the same time, in deadline order", function()
+    local log = {}
+    local t0 = socket.gettime()
+    for i = 1, 5 do
+      socket.spawn(function()
+        socket.sleep(0.02 * (6 - i))
+        log[#log + 1] = i
+      end)
+    end
+    assert.is_true(run())
+    local took = socket.gettime() - t0
+    assert.same({ 5, 4, 3, 2, 1 }, log)
+    assert.is_true(took >= 0.1 and took < 0.3, "took " .. took)
+  end)
+
+  it("sleep(0) yields to the others", function()
+    local log = {}
+    socket.spawn(function() log[#log + 1] = "a1"; socket.sleep(0); log[#log + 1] = "a2" end)
+    socket.spawn(function() log[#log + 1] = "b" end)
+    assert.is_true(run())
+    assert.same({ "a1", "b", "a2" }, log)
+  end)
+
+  it("accept", function()
+    local l, port = tcp_listener()
+    local conn
+    socket.spawn(function() conn = assert(l:accept()) end)
+    socket.spawn(function()
+      local c <close> = assert(socket.socket())
+      c:settimeout(2)
+      assert(c:connect({ "127.0.0.1", port }))
+    end)
+    assert.is_true(run())
+    assert.equal("luasock.socket", getmetatable(conn).__name)
+    conn:close()
+    l:settimeout(0.1)
+    check_timeout(function() return l:accept() end)
+    l:close()
+  end)
+
+  it("recv", function()
+    local a, b = pair()
+    local got
+    socket.spawn(function() got = assert(a:recv(10)) end)
+    socket.spawn(function() assert(b:send("hello")) end)
+    assert.is_true(run())
+    assert.equal("hello", got)
+    a:settimeout(0.1)
+    check_timeout(function() return a:recv(10) end)
+    a:close(); b:close()
+  end)
+
+  it("send and sendall, with a peer that does not read", function()
+    local a, b = tcp_pair()
+    fill(a)
+    local sent
+    socket.spawn(function() sent = assert(a:send("more")) end)
+    socket.spawn(function()   -- drain what fill() sent, then the "more"
+      b:settimeout(0.2)
+      repeat local d = b:recv(65536) until not d
+    end)
+    assert.is_true(run())
+    assert.equal(4, sent)
+    -- sendall of 4 MB: completes only while another task reads it.
+    local data = ("0123456789abcdef"):rep(262144)
+    local got = 0
+    socket.spawn(function() assert.is_true(a:sendall(data)) end)
+    socket.spawn(function()
+      while got < #data do got = got + #assert(b:recv(65536)) end
+    end)
+    assert.is_true(run())
+    assert.equal(#data, got)
+    fill(a)
+    a:settimeout(0.1)
+    check_timeout(function() return a:send("x") end)
+    local res = check_timeout(function() return a:sendall(data) end)
+    assert.equal("number", math.type(res[4]) and "number")   -- bytes sent so far
+    a:close(); b:close()
+  end)
+
+  it("connect (to a listener whose queue is full)", function()
+    local l, port = tcp_listener(0)
+    local queued = assert(socket.socket())   -- fills the accept queue
+    queued:settimeout(2)
+    assert(queued:connect({ "127.0.0.1", port }))
+    local c <close> = assert(socket.socket())
+    c:settimeout(0.1)
+    check_timeout(function() return c:connect({ "127.0.0.1", port }) end)
+    -- Now it succeeds once another task makes room: the kernel retries the
+    -- dropped SYN about a second later.
+    local c2 <close> = assert(socket.socket())
+    c2:settimeout(3)
+    local ok
+    socket.spawn(function() ok = c2:connect({ "127.0.0.1", port }) end)
+    socket.spawn(function()
+      local a = assert(l:accept()); a:close()   -- the queued one
+      local b = assert(l:accept()); b:close()   -- c's half-open one, or c2
+    end)
+    local t0 = socket.gettime()
+    assert(socket.run())
+    assert.is_true(ok)
+    assert.is_true(socket.gettime() - t0 < 3.5)
+    queued:close(); l:close()
+  end)
+
+  it("recvfrom", function()
+    local u1 = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    local u2 = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    u1:settimeout(2); u2:settimeout(2)
+    assert(u1:bind({ "127.0.0.1", 0 }))
+    local data, from
+    socket.spawn(function() data, from = u1:recvfrom(100) end)
+    socket.spawn(function() assert(u2:sendto("dgram", u1:getsockname())) end)
+    assert.is_true(run())
+    assert.equal("dgram", data)
+    assert.equal(u2:getsockname().port, from.port)
+    u1:settimeout(0.1)
+    check_timeout(function() return u1:recvfrom(100) end)
+    u1:close(); u2:close()
+  end)
+
+  it("select", function()
+    local a, b = pair()
+    local r, w
+    socket.spawn(function() r, w = socket.select({ a }, {}, 2) end)
+    socket.spawn(function() assert(b:send("x")) end)
+    assert.is_true(run())
+    assert.same({ { a }, {} }, { r, w })
+    assert.equal("x", a:recv(1))
+    -- select's timeout is its argument: empty lists, the others ran.
+    local tk = ticker()
+    local t0 = socket.gettime()
+    socket.spawn(function() r, w = socket.select({ a }, {}, 0.1); tk.stop = true end)
+    assert.is_true(run())
+    assert.same({ {}, {} }, { r, w })
+    assert.is_true(socket.gettime() - t0 >= 0.099)
+    assert.is_true(tk.n >= 5)
+    a:close(); b:close()
+  end)
+
+  it("stream reads and writes (makefile)", function()
+    local a, b = pair()
+    if not a.makefile then
+      a:close(); b:close()
+      pending("makefile is not there yet")
+      return
+    end
+    local f = a:makefile("r")
+    local line
+    socket.spawn(function() line = f:read("l") end)
+    socket.spawn(function() assert(b:sendall("first line\n")) end)
+    assert.is_true(run())
+    assert.equal("first line", line)
+    a:settimeout(0.1)
+    check_timeout(function() return f:read("l") end)
+    f:close(); a:close(); b:close()
+  end)
+
+  it("getaddrinfo does not stop the others (resolution on a helper thread)", function()
+    -- Inline, the 50 lookups would run back to back and the counter would
+    -- not move during any of them.
+    local n, stop, moved = 0, false, {}
+    socket.spawn(function()
+      while not stop do n = n + 1; coroutine.yield() end
+    end)
+    socket.spawn(function()
+      for i = 1, 50 do
+        local before = n
+        local res = assert(socket.getaddrinfo("localhost", 80))
+        assert.is_true(#res >= 1)
+        moved[i] = n - before
+      end
+      stop = true
+    end)
+    assert.is_true(run())
+    for i = 1, 50 do assert.is_true(moved[i] >= 1, "lookup " .. i .. " blocked the loop") end
+  end)
+
+  it("create_connection in a task lets the others run", function()
+    local l, port = tcp_listener()
+    local c
+    local tk = ticker()
+    socket.spawn(function()
+      c = assert(socket.create_connection({ "localhost", port }, 2))
+      tk.stop = true
+    end)
+    assert.is_true(run())
+    assert.is_true(tk.n >= 1)
+    c:close(); l:close()
+  end)
+end)
+
+describe("closing a socket another task waits on", function()
+  it("wakes the reader with nil, 'closed', EBADF", function()
+    local a, b = pair()
+    local res
+    socket.spawn(function() res = table.pack(a:recv(10)) end)
+    socket.spawn(function() a:close() end)
+    assert.is_true(run())
+    assert.same({ nil, "closed", E.EBADF, n = 3 }, res)
+    b:close()
+  end)
+
+  it("wakes accept and a writer the same way", function()
+    local l = tcp_listener()
+    local a, b = tcp_pair()
+    fill(a)
+    local r1, r2
+    socket.spawn(function() r1 = table.pack(l:accept()) end)
+    socket.spawn(function() r2 = table.pack(a:sendall("more")) end)
+    socket.spawn(function() l:close(); a:close() end)
+    assert.is_true(run())
+    assert.same({ nil, "closed", E.EBADF }, { r1[1], r1[2], r1[3] })
+    assert.same({ nil, "closed", E.EBADF }, { r2[1], r2[2], r2[3] })
+    b:close()
+  end)
+
+  it("a second task waiting on the same direction raises", function()
+    local a, b = pair(0.2)
+    local first
+    socket.spawn(function() first = table.pack(a:recv(10)) end)
+    local ok, err = run(function() a:recv(10) end)
+    assert.is_false(ok)
+    assert.matches("another task is already waiting to read on this socket", err)
+    assert.equal("timeout", first[2])
+    a:close(); b:close()
+  end)
+end)
+
+describe("a task that fails", function()
+  local tmp
+  before_each(function() tmp = os.tmpname() end)
+  after_each(function() os.remove(tmp) end)
+
+  local function write(text)
+    local f = assert(io.open(tmp, "w"))
+    f:write(text)
+    f:close()
+  end
+
+  it("is reported on stderr with a traceback; the others go on; run returns the first error", function()
+    write([[
+local socket = require "socket"
+local log = {}
+socket.spawn(function()
+  for i = 1, 3 do log[#log + 1] = "a" .. i; socket.sleep(0.01) end
+end)
+socket.spawn(function()
+  socket.sleep(0.005)
+  local function deep_inside() error("first failure") end
+  deep_inside()
+end)
+socket.spawn(function() socket.sleep(0.015); error("second failure") end)
+local ok, err = socket.run()
+print(ok, err, table.concat(log, ","))
+]])
+    local kids = child.scope()
+    finally(kids.kill)
+    local c = kids.start({ child.LUASOCK, tmp }, { stdin = "null" })
+    local line = assert(c:line())
+    assert.matches("^false\t[^\t]*: first failure\ta1,a2,a3$", line)
+    assert.equal(0, c:wait())
+    local err = c:stderr()
+    assert.matches("first failure", err)
+    assert.matches("second failure", err)
+    assert.matches("stack traceback:", err)
+    assert.matches("deep_inside", err)
+  end)
+
+  it("has its <close> variables closed", function()
+    local closed = {}
+    local s
+    local ok, err = run(function()
+      s = assert(socket.socket())
+      local s2 <close> = s
+      local obj <close> = setmetatable({}, { __close = function(_, e) closed[#closed + 1] = e end })
+      error("boom", 0)
+    end)
+    assert.is_false(ok)
+    assert.equal("boom", err)
+    assert.same({ "boom" }, closed)
+    assert.equal(-1, s:fileno())
+  end)
+
+  it("keeps a non-string error object as it is", function()
+    local e = {}
+    local ok, err = run(function() error(e) end)
+    assert.is_false(ok)
+    assert.equal(e, err)
+  end)
+end)
+
+describe("Ctrl-C", function()
+  it("interrupts run while it waits: 'interrupted!', status 1", function()
+    local tmp = os.tmpname()
+    local f = assert(io.open(tmp, "w"))
+    f:write([[
+local socket = require "socket"
+socket.spawn(function() print("ready"); io.stdout:flush(); socket.sleep(30) end)
+print(socket.run())
+]])
+    f:close()
+    local kids = child.scope()
+    finally(function() kids.kill(); os.remove(tmp) end)
+    local c = kids.start({ child.LUASOCK, tmp }, { stdin = "null" })
+    assert.equal("ready", c:line())
+    os.execute("kill -INT " .. c.pid)
+    assert.equal(1, c:wait(3))
+    assert.matches("interrupted!", c:stderr())
+  end)
+end)
