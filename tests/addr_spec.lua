@@ -1,0 +1,227 @@
+-- addr_spec: address tables and their printing, getaddrinfo, getnameinfo,
+-- inet_pton/inet_ntop, gethostname, gethostbyname.  Names looked up here
+-- are only "localhost" (AF_INET, found in /etc/hosts) and literals; a name
+-- that must fail is looked up by a child inside a network namespace of its
+-- own (unshare -rn), so no query leaves the machine.
+local socket = require "socket"
+local E = socket.errno
+local LUASOCK = os.getenv("LUASOCK") or "build/luasock"
+
+-- Run a Lua chunk in a child luasock with no network: its stdout, or nil
+-- and the reason when namespaces are unavailable.
+local function run_isolated(code)
+  for _, flags in ipairs({"-rn", "-n"}) do
+    local cmd = ("unshare %s %s -e %q 2>&1"):format(flags, LUASOCK, code)
+    local p = io.popen(cmd, "r")
+    local out = p:read("a")
+    local ok = p:close()
+    if ok then return out end
+    if not out:match("unshare") then error("child failed: " .. out) end
+  end
+  return nil, "unshare -rn and -n both failed"
+end
+
+describe("address tables", function()
+  it("answer .host, .port and print as host:port", function()
+    local s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert(s:bind({"127.0.0.1", 0}))
+    local a = s:getsockname()
+    assert.equal("127.0.0.1", a[1])
+    assert.equal(a[1], a.host)
+    assert.equal(a[2], a.port)
+    assert.is_true(a.port > 0)
+    assert.equal(2, #a)
+    assert.equal("127.0.0.1:" .. a.port, tostring(a))
+    assert.is_nil(a.nosuchfield)
+    assert.equal(a, s:getsockname())            -- __eq compares by value
+    assert.are_not.equal(a, {"127.0.0.1", a.port + 1})
+    s:close()
+  end)
+
+  it("IPv6 addresses print in brackets, with %scope when there is one", function()
+    local infos = assert(socket.getaddrinfo("::1", 8001, socket.AF_INET6, socket.SOCK_STREAM))
+    local a = infos[1].address
+    assert.equal("[::1]:8001", tostring(a))
+    assert.equal(0, a.flowinfo)
+    assert.equal(0, a.scope_id)
+    infos = assert(socket.getaddrinfo("fe80::1%1", 80, socket.AF_INET6, socket.SOCK_STREAM))
+    a = infos[1].address
+    assert.equal("fe80::1", a.host)
+    assert.equal(1, a.scope_id)
+    assert.equal("[fe80::1%lo]:80", tostring(a))   -- interface 1 is lo
+    assert.equal("[fe80::1%12345]:80", tostring(setmetatable({"fe80::1", 80, 0, 12345},
+                                                             getmetatable(a))))
+  end)
+
+  it("feed back into bind and connect, with flowinfo and scope_id", function()
+    local s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    if not socket.has_ipv6 or not s:bind({"::1", 0, 0, 0}) then
+      s:close(); print("skipped: ::1 is missing"); return
+    end
+    local a = s:getsockname()
+    local c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    assert.is_true(c:connect(a))
+    assert.equal(a, c:getpeername())
+    assert.has_error(function() c:connect({"::1", a.port, 1 << 20}) end,
+      "bad argument #1 to 'connect' (flowinfo must be an integer in 0..1048575)")
+    assert.has_error(function() c:connect({"::1", a.port, 0, -1}) end,
+      "bad argument #1 to 'connect' (scope_id must be an integer in 0..4294967295)")
+    c:close(); s:close()
+  end)
+end)
+
+describe("getaddrinfo", function()
+  it("resolves localhost and literals", function()
+    local infos = assert(socket.getaddrinfo("localhost", 80, socket.AF_INET, socket.SOCK_STREAM))
+    assert.is_true(#infos >= 1)
+    local ai = infos[1]
+    assert.equal(socket.AF_INET, ai.family)
+    assert.equal(socket.SOCK_STREAM, ai.type)
+    assert.equal(socket.IPPROTO_TCP, ai.proto)
+    assert.is_nil(ai.canonname)
+    assert.equal("127.0.0.1:80", tostring(ai.address))
+    infos = assert(socket.getaddrinfo("::1", "443", socket.AF_INET6, socket.SOCK_DGRAM))
+    assert.equal("[::1]:443", tostring(infos[1].address))
+    assert.equal(socket.IPPROTO_UDP, infos[1].proto)
+  end)
+
+  it("gives one entry per type when no type is asked", function()
+    local infos = assert(socket.getaddrinfo("127.0.0.1", 53, socket.AF_INET))
+    local types = {}
+    for _, ai in ipairs(infos) do types[ai.type] = true end
+    assert.is_true(types[socket.SOCK_STREAM] and types[socket.SOCK_DGRAM])
+  end)
+
+  it("fills canonname with AI_CANONNAME", function()
+    local infos = assert(socket.getaddrinfo("localhost", nil, socket.AF_INET,
+                                            socket.SOCK_STREAM, 0, socket.AI_CANONNAME))
+    assert.equal("localhost", infos[1].canonname)
+    assert.equal(0, infos[1].address.port)
+  end)
+
+  it("passive and service names", function()
+    local infos = assert(socket.getaddrinfo(nil, "http", socket.AF_INET, socket.SOCK_STREAM,
+                                            0, socket.AI_PASSIVE))
+    assert.equal("0.0.0.0:80", tostring(infos[1].address))
+  end)
+
+  it("returns nil, msg, EAI code for an unknown service or a non-literal with AI_NUMERICHOST", function()
+    local ok, msg, code = socket.getaddrinfo("127.0.0.1", "no-such-service", socket.AF_INET,
+                                             socket.SOCK_STREAM)
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.equal(socket.EAI_SERVICE, code)
+    ok, msg, code = socket.getaddrinfo("localhost", 80, socket.AF_INET, 0, 0,
+                                       socket.AI_NUMERICHOST)
+    assert.is_nil(ok)
+    assert.equal("Name or service not known", msg)
+    assert.equal(socket.EAI_NONAME, code)
+    assert.is_true(code < 0)
+  end)
+
+  it("a name that does not resolve: nil, msg, code (in a namespace with no network)", function()
+    local out, why = run_isolated([[
+      local socket = require "socket"
+      print(socket.getaddrinfo("no-such-host.invalid", 80))
+      print(socket.gethostbyname("no-such-host.invalid"))
+      local s = socket.socket()
+      print(s:connect({"no-such-host.invalid", 80}))
+      print(s:connect_ex({"no-such-host.invalid", 80}))]])
+    if not out then print("skipped: " .. why); return end
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.equal(4, #lines, out)
+    for _, line in ipairs(lines) do
+      local msg, code = line:match("^nil\t(.-)\t(%-%d+)$")
+      assert.is_string(msg, out)
+      assert.is_true(tonumber(code) < 0, out)
+    end
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() socket.getaddrinfo("localhost", 65536) end,
+      "bad argument #2 to 'getaddrinfo' (port 65536 out of range 0..65535)")
+    assert.has_error(function() socket.getaddrinfo({}, 80) end,
+      "bad argument #1 to 'getaddrinfo' (string expected, got table)")
+    assert.has_error(function() socket.getaddrinfo("localhost", 80, "inet") end,
+      "bad argument #3 to 'getaddrinfo' (number expected, got string)")
+  end)
+end)
+
+describe("getnameinfo", function()
+  it("gives numeric host and service", function()
+    local flags = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+    local host, serv = socket.getnameinfo({"127.0.0.1", 8001}, flags)
+    assert.equal("127.0.0.1", host)
+    assert.equal("8001", serv)
+    host, serv = socket.getnameinfo({"::1", 443}, flags)
+    assert.equal("::1", host)
+    assert.equal("443", serv)
+    host, serv = socket.getnameinfo({"127.0.0.1", 80}, socket.NI_NUMERICHOST)
+    assert.equal("127.0.0.1", host)
+    assert.equal("http", serv)
+  end)
+
+  it("returns nil, msg, code when a name is required and none exists", function()
+    local ok, msg, code = socket.getnameinfo({"127.0.0.1", 80},
+                                             socket.NI_NUMERICHOST | socket.NI_NAMEREQD)
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.equal(socket.EAI_NONAME, code)
+  end)
+
+  it("raises on a host that is not a literal, or a bad port", function()
+    assert.has_error(function() socket.getnameinfo({"localhost", 80}) end,
+      "bad argument #1 to 'getnameinfo' (literal address expected, got 'localhost')")
+    assert.has_error(function() socket.getnameinfo({"127.0.0.1", 1e6}) end,
+      "bad argument #1 to 'getnameinfo' (port 1000000 out of range 0..65535)")
+    assert.has_error(function() socket.getnameinfo("127.0.0.1") end)
+  end)
+end)
+
+describe("inet_pton and inet_ntop", function()
+  it("round-trip IPv4 and IPv6", function()
+    for _, case in ipairs({
+      {socket.AF_INET, "127.0.0.1", "\127\0\0\1"},
+      {socket.AF_INET, "255.255.255.255", "\255\255\255\255"},
+      {socket.AF_INET6, "::1", ("\0"):rep(15) .. "\1"},
+      {socket.AF_INET6, "2001:db8::ff00:42:8329", nil},
+      {socket.AF_INET6, "::ffff:127.0.0.1", nil},
+    }) do
+      local bytes = socket.inet_pton(case[1], case[2])
+      if case[3] then assert.equal(case[3], bytes) end
+      assert.equal(case[1] == socket.AF_INET and 4 or 16, #bytes)
+      assert.equal(case[2], socket.inet_ntop(case[1], bytes))
+    end
+  end)
+
+  it("raise on malformed text, wrong length or family", function()
+    assert.has_error(function() socket.inet_pton(socket.AF_INET, "1.2.3") end,
+      "bad argument #2 to 'inet_pton' (malformed IPv4 address '1.2.3')")
+    assert.has_error(function() socket.inet_pton(socket.AF_INET, "256.1.1.1") end,
+      "bad argument #2 to 'inet_pton' (malformed IPv4 address '256.1.1.1')")
+    assert.has_error(function() socket.inet_pton(socket.AF_INET6, "1:::2") end,
+      "bad argument #2 to 'inet_pton' (malformed IPv6 address '1:::2')")
+    assert.has_error(function() socket.inet_ntop(socket.AF_INET, "abc") end,
+      "bad argument #2 to 'inet_ntop' (4 bytes expected, got 3)")
+    assert.has_error(function() socket.inet_ntop(socket.AF_INET6, "\1\2\3\4") end,
+      "bad argument #2 to 'inet_ntop' (16 bytes expected, got 4)")
+    assert.has_error(function() socket.inet_pton(socket.AF_UNIX, "x") end,
+      "bad argument #1 to 'inet_pton' (AF_INET or AF_INET6 expected)")
+  end)
+end)
+
+describe("gethostname and gethostbyname", function()
+  it("gethostname is the kernel's host name", function()
+    local f = assert(io.open("/proc/sys/kernel/hostname"))
+    local expected = f:read("l")
+    f:close()
+    assert.equal(expected, socket.gethostname())
+  end)
+
+  it("gethostbyname resolves localhost and literals to IPv4 text", function()
+    assert.equal("127.0.0.1", socket.gethostbyname("localhost"))
+    assert.equal("127.0.0.1", socket.gethostbyname("127.0.0.1"))
+    assert.has_error(function() socket.gethostbyname() end)
+  end)
+end)
