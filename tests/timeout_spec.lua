@@ -1,0 +1,138 @@
+-- timeout_spec: timeouts are deadlines on the monotonic clock for the whole
+-- call (recv, accept, connect, sendall), settimeout(0) is non-blocking,
+-- and the default timeout reaches accepted sockets.  Elapsed times are
+-- measured with socket.gettime and checked with generous margins.
+local socket = require "socket"
+local E = socket.errno
+
+local function listener(backlog)
+  local s = assert(socket.socket())
+  s:settimeout(2)
+  assert(s:bind({"127.0.0.1", 0}))
+  assert(s:listen(backlog))
+  return s, s:getsockname()
+end
+
+local function pair()
+  local srv, addr = listener()
+  local c = assert(socket.socket())
+  c:settimeout(2)
+  assert(c:connect(addr))
+  local conn = assert(srv:accept())
+  conn:settimeout(2)
+  srv:close()
+  return c, conn
+end
+
+-- Call fn, return its results and the seconds it took.
+local function timed(fn, ...)
+  local t0 = socket.gettime()
+  local r = table.pack(fn(...))
+  return socket.gettime() - t0, table.unpack(r, 1, r.n)
+end
+
+local function assert_timeout(ok, msg, code)
+  assert.is_nil(ok)
+  assert.equal("timeout", msg)
+  assert.equal(E.ETIMEDOUT, code)
+end
+
+describe("timeouts", function()
+  it("recv times out after about the timeout", function()
+    local c, conn = pair()
+    c:settimeout(0.3)
+    local dt, ok, msg, code = timed(c.recv, c, 100)
+    assert_timeout(ok, msg, code)
+    assert.is_true(dt >= 0.29 and dt < 1.5, "took " .. dt)
+    c:close(); conn:close()
+  end)
+
+  it("accept times out after about the timeout", function()
+    local srv = listener()
+    srv:settimeout(0.3)
+    local dt, ok, msg, code = timed(srv.accept, srv)
+    assert_timeout(ok, msg, code)
+    assert.is_true(dt >= 0.29 and dt < 1.5, "took " .. dt)
+    srv:close()
+  end)
+
+  it("sendall of 10 MB to a peer that never reads fails at the deadline and counts", function()
+    local c, conn = pair()
+    c:settimeout(0.5)
+    local size = 10 * 1024 * 1024
+    local dt, ok, msg, code, sent = timed(c.sendall, c, string.rep("z", size))
+    assert_timeout(ok, msg, code)
+    assert.is_true(dt >= 0.49 and dt < 2, "took " .. dt)
+    assert.is_true(sent > 0 and sent < size, "sent " .. tostring(sent))
+    c:close(); conn:close()
+  end)
+
+  it("connect and connect_ex time out on a listener whose queue is full", function()
+    -- listen(0) queues one connection; later SYNs are dropped by the
+    -- kernel and their connects hang until the deadline.
+    local srv, addr = listener(0)
+    local held = {}
+    local ok, msg, code, dt
+    for _ = 1, 8 do
+      local c = socket.socket()
+      c:settimeout(0.3)
+      held[#held + 1] = c
+      dt, ok, msg, code = timed(c.connect, c, addr)
+      if not ok then break end
+    end
+    assert_timeout(ok, msg, code)
+    assert.is_true(dt >= 0.29 and dt < 1.5, "took " .. dt)
+    local c = socket.socket()
+    c:settimeout(0.3)
+    held[#held + 1] = c
+    local dt2, res = timed(c.connect_ex, c, addr)
+    assert.equal(E.ETIMEDOUT, res)
+    assert.is_true(dt2 >= 0.29 and dt2 < 1.5, "took " .. dt2)
+    for _, s in ipairs(held) do s:close() end
+    srv:close()
+  end)
+
+  it("settimeout(0) is non-blocking: nil, msg, EAGAIN at once", function()
+    local c, conn = pair()
+    c:settimeout(0)
+    local dt, ok, msg, code = timed(c.recv, c, 100)
+    assert.is_nil(ok)
+    assert.equal("Resource temporarily unavailable", msg)
+    assert.equal(E.EAGAIN, code)
+    assert.is_true(dt < 0.1)
+    local srv = listener()
+    srv:settimeout(0)
+    ok, _, code = srv:accept()
+    assert.is_nil(ok)
+    assert.equal(E.EAGAIN, code)
+    -- A non-blocking connect reports that it is under way.
+    local nb = socket.socket()
+    nb:settimeout(0)
+    ok, _, code = nb:connect(srv:getsockname())
+    assert.is_true(ok == true or code == E.EINPROGRESS)
+    nb:close(); srv:close(); c:close(); conn:close()
+  end)
+
+  it("the default timeout applies to accepted sockets", function()
+    finally(function() socket.setdefaulttimeout(nil) end)
+    local srv, addr = listener()
+    socket.setdefaulttimeout(0.3)
+    local c = assert(socket.socket())
+    assert.equal(0.3, c:gettimeout())
+    assert(c:connect(addr))
+    local conn = assert(srv:accept())
+    assert.equal(0.3, conn:gettimeout())
+    local dt, ok, msg, code = timed(conn.recv, conn, 10)
+    assert_timeout(ok, msg, code)
+    assert.is_true(dt >= 0.29 and dt < 1.5, "took " .. dt)
+    c:close(); conn:close(); srv:close()
+  end)
+
+  it("a blocking recv (no timeout) still returns data as it comes", function()
+    local c, conn = pair()
+    c:settimeout(nil)
+    assert(conn:sendall("now"))
+    assert.equal("now", c:recv(10))
+    c:close(); conn:close()
+  end)
+end)
