@@ -307,6 +307,17 @@ static int sock_close(lua_State *L) {
   return 1;
 }
 
+/* sock:detach(): the socket object becomes closed without closing its
+** descriptor, which it returns (Python's detach); -1 if already closed. */
+static int sock_detach(lua_State *L) {
+  LSocket *s = sock_check(L, 1);
+  int fd = s->w.fd;
+  if (fd >= 0) loop_unwatch(&s->w, 1);   /* its waiters see "closed" */
+  s->w.fd = -1;
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
 static int sock_gc(lua_State *L) {
   sock_closefd(sock_check(L, 1), 0);
   return 0;
@@ -428,6 +439,7 @@ static int lsock_setdefaulttimeout(lua_State *L) {
 
 static const luaL_Reg sock_methods[] = {
   {"close", sock_close},
+  {"detach", sock_detach},
   {"fileno", sock_fileno},
   {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout},
