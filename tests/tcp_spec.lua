@@ -219,3 +219,85 @@ describe("tcp", function()
     assert.has_error(function() s:connect({"127.0.0.1", 1}) end, "attempt to use a closed socket")
   end)
 end)
+
+describe("create_connection and create_server", function()
+  it("create_server listens with SO_REUSEADDR; create_connection connects", function()
+    local srv = assert(socket.create_server({"127.0.0.1", 0}, {backlog = 4}))
+    srv:settimeout(2)
+    assert.equal(1, srv:getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR))
+    assert.equal(1, srv:getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    local port = srv:getsockname().port
+    local c = assert(socket.create_connection({"localhost", port}, 1.5))
+    assert.equal(1.5, c:gettimeout())
+    assert.equal(port, c:getpeername().port)
+    local conn = assert(srv:accept())
+    conn:close(); c:close(); srv:close()
+  end)
+
+  it("create_connection binds the source address", function()
+    local srv = assert(socket.create_server({"127.0.0.1", 0}))
+    srv:settimeout(2)
+    local src = socket.socket(); src:bind({"127.0.0.1", 0})
+    local src_port = src:getsockname().port
+    src:close()                                  -- a port that was just free
+    local c = assert(socket.create_connection(srv:getsockname(), 2, {"127.0.0.1", src_port}))
+    assert.equal(src_port, c:getsockname().port)
+    local conn, addr = assert(srv:accept())
+    assert.equal(src_port, addr.port)
+    conn:close(); c:close(); srv:close()
+  end)
+
+  it("create_connection returns the last error when every address fails", function()
+    local srv = assert(socket.create_server({"127.0.0.1", 0}))
+    local addr = srv:getsockname()
+    srv:close()
+    local ok, msg, code = socket.create_connection(addr, 2)
+    assert.is_nil(ok)
+    assert.equal("Connection refused", msg)
+    assert.equal(E.ECONNREFUSED, code)
+  end)
+
+  it("create_server with dualstack_ipv6 takes IPv4 clients; without, it is v6 only", function()
+    local ok, why = has_v6()
+    if not ok then print("skipped: " .. why); return end
+    -- ::ffff:127.0.0.1 keeps the test on loopback; it binds only when
+    -- IPV6_V6ONLY is off.
+    local srv = assert(socket.create_server({"::ffff:127.0.0.1", 0},
+                                            {family = socket.AF_INET6, dualstack_ipv6 = true}))
+    srv:settimeout(2)
+    assert.equal(0, srv:getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+    local c = assert(socket.create_connection({"127.0.0.1", srv:getsockname().port}, 2))
+    local conn, addr = assert(srv:accept())
+    assert.equal("::ffff:127.0.0.1", addr.host)
+    conn:close(); c:close(); srv:close()
+    local v6, msg, code = socket.create_server({"::ffff:127.0.0.1", 0}, {family = socket.AF_INET6})
+    assert.is_nil(v6)
+    assert.is_string(msg)
+    assert.equal(E.EINVAL, code)
+    v6 = assert(socket.create_server({"::1", 0}, {family = socket.AF_INET6}))
+    assert.equal(1, v6:getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+    v6:close()
+  end)
+
+  it("create_server with reuse_port shares a port; without, EADDRINUSE", function()
+    local a = assert(socket.create_server({"127.0.0.1", 0}, {reuse_port = true}))
+    local addr = a:getsockname()
+    local b = assert(socket.create_server(addr, {reuse_port = true}))
+    local ok, _, code = socket.create_server(addr)
+    assert.is_nil(ok)
+    assert.equal(E.EADDRINUSE, code)
+    a:close(); b:close()
+  end)
+
+  it("raise on misuse", function()
+    assert.has_error(function() socket.create_connection("127.0.0.1") end,
+      "bad argument #1 to 'create_connection' (address {host, port} expected, got string)")
+    assert.has_error(function() socket.create_connection({"127.0.0.1", 1}, -1) end,
+      "bad argument #2 to 'create_connection' (non-negative number expected)")
+    assert.has_error(function() socket.create_connection({"127.0.0.1", 70000}) end)
+    assert.has_error(function() socket.create_server({"127.0.0.1", 0}, {dualstack_ipv6 = true}) end,
+      "bad argument #2 to 'create_server' (dualstack_ipv6 requires family AF_INET6)")
+    assert.has_error(function() socket.create_server({"127.0.0.1", 0}, 5) end,
+      "bad argument #2 to 'create_server' (table expected, got number)")
+  end)
+end)
