@@ -359,8 +359,9 @@ static void read_restart(lua_State *L, LStream *st) {
 }
 
 /* Input is missing: receive it, or wait.  Pending output goes first, as
-** the peer may be waiting for it; a failure to send it is left for the
-** next write or flush to report. */
+** the peer may be waiting for it, unless a task already waits to write
+** (it will send it; two waiters on one direction are refused); a failure
+** to send it is left for the next write or flush to report. */
 static int read_more(lua_State *L, LStream *st) {
   if (st->sock->w.fd < 0) return LSOCK_ECLOSED;
   int err = rbuf_fill(L, st), dir = WAIT_READ;
@@ -368,7 +369,7 @@ static int read_more(lua_State *L, LStream *st) {
   if (st->wstart < st->wlen) {
     err = wbuf_send(L, st);
     if (err == 0) return 0;   /* all sent: try the input again */
-    if (err == EAGAIN) dir = WAIT_WRITE;
+    if (err == EAGAIN && st->sock->w.waiter[WAIT_WRITE] == NULL) dir = WAIT_WRITE;
   }
   return wait_fd(L, &st->sock->w, dir, lua_tonumber(L, R_DEADLINE), lua_gettop(L), read_k);
 }

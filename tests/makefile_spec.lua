@@ -437,6 +437,156 @@ describe("makefile", function()
     end)
   end)
 
+  describe("in tasks", function()
+    -- socket.run, failing unless every task ended cleanly within 4 s.
+    local function run()
+      local t0 = socket.gettime()
+      local ok, err = socket.run()
+      assert(socket.gettime() - t0 < 4, "socket.run took too long")
+      assert(ok, err)
+    end
+
+    it("a line server and its clients talk through streams", function()
+      local srv = assert(socket.socket())
+      srv:settimeout(2)
+      assert(srv:bind({"127.0.0.1", 0}))
+      assert(srv:listen())
+      local port, replies = srv:getsockname().port, {}
+      socket.spawn(function()
+        for _ = 1, 3 do
+          local conn = assert(srv:accept())
+          conn:settimeout(2)
+          socket.spawn(function()
+            local f <close> = conn:makefile("rw")
+            -- no flush: the next read flushes the reply before it waits
+            for line in f:lines() do assert(f:write(line:upper(), "\n")) end
+            f:close(); conn:close()
+          end)
+        end
+        srv:close()
+      end)
+      for i = 1, 3 do
+        socket.spawn(function()
+          local c = socket.socket(); c:settimeout(2)
+          assert(c:connect({"127.0.0.1", port}))
+          local f, got = c:makefile("rw"), {}
+          for j = 1, 50 do
+            f:write("client ", i, " line ", j, "\n")
+            got[j] = f:read()
+          end
+          replies[i] = got
+          f:close(); c:close()
+        end)
+      end
+      run()
+      for i = 1, 3 do
+        for j = 1, 50 do assert.equal(("CLIENT %d LINE %d"):format(i, j), replies[i][j]) end
+      end
+    end)
+
+    it("moves 8 MB between two tasks that both wait, content checked", function()
+      local a, b = unix_pair()
+      local size = 8 * 1000 * 1000
+      local data, got = blocks(size), nil
+      socket.spawn(function()
+        local f = b:makefile()
+        local first = assert(f:read(size // 2))
+        got = first .. assert(f:read("a"))
+        f:close()
+      end)
+      socket.spawn(function()
+        local w = a:makefile("w")
+        for i = 1, #data, 50000 do assert(w:write(data:sub(i, i + 49999))) end
+        assert(w:close())
+        a:shutdown(socket.SHUT_WR)
+      end)
+      run()
+      assert.equal(size, #got)
+      assert.is_true(got == data, "content differs")
+      a:close(); b:close()
+    end)
+
+    it("lines() waits inside a task for a 1 MB line", function()
+      local a, b = unix_pair()
+      local got = {}
+      socket.spawn(function()
+        for line in b:makefile():lines("L") do got[#got + 1] = line end
+      end)
+      socket.spawn(function()
+        assert(a:sendall(("x"):rep(1024 * 1024) .. "\nshort\n"))
+        a:close()
+      end)
+      run()
+      assert.same({ ("x"):rep(1024 * 1024) .. "\n", "short\n" }, got)
+      b:close()
+    end)
+
+    it("a task waiting on a stream gets nil, 'closed' when its socket is closed", function()
+      local a, b = unix_pair()
+      local f, w = a:makefile(), b:makefile("w")
+      local r1, r2
+      socket.spawn(function() r1 = table.pack(f:read("l")) end)
+      socket.spawn(function() r2 = table.pack(w:write(("y"):rep(32 * 1024 * 1024))) end)
+      socket.spawn(function() a:close(); b:close() end)
+      run()
+      assert.same({ nil, "closed", E.EBADF, n = 3 }, r1)
+      assert.same({ nil, "closed", E.EBADF }, { r2[1], r2[2], r2[3] })
+      assert.is_true(r2[4] > 0, "taken " .. tostring(r2[4]))
+      assert.is_true(f:close()); assert.is_true(w:close())
+    end)
+
+    it("a task waiting on a stream closed meanwhile gets nil, 'closed'", function()
+      local a, b = unix_pair()
+      local f, res = a:makefile(), nil
+      socket.spawn(function() res = table.pack(f:read("l")) end)
+      socket.spawn(function()
+        assert.is_true(f:close())
+        assert(b:sendall("wakes it\n"))
+      end)
+      run()
+      assert.same({ nil, "closed", E.EBADF, n = 3 }, res)
+      a:close(); b:close()
+    end)
+
+    it("a read that takes the buffer from a waiting one makes it start over", function()
+      local a, b = unix_pair()
+      local f, first, second = a:makefile(), nil, nil
+      assert(b:sendall("line1\npar"))
+      socket.spawn(function() first = table.pack(f:read("l", "l")) end)   -- waits after "line1"
+      socket.spawn(function()
+        second = f:read(5)                -- from the buffer: "line1", no wait
+        local ok, err = pcall(f.read, f, 100)  -- would wait beside the first: refused
+        assert.is_false(ok)
+        assert.matches("another task is already waiting to read", err)
+        assert(b:sendall("tial\n"))
+      end)
+      run()
+      assert.equal("line1", second)
+      assert.same({ "", "partial", n = 2 }, first)   -- started over after "line1"
+      f:close(); a:close(); b:close()
+    end)
+
+    it("a read in a task times out and keeps the input", function()
+      local a, b = unix_pair()
+      b:settimeout(0.1)
+      local f, res, ticks, stop = b:makefile(), nil, 0, false
+      assert(a:sendall("no end"))
+      socket.spawn(function()
+        res = table.pack(f:read("l"))
+        stop = true
+      end)
+      socket.spawn(function()
+        while not stop do ticks = ticks + 1; socket.sleep(0.005) end
+      end)
+      run()
+      assert.same({ nil, "timeout", E.ETIMEDOUT, n = 3 }, res)
+      assert.is_true(ticks >= 5, "the other task ran " .. ticks .. " times")
+      assert(a:sendall("\n"))
+      assert.equal("no end", f:read())
+      f:close(); a:close(); b:close()
+    end)
+  end)
+
   describe("memory and descriptors", function()
     it("a stream keeps its socket alive and never closes it", function()
       local f = (function()
