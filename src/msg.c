@@ -225,14 +225,16 @@ static void push_fds(lua_State *L, struct msghdr *m) {
   }
 }
 
-/* Push the results of a recvmsg that returned n: data, ancdata (or the
-** list of fds), msg_flags, address (nil when the kernel gave none). */
-static int push_received(lua_State *L, MsgState *st, size_t n, int as) {
+/* Push the results of a recvmsg on s that returned n: data, ancdata (or
+** the list of fds), msg_flags, address (nil when the kernel gave none, ""
+** for an unnamed unix peer, as recvfrom). */
+static int push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int as) {
   lua_pushlstring(L, st->m.msg_iov[0].iov_base, n < st->datalen ? n : st->datalen);
   if (as == AS_RECVFDS) push_fds(L, &st->m);
   else push_anc(L, &st->m);
   lua_pushinteger(L, st->m.msg_flags & ~st->hidden);
-  addr_push(L, (struct sockaddr *)&st->addr, st->m.msg_namelen);   /* nil if none */
+  if (st->m.msg_namelen == 0 && s->family == AF_UNIX) lua_pushliteral(L, "");
+  else addr_push(L, (struct sockaddr *)&st->addr, st->m.msg_namelen);
   return 4;
 }
 
@@ -248,7 +250,7 @@ static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
     st->m.msg_controllen = st->ctllen;
     st->m.msg_iov[0].iov_len = st->datalen;
     ssize_t n = recvmsg(s->w.fd, &st->m, st->flags);
-    if (n >= 0) return push_received(L, st, (size_t)n, (int)ctx);
+    if (n >= 0) return push_received(L, s, st, (size_t)n, (int)ctx);
     if (errno == EINTR) continue;
     if (errno != EAGAIN || (st->flags & MSG_DONTWAIT)) err = errno;
     else err = wait_fd(L, &s->w, WAIT_READ, lua_tonumber(L, DEADLINE), ctx, recvmsg_k);
