@@ -1,0 +1,77 @@
+/*
+** embed.c - an application with its own lua_State that embeds luasock
+** through luasock.h alone, as the README tells embedders to.
+**
+**   embed [libdir]
+**
+** Runs a chunk that requires socket and uses it, in a state opened with
+** luasock_openlibs, then in a state that only registers luaopen_socket.
+** With libdir, also checks that the libluasock this process mapped is
+** the one under libdir (so the test really uses the installed library).
+** Exits 0 only if everything went well.
+*/
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "lauxlib.h"
+#include "lualib.h"
+
+#include "luasock.h"
+
+/* Arguments: AF_INET as the C headers see it, and the expected libdir. */
+static const char chunk[] =
+  "local af_inet, libdir = ...\n"
+  "local socket = require 'socket'\n"
+  "assert(socket.AF_INET == af_inet, 'socket.AF_INET is wrong')\n"
+  "local s = assert(socket.socket(socket.AF_INET, socket.SOCK_STREAM))\n"
+  "assert(s:fileno() >= 0, 'no descriptor')\n"
+  "assert(s:close() == true, 'close failed')\n"
+  "assert(s:fileno() == -1, 'still open after close')\n"
+  "if libdir then\n"
+  "  local maps = assert(io.open('/proc/self/maps')):read('a')\n"
+  "  local lib = assert(maps:match('%s(/%S*libluasock%.so[%.%d]*)\\n'), 'libluasock not mapped')\n"
+  "  assert(lib:sub(1, #libdir + 1) == libdir .. '/', 'mapped ' .. lib .. ', not from ' .. libdir)\n"
+  "end\n";
+
+/* Run the chunk in L; prints the error and returns 0 if it failed. */
+static int run(lua_State *L, const char *what, const char *libdir) {
+  int ok = luaL_loadstring(L, chunk) == LUA_OK;
+  if (ok) {
+    lua_pushinteger(L, AF_INET);
+    if (libdir) lua_pushstring(L, libdir); else lua_pushnil(L);
+    ok = lua_pcall(L, 2, 0, 0) == LUA_OK;
+  }
+  if (!ok) fprintf(stderr, "embed (%s): %s\n", what, lua_tostring(L, -1));
+  lua_close(L);
+  return ok;
+}
+
+/* A state with everything luasock_openlibs gives: socket, bundled modules. */
+static int with_openlibs(const char *libdir) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) return 0;
+  luasock_openlibs(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  int bundled = lua_getfield(L, -1, "luasock.util") == LUA_TFUNCTION;
+  lua_pop(L, 2);
+  if (!bundled) fprintf(stderr, "embed: luasock.util is not in package.preload\n");
+  return run(L, "luasock_openlibs", libdir) && bundled;
+}
+
+/* A state with Lua's libraries and only the socket module registered. */
+static int with_requiref(const char *libdir) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) return 0;
+  luaL_openlibs(L);
+  luaL_requiref(L, "socket", luaopen_socket, 0);
+  lua_pop(L, 1);
+  return run(L, "luaopen_socket", libdir);
+}
+
+int main(int argc, char **argv) {
+  const char *libdir = argc > 1 ? argv[1] : NULL;
+  int ok = with_openlibs(libdir);
+  ok = with_requiref(libdir) && ok;
+  if (ok) puts("embed: ok");
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,44 @@
+#!/bin/sh
+# tests/embed/installed.sh BUILD SRC [CFLAGS...]
+# Install the build BUILD into a temporary prefix; compile SRC's
+# tests/embed/embed.c against it with the installed pkg-config file (and
+# CFLAGS, e.g. the sanitizers) and run it; then run the installed luasock
+# on a script from another directory that requires socket and the bundled
+# modules.  Both must use the installed library, not the build tree's.
+set -eu
+build=$1
+src=$2
+shift 2
+tmp=$(mktemp -d /tmp/luasock-install.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+prefix=$(readlink -f "$tmp")/prefix
+
+cmake --install "$build" --prefix "$prefix" >/dev/null
+pcfile=$(find "$prefix" -name luasock.pc)
+test -n "$pcfile" || { echo "no luasock.pc installed" >&2; exit 1; }
+export PKG_CONFIG_PATH="$(dirname "$pcfile")"
+flags=$(pkg-config --cflags --libs luasock)
+libdir=$(readlink -f "$(pkg-config --variable=libdir luasock)")
+case "$libdir" in
+  "$prefix"/*) ;;
+  *) echo "luasock.pc points to $libdir, not into $prefix" >&2; exit 1 ;;
+esac
+
+# shellcheck disable=SC2086 # pkg-config's words are meant to split
+${CC:-cc} "$@" -o "$tmp/embed" "$src/tests/embed/embed.c" $flags -Wl,-rpath,"$libdir"
+"$tmp/embed" "$libdir"
+
+mkdir "$tmp/elsewhere"
+cat > "$tmp/elsewhere/uses.lua" <<'LUA'
+local libdir = ...
+local socket = require "socket"
+require "luasock.util"
+local s = assert(socket.socket())
+assert(s:close())
+local maps = assert(io.open("/proc/self/maps")):read("a")
+local lib = assert(maps:match("%s(/%S*libluasock%.so[%.%d]*)\n"), "libluasock not mapped")
+assert(lib:sub(1, #libdir + 1) == libdir .. "/", "mapped " .. lib .. ", not from " .. libdir)
+print("installed luasock: ok")
+LUA
+cd "$tmp/elsewhere"
+env -u LUA_PATH -u LUA_PATH_5_4 -u LUA_INIT -u LUA_INIT_5_4 "$prefix/bin/luasock" uses.lua "$libdir"
