@@ -435,6 +435,79 @@ static int lsock_gethostbyname(lua_State *L) {
   return gethostbyname_k(L, wait_thread(L, gai_work, r, 0, gethostbyname_k), 0);
 }
 
+/* ---- names in the addresses of connect and sendto ---------------------- */
+
+/* The host string of the address at idx (a table's [1], or idx), or NULL. */
+static const char *address_host(lua_State *L, int idx) {
+  const char *host = NULL;
+  if (lua_istable(L, idx)) {
+    if (lua_rawgeti(L, idx, 1) == LUA_TSTRING) host = lua_tostring(L, -1);
+    lua_pop(L, 1);                     /* the table keeps the string alive */
+  } else if (lua_type(L, idx) == LUA_TSTRING) {
+    host = lua_tostring(L, idx);
+  }
+  return host;
+}
+
+/* A name to look up: not "", "<broadcast>", a literal, or v6 with %scope
+** (addr_check parses those without a query). */
+static int is_name(const char *host, int family) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return host != NULL && host[0] != '\0' && strcmp(host, "<broadcast>") != 0 &&
+         strchr(host, '%') == NULL && inet_pton(family, host, buf) != 1;
+}
+
+int addr_resolve(lua_State *L, int idx, int family, lua_KContext ctx, lua_KFunction k) {
+  idx = lua_absindex(L, idx);
+  const char *host = address_host(L, idx);
+  if ((family != AF_INET && family != AF_INET6) || !is_name(host, family)) return 0;
+  if (lua_istable(L, idx)) lua_rawgeti(L, idx, 2);
+  else lua_pushvalue(L, idx + 1);
+  check_port(L, -1, idx);              /* misuse raises before any query */
+  lua_pop(L, 1);
+  GaiReq *r = gaireq_push(L, host, NULL);
+  r->hints.ai_family = family;
+  r->hints.ai_socktype = SOCK_STREAM;  /* one entry per address */
+  return wait_thread(L, gai_work, r, ctx, k);
+}
+
+/* Replace the address at idx by a copy whose host is the literal of sa. */
+static void replace_host(lua_State *L, int idx, const struct sockaddr *sa) {
+  char host[INET6_ADDRSTRLEN];
+  const void *src = sa->sa_family == AF_INET
+      ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+      : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  inet_ntop(sa->sa_family, src, host, sizeof host);
+  if (!lua_istable(L, idx)) {
+    lua_pushstring(L, host);
+    lua_replace(L, idx);
+    return;
+  }
+  lua_createtable(L, 4, 0);
+  lua_pushstring(L, host);
+  lua_rawseti(L, -2, 1);
+  for (int i = 2; i <= 4; i++) {
+    lua_rawgeti(L, idx, i);
+    if (i == 4 && lua_isnil(L, -1) && sa->sa_family == AF_INET6) {
+      lua_pop(L, 1);                   /* a link-local name brings its scope */
+      lua_pushinteger(L, ((const struct sockaddr_in6 *)sa)->sin6_scope_id);
+    }
+    lua_rawseti(L, -2, i);
+  }
+  lua_replace(L, idx);
+}
+
+int addr_resolved(lua_State *L, int idx, int status) {
+  GaiReq *r = (GaiReq *)luaL_testudata(L, -1, GAIREQ);
+  if (r == NULL) return 0;             /* there was no name */
+  int err = wait_resumed(L, status);
+  if (err != 0) return err_push(L, err);
+  if (r->rc != 0) return gaireq_error(L, r);
+  replace_host(L, lua_absindex(L, idx), r->res->ai_addr);
+  lua_pop(L, 1);                       /* the request; __gc frees its list */
+  return 0;
+}
+
 /* ---- getnameinfo ----------------------------------------------------- */
 
 typedef struct NiReq {

@@ -156,5 +156,15 @@ int addr_check(lua_State *L, int idx, int family, int type,
                struct sockaddr_storage *ss, socklen_t *len);
 /* Push an address table ({host, port}, or a unix path string). */
 void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len);
+/* If the AF_INET/AF_INET6 address at idx names a host (not a literal),
+** start resolving it off the loop thread: push a request and call
+** wait_thread(L, ..., ctx, k).  Pushes nothing when there is no name.
+** The caller then calls k(L, LUA_OK, ctx) itself, as it would after any
+** wait, and k begins with addr_resolved. */
+int addr_resolve(lua_State *L, int idx, int family, lua_KContext ctx, lua_KFunction k);
+/* In that continuation: replace the address at idx by the same address
+** with the literal found, and pop the request.  Returns 0, or the number
+** of error values pushed (nil, message, code) for k to return. */
+int addr_resolved(lua_State *L, int idx, int status);
 
 #endif

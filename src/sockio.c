@@ -186,16 +186,27 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   return connect_done(L, ctx, err);
 }
 
-/* Shared entry of connect and connect_ex: parse the address (raising on
-** misuse, returning the resolver error), then connect. */
-static int connect_start(lua_State *L, lua_KContext ctx) {
-  LSocket *s = sock_checkopen(L, 1);
+/* connect after the name in its address, if any, was resolved (off the
+** loop thread inside a task): parse the address and start connecting. */
+static int connect_resolved(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, 1);
+  int n = addr_resolved(L, 2, status);
+  if (n != 0) return n;
+  if (s->w.fd < 0) return connect_done(L, ctx, LSOCK_ECLOSED);  /* closed meanwhile */
   lua_settop(L, 3);                    /* 2-3: the address */
   push_deadline(L, s);                 /* 4 */
   if (push_sockaddr(L, s, 2) == NULL) return 3;   /* 5 */
   lua_replace(L, 3);
   lua_replace(L, 2);                   /* now 1 socket, 2 deadline, 3 SockAddr */
   return connect_k(L, LUA_OK, ctx);
+}
+
+/* Shared entry of connect and connect_ex. */
+static int connect_start(lua_State *L, lua_KContext ctx) {
+  LSocket *s = sock_checkopen(L, 1);
+  lua_settop(L, 3);
+  addr_resolve(L, 2, s->family, ctx, connect_resolved);
+  return connect_resolved(L, LUA_OK, ctx);
 }
 
 /* s:connect(address) or s:connect(host, port) -> true */
@@ -297,13 +308,9 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   return 4;
 }
 
-/* Check data, flags and the address (sendto: at addr_idx, 3 or 4; else
-** 0), then lay out the stack for send_k. */
-static int send_start(lua_State *L, int addr_idx, lua_KContext ctx) {
-  LSocket *s = sock_checkopen(L, 1);
-  luaL_checkstring(L, 2);
-  if (addr_idx != 3) luaL_optinteger(L, 3, 0);
-  lua_settop(L, addr_idx ? addr_idx : 3);
+/* Lay out the stack for send_k.  sendto: the address at addr_idx (3 or
+** 4), its name already resolved; send and sendall: addr_idx 0. */
+static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx) {
   if (addr_idx && push_sockaddr(L, s, addr_idx) == NULL) return 3;
   push_deadline(L, s);
   if (addr_idx == 3) {                 /* 1 s, 2 data, 3 addr, 4 SockAddr, 5 deadline */
@@ -317,6 +324,27 @@ static int send_start(lua_State *L, int addr_idx, lua_KContext ctx) {
   }
   lua_pushinteger(L, 0);               /* 6: bytes sent */
   return send_k(L, LUA_OK, ctx);
+}
+
+/* sendto after the name in its address (at index ctx), if any, was
+** resolved. */
+static int sendto_resolved(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, 1);
+  int n = addr_resolved(L, (int)ctx, status);
+  if (n != 0) return n;
+  if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
+  return send_layout(L, s, (int)ctx, 0);
+}
+
+/* Check data and flags (and sendto's address at addr_idx, 3 or 4; else 0). */
+static int send_start(lua_State *L, int addr_idx, lua_KContext ctx) {
+  LSocket *s = sock_checkopen(L, 1);
+  luaL_checkstring(L, 2);
+  if (addr_idx != 3) luaL_optinteger(L, 3, 0);
+  lua_settop(L, addr_idx ? addr_idx : 3);
+  if (addr_idx == 0) return send_layout(L, s, 0, ctx);
+  addr_resolve(L, addr_idx, s->family, addr_idx, sendto_resolved);
+  return sendto_resolved(L, LUA_OK, addr_idx);
 }
 
 /* s:send(data [, flags]) -> bytes sent */
