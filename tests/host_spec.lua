@@ -295,9 +295,13 @@ describe("luasock's command line, against lua5.4's", function()
   it("Ctrl-C (SIGINT) ends a running script with 'interrupted!' and status 1", function()
     write_file(tmp .. "/spin.lua", 'local pid = io.open("/proc/self/stat"):read("n")\n'
       .. 'io.popen("kill -INT " .. pid):close()\nwhile true do end\n')
-    local r = same({ "spin.lua" })
-    assert.are.equal("exit 1", r.status)
-    assert.matches("^PROG: [^\n]*interrupted!\nstack traceback:", r.err)
+    -- Where the signal lands (in popen, close or the loop) is a matter of
+    -- timing, so the traceback's frames may differ: compare the rest.
+    for _, prog in ipairs({ LUA, LUASOCK }) do
+      local r = run(prog, { "spin.lua" })
+      assert.are.same({ "", "exit 1" }, { r.out, r.status })
+      assert.matches("^PROG: [^\n]*interrupted!\nstack traceback:\n", r.err)
+    end
   end)
 end)
 
