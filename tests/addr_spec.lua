@@ -225,3 +225,45 @@ describe("gethostname and gethostbyname", function()
     assert.has_error(function() socket.gethostbyname() end)
   end)
 end)
+
+describe("name resolution inside tasks", function()
+  -- A lookup is handed to a helper thread and the task yields meanwhile,
+  -- so a task spawned after it runs before the lookup returns.  Were it
+  -- done inline, the order would be the reverse.
+  local function yields(lookup)
+    local order = {}
+    local ok, err = socket.run(function()
+      socket.spawn(function()
+        lookup()
+        order[#order + 1] = "lookup"
+      end)
+      socket.spawn(function() order[#order + 1] = "other" end)
+    end)
+    assert.is_true(ok, err)
+    assert.same({"other", "lookup"}, order)
+  end
+
+  it("getaddrinfo, getnameinfo and gethostbyname yield", function()
+    yields(function()
+      local infos = assert(socket.getaddrinfo("localhost", 80, socket.AF_INET))
+      assert.equal("127.0.0.1", infos[1].address.host)
+    end)
+    yields(function() assert.equal("localhost", (socket.getnameinfo({"127.0.0.1", 80}))) end)
+    yields(function() assert.equal("127.0.0.1", socket.gethostbyname("localhost")) end)
+  end)
+
+  it("connect and sendto with a name yield", function()
+    -- UDP: neither call waits for the network, so only the lookup can yield.
+    local u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u:settimeout(2)
+    assert(u:bind({"127.0.0.1", 0}))
+    local port = u:getsockname().port
+    yields(function() assert.equal(2, u:sendto("hi", {"localhost", port})) end)
+    assert.equal("hi", u:recv(10))
+    local c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    yields(function() assert.is_true(c:connect({"localhost", port})) end)
+    assert.equal(port, c:getpeername().port)
+    yields(function() assert.is_true(c:connect("localhost", port)) end)
+    c:close(); u:close()
+  end)
+end)
