@@ -82,18 +82,28 @@ static char *buf_resize(lua_State *L, char *p, size_t old, size_t size) {
   return q;
 }
 
+/* The stream at idx.  Methods carry the metatable as upvalue 1, so the
+** check is one comparison (luaL_checkudata finds the metatable by name,
+** a strcmp on every call).  Continuations use lua_touserdata. */
 static LStream *stream_check(lua_State *L, int idx) {
-  return (LStream *)luaL_checkudata(L, idx, LSOCK_STREAM);
+  void *p = lua_touserdata(L, idx);
+  if (p == NULL || !lua_getmetatable(L, idx) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+    luaL_typeerror(L, idx, LSOCK_STREAM);
+  lua_pop(L, 1);
+  return (LStream *)p;
 }
 
-/* The stream at idx, open and allowing need (ST_READ, ST_WRITE or 0);
-** raises otherwise, as Lua does for a closed file. */
-static LStream *stream_checkopen(lua_State *L, int idx, int need) {
-  LStream *st = stream_check(L, idx);
+/* Raise unless st is open and allows need (ST_READ, ST_WRITE or 0), as
+** Lua does for a closed file. */
+static LStream *stream_usable(lua_State *L, LStream *st, int need) {
   if (st->closed) luaL_error(L, "attempt to use a closed stream");
   if (need & ~st->flags)
     luaL_error(L, "stream not open for %s", need == ST_READ ? "reading" : "writing");
   return st;
+}
+
+static LStream *stream_checkopen(lua_State *L, int idx, int need) {
+  return stream_usable(L, stream_check(L, idx), need);
 }
 
 /* Free both buffers and forget the socket: the core of close and __gc. */
@@ -116,6 +126,17 @@ static int stream_resumed(lua_State *L, LStream *st, int status, lua_KContext ct
   lua_settop(L, (int)ctx);
   int err = wait_resumed(L, status);
   return st->closed ? LSOCK_ECLOSED : err;
+}
+
+/* A call's deadline (stack slot idx), computed at its first wait and kept
+** there: what comes before is syscalls that did not wait, and this keeps
+** the clock out of calls served from the buffer. */
+static double call_deadline(lua_State *L, LStream *st, int idx) {
+  if (lua_isnil(L, idx)) {
+    lua_pushnumber(L, wait_deadline(st->sock->timeout));
+    lua_replace(L, idx);
+  }
+  return lua_tonumber(L, idx);
 }
 
 /* ---- the socket side: the only syscalls ---------------------------- */
@@ -158,7 +179,7 @@ static int send_some(lua_State *L, LStream *st, const char *p, size_t len, size_
 /* Send buffered output until none is left: 0, EAGAIN or an errno. */
 static int wbuf_send(lua_State *L, LStream *st) {
   while (st->wstart < st->wlen) {
-    size_t n;
+    size_t n = 0;
     int err = send_some(L, st, st->wbuf + st->wstart, st->wlen - st->wstart, &n);
     if (err) return err;
     st->wstart += n;
@@ -174,7 +195,7 @@ static int flush_all(lua_State *L, LStream *st, lua_KFunction k) {
     if (st->sock->w.fd < 0) return LSOCK_ECLOSED;
     int err = wbuf_send(L, st);
     if (err != EAGAIN) return err;
-    err = wait_fd(L, &st->sock->w, WAIT_WRITE, lua_tonumber(L, 2), lua_gettop(L), k);
+    err = wait_fd(L, &st->sock->w, WAIT_WRITE, call_deadline(L, st, 2), lua_gettop(L), k);
     if (err) return err;
   }
 }
@@ -371,7 +392,7 @@ static int read_more(lua_State *L, LStream *st) {
     if (err == 0) return 0;   /* all sent: try the input again */
     if (err == EAGAIN && st->sock->w.waiter[WAIT_WRITE] == NULL) dir = WAIT_WRITE;
   }
-  return wait_fd(L, &st->sock->w, dir, lua_tonumber(L, R_DEADLINE), lua_gettop(L), read_k);
+  return wait_fd(L, &st->sock->w, dir, call_deadline(L, st, R_DEADLINE), lua_gettop(L), read_k);
 }
 
 /* Success: consume the input; a drained buffer shrinks back to rest. */
@@ -398,7 +419,7 @@ static int read_fail(lua_State *L, LStream *st, int err) {
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = stream_check(L, 1);
+  LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
   if (!err && st->rcall != lua_tointeger(L, R_CALL)) read_restart(L, st);
   while (!err) {
@@ -414,7 +435,7 @@ static int read_begin(lua_State *L, LStream *st, int nfmt, int iter) {
     st->rbuf = buf_resize(L, NULL, 0, RBUF_SIZE);
     st->rcap = RBUF_SIZE;
   }
-  lua_pushnumber(L, wait_deadline(st->sock->timeout));
+  lua_pushnil(L);   /* the deadline, once needed */
   lua_pushinteger(L, nfmt);
   lua_pushboolean(L, iter);
   lua_pushinteger(L, ++st->rcall);
@@ -438,7 +459,7 @@ static int lines_iter(lua_State *L) {
   lua_settop(L, 0);
   luaL_checkstack(L, n + LUA_MINSTACK, "too many arguments");
   lua_pushvalue(L, lua_upvalueindex(1));
-  LStream *st = stream_checkopen(L, 1, ST_READ);
+  LStream *st = stream_usable(L, (LStream *)lua_touserdata(L, 1), ST_READ);
   for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
   return read_begin(L, st, n, 1);
 }
@@ -511,7 +532,7 @@ static int write_fail(lua_State *L, int err) {
 }
 
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = stream_check(L, 1);
+  LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
   while (!err) {
     if (st->sock->w.fd < 0) { err = LSOCK_ECLOSED; break; }
@@ -522,7 +543,8 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
       return 1;
     }
     if (err == EAGAIN)
-      err = wait_fd(L, &st->sock->w, WAIT_WRITE, lua_tonumber(L, W_DEADLINE), lua_gettop(L), write_k);
+      err = wait_fd(L, &st->sock->w, WAIT_WRITE, call_deadline(L, st, W_DEADLINE),
+                    lua_gettop(L), write_k);
   }
   return write_fail(L, err);
 }
@@ -549,7 +571,7 @@ static int rd_write(lua_State *L) {
   LStream *st = stream_checkopen(L, 1, ST_WRITE);
   int top = lua_gettop(L), flush = st->vbuf == VBUF_NO;
   for (int i = 2; i <= top; i++) flush |= write_arg(L, st, i);
-  lua_pushnumber(L, wait_deadline(st->sock->timeout));
+  lua_pushnil(L);   /* the deadline, once needed */
   lua_pushinteger(L, W_DATA);
   lua_pushinteger(L, 0);
   lua_pushboolean(L, flush);
@@ -558,7 +580,7 @@ static int rd_write(lua_State *L) {
 }
 
 static int flush_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = stream_check(L, 1);
+  LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
   if (!err) err = flush_all(L, st, flush_k);
   if (err) return err_push(L, err);
@@ -568,16 +590,16 @@ static int flush_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* stream:flush() -> true; nil, message, errno. */
 static int rd_flush(lua_State *L) {
-  LStream *st = stream_checkopen(L, 1, 0);
+  stream_checkopen(L, 1, 0);
   lua_settop(L, 1);
-  lua_pushnumber(L, wait_deadline(st->sock->timeout));
+  lua_pushnil(L);   /* the deadline, once needed */
   return flush_k(L, LUA_OK, 0);
 }
 
 /* ---- the rest of the object ---------------------------------------- */
 
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = stream_check(L, 1);
+  LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
   if (!st->closed) {
     if (!err && st->wstart < st->wlen) err = flush_all(L, st, close_k);
@@ -594,9 +616,9 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
 ** stays open.  true, or nil, message, errno when the flush failed (the
 ** stream is closed anyway, as fclose does).  Harmless when closed. */
 static int rd_close(lua_State *L) {
-  LStream *st = stream_check(L, 1);
+  stream_check(L, 1);
   lua_settop(L, 1);
-  lua_pushnumber(L, st->closed ? 0 : wait_deadline(st->sock->timeout));
+  lua_pushnil(L);   /* the deadline, once needed */
   return close_k(L, LUA_OK, 0);
 }
 
@@ -695,8 +717,11 @@ const luaL_Reg stream_methods[] = {
 
 void stream_open(lua_State *L) {
   luaL_newmetatable(L, LSOCK_STREAM);
-  luaL_setfuncs(L, rd_metamethods, 0);
-  luaL_newlib(L, rd_methods);
+  lua_pushvalue(L, -1);
+  luaL_setfuncs(L, rd_metamethods, 1);   /* upvalue: the metatable, for stream_check */
+  luaL_newlibtable(L, rd_methods);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, rd_methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }
