@@ -143,12 +143,14 @@ void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len) {
 /* ---- Lua to sockaddr ------------------------------------------------ */
 
 /* Resolve host (a literal or a name) for family into ss; the port is set
-** by the caller.  Returns 0 or an EAI_* code.  Blocks on a name. */
-static int resolve_host(const char *host, int family, struct sockaddr_storage *ss,
-                        socklen_t *len) {
+** by the caller.  Returns 0 or an EAI_* code.  Blocks on a name unless
+** flags has AI_NUMERICHOST. */
+static int resolve_host(const char *host, int family, int flags,
+                        struct sockaddr_storage *ss, socklen_t *len) {
   struct addrinfo hints, *res;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = family;
+  hints.ai_flags = flags;
   hints.ai_socktype = SOCK_STREAM;   /* one entry per address, not three */
   int rc = getaddrinfo(host, NULL, &hints, &res);
   if (rc != 0) return rc;
@@ -174,7 +176,9 @@ static int parse_host(lua_State *L, int idx, const char *host, int family,
     return 0;
   }
   if (host[0] == '\0' || inet_pton(family, host, dst) == 1) return 0;  /* any, literal */
-  return resolve_host(host, family, ss, len);   /* a name, or v6 with %scope */
+  if (strchr(host, '%') != NULL)       /* v6 with %scope: parsed, never looked up */
+    return resolve_host(host, family, AI_NUMERICHOST, ss, len);
+  return resolve_host(host, family, 0, ss, len);   /* a name */
 }
 
 /* The port at idx: an integer in 0..65535, else raise against arg. */
