@@ -50,10 +50,16 @@ struct Task {
   int nargs;                /* arguments for the first resume */
   unsigned char dir, state;
   unsigned char inq;        /* in the run queue (at most once) */
-  void (*work)(void *);     /* loop_parkthread: the job and its argument */
-  void *arg;
-  Task *jnext;              /* link in the pool's queues */
 };
+
+/* Work for the thread pool (loop_parkthread), allocated per request: name
+** resolution is not the hot path, and Task stays small (idle memory). */
+typedef struct Job {
+  Task *t;
+  void (*work)(void *);
+  void *arg;
+  struct Job *next;
+} Job;
 
 /* ---- the poller: the only part that knows about epoll --------------- */
 
@@ -110,8 +116,8 @@ static void poller_close(Poller *p) {
 typedef struct Pool {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  Task *todo, *todotail;    /* jobs not started (FIFO) */
-  Task *done;               /* jobs finished, for the loop to collect */
+  Job *todo, *todotail;     /* jobs not started (FIFO) */
+  Job *done;                /* jobs finished, for the loop to collect */
   int nqueued, nidle, nthreads, stop;
   pthread_t th[POOL_MAX];
   Watch ev;                 /* eventfd the workers write when a job ends */
@@ -317,15 +323,15 @@ static void *pool_main(void *arg) {
       p->nidle--;
     }
     if (p->stop) break;   /* jobs not started are dropped: the loop is closing */
-    Task *t = p->todo;
-    p->todo = t->jnext;
+    Job *j = p->todo;
+    p->todo = j->next;
     if (p->todo == NULL) p->todotail = NULL;
     p->nqueued--;
     pthread_mutex_unlock(&p->mu);
-    t->work(t->arg);
+    j->work(j->arg);
     pthread_mutex_lock(&p->mu);
-    t->jnext = p->done;
-    p->done = t;
+    j->next = p->done;
+    p->done = j;
     if (write(p->ev.fd, &one, sizeof one) < 0) { /* counter full: already signalled */ }
   }
   pthread_mutex_unlock(&p->mu);
@@ -346,7 +352,7 @@ static int pool_grow(Pool *p) {
 
 /* Queue t's job; a new worker is started while jobs outnumber idle ones.
 ** Fails only when no worker exists and none can be started. */
-static int pool_submit(Pool *p, Task *t) {
+static int pool_submit(Pool *p, Job *j) {
   int err = 0;
   pthread_mutex_lock(&p->mu);
   if (p->nqueued >= p->nidle && p->nthreads < POOL_MAX) err = pool_grow(p);
@@ -354,10 +360,10 @@ static int pool_submit(Pool *p, Task *t) {
     pthread_mutex_unlock(&p->mu);
     return err;
   }
-  t->jnext = NULL;
-  if (p->todotail) p->todotail->jnext = t;
-  else p->todo = t;
-  p->todotail = t;
+  j->next = NULL;
+  if (p->todotail) p->todotail->next = j;
+  else p->todo = j;
+  p->todotail = j;
   p->nqueued++;
   pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
@@ -372,13 +378,22 @@ static void pool_collect(Loop *loop) {
   uint64_t n;
   if (read(p->ev.fd, &n, sizeof n) < 0) { /* EAGAIN: nothing new */ }
   pthread_mutex_lock(&p->mu);
-  Task *t = p->done;
+  Job *j = p->done;
   p->done = NULL;
   pthread_mutex_unlock(&p->mu);
-  while (t != NULL) {
-    Task *next = t->jnext;
-    task_ready(t, 0);
-    t = next;
+  while (j != NULL) {
+    Job *next = j->next;
+    task_ready(j->t, 0);
+    free(j);
+    j = next;
+  }
+}
+
+static void jobs_free(Job *j) {
+  while (j != NULL) {
+    Job *next = j->next;
+    free(j);
+    j = next;
   }
 }
 
@@ -391,18 +406,25 @@ static void pool_stop(Pool *p) {
   pthread_mutex_unlock(&p->mu);
   for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
   p->nthreads = 0;
+  jobs_free(p->todo);   /* never started */
+  jobs_free(p->done);   /* finished, not collected */
+  p->todo = p->todotail = p->done = NULL;
   if (p->ev.fd >= 0) close(p->ev.fd);
   p->ev.fd = -1;
 }
 
 int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
+  Job *j = (Job *)malloc(sizeof *j);
+  if (j == NULL) return ENOMEM;
+  j->t = t, j->work = work, j->arg = arg;
   task_detach(t);
-  t->work = work;
-  t->arg = arg;
   t->outcome = 0;
   t->state = T_THREAD;
-  int err = pool_submit(&t->loop->pool, t);
-  if (err) t->state = T_RUNNING;
+  int err = pool_submit(&t->loop->pool, j);
+  if (err) {
+    t->state = T_RUNNING;
+    free(j);
+  }
   return err;
 }
 
