@@ -132,6 +132,10 @@ static int check_int(lua_State *L, int idx) {
   return (int)v;
 }
 
+static int opt_int(lua_State *L, int idx, int def) {
+  return lua_isnoneornil(L, idx) ? def : check_int(L, idx);
+}
+
 /* socket.socket(family, type, proto, fileno): wrap an existing
 ** descriptor, taking it over as Python does; family, type and proto not
 ** given are asked of the kernel (which also checks fd is a socket). */
@@ -157,9 +161,9 @@ static int socket_fromfd(lua_State *L) {
 ** always has both); SOCK_NONBLOCK also sets the timeout to 0, as Python. */
 static int lsock_socket(lua_State *L) {
   if (!lua_isnoneornil(L, 4)) return socket_fromfd(L);
-  int family = lua_isnoneornil(L, 1) ? AF_INET : check_int(L, 1);
-  int type = lua_isnoneornil(L, 2) ? SOCK_STREAM : check_int(L, 2);
-  int proto = lua_isnoneornil(L, 3) ? 0 : check_int(L, 3);
+  int family = opt_int(L, 1, AF_INET);
+  int type = opt_int(L, 2, SOCK_STREAM);
+  int proto = opt_int(L, 3, 0);
   LSocket *s = sock_push(L, family, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), proto);
   if (type & SOCK_NONBLOCK) s->timeout = 0;
   int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
@@ -255,9 +259,9 @@ static int sock_shutdown(lua_State *L) {
 /* socket.socketpair([family [, type [, proto]]]): two connected sockets,
 ** AF_UNIX SOCK_STREAM by default.  Both userdata exist before the fds. */
 static int lsock_socketpair(lua_State *L) {
-  int family = (int)luaL_optinteger(L, 1, AF_UNIX);
-  int type = (int)luaL_optinteger(L, 2, SOCK_STREAM);
-  int proto = (int)luaL_optinteger(L, 3, 0);
+  int family = opt_int(L, 1, AF_UNIX);
+  int type = opt_int(L, 2, SOCK_STREAM);
+  int proto = opt_int(L, 3, 0);
   int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), fds[2];
   LSocket *a = sock_push(L, family, base, proto);
   LSocket *b = sock_push(L, family, base, proto);
@@ -452,7 +456,7 @@ static const luaL_Reg sock_methods[] = {
 
 static const luaL_Reg sock_metamethods[] = {
   {"__gc", sock_gc},
-  {"__close", sock_gc},
+  {"__close", sock_close},   /* like close(): waiters are told "closed" */
   {"__tostring", sock_tostring},
   {"__newindex", sock_newindex},
   {NULL, NULL}

@@ -274,6 +274,35 @@ describe("closing", function()
     assert.are.equal("socket (closed)", tostring(keep))
   end)
 
+  it("<close> in one task tells a task waiting on that socket: closed", function()
+    -- in a child under timeout(1): a waiter that is never woken would hang run()
+    if not (socket.spawn and socket.run) then
+      return pending("tasks (socket.spawn/run) are not available in this build yet")
+    end
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local socket = require "socket"
+      local a, b = socket.socketpair()
+      a:settimeout(2)
+      local result
+      socket.spawn(function() result = {a:recv(10)} end)
+      socket.spawn(function()
+        local s <close> = a
+      end)
+      assert(socket.run())
+      print(result[1], result[2], result[3], a:fileno())
+    ]])
+    f:close()
+    local luasock = os.getenv("LUASOCK") or "build/luasock"
+    local p = io.popen(("timeout 5 %q %q 2>&1"):format(luasock, script))
+    local out = p:read("a")
+    local _, _, code = p:close()
+    os.remove(script)
+    assert.are.equal(0, code, out)
+    assert.are.equal(("nil\tclosed\t%d\t-1\n"):format(E.EBADF), out)
+  end)
+
   it("a closed socket never touches the descriptor number it had", function()
     -- the number is reused by the next socket; the closed object must
     -- raise rather than send on someone else's descriptor
@@ -570,6 +599,21 @@ describe("socket.gettime and socket.sleep", function()
     local dt = socket.gettime() - t0
     assert.is_true(dt >= 0.099 and dt < 1.5, "slept " .. dt)
     assert.is_true(socket.sleep(0))
+  end)
+
+  it("in tasks, sleeps overlap: two 0.2 s sleeps take about 0.2 s", function()
+    if not (socket.spawn and socket.run) then
+      return pending("tasks (socket.spawn/run) are not available in this build yet")
+    end
+    local order = {}
+    local t0 = socket.gettime()
+    socket.spawn(function() assert(socket.sleep(0.2)); order[#order + 1] = "long" end)
+    socket.spawn(function() assert(socket.sleep(0.1)); order[#order + 1] = "short" end)
+    local ok, err = socket.run()
+    local dt = socket.gettime() - t0
+    assert(ok, err)
+    assert.are.same({"short", "long"}, order)
+    assert.is_true(dt >= 0.19 and dt < 0.35, "took " .. dt)
   end)
 
   it("sleep raises on a negative or missing length", function()
