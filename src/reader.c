@@ -33,6 +33,7 @@
 
 #define RBUF_SIZE 65536   /* first and resting size of the input buffer */
 #define WBUF_SIZE 65536   /* default output buffered before a flush */
+#define WBUF_FIRST 4096   /* first size of the output buffer */
 #define MAXNUMERAL 200    /* longest numeral "n" reads, as liolib's L_MAXLENNUM */
 
 enum { ST_READ = 1, ST_WRITE = 2 };
@@ -479,6 +480,17 @@ static int rd_lines(lua_State *L) {
 
 /* ---- write calls --------------------------------------------------- */
 
+/* Room for need bytes of output: the buffer starts small and doubles,
+** never past size (setvbuf's), so a large size costs only what is used. */
+static void wbuf_reserve(lua_State *L, LStream *st, size_t need, size_t size) {
+  if (need <= st->wcap) return;
+  size_t cap = st->wcap > 0 ? st->wcap : WBUF_FIRST;
+  while (cap < need) cap *= 2;
+  if (cap > size) cap = size;
+  st->wbuf = buf_resize(L, st->wbuf, st->wcap, cap);
+  st->wcap = cap;
+}
+
 /* Take some of p[0 .. len) into *taken: into the buffer while it has
 ** room below size, else flush the buffer; straight to the socket when the
 ** buffer is empty and len would fill it.  0 or an errno. */
@@ -487,11 +499,8 @@ static int write_step(lua_State *L, LStream *st, const char *p, size_t len,
   *taken = 0;
   if (st->wlen == 0 && len >= size) return send_some(L, st, p, len, taken);
   if (st->wlen >= size) return wbuf_send(L, st);
-  if (st->wcap < size) {
-    st->wbuf = buf_resize(L, st->wbuf, st->wcap, size);
-    st->wcap = size;
-  }
   size_t n = size - st->wlen < len ? size - st->wlen : len;
+  wbuf_reserve(L, st, st->wlen + n, size);
   memcpy(st->wbuf + st->wlen, p, n);
   st->wlen += n;
   *taken = n;

@@ -101,7 +101,8 @@ describe("makefile", function()
       assert.error_matches(function() w:read() end, "stream not open for reading")
       assert.error_matches(function() w:lines() end, "stream not open for reading")
       assert.is_true(r:flush())
-      assert.error_matches(function() r.read(a) end, "luasock.stream expected")
+      assert.error_matches(function() r.read(a) end, "luasock.stream expected, got luasock.socket")
+      assert.equal("luasock.stream", getmetatable(r).__name)
       a:close(); b:close()
     end)
   end)
@@ -247,9 +248,17 @@ describe("makefile", function()
         w:write("cdef")                     -- over the 4-byte buffer: "abcd" sent
         assert.equal("abcd", pending(b))
 
+        assert.is_true(w:setvbuf("full", 1 << 50))   -- allocated as used, not at once
+        w:write(("z"):rep(100000))
+        assert.is_nil(pending(b))                     -- "ef" and the z's wait together
+        assert.is_true(w:flush())
+        local got = {}
+        while #table.concat(got) < 100002 do got[#got + 1] = assert(b:recv(200000)) end
+        assert.equal("ef" .. ("z"):rep(100000), table.concat(got))
+
         assert.is_true(w:setvbuf("no"))
         w:write("x")
-        assert.equal("efx", pending(b))
+        assert.equal("x", pending(b))
         assert.error_matches(function() w:setvbuf("some") end, "invalid option 'some'")
         assert.error_matches(function() w:setvbuf("full", 0) end, "buffer size must be positive")
         w:close(); a:close(); b:close()
