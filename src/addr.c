@@ -203,37 +203,54 @@ static lua_Integer opt_field(lua_State *L, int idx, int i, lua_Integer max, cons
   return v;
 }
 
-/* AF_INET/AF_INET6: {host, port [, flowinfo, scope_id]} at idx, or
-** host at idx and port at idx+1. */
-static int check_inet(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
-                      socklen_t *len) {
+/* Push the host and port of the address at idx (a table's [1] and [2],
+** or idx and idx+1); raises unless the host is a string. */
+static void push_hostport(lua_State *L, int idx) {
   int table = lua_istable(L, idx);
   if (!table && lua_type(L, idx) != LUA_TSTRING)
     luaL_typeerror(L, idx, "address ({host, port} or host, port)");
-  if (table) lua_rawgeti(L, idx, 1);
-  else lua_pushvalue(L, idx);
-  if (table) lua_rawgeti(L, idx, 2);
-  else lua_pushvalue(L, idx + 1);
+  if (table) {
+    lua_rawgeti(L, idx, 1);
+    lua_rawgeti(L, idx, 2);
+  } else {
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, idx + 1);
+  }
   if (lua_type(L, -2) != LUA_TSTRING)
     luaL_argerror(L, idx, lua_pushfstring(L, "host must be a string, got %s",
                                           luaL_typename(L, -2)));
-  int port = check_port(L, -1, idx);
-  int rc = parse_host(L, idx, lua_tostring(L, -2), family, ss, len);
-  lua_pop(L, 2);
-  if (rc != 0) return rc;
-  if (family == AF_INET) {
+}
+
+/* Set the port, and for IPv6 flowinfo and scope_id (0: keep the scope a
+** "%scope" host gave), in an address whose host is already filled in. */
+static void set_port(struct sockaddr_storage *ss, int port, lua_Integer flow,
+                     lua_Integer scope) {
+  if (ss->ss_family == AF_INET) {
     ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-    return 0;
+    return;
   }
   struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
   in6->sin6_port = htons((uint16_t)port);
-  if (table) {
-    lua_Integer flow = opt_field(L, idx, 3, 0xfffff, "flowinfo");
-    lua_Integer scope = opt_field(L, idx, 4, 0xffffffff, "scope_id");
-    in6->sin6_flowinfo = htonl((uint32_t)flow);
-    if (scope != 0) in6->sin6_scope_id = (uint32_t)scope;
+  in6->sin6_flowinfo = htonl((uint32_t)flow);
+  if (scope != 0) in6->sin6_scope_id = (uint32_t)scope;
+}
+
+/* AF_INET/AF_INET6: {host, port [, flowinfo, scope_id]} at idx, or
+** host at idx and port at idx+1.  Everything is checked before a name
+** is looked up. */
+static int check_inet(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
+                      socklen_t *len) {
+  push_hostport(L, idx);
+  int port = check_port(L, -1, idx);
+  lua_Integer flow = 0, scope = 0;
+  if (family == AF_INET6 && lua_istable(L, idx)) {
+    flow = opt_field(L, idx, 3, 0xfffff, "flowinfo");
+    scope = opt_field(L, idx, 4, 0xffffffff, "scope_id");
   }
-  return 0;
+  int rc = parse_host(L, idx, lua_tostring(L, -2), family, ss, len);
+  lua_pop(L, 2);
+  if (rc == 0) set_port(ss, port, flow, scope);
+  return rc;
 }
 
 /* AF_UNIX: a path, or "\0name" in the abstract namespace (kept whole,
@@ -465,36 +482,36 @@ int addr_resolve(lua_State *L, int idx, int family, lua_KContext ctx, lua_KFunct
   idx = lua_absindex(L, idx);
   const char *host = address_host(L, idx);
   if ((family != AF_INET && family != AF_INET6) || !is_name(host, family)) return 0;
-  if (lua_istable(L, idx)) lua_rawgeti(L, idx, 2);
-  else lua_pushvalue(L, idx + 1);
+  push_hostport(L, idx);
   check_port(L, -1, idx);              /* misuse raises before any query */
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   GaiReq *r = gaireq_push(L, host, NULL);
   r->hints.ai_family = family;
   r->hints.ai_socktype = SOCK_STREAM;  /* one entry per address */
   return wait_thread(L, gai_work, r, ctx, k);
 }
 
-/* Replace the address at idx by a copy whose host is the literal of sa. */
+/* Replace the address at idx by a copy whose host is the literal of sa
+** (a table stays a table, "host, port" stays two arguments). */
 static void replace_host(lua_State *L, int idx, const struct sockaddr *sa) {
   char host[INET6_ADDRSTRLEN];
-  const void *src = sa->sa_family == AF_INET
-      ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-      : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  int v6 = sa->sa_family == AF_INET6;
+  const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+  const void *src = v6 ? (const void *)&in6->sin6_addr
+                       : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
   inet_ntop(sa->sa_family, src, host, sizeof host);
+  lua_pushstring(L, host);
   if (!lua_istable(L, idx)) {
-    lua_pushstring(L, host);
     lua_replace(L, idx);
     return;
   }
   lua_createtable(L, 4, 0);
-  lua_pushstring(L, host);
+  lua_insert(L, -2);
   lua_rawseti(L, -2, 1);
   for (int i = 2; i <= 4; i++) {
-    lua_rawgeti(L, idx, i);
-    if (i == 4 && lua_isnil(L, -1) && sa->sa_family == AF_INET6) {
+    if (lua_rawgeti(L, idx, i) == LUA_TNIL && i == 4 && v6) {
       lua_pop(L, 1);                   /* a link-local name brings its scope */
-      lua_pushinteger(L, ((const struct sockaddr_in6 *)sa)->sin6_scope_id);
+      lua_pushinteger(L, in6->sin6_scope_id);
     }
     lua_rawseti(L, -2, i);
   }
@@ -540,20 +557,30 @@ static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
   return 2;
 }
 
+/* The family of the literal host of the address table at idx; raises if
+** the host is not a literal (a "%scope" suffix is checked by parsing). */
+static int literal_family(lua_State *L, int idx) {
+  unsigned char probe[sizeof(struct in6_addr)];
+  lua_rawgeti(L, idx, 1);
+  const char *host = lua_tostring(L, -1);
+  int family = 0;
+  if (host != NULL && inet_pton(AF_INET, host, probe) == 1) family = AF_INET;
+  else if (host != NULL && (strchr(host, '%') || inet_pton(AF_INET6, host, probe) == 1))
+    family = AF_INET6;
+  if (family == 0)
+    luaL_argerror(L, idx, lua_pushfstring(L, "literal address expected, got '%s'",
+                                          host ? host : luaL_typename(L, -1)));
+  lua_pop(L, 1);
+  return family;
+}
+
 /* socket.getnameinfo({host, port [, flowinfo, scope_id]} [, flags]) ->
 ** host, service.  The host must be a literal (IPv4 or IPv6): it raises
-** otherwise, as no name lookup is wanted here. */
+** otherwise, as no forward lookup is wanted here. */
 static int lsock_getnameinfo(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int flags = (int)luaL_optinteger(L, 2, 0);
-  lua_rawgeti(L, 1, 1);
-  const char *host = lua_tostring(L, -1);
-  unsigned char probe[sizeof(struct in6_addr)];
-  int family = host && inet_pton(AF_INET, host, probe) == 1 ? AF_INET : AF_INET6;
-  if (host == NULL || (family == AF_INET6 && strchr(host, '%') == NULL &&
-                       inet_pton(AF_INET6, host, probe) != 1))
-    luaL_argerror(L, 1, lua_pushfstring(L, "literal address expected, got '%s'",
-                                        host ? host : luaL_typename(L, -1)));
+  int family = literal_family(L, 1);
   NiReq *r = (NiReq *)lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
   luaL_newmetatable(L, NIREQ);

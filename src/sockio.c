@@ -221,32 +221,36 @@ static int sock_connect_ex(lua_State *L) {
 
 /* ---- recv, recvfrom ------------------------------------------------------ */
 
-/* Stack: 1 socket, 2 bufsize, 3 flags, 4 deadline.  ctx 1: recvfrom.
-** The data is received straight into a luaL_Buffer (one copy); the buffer
-** is dropped before each wait, since it may not live across a yield. */
+/* One recvfrom straight into a luaL_Buffer (one copy, never more than
+** size bytes even with MSG_TRUNC): pushes the data, and the sender when
+** from is set, and returns 0; or returns the errno, pushing nothing.  The
+** buffer is released before returning, since it may not live across a
+** yield (and lua_settop over its to-be-closed box is unsafe in 5.4.4). */
+static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, size);
+  ssize_t n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
+  int err = n < 0 ? errno : 0;
+  luaL_pushresultsize(&b, n < 0 ? 0 : (size_t)n > size ? size : (size_t)n);
+  if (err != 0) lua_pop(L, 1);
+  else if (from && len == 0 && s->family == AF_UNIX) lua_pushliteral(L, "");  /* unnamed */
+  else if (from) addr_push(L, (struct sockaddr *)&ss, len);
+  return err;
+}
+
+/* Stack: 1 socket, 2 bufsize, 3 flags, 4 deadline.  ctx 1: recvfrom. */
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_check(L, 1);
   size_t size = (size_t)lua_tointeger(L, 2);
   int flags = (int)lua_tointeger(L, 3);
   int err = wait_resumed(L, status);
   while (err == 0) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, size);
-    ssize_t n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
-    if (n >= 0) {
-      luaL_pushresultsize(&b, (size_t)n > size ? size : (size_t)n);  /* MSG_TRUNC */
-      if (ctx && len == 0 && s->family == AF_UNIX) lua_pushliteral(L, "");  /* unnamed */
-      else if (ctx) addr_push(L, (struct sockaddr *)&ss, len);
-      return ctx ? 2 : 1;
-    }
-    err = errno;
-    luaL_pushresultsize(&b, 0);     /* release the buffer's box: lua_settop over */
-    lua_settop(L, 4);               /* a to-be-closed slot is unsafe in 5.4.4 */
+    err = recv_once(L, s, size, flags, (int)ctx);
+    if (err == 0) return ctx ? 2 : 1;
     if (err == EINTR) err = 0;
-    else if (err == EAGAIN)
-      err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);
+    else if (err == EAGAIN) err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);
   }
   return err_push(L, err);
 }
@@ -273,28 +277,39 @@ static int sock_recvfrom(lua_State *L) {
 
 /* ---- send, sendall, sendto ----------------------------------------------- */
 
+/* One sendto of len bytes at p with the flags (3) and address (5) on
+** the stack; errno is left as the syscall set it. */
+static ssize_t send_once(lua_State *L, LSocket *s, const char *p, size_t len) {
+  int flags = (int)lua_tointeger(L, 3) | MSG_NOSIGNAL;   /* EPIPE, never SIGPIPE */
+  SockAddr *a = (SockAddr *)lua_touserdata(L, 5);
+  return sendto(s->w.fd, p, len, flags, a ? (struct sockaddr *)&a->ss : NULL,
+                a ? a->len : 0);
+}
+
+/* The failure of send (nil, msg, errno) or sendall (..., bytes sent). */
+static int send_fail(lua_State *L, int err, size_t sent, lua_KContext ctx) {
+  err_push(L, err);
+  if (!ctx) return 3;
+  lua_pushinteger(L, (lua_Integer)sent);
+  return 4;
+}
+
 /* Stack: 1 socket, 2 data, 3 flags, 4 deadline, 5 SockAddr or nil
 ** (sendto), 6 bytes sent so far.  ctx 1: sendall (loop until all is
 ** sent; a failure also reports the count); else one send. */
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_check(L, 1);
-  size_t size;
+  size_t size, sent = (size_t)lua_tointeger(L, 6);
   const char *data = lua_tolstring(L, 2, &size);
-  int flags = (int)lua_tointeger(L, 3) | MSG_NOSIGNAL;
-  SockAddr *a = (SockAddr *)lua_touserdata(L, 5);
-  size_t sent = (size_t)lua_tointeger(L, 6);
   int err = wait_resumed(L, status);
   while (err == 0) {
-    ssize_t n = sendto(s->w.fd, data + sent, size - sent, flags,
-                       a ? (struct sockaddr *)&a->ss : NULL, a ? a->len : 0);
+    ssize_t n = send_once(L, s, data + sent, size - sent);
+    err = n < 0 ? errno : 0;
     if (n >= 0 && !ctx) {
       lua_pushinteger(L, n);
       return 1;
     }
-    if (n >= 0) sent += (size_t)n;
-    if (n >= 0 && sent == size) return push_result(L, 0);
-    if (n >= 0) continue;
-    err = errno;
+    if (n >= 0 && (sent += (size_t)n) == size) return push_result(L, 0);
     if (err == EINTR) err = 0;
     else if (err == EAGAIN) {
       lua_pushinteger(L, (lua_Integer)sent);
@@ -302,10 +317,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
       err = wait_for(L, s, WAIT_WRITE, 4, ctx, send_k);
     }
   }
-  err_push(L, err);
-  if (!ctx) return 3;
-  lua_pushinteger(L, (lua_Integer)sent);
-  return 4;
+  return send_fail(L, err, sent, ctx);
 }
 
 /* Lay out the stack for send_k.  sendto: the address at addr_idx (3 or
