@@ -383,6 +383,15 @@ describe("makefile", function()
     end)
   end
 
+  it("a read over TCP reports a reset with nil, msg, ECONNRESET", function()
+    local a, b = tcp_pair()
+    local f = a:makefile("rw")
+    f:write("unread by b"):flush()
+    b:close()                               -- with data unread: a reset
+    assert.same({ nil, "Connection reset by peer", E.ECONNRESET }, { f:read("l") })
+    f:close(); a:close()
+  end)
+
   describe("large data", function()
     it("reads a 1 MB line and what follows it", function()
       local conn, finish = peer([[
