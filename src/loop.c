@@ -36,6 +36,10 @@
 
 static const char loop_key = 0;   /* registry key of the Loop userdata */
 
+/* The task coroutine being resumed, for Ctrl-C (one loop runs at a time
+** in a process that takes signals). */
+static lua_State *volatile running_co = NULL;
+
 /* What a task is doing; READY tasks are in the run queue exactly once. */
 enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
 
@@ -274,6 +278,10 @@ int loop_park(Task *t, Watch *w, int dir, double deadline) {
   t->outcome = 0;
   t->state = T_PARKED;
   return 0;
+}
+
+lua_State *loop_running(void) {
+  return running_co;
 }
 
 int loop_outcome(Task *t) {
@@ -588,7 +596,11 @@ static void task_resume(lua_State *L, Task *t) {
   int nres, nargs = t->nargs;
   t->nargs = 0;
   t->state = T_RUNNING;
+  lua_State *outer = running_co;
+  running_co = t->co;
   int status = lua_resume(t->co, L, nargs, &nres);
+  running_co = outer;
+  if (wait_interrupted) lua_sethook(t->co, NULL, 0, 0);   /* an unfired stop_hook */
   if (status == LUA_YIELD) {
     lua_pop(t->co, nres);
     if (t->state == T_RUNNING) {

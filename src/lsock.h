@@ -118,6 +118,9 @@ int loop_park(Task *t, Watch *w, int dir, double deadline);
 ** no thread could be started (the caller then runs work inline). */
 int loop_parkthread(Task *t, void (*work)(void *), void *arg);
 int loop_outcome(Task *t);            /* why the last park ended */
+/* The coroutine of the task running now, or NULL; safe in a signal
+** handler (luasock_interrupt hooks it). */
+lua_State *loop_running(void);
 /* Before w->fd is closed: remove it from the poller; waiters are woken
 ** with LSOCK_ECLOSED when wake is set (close()), silently dropped if not
 ** (__gc: nobody can be waiting on an unreachable socket). */

@@ -36,18 +36,24 @@ int wait_ms(double deadline) {
   return ms > 86400000.0 ? 86400000 : (int)ms;  /* re-armed after a day */
 }
 
-/* The hook lua.c installs on Ctrl-C: raise at the next Lua instruction. */
+/* The hook lua.c installs on Ctrl-C: raise at the next Lua instruction.
+** In a task the flag stays set: the task ends with this error, then
+** socket.run sees the flag and raises "interrupted!" in its caller. */
 static void stop_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
-  wait_interrupted = 0;
+  if (loop_current(L) == NULL) wait_interrupted = 0;
   lua_sethook(L, NULL, 0, 0);
   luaL_error(L, "interrupted!");
 }
 
+/* Hooks are per thread: stop the task running now as well as L (the
+** main thread), so that a task spinning in Lua code is stopped too. */
 void luasock_interrupt(lua_State *L) {
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
+  lua_State *task = loop_running();
   wait_interrupted = 1;
   lua_sethook(L, stop_hook, mask, 1);
+  if (task != NULL) lua_sethook(task, stop_hook, mask, 1);
 }
 
 /* A C wait saw EINTR: if it was Ctrl-C, remove the hook (it was set on
