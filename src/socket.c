@@ -136,23 +136,54 @@ static int opt_int(lua_State *L, int idx, int def) {
   return lua_isnoneornil(L, idx) ? def : check_int(L, idx);
 }
 
-/* socket.socket(family, type, proto, fileno): wrap an existing
-** descriptor, taking it over as Python does; family, type and proto not
-** given are asked of the kernel (which also checks fd is a socket). */
-static int socket_fromfd(lua_State *L) {
+/* Push a socket object for descriptor fd: the one given (taken over, as
+** Python's socket(fileno=...)) or, with dup, a close-on-exec duplicate.
+** family, type and proto at stack 1..3 default to what the kernel says
+** (which also checks fd is a socket).  The fd is made non-blocking. */
+static int socket_wrap(lua_State *L, int fd, int dup) {
   static const int opts[3] = { SO_DOMAIN, SO_TYPE, SO_PROTOCOL };
-  int fd = check_int(L, 4), v[3];
-  luaL_argcheck(L, fd >= 0, 4, "negative file descriptor");
+  int v[3];
   for (int i = 0; i < 3; i++) {
     socklen_t len = sizeof v[i];
     if (getsockopt(fd, SOL_SOCKET, opts[i], &v[i], &len) < 0) return err_push(L, errno);
     if (!lua_isnoneornil(L, i + 1)) v[i] = check_int(L, i + 1);
   }
   LSocket *s = sock_push(L, v[0], v[1], v[2]);
+  if (dup && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) return err_push(L, errno);
   int fl = fcntl(fd, F_GETFL);   /* waiting is ours: the fd must not block */
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-    return err_push(L, errno);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+    int err = errno;
+    if (dup) close(fd);
+    return err_push(L, err);
+  }
   s->w.fd = fd;
+  return 1;
+}
+
+static int check_fd(lua_State *L, int idx) {
+  int fd = check_int(L, idx);
+  luaL_argcheck(L, fd >= 0, idx, "negative file descriptor");
+  return fd;
+}
+
+/* socket.fromfd(fd [, family [, type [, proto]]]): a socket on a
+** duplicate of fd, as Python's (which requires family and type). */
+static int lsock_fromfd(lua_State *L) {
+  int fd = check_fd(L, 1);
+  lua_settop(L, 4);
+  lua_rotate(L, 1, -1);   /* family, type, proto at 1..3 */
+  return socket_wrap(L, fd, 1);
+}
+
+/* sock:dup(): a new socket object on a duplicate descriptor, with the
+** same timeout. */
+static int sock_dup(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  LSocket *d = sock_push(L, s->family, s->type, s->proto);
+  d->timeout = s->timeout;
+  int fd = fcntl(s->w.fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return err_push(L, errno);
+  d->w.fd = fd;
   return 1;
 }
 
@@ -160,7 +191,7 @@ static int socket_fromfd(lua_State *L) {
 ** and SOCK_CLOEXEC in type are accepted and dropped from s.type (the fd
 ** always has both); SOCK_NONBLOCK also sets the timeout to 0, as Python. */
 static int lsock_socket(lua_State *L) {
-  if (!lua_isnoneornil(L, 4)) return socket_fromfd(L);
+  if (!lua_isnoneornil(L, 4)) return socket_wrap(L, check_fd(L, 4), 0);
   int family = opt_int(L, 1, AF_INET);
   int type = opt_int(L, 2, SOCK_STREAM);
   int proto = opt_int(L, 3, 0);
@@ -444,6 +475,7 @@ static int lsock_setdefaulttimeout(lua_State *L) {
 static const luaL_Reg sock_methods[] = {
   {"close", sock_close},
   {"detach", sock_detach},
+  {"dup", sock_dup},
   {"fileno", sock_fileno},
   {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout},
@@ -465,6 +497,7 @@ static const luaL_Reg sock_metamethods[] = {
 static const luaL_Reg lsock_funcs[] = {
   {"socket", lsock_socket},
   {"socketpair", lsock_socketpair},
+  {"fromfd", lsock_fromfd},
   {"gettime", lsock_gettime},
   {"sleep", lsock_sleep},
   {"getdefaulttimeout", lsock_getdefaulttimeout},

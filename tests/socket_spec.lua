@@ -199,6 +199,51 @@ describe("socket.socket", function()
     b:close()
   end)
 
+  it("dup() and socket.fromfd() make close-on-exec duplicates", function()
+    local a, b = socket.socketpair()
+    a:settimeout(1.5); b:settimeout(2)
+    local d = assert(a:dup())
+    assert.are_not.equal(a:fileno(), d:fileno())
+    assert.are.same({a.family, a.type, a.proto, 1.5}, {d.family, d.type, d.proto, d:gettimeout()})
+    assert.are_not.equal(0, fd_flags(d:fileno()) & O_CLOEXEC)
+    local f = assert(socket.fromfd(a:fileno()))
+    assert.are.same({socket.AF_UNIX, socket.SOCK_STREAM}, {f.family, f.type})
+    assert.are_not.equal(0, fd_flags(f:fileno()) & O_CLOEXEC)
+    a:close()   -- the duplicates still reach b
+    assert(d:send("d"))
+    assert(f:send("f"))
+    local got = assert(b:recv(2))
+    if #got < 2 then got = got .. assert(b:recv(1)) end
+    assert.are.equal("df", got)
+    d:close(); f:close(); b:close()
+  end)
+
+  it("dup() raises on a closed socket, fromfd on a bad argument", function()
+    local s = new()
+    s:close()
+    assert.has_error(function() s:dup() end, "attempt to use a closed socket")
+    assert.has_error(function() socket.fromfd(-1) end,
+      "bad argument #1 to 'fromfd' (negative file descriptor)")
+    assert.has_error(function() socket.fromfd({}) end,
+      "bad argument #1 to 'fromfd' (number expected, got table)")
+  end)
+
+  it("fromfd returns nil, message, errno for a descriptor that is not a socket", function()
+    local s = new()
+    local fd = s:fileno()
+    s:close()
+    assert.are.same({nil, "Bad file descriptor", E.EBADF}, {socket.fromfd(fd)})
+  end)
+
+  it("methods raise on something that is not a socket", function()
+    local s = new()
+    assert.has_error(function() s.close(42) end,
+      "bad argument #1 to 'close' (luasock.socket expected, got number)")
+    assert.has_error(function() s.settimeout({}, 1) end,
+      "bad argument #1 to 'settimeout' (luasock.socket expected, got table)")
+    s:close()
+  end)
+
   it("accepts SOCK_NONBLOCK and SOCK_CLOEXEC in type, as Python", function()
     local s = new(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     assert.are.equal(socket.SOCK_STREAM, s.type)
@@ -432,6 +477,12 @@ describe("timeouts", function()
     assert.are.same({nil, "timeout", E.ETIMEDOUT}, {data, msg, code})
     assert.is_true(elapsed >= 0.09 and elapsed < 1.5, "took " .. elapsed)
     a:close(); b:close()
+  end)
+
+  it("setdefaulttimeout raises on a negative timeout", function()
+    assert.has_error(function() socket.setdefaulttimeout(-2) end,
+      "bad argument #1 to 'setdefaulttimeout' (timeout must be non-negative)")
+    assert.is_nil(socket.getdefaulttimeout())
   end)
 
   it("the default timeout applies to sockets made afterwards", function()
