@@ -1,9 +1,11 @@
 /*
 ** socket.c - the socket object and the module table.
 **
-** Creating, closing and collecting sockets; the metatable (__index,
-** __gc, __close, __tostring); luaopen_socket, which gathers the function
-** tables of the other files.  Waiting I/O lives in sockio.c.
+** Creating (socket, socketpair, fromfd, dup), closing and collecting
+** sockets; the metatable (__index, __newindex, __gc, __close,
+** __tostring); timeouts, socket options, shutdown; the constants;
+** gettime and sleep; luaopen_socket, which gathers the function tables
+** of the other files.  Waiting I/O lives in sockio.c and msg.c.
 */
 #include <errno.h>
 #include <fcntl.h>
