@@ -301,3 +301,67 @@ describe("create_connection and create_server", function()
       "bad argument #2 to 'create_server' (table expected, got number)")
   end)
 end)
+
+describe("tcp inside tasks", function()
+  it("sendall of 8 MB while another task reads", function()
+    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    local size, got = 8 * 1024 * 1024, 0
+    local ok, err = socket.run(function()
+      socket.spawn(function()
+        while true do
+          local data = assert(conn:recv(65536))
+          if data == "" then break end
+          got = got + #data
+        end
+      end)
+      assert.is_true(c:sendall(string.rep("y", size)))
+      c:close()
+    end)
+    assert.is_true(ok, err)
+    assert.equal(size, got)
+    conn:close(); srv:close()
+  end)
+
+  it("accept, connect, recv and send interleave in tasks", function()
+    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local replies = {}
+    local ok, err = socket.run(function()
+      socket.spawn(function()
+        for _ = 1, 3 do
+          local conn = assert(srv:accept())
+          conn:settimeout(2)
+          socket.spawn(function()
+            local data = assert(conn:recv(100))
+            assert(conn:sendall(data:upper()))
+            conn:close()
+          end)
+        end
+      end)
+      for i = 1, 3 do
+        socket.spawn(function()
+          local c = socket.socket()
+          c:settimeout(2)
+          assert(c:connect({"127.0.0.1", port}))
+          assert(c:send("client " .. i))
+          replies[i] = assert(c:recv(100))
+          c:close()
+        end)
+      end
+    end)
+    assert.is_true(ok, err)
+    assert.same({"CLIENT 1", "CLIENT 2", "CLIENT 3"}, replies)
+    srv:close()
+  end)
+
+  it("a recv waiting in a task gets nil, \"closed\", EBADF when another task closes", function()
+    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    local r
+    local ok, err = socket.run(function()
+      socket.spawn(function() r = table.pack(c:recv(10)) end)
+      socket.spawn(function() c:close() end)
+    end)
+    assert.is_true(ok, err)
+    assert.same({n = 3, nil, "closed", E.EBADF}, r)
+    conn:close(); srv:close()
+  end)
+end)

@@ -135,4 +135,26 @@ describe("timeouts", function()
     assert.equal("now", c:recv(10))
     c:close(); conn:close()
   end)
+
+  it("sendall's timeout bounds the whole call even while a slow reader makes progress", function()
+    local c, conn = pair()
+    c:settimeout(0.5)
+    local dt, ok, msg, code, sent
+    local done = false
+    local ran, err = socket.run(function()
+      socket.spawn(function()              -- reads 16 KB every 20 ms until sendall ends
+        while not done do
+          assert(conn:recv(16384))
+          socket.sleep(0.02)
+        end
+      end)
+      dt, ok, msg, code, sent = timed(c.sendall, c, string.rep("s", 64 * 1024 * 1024))
+      done = true
+    end)
+    assert.is_true(ran, err)
+    assert_timeout(ok, msg, code)
+    assert.is_true(dt >= 0.49 and dt < 1.5, "took " .. dt)
+    assert.is_true(sent > 0, "sent " .. tostring(sent))
+    c:close(); conn:close()
+  end)
 end)
