@@ -9,9 +9,12 @@
 ** with the LSOCK_ADDRESS metatable (.host, .port, tostring), or a plain
 ** string for AF_UNIX.
 **
-** Names given to bind/connect are resolved inline by addr_check (it
-** cannot yield); the module's getaddrinfo, getnameinfo and gethostbyname
-** go through wait_thread so a task does not stop the loop.
+** Lookups that may wait on the network go through wait_thread, so that
+** inside a task they do not stop the loop: the module's getaddrinfo,
+** getnameinfo and gethostbyname, and names in the addresses of connect
+** and sendto (addr_resolve).  addr_check itself cannot yield: a name that
+** reaches it (bind, or a caller that skipped addr_resolve) is looked up
+** inline, which only blocks a loop for names outside /etc/hosts.
 */
 #include <arpa/inet.h>
 #include <errno.h>
