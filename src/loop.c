@@ -483,6 +483,12 @@ static int loop_init(Loop *loop) {
   return err;
 }
 
+void loop_prepare(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  set_current(lua_tothread(L, -1), NULL);
+  lua_pop(L, 1);
+}
+
 /* Create the one Loop of this state (again: keep the first) as a userdata
 ** in the registry, and make "no task" the extra space every new thread
 ** copies from the main thread. */
@@ -492,9 +498,7 @@ void loop_open(lua_State *L) {
     return;
   }
   lua_pop(L, 1);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  set_current(lua_tothread(L, -1), NULL);
-  lua_pop(L, 1);
+  loop_prepare(L);
   Loop *loop = (Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
   memset(loop, 0, sizeof *loop);
   int err = loop_init(loop);

@@ -118,6 +118,10 @@ int loop_park(Task *t, Watch *w, int dir, double deadline);
 ** no thread could be started (the caller then runs work inline). */
 int loop_parkthread(Task *t, void (*work)(void *), void *arg);
 int loop_outcome(Task *t);            /* why the last park ended */
+/* Mark L's main thread "no task" in its LUA_EXTRASPACE, which Lua leaves
+** uninitialised and every new thread copies: luasock_openlibs and
+** loop_open call it, before coroutines that could inherit garbage exist. */
+void loop_prepare(lua_State *L);
 /* The coroutine of the task running now, or NULL; safe in a signal
 ** handler (luasock_interrupt hooks it). */
 lua_State *loop_running(void);
