@@ -139,8 +139,9 @@ void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len) {
   else if ((sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) ||
            (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)))
     push_inet(L, sa);
-  else
-    lua_pushlstring(L, (const char *)sa, len);
+  else                                 /* never past the storage callers pass */
+    lua_pushlstring(L, (const char *)sa,
+                    len < sizeof(struct sockaddr_storage) ? len : sizeof(struct sockaddr_storage));
 }
 
 /* ---- Lua to sockaddr ------------------------------------------------ */
