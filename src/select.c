@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -112,23 +113,25 @@ static void set_fill(lua_State *L, struct pollfd *p, int arg, int n, short event
   }
 }
 
+static uint32_t epoll_events(short events) {
+  return events == POLLIN ? EPOLLIN : EPOLLOUT;
+}
+
 /* Make the epoll set that wait_fd waits on; returns 0 or an errno.  A fd
-** listed twice (or as reader and writer) is added once with the union of
-** the events asked for it. */
+** listed twice (or as reader and writer) is added once, then modified to
+** the union of the events asked for it (the scan runs for those only). */
 static int set_arm(SelectSet *set) {
   if (set->w.fd >= 0) return 0;
   set->w.fd = epoll_create1(EPOLL_CLOEXEC);
   if (set->w.fd < 0) return errno;
   for (int i = 0; i < set->nr + set->nw; i++) {
-    struct epoll_event ev = { .events = 0, .data.fd = set->p[i].fd };
-    for (int j = 0; j <= i; j++)   /* O(n^2) only for the duplicates' sake */
-      if (set->p[j].fd == set->p[i].fd)
-        ev.events |= set->p[j].events == POLLIN ? EPOLLIN : EPOLLOUT;
-    int op = EPOLL_CTL_ADD;
-    while (epoll_ctl(set->w.fd, op, set->p[i].fd, &ev) < 0) {
-      if (errno != EEXIST || op == EPOLL_CTL_MOD) return errno;
-      op = EPOLL_CTL_MOD;
-    }
+    int fd = set->p[i].fd;
+    struct epoll_event ev = { .events = epoll_events(set->p[i].events), .data.fd = fd };
+    if (epoll_ctl(set->w.fd, EPOLL_CTL_ADD, fd, &ev) == 0) continue;
+    if (errno != EEXIST) return errno;
+    for (int j = 0; j < i; j++)
+      if (set->p[j].fd == fd) ev.events |= epoll_events(set->p[j].events);
+    if (epoll_ctl(set->w.fd, EPOLL_CTL_MOD, fd, &ev) < 0) return errno;
   }
   return 0;
 }

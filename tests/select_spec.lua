@@ -173,6 +173,14 @@ describe("socket.select", function()
     assert.is_true(socket.gettime() - t0 < 1.5)
     assert.are.same({"sender", "select 1"}, log)
     assert.are.equal("x", a:recv(1))
+    -- a descriptor listed several times is waited on once, reported each time
+    local r2
+    socket.spawn(function() r2 = socket.select({a, b:fileno(), a}, {}, 2) end)
+    socket.spawn(function() assert(b:send("y")) end)
+    assert(socket.run())
+    assert.are.equal(2, #r2)
+    assert.is_true(rawequal(a, r2[1]) and rawequal(a, r2[2]))
+    assert.are.equal("y", a:recv(1))
     -- and a select that times out in a task gives empty lists
     local r, w
     socket.run(function() r, w = socket.select({a, b}, {}, 0.05) end)
