@@ -70,6 +70,34 @@ describe("address tables", function()
   end)
 end)
 
+describe("IPv6 scope", function()
+  it("link-local addresses carry their scope through bind, sendto, recvfrom", function()
+    -- In a namespace of our own, lo gets the link-local fe80::1.
+    local code = [[
+      local socket = require "socket"
+      local s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s:settimeout(2)
+      assert(s:bind({"fe80::1%lo", 0}))
+      local a = s:getsockname()
+      local c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); c:settimeout(2)
+      assert(c:sendto("hi", {"fe80::1", a.port, 0, a.scope_id}))
+      local data, from = assert(s:recvfrom(10))
+      assert(c:connect(a))
+      print(a.scope_id, tostring(a), data, from.scope_id, tostring(c:getpeername()) == tostring(a))]]
+    local p = io.popen(("unshare -rn sh -c 'ip link set lo up && " ..
+      "ip addr add fe80::1/64 dev lo nodad && %s -e %q' 2>&1"):format(LUASOCK, code:gsub("'", "")))
+    local out = p:read("a")
+    local ok = p:close()
+    if not ok and out:match("unshare") then print("skipped: no network namespace: " .. out); return end
+    assert.is_true(ok, out)
+    local scope, text, data, from_scope, same = out:match("^(%d+)\t(%S+)\t(%S+)\t(%d+)\t(%S+)")
+    assert.equal("1", scope, out)
+    assert.matches("^%[fe80::1%%lo%]:%d+$", text)
+    assert.equal("hi", data)
+    assert.equal("1", from_scope)
+    assert.equal("true", same)
+  end)
+end)
+
 describe("getaddrinfo", function()
   it("resolves localhost and literals", function()
     local infos = assert(socket.getaddrinfo("localhost", 80, socket.AF_INET, socket.SOCK_STREAM))
