@@ -64,6 +64,10 @@ static const struct { const char *name; int value; } errno_names[] = {
   E(ESTALE), E(ESTRPIPE), E(ETIME), E(ETIMEDOUT), E(ETOOMANYREFS),
   E(ETXTBSY), E(EUCLEAN), E(EUNATCH), E(EUSERS), E(EWOULDBLOCK), E(EXDEV),
   E(EXFULL),
+  /* resolver failures return these in the errno position (negative) */
+  E(EAI_ADDRFAMILY), E(EAI_AGAIN), E(EAI_BADFLAGS), E(EAI_FAIL), E(EAI_FAMILY),
+  E(EAI_MEMORY), E(EAI_NODATA), E(EAI_NONAME), E(EAI_OVERFLOW), E(EAI_SERVICE),
+  E(EAI_SOCKTYPE), E(EAI_SYSTEM),
 };
 #undef E
 

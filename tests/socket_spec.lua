@@ -726,10 +726,17 @@ describe("socket.errno", function()
     assert.are.equal(92, E.ENOPROTOOPT)
   end)
 
+  it("also names the resolver codes returned in the errno position", function()
+    assert.are.equal(socket.EAI_NONAME, E.EAI_NONAME)
+    assert.are.equal(-2, E.EAI_NONAME)
+    assert.are.equal(-3, E.EAI_AGAIN)
+    assert.are.equal(socket.EAI_SERVICE, E.EAI_SERVICE)
+  end)
+
   it("is complete: every errno from 1 to 133 has a name", function()
     local named = {}
     for name, v in pairs(E) do
-      assert.matches("^E[%u%d]+$", name)
+      assert.matches("^E[%u%d_]+$", name)
       assert.is_true(math.type(v) == "integer")
       named[v] = name
     end
