@@ -54,6 +54,7 @@ struct Task {
   int nargs;                /* arguments for the first resume */
   unsigned char dir, state;
   unsigned char inq;        /* in the run queue (at most once) */
+  unsigned char started;    /* resumed once: its coroutine must be suspended */
 };
 
 /* Work for the thread pool (loop_parkthread), allocated per request: name
@@ -525,6 +526,7 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   luaL_checktype(L, first, LUA_TFUNCTION);
   loop_reserve(L, loop);
   lua_State *co = lua_newthread(L);
+  if (!lua_checkstack(co, top - first + 1)) luaL_error(L, "too many arguments to spawn");
   for (int i = first; i <= top; i++) lua_pushvalue(L, i);
   lua_xmove(L, co, top - first + 1);
   Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1);
@@ -560,8 +562,7 @@ static const char *error_text(lua_State *L) {
 ** first error object in slot 3 of run's frame (slot 2 turns false). */
 static void task_report(lua_State *L, Task *t) {
   int top = lua_gettop(L);
-  lua_pushvalue(t->co, -1);
-  lua_xmove(t->co, L, 1);
+  lua_xmove(t->co, L, 1);   /* the error: no room needed on a full stack */
   luaL_traceback(L, t->co, error_text(L), 0);
   fprintf(stderr, "luasock: error in task: %s\n", lua_tostring(L, -1));
   fflush(stderr);
@@ -595,9 +596,15 @@ static void task_end(lua_State *L, Task *t, int status) {
 
 /* Resume t.  A yield that parked it (state changed) is a wait; a yield
 ** that did not is the user's own coroutine.yield: the task goes to the
-** back of the run queue, giving the others the CPU. */
+** back of the run queue, giving the others the CPU.  A task whose
+** coroutine the user closed (coroutine.close) just ends. */
 static void task_resume(lua_State *L, Task *t) {
   int nres, nargs = t->nargs;
+  if (t->started && lua_status(t->co) != LUA_YIELD) {
+    task_end(L, t, LUA_OK);   /* the user closed or finished it himself */
+    return;
+  }
+  t->started = 1;
   t->nargs = 0;
   t->state = T_RUNNING;
   lua_State *outer = running_co;
@@ -630,6 +637,7 @@ static void run_ready(lua_State *L, Loop *loop) {
 ** nearest deadline) and mark their tasks ready. */
 static void run_poll(lua_State *L, Loop *loop) {
   int ms = loop->qcount ? 0 : loop->nheap ? wait_ms(loop->heap[0]->deadline) : -1;
+  if (wait_interrupted) wait_checkinterrupt(L);   /* narrow the window before the wait */
   int n = poller_wait(&loop->poller, ms);
   if (n < 0) {
     if (errno != EINTR) luaL_error(L, "epoll_wait: %s", strerror(errno));

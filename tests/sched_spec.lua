@@ -183,6 +183,21 @@ describe("socket.spawn and socket.run", function()
     assert.same({ "a1", "b1", "a2", "b2", "a3", "b3" }, log)
   end)
 
+  it("a task whose coroutine the user closes just ends", function()
+    local a, b = pair()
+    local log = {}
+    local sleeper = socket.spawn(function() socket.sleep(0.05); log[#log + 1] = "slept" end)
+    local reader = socket.spawn(function() a:recv(10); log[#log + 1] = "read" end)
+    socket.spawn(function()
+      assert.is_true(coroutine.close(sleeper))
+      assert.is_true(coroutine.close(reader))
+      assert(b:send("x"))   -- wakes the closed reader's wait
+    end)
+    assert.is_true(run())
+    assert.same({}, log)
+    a:close(); b:close()
+  end)
+
   it("coroutines the user makes inside a task work as usual, socket calls included", function()
     local a, b = pair()
     local got = {}
