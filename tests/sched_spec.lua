@@ -372,7 +372,26 @@ describe("in a task, each operation yields and honours the socket's timeout", fu
     assert.equal("first line", line)
     a:settimeout(0.1)
     check_timeout(function() return f:read("l") end)
-    f:close(); a:close(); b:close()
+    f:close()
+    -- Writes: 4 MB through a stream, read by another task meanwhile.
+    a:settimeout(2)
+    local w = a:makefile("w")
+    local data = ("0123456789abcdef"):rep(262144)
+    local got = 0
+    socket.spawn(function() assert(w:write(data)); assert(w:flush()) end)
+    socket.spawn(function()
+      while got < #data do got = got + #assert(b:recv(65536)) end
+    end)
+    assert.is_true(run())
+    assert.equal(#data, got)
+    -- With a peer that does not read, the flush times out.
+    a:settimeout(0.1)
+    check_timeout(function()
+      local ok, err, code = w:write(data)
+      if ok then return w:flush() end
+      return ok, err, code
+    end)
+    w:close(); a:close(); b:close()
   end)
 
   it("getaddrinfo does not stop the others (resolution on a helper thread)", function()
