@@ -123,39 +123,18 @@ describe("socket.socket", function()
     end
   end)
 
-  it("sends an ICMP echo to 127.0.0.1 over SOCK_RAW", function()
+  it("creates a SOCK_RAW ICMP socket (the echo itself is raw_spec's)", function()
     local s, msg, code = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     if not s and (code == E.EPERM or code == E.EACCES) then
       print("SOCK_RAW skipped: " .. msg .. " (no CAP_NET_RAW)")
       return pending("SOCK_RAW needs CAP_NET_RAW: " .. msg)
     end
     assert(s, msg)
-    s:settimeout(2)
-    assert.are.equal(socket.IPPROTO_ICMP, s.proto)
-    local id = 0x4c53
-    local function checksum(data)
-      if #data % 2 == 1 then data = data .. "\0" end
-      local sum = 0
-      for i = 1, #data, 2 do sum = sum + string.unpack(">I2", data, i) end
-      while sum > 0xffff do sum = (sum & 0xffff) + (sum >> 16) end
-      return ~sum & 0xffff
-    end
-    local body = string.pack(">BBI2I2I2", 8, 0, 0, id, 1) .. "luasock"
-    local packet = string.pack(">BBI2", 8, 0, checksum(body)) .. body:sub(5)
-    assert.are.equal(#packet, s:sendto(packet, {"127.0.0.1", 0}))
-    -- raw sockets also see our own request on loopback: wait for the reply
-    for _ = 1, 10 do
-      local data = assert(s:recv(1500))
-      local ihl = (data:byte(1) & 0x0f) * 4
-      local ty, _, _, rid = string.unpack(">BBI2I2", data, ihl + 1)
-      if ty == 0 and rid == id then
-        assert.are.equal("luasock", data:sub(ihl + 9))
-        s:close()
-        return
-      end
-    end
+    assert.are.same({socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP}, {s.family, s.type, s.proto})
+    assert.are.equal(socket.IPPROTO_ICMP, s:getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL))
+    assert.are_not.equal(0, fd_flags(s:fileno()) & O_CLOEXEC)
+    assert.matches("^socket %(fd %d+, AF_INET, SOCK_RAW", tostring(s))
     s:close()
-    error("no echo reply")
   end)
 
   it("raises on a wrong argument type", function()
