@@ -10,6 +10,8 @@ STEPS is a file, one step a line (text takes \\n, \\r, \\x03... escapes):
                    steps matched ("\\r" is dropped from the output first)
     timeout SECS   time limit of the next expect/exit steps (default 5)
     exit STATUS    wait for the program to end with STATUS (or "signal N")
+    sleeping       wait until the program sleeps in a system call (state S
+                   in /proc/PID/stat), e.g. a socket wait after its output
 
 Prints "ok" and exits 0 when every step passed; else prints the failing
 step and the transcript and exits 1.  Every wait has a time limit, and the
@@ -69,6 +71,21 @@ class Session:
             if not self.read_some(deadline):
                 return "output ended"
 
+    def state(self):
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                return f.read().rpartition(")")[2].split()[0]
+        except OSError:
+            return None
+
+    def wait_sleeping(self, limit):
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.state() == "S":
+                return None
+            self.read_some(min(deadline, time.monotonic() + 0.01))
+        return "still %s after %gs" % (self.state(), limit)
+
     def wait_exit(self, limit):
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
@@ -98,6 +115,10 @@ def run(steps, session):
             err = session.expect(text, limit)
             if err:
                 return "step %d (expect %r): %s" % (n, arg, err)
+        elif verb == "sleeping":
+            err = session.wait_sleeping(limit)
+            if err:
+                return "step %d (sleeping): %s" % (n, err)
         elif verb == "timeout":
             limit = float(arg)
         elif verb == "exit":

@@ -201,6 +201,7 @@ exit 0
 expect > 
 send local a, b = socket.socketpair() print("waiting") print(a:recv(10))\r
 expect \nwaiting\n
+sleeping
 send \x03
 expect interrupted!
 expect in method 'recv'
