@@ -337,6 +337,23 @@ static int lsock_recv_fds(lua_State *L) {
   return recv_begin(L, s, bufsize, ancsize, opt_flags(L, 4), AS_RECVFDS);
 }
 
+/* socket.CMSG_LEN(n), socket.CMSG_SPACE(n): sizes for ancbufsize, as
+** Python's (CMSG_SPACE(n * 4) holds n descriptors). */
+static int cmsg_size(lua_State *L, int space) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= INT_MAX / 2, 1, "length out of range");
+  lua_pushinteger(L, (lua_Integer)(space ? CMSG_SPACE((size_t)n) : CMSG_LEN((size_t)n)));
+  return 1;
+}
+
+static int lsock_CMSG_LEN(lua_State *L) {
+  return cmsg_size(L, 0);
+}
+
+static int lsock_CMSG_SPACE(lua_State *L) {
+  return cmsg_size(L, 1);
+}
+
 const luaL_Reg msg_methods[] = {
   {"sendmsg", sock_sendmsg},
   {"recvmsg", sock_recvmsg},
@@ -346,5 +363,7 @@ const luaL_Reg msg_methods[] = {
 const luaL_Reg msg_funcs[] = {
   {"send_fds", lsock_send_fds},
   {"recv_fds", lsock_recv_fds},
+  {"CMSG_LEN", lsock_CMSG_LEN},
+  {"CMSG_SPACE", lsock_CMSG_SPACE},
   {NULL, NULL}
 };

@@ -229,6 +229,12 @@ static int sock_gettimeout(lua_State *L) {
   return 1;
 }
 
+/* sock:getblocking(): false when the timeout is 0, as Python. */
+static int sock_getblocking(lua_State *L) {
+  lua_pushboolean(L, sock_checkopen(L, 1)->timeout != 0);
+  return 1;
+}
+
 /* sock:setblocking(flag): true is settimeout(nil), false settimeout(0). */
 static int sock_setblocking(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
@@ -482,6 +488,7 @@ static const luaL_Reg sock_methods[] = {
   {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout},
   {"setblocking", sock_setblocking},
+  {"getblocking", sock_getblocking},
   {"setsockopt", sock_setsockopt},
   {"getsockopt", sock_getsockopt},
   {"shutdown", sock_shutdown},

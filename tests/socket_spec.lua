@@ -435,8 +435,12 @@ describe("timeouts", function()
     local s = new()
     assert.is_true(s:setblocking(false))
     assert.are.equal(0, s:gettimeout())
+    assert.is_false(s:getblocking())
     assert.is_true(s:setblocking(true))
     assert.is_nil(s:gettimeout())
+    assert.is_true(s:getblocking())
+    s:settimeout(0.5)
+    assert.is_true(s:getblocking())   -- Python: a timeout is blocking mode
     assert.has_error(function() s:setblocking(1) end,
       "bad argument #1 to 'setblocking' (boolean expected, got number)")
     s:close()
