@@ -6,8 +6,9 @@
 ** It behaves as lua.c of Lua 5.4.4 does (same messages, same order of
 ** work), so nobody has to learn a new command line.  The only visible
 ** differences: the version line names luasock, `require "socket"` works
-** (luasock_openlibs), SIGPIPE is ignored (sockets report EPIPE instead of
-** killing the process), and the REPL has the `socket` global.
+** (luasock_openlibs), SIGPIPE is caught (a write to a dead peer reports
+** EPIPE instead of killing the process), and the REPL has the `socket`
+** global.
 */
 #include <signal.h>
 #include <stdio.h>
@@ -308,11 +309,27 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+static void on_sigpipe(int sig) {
+  (void)sig;
+}
+
+/* SIGPIPE must not kill us: a write to a dead peer returns EPIPE instead.
+** A handler that does nothing does that, and unlike SIG_IGN it is not
+** inherited by the programs os.execute and io.popen start. */
+static void catch_sigpipe(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigpipe;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, NULL);
+}
+
 int main(int argc, char **argv) {
   static char name[] = "luasock";
   static char *noargs[] = { name, NULL };
   if (argc < 1) { argc = 1; argv = noargs; }   /* exec'd without argv[0] */
-  signal(SIGPIPE, SIG_IGN);   /* a dead peer gives EPIPE, not death */
+  catch_sigpipe();
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     main_message(argv[0], "cannot create state: not enough memory");

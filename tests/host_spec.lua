@@ -292,6 +292,11 @@ describe("luasock's command line, against lua5.4's", function()
     assert.are.same({ "stdin:1: 'end' expected near <eof>\n", "exit 0" }, { r.err, r.status })
   end)
 
+  it("programs started by os.execute get the default SIGPIPE (nothing ignored)", function()
+    local r = same({ "-e", "os.execute('grep ^SigIgn /proc/self/status')" })
+    assert.matches("^SigIgn:%s+%x+\n$", r.out)
+  end)
+
   it("Ctrl-C (SIGINT) ends a running script with 'interrupted!' and status 1", function()
     write_file(tmp .. "/spin.lua", 'local pid = io.open("/proc/self/stat"):read("n")\n'
       .. 'io.popen("kill -INT " .. pid):close()\nwhile true do end\n')
