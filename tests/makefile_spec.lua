@@ -127,7 +127,8 @@ describe("makefile", function()
         assert.equal("ab", f:read(2))
         assert.equal("", f:read(0))
         a:shutdown(socket.SHUT_WR)
-        assert.equal("cdefgh", f:read("a"))
+        assert.equal("cde", f:read(3))
+        assert.equal("fgh", f:read(100))            -- fewer at end of stream
         assert.equal("", f:read("a"))               -- "a" at end of stream
         assert.is_nil(f:read("l"))
         assert.is_nil(f:read(0))
@@ -602,6 +603,67 @@ describe("makefile", function()
       assert(a:sendall("\n"))
       assert.equal("no end", f:read())
       f:close(); a:close(); b:close()
+    end)
+  end)
+
+  describe("against Lua's io", function()
+    -- Random text of lines, numerals, spaces and other bytes.
+    local function random_text(n)
+      local pieces = { "\n", " ", "  ", "\t", "12", "-3.5", "0x1F", "1e+", "1e3", ".5",
+                       "abc", "x", "\r\n", "\0", "0x", "+", "99999", "line" }
+      local t = {}
+      for i = 1, n do t[i] = pieces[math.random(#pieces)] end
+      return table.concat(t)
+    end
+
+    -- One to three formats; "a" drains the input, so it comes late or not.
+    local function random_formats(late)
+      local all = { "l", "L", "n", 0, 1, 3, 7, 20, 100 }
+      local f = {}
+      for i = 1, math.random(3) do f[i] = all[math.random(#all)] end
+      if late and math.random(100) == 1 then f[#f + 1] = "a" end
+      return f
+    end
+
+    it("gives the same results as a file for random reads of random chunks", function()
+      for round = 1, 30 do
+        math.randomseed(1000 + round)
+        local text = random_text(math.random(2000, 4000))
+        local path = os.tmpname()
+        local file = assert(io.open(path, "wb"))
+        file:write(text); file:close()
+        file = assert(io.open(path, "rb"))
+        local calls = {}
+        for i = 1, 800 do calls[i] = random_formats(i > 400) end
+        local a, b = unix_pair()
+        local got = {}
+        socket.spawn(function()   -- the text in random pieces, each waited for
+          local i = 1
+          while i <= #text do
+            local n = math.random(1, 40)
+            assert(a:sendall(text:sub(i, i + n - 1)))
+            i = i + n
+            socket.sleep(0)
+          end
+          a:shutdown(socket.SHUT_WR)
+        end)
+        socket.spawn(function()
+          local f = b:makefile()
+          for i, fmts in ipairs(calls) do got[i] = table.pack(f:read(table.unpack(fmts))) end
+          f:close()
+        end)
+        local ok, err = socket.run()
+        assert(ok, err)
+        local live = 0   -- calls made before the text ran out
+        for i, fmts in ipairs(calls) do
+          if file:seek() < #text then live = i end
+          local want = table.pack(file:read(table.unpack(fmts)))
+          assert.same(want, got[i], ("round %d, call %d"):format(round, i))
+        end
+        assert.is_true(live > 100 and live < #calls, "text ran out after " .. live .. " calls")
+        file:close(); os.remove(path)
+        a:close(); b:close()
+      end
     end)
   end)
 
