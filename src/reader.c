@@ -411,10 +411,9 @@ static int read_done(lua_State *L, LStream *st) {
   return lua_gettop(L) - base;
 }
 
-/* Failure: the input stays for a retry; a lines iterator raises, as
-** Lua's does. */
-static int read_fail(lua_State *L, LStream *st, int err) {
-  if (!st->closed) st->rpos = st->scan = st->rstart;
+/* Failure: nothing was committed, so the input stays for a retry (the
+** next call starts from rstart); a lines iterator raises, as Lua's does. */
+static int read_fail(lua_State *L, int err) {
   if (lua_toboolean(L, R_ITER)) return luaL_error(L, "%s", err_message(err));
   return err_push(L, err);
 }
@@ -427,7 +426,7 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
     if (read_formats(L, st)) return read_done(L, st);
     err = read_more(L, st);
   }
-  return read_fail(L, st, err);
+  return read_fail(L, err);
 }
 
 /* Start a read call; the stack holds the stream, then nfmt format codes. */
@@ -442,7 +441,7 @@ static int read_begin(lua_State *L, LStream *st, int nfmt, int iter) {
   lua_pushinteger(L, ++st->rcall);
   lua_rotate(L, R_DEADLINE, 4);   /* these four go before the formats */
   st->rpos = st->scan = st->rstart;
-  if (st->sock->w.fd < 0) return read_fail(L, st, LSOCK_ECLOSED);
+  if (st->sock->w.fd < 0) return read_fail(L, LSOCK_ECLOSED);
   return read_k(L, LUA_OK, 0);
 }
 
