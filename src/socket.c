@@ -127,6 +127,26 @@ static void set_constants(lua_State *L) {
   lua_setfield(L, -2, "has_ipv6");
 }
 
+/* sock:get_inheritable(): whether a program this process execs gets the
+** descriptor (false by default: every fd is opened close-on-exec). */
+static int sock_get_inheritable(lua_State *L) {
+  int fl = fcntl(sock_checkopen(L, 1)->w.fd, F_GETFD);
+  if (fl < 0) return err_push(L, errno);
+  lua_pushboolean(L, !(fl & FD_CLOEXEC));
+  return 1;
+}
+
+/* sock:set_inheritable(flag): let exec'd programs (os.execute, io.popen)
+** have the descriptor, or not. */
+static int sock_set_inheritable(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  luaL_checktype(L, 2, LUA_TBOOLEAN);
+  if (fcntl(s->w.fd, F_SETFD, lua_toboolean(L, 2) ? 0 : FD_CLOEXEC) < 0)
+    return err_push(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* An int argument that must fit a C int (levels, options, flags). */
 static int check_int(lua_State *L, int idx) {
   lua_Integer v = luaL_checkinteger(L, idx);
@@ -489,6 +509,8 @@ static const luaL_Reg sock_methods[] = {
   {"gettimeout", sock_gettimeout},
   {"setblocking", sock_setblocking},
   {"getblocking", sock_getblocking},
+  {"get_inheritable", sock_get_inheritable},
+  {"set_inheritable", sock_set_inheritable},
   {"setsockopt", sock_setsockopt},
   {"getsockopt", sock_getsockopt},
   {"shutdown", sock_shutdown},
