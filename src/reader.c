@@ -606,11 +606,23 @@ static int rd_flush(lua_State *L) {
 
 /* ---- the rest of the object ---------------------------------------- */
 
+static int close_k(lua_State *L, int status, lua_KContext ctx);
+
+/* close's flush.  When a task already waits to write on the socket (a
+** writer of this stream), close may not wait beside it (the loop refuses
+** two waiters): one try without waiting, and that task gets "closed". */
+static int close_flush(lua_State *L, LStream *st) {
+  if (st->wstart == st->wlen) return 0;
+  if (st->sock->w.fd >= 0 && st->sock->w.waiter[WAIT_WRITE] != NULL)
+    return wbuf_send(L, st);
+  return flush_all(L, st, close_k);
+}
+
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
   LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
   if (!st->closed) {
-    if (!err && st->wstart < st->wlen) err = flush_all(L, st, close_k);
+    if (!err) err = close_flush(L, st);
     stream_release(L, st);
     lua_pushnil(L);
     lua_setiuservalue(L, 1, 1);   /* the socket may go now */
@@ -622,7 +634,8 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* stream:close(), __close: flush, then release the buffers; the socket
 ** stays open.  true, or nil, message, errno when the flush failed (the
-** stream is closed anyway, as fclose does).  Harmless when closed. */
+** stream is closed anyway, as fclose does; EAGAIN when another task was
+** writing, see close_flush).  Harmless when closed. */
 static int rd_close(lua_State *L) {
   stream_check(L, 1);
   lua_settop(L, 1);
