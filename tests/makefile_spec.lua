@@ -567,6 +567,39 @@ describe("makefile", function()
       a:close(); b:close()
     end)
 
+    it("<close> flushes in a task even when it must wait, also on an error", function()
+      local a, b = unix_pair()
+      local n, got = 4 * 1024 * 1024, 0
+      local err
+      socket.spawn(function()
+        do
+          local f <close> = a:makefile("w")
+          f:setvbuf("full", n)
+          f:write(("x"):rep(n))             -- all buffered: __close waits to send it
+        end
+        local ok
+        ok, err = pcall(function()
+          local f <close> = a:makefile("w")
+          f:setvbuf("full", n)
+          f:write(("y"):rep(n))
+          error("boom", 0)
+        end)
+        assert.is_false(ok)
+        a:shutdown(socket.SHUT_WR)
+      end)
+      socket.spawn(function()
+        while true do
+          local d = assert(b:recv(1 << 20))
+          if d == "" then break end
+          got = got + #d
+        end
+      end)
+      run()
+      assert.equal("boom", err)
+      assert.equal(2 * n, got)
+      a:close(); b:close()
+    end)
+
     it("closing a stream another task is writing to never waits beside it", function()
       local a, b = unix_pair()
       local w, res, closed = a:makefile("w"), nil, nil
