@@ -56,6 +56,18 @@ local function peer(code)
   return conn, finish
 end
 
+-- Run check(stream) on a stream (mode) over a connection to a peer
+-- running code; the peer is reaped whatever happens.  Returns its output.
+local function with_peer(code, mode, check)
+  local conn, finish = peer(code)
+  local f = conn:makefile(mode)
+  local ok, err = pcall(check, f, conn)
+  f:close()
+  local out = finish()
+  assert(ok, err)
+  return out
+end
+
 -- n bytes where every 1000-byte block differs (its number, then filler),
 -- built the same way here and in the peer.
 local BLOCKS = [[local function blocks(n)
@@ -395,11 +407,9 @@ describe("makefile", function()
 
   describe("large data", function()
     it("reads a 1 MB line and what follows it", function()
-      local conn, finish = peer([[
+      with_peer([[
         assert(c:sendall(("A"):rep(1024 * 1024) .. "\n" .. ("B"):rep(300000) .. "\ntail"))
-        c:close()]])
-      local f = conn:makefile()
-      local ok, err = pcall(function()
+        c:close()]], "r", function(f)
         local line = f:read("l")
         assert.equal(1024 * 1024, #line)
         assert.equal(("A"):rep(1024 * 1024), line)
@@ -407,19 +417,15 @@ describe("makefile", function()
         assert.equal("tail", f:read("l"))
         assert.is_nil(f:read("l"))
       end)
-      f:close(); finish()
-      assert(ok, err)
     end)
 
     it("reads 10 MB with 'a' and with a count, content checked", function()
       local size = 10 * 1000 * 1000
-      local conn, finish = peer(BLOCKS .. ([[
+      with_peer(BLOCKS .. ([[
         local data = blocks(%d)
         assert(c:sendall(data))
         assert(c:sendall(data))
-        c:close()]]):format(size))
-      local f = conn:makefile()
-      local ok, err = pcall(function()
+        c:close()]]):format(size), "r", function(f)
         local want = blocks(size)
         local got = f:read(size)
         assert.equal(size, #got)
@@ -429,29 +435,24 @@ describe("makefile", function()
         assert.is_true(got == want, "'a' read differs")
         assert.is_nil(f:read(1))
       end)
-      f:close(); finish()
-      assert(ok, err)
     end)
 
     it("writes 10 MB through the buffer to a peer, content checked", function()
       local size = 10 * 1000 * 1000
-      local conn, finish = peer(BLOCKS .. ([[
+      local data = blocks(size)
+      local out = with_peer(BLOCKS .. ([[
         local parts = {}
         while true do
           local d = assert(c:recv(1 << 20))
           if d == "" then break end
           parts[#parts + 1] = d
         end
-        print(table.concat(parts) == blocks(%d) and "same" or "different")]]):format(size))
-      local w = conn:makefile("w")
-      local data = blocks(size)
-      local ok, err = pcall(function()
-        for i = 1, #data, 7000 do assert(w:write(data:sub(i, i + 6999))) end
-        assert.is_true(w:close())
-      end)
-      conn:close(); conn = nil
-      local out = finish()
-      assert(ok, err)
+        print(table.concat(parts) == blocks(%d) and "same" or "different")]]):format(size),
+        "w", function(w, conn)
+          for i = 1, #data, 7000 do assert(w:write(data:sub(i, i + 6999))) end
+          assert.is_true(w:close())
+          conn:close()                      -- the peer sees the end
+        end)
       assert.equal("same\n", out)
     end)
   end)
