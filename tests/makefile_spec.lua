@@ -723,6 +723,30 @@ describe("makefile", function()
       return f
     end
 
+    it("reads tricky numerals as a file does", function()
+      local inputs = { ("9"):rep(199) .. " 1", ("9"):rep(250) .. "\n7", "0x" .. ("f"):rep(300),
+        "  \n\t 5", "1e", "-", "0x1p-2", ".e5", "1..2", "nan", "inf", "0x.8", "1E+5x",
+        "--1", "+.5", "0xg", "00012", "3.", "1e309", "-0" }
+      for _, text in ipairs(inputs) do
+        local path = os.tmpname()
+        local file = assert(io.open(path, "wb"))
+        file:write(text); file:close()
+        file = assert(io.open(path, "rb"))
+        local a, b = unix_pair()
+        assert(a:sendall(text)); a:shutdown(socket.SHUT_WR)
+        local f = b:makefile()
+        for step = 1, 10 do
+          for _, fmt in ipairs({ "n", "L" }) do
+            local want, got = table.pack(file:read(fmt)), table.pack(f:read(fmt))
+            assert.same(want, got, ("%q, step %d, %s"):format(text:sub(1, 20), step, fmt))
+          end
+          if file:read(0) == nil then assert.is_nil(f:read(0)); break end
+        end
+        file:close(); os.remove(path)
+        f:close(); a:close(); b:close()
+      end
+    end)
+
     it("gives the same results as a file for random reads of random chunks", function()
       for round = 1, 30 do
         math.randomseed(1000 + round)
