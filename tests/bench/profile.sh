@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/profile.sh - where does an echo server spend its time?
 #
-#   tests/bench/profile.sh [BUILD_DIR] [lua|c|py] [perf|callgrind|stat]
+#   tests/bench/profile.sh [BUILD_DIR] [lua|lua-static|c|py] [perf|callgrind|stat]
 #                          [-c CONNS] [-d SECS] [-m ping|bulk]
 #
 # Starts the server pinned to CPU 0, drives it from CPU 1 with the load
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     -c) conns=$2; shift ;;
     -d) secs=$2; shift ;;
     -m) mode=$2; shift ;;
-    *) echo "usage: $0 [BUILD_DIR] [lua|c|py] [perf|callgrind|stat] [-c conns] [-d secs] [-m ping|bulk]" >&2; exit 2 ;;
+    *) echo "usage: $0 [BUILD_DIR] [lua|lua-static|c|py] [perf|callgrind|stat] [-c conns] [-d secs] [-m ping|bulk]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -35,6 +35,7 @@ ulimit -n $((conns + 200)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 case $kind in
   c)   cmd=("$build/bench/echo_server" 0) ;;
   lua) cmd=("$build/luasock" "$here/echo.lua" 0) ;;
+  lua-static) cmd=("$build/bench/luasock-static" "$here/echo.lua" 0) ;;   # Lua's symbols visible
   py)  cmd=("$(python3 -c 'import sys; print(sys.executable)')" "$here/echo.py" 0) ;;
   *)   echo "unknown server $kind" >&2; exit 2 ;;
 esac
@@ -64,7 +65,7 @@ loadargs=(ping "$port" -c "$conns" -d "$secs" -w 0 -s "$spid")
 [ "$mode" = bulk ] && loadargs=(bulk "$port" -s "$spid")
 case $tool in
   perf)      perf record -F 4000 -g -o "$tmp/perf.data" -p "$spid" 2>"$tmp/perf.err" & ppid_=$! ;;
-  stat)      perf stat -e task-clock,context-switches,cpu-migrations,instructions,cycles \
+  stat)      perf stat -e task-clock,context-switches,instructions,cycles,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait \
                -p "$spid" -o "$tmp/stat.txt" & ppid_=$! ;;
   callgrind) callgrind_control -z "$spid" >/dev/null 2>&1 ;;   # count the load only
 esac
