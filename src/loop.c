@@ -68,7 +68,8 @@ typedef struct Job {
 
 /* ---- the poller: the only part that knows about epoll --------------- */
 
-enum { READY_R = 1, READY_W = 2 };
+/* What an event says, in the bits of Watch.idle. */
+enum { READY_R = 1 << WAIT_READ, READY_W = 1 << WAIT_WRITE, READY_HUP = WATCH_HUP };
 
 typedef struct Poller {
   int fd;
@@ -105,8 +106,9 @@ static int poller_get(Poller *p, int i, Watch **w) {
   uint32_t e = p->ev[i].events;
   int r = 0;
   *w = (Watch *)p->ev[i].data.ptr;
-  if (e & (EPOLLERR | EPOLLHUP)) return READY_R | READY_W;
-  if (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) r |= READY_R;
+  if (e & (EPOLLERR | EPOLLHUP)) return READY_R | READY_W | READY_HUP;
+  if (e & (EPOLLIN | EPOLLPRI)) r |= READY_R;
+  if (e & EPOLLRDHUP) r |= READY_R | READY_HUP;
   if (e & EPOLLOUT) r |= READY_W;
   return r;
 }
@@ -648,6 +650,7 @@ static void run_poll(lua_State *L, Loop *loop) {
     Watch *w;
     int ready = poller_get(&loop->poller, i, &w);
     if (w == &loop->pool.ev) { pool_collect(loop); continue; }
+    w->idle = (unsigned char)((w->idle & ~ready) | (ready & READY_HUP));   /* try again */
     if (ready & READY_R) watch_wake(w, WAIT_READ);
     if (ready & READY_W) watch_wake(w, WAIT_WRITE);
   }

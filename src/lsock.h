@@ -26,6 +26,8 @@
 #define LSOCK_STREAM  "luasock.stream"
 #define LSOCK_ADDRESS "luasock.address"
 
+#define WATCH_HUP 4   /* in Watch.idle, set by the loop for good */
+
 /* Our own error codes: negative and far from the EAI_* codes. */
 #define LSOCK_ETIMEOUT (-1000)  /* a deadline passed: nil, "timeout", ETIMEDOUT */
 #define LSOCK_ECLOSED  (-1001)  /* closed by this side while waiting: nil, "closed", EBADF */
@@ -43,6 +45,8 @@ typedef struct Task Task;
 */
 typedef struct Watch {
   int fd;               /* -1 once closed */
+  unsigned char idle;   /* bit 1 << dir: known to have nothing (wait_idle);
+                           WATCH_HUP: the peer hung up, so short reads prove nothing */
   Loop *loop;           /* poller it is registered with, or NULL */
   Task *waiter[2];      /* task waiting to read / to write, or NULL */
 } Watch;
@@ -103,6 +107,19 @@ int wait_thread(lua_State *L, void (*work)(void *), void *arg,
 /* In a continuation: 0 on the first call (status LUA_OK), else the outcome
 ** of the wait that yielded: 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED. */
 int wait_resumed(lua_State *L, int status);
+/*
+** Readiness hint, to save the syscall that would only say EAGAIN: a caller
+** whose read came back short on a stream socket (0 < n < asked, no flags)
+** calls wait_setidle(w, WAIT_READ); the loop clears the bit on the next
+** event for w.  At the start of its next call, when wait_idle says so, it
+** waits first (wait_fd) and tries its syscall only when woken.  wait_idle
+** is 0 outside a task and for a non-blocking deadline (0), so those always
+** try.  Never mark idle on EOF (n == 0): no event would follow; nor after
+** the loop saw the peer hang up (WATCH_HUP): data and EOF may have come in
+** one event, and a short read of that data is followed by no other.
+*/
+int wait_idle(lua_State *L, Watch *w, int dir, double deadline);
+void wait_setidle(Watch *w, int dir);
 /* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
 void wait_checkinterrupt(lua_State *L);
 extern volatile sig_atomic_t wait_interrupted;

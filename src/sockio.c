@@ -246,9 +246,16 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   size_t size = (size_t)lua_tointeger(L, 2);
   int flags = (int)lua_tointeger(L, 3);
   int err = wait_resumed(L, status);
+  if (status == LUA_OK && wait_idle(L, &s->w, WAIT_READ, lua_tonumber(L, 4)))
+    err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);   /* see wait_idle (lsock.h) */
   while (err == 0) {
     err = recv_once(L, s, size, flags, (int)ctx);
-    if (err == 0) return ctx ? 2 : 1;
+    if (err == 0) {
+      size_t n = lua_rawlen(L, ctx ? -2 : -1);
+      if (n > 0 && n < size && flags == 0 && s->type == SOCK_STREAM)
+        wait_setidle(&s->w, WAIT_READ);   /* drained: the next recv waits first */
+      return ctx ? 2 : 1;
+    }
     if (err == EINTR) err = 0;
     else if (err == EAGAIN) err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);
   }

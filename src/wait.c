@@ -115,6 +115,14 @@ int wait_thread(lua_State *L, void (*work)(void *), void *arg,
   return lua_yieldk(L, 0, ctx, k);
 }
 
+int wait_idle(lua_State *L, Watch *w, int dir, double deadline) {
+  return (w->idle & (1 << dir)) && deadline != 0 && loop_current(L) != NULL;
+}
+
+void wait_setidle(Watch *w, int dir) {
+  if (!(w->idle & WATCH_HUP)) w->idle |= (unsigned char)(1 << dir);
+}
+
 int wait_resumed(lua_State *L, int status) {
   if (status != LUA_YIELD) return 0;
   return loop_outcome(loop_current(L));

@@ -428,6 +428,50 @@ describe("in a task, each operation yields and honours the socket's timeout", fu
   end)
 end)
 
+describe("the readiness hint (a short read lets the next recv wait first)", function()
+  -- Story: the last data and the end of stream came in one event; recv
+  -- returned the data (a short read, so the socket looked drained) and the
+  -- next recv waited for an event that never came, instead of returning "".
+  local function last_words(a, b)
+    local got = {}
+    socket.spawn(function()
+      repeat
+        local d = assert(a:recv(100))
+        got[#got + 1] = d
+      until d == ""
+    end)
+    socket.spawn(function()
+      assert(b:send("last words"))
+      assert(b:shutdown(socket.SHUT_WR))
+    end)
+    assert.is_true(run())
+    assert.same({ "last words", "" }, got)
+    a:close(); b:close()
+  end
+
+  it("sees the end of stream that came with the last data (unix)", function()
+    last_words(pair())
+  end)
+
+  it("sees the end of stream that came with the last data (TCP)", function()
+    last_words(tcp_pair())
+  end)
+
+  it("still reads data that came after a short read", function()
+    local a, b = tcp_pair()
+    local got = {}
+    socket.spawn(function()
+      for i = 1, 3 do got[i] = assert(a:recv(100)) end
+    end)
+    socket.spawn(function()
+      for i = 1, 3 do assert(b:send("part" .. i)); socket.sleep(0.01) end
+    end)
+    assert.is_true(run())
+    assert.same({ "part1", "part2", "part3" }, got)
+    a:close(); b:close()
+  end)
+end)
+
 describe("closing a socket another task waits on", function()
   it("wakes the reader with nil, 'closed', EBADF", function()
     local a, b = pair()
