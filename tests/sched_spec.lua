@@ -232,6 +232,57 @@ describe("in a task, each operation yields and honours the socket's timeout", fu
     assert.is_true(took >= 0.1 and took < 0.3, "took " .. took)
   end)
 
+  it("sleep: 300 tasks wake in the order of their deadlines, none early", function()
+    local order, early = {}, 0
+    local deadlines = {}
+    for i = 1, 300 do
+      local d = math.random() * 0.1
+      socket.spawn(function()
+        local due = socket.gettime() + d
+        deadlines[i] = due
+        socket.sleep(d)
+        if socket.gettime() < due then early = early + 1 end
+        order[#order + 1] = i
+      end)
+    end
+    assert.is_true(run())
+    assert.equal(0, early)
+    assert.equal(300, #order)
+    for k = 2, 300 do
+      assert.is_true(deadlines[order[k - 1]] <= deadlines[order[k]], "woke out of order at " .. k)
+    end
+  end)
+
+  it("timeouts of many waits, half of them ended early by data (timer heap)", function()
+    local n, results, socks = 100, {}, {}
+    for i = 1, n do
+      local a, b = pair(0.05 + 0.1 * math.random())
+      socks[i] = { a, b }
+      socket.spawn(function()
+        local t0 = socket.gettime()
+        local data, err = a:recv(10)
+        results[i] = { data = data, err = err, took = socket.gettime() - t0 }
+      end)
+    end
+    for i = 1, n, 2 do   -- every other one gets data at a random moment
+      socket.spawn(function()
+        socket.sleep(0.04 * math.random())
+        assert(socks[i][2]:send("d" .. i))
+      end)
+    end
+    assert.is_true(run())
+    for i = 1, n do
+      local r, timeout = results[i], socks[i][1]:gettimeout()
+      if i % 2 == 1 then
+        assert.equal("d" .. i, r.data)
+      else
+        assert.equal("timeout", r.err)
+        assert.is_true(r.took >= timeout - 0.001, ("%d: woke after %.4f of %.4f s"):format(i, r.took, timeout))
+      end
+      socks[i][1]:close(); socks[i][2]:close()
+    end
+  end)
+
   it("sleep(0) yields to the others", function()
     local log = {}
     socket.spawn(function() log[#log + 1] = "a1"; socket.sleep(0); log[#log + 1] = "a2" end)
