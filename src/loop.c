@@ -321,23 +321,30 @@ static void timers_expire(Loop *loop) {
 
 /* ---- thread pool ----------------------------------------------------- */
 
-/* A worker: take jobs in order, run them without the lock, hand them back
-** through the done list and wake the loop through the eventfd. */
+/* With the lock held: wait for the next job (NULL once stopping; jobs
+** not started then are dropped, the loop is closing). */
+static Job *pool_take(Pool *p) {
+  while (p->todo == NULL && !p->stop) {
+    p->nidle++;
+    pthread_cond_wait(&p->cv, &p->mu);
+    p->nidle--;
+  }
+  if (p->stop) return NULL;
+  Job *j = p->todo;
+  p->todo = j->next;
+  if (p->todo == NULL) p->todotail = NULL;
+  p->nqueued--;
+  return j;
+}
+
+/* A worker: run jobs in order without the lock, hand them back through
+** the done list and wake the loop through the eventfd. */
 static void *pool_main(void *arg) {
   Pool *p = (Pool *)arg;
   uint64_t one = 1;
+  Job *j;
   pthread_mutex_lock(&p->mu);
-  for (;;) {
-    while (p->todo == NULL && !p->stop) {
-      p->nidle++;
-      pthread_cond_wait(&p->cv, &p->mu);
-      p->nidle--;
-    }
-    if (p->stop) break;   /* jobs not started are dropped: the loop is closing */
-    Job *j = p->todo;
-    p->todo = j->next;
-    if (p->todo == NULL) p->todotail = NULL;
-    p->nqueued--;
+  while ((j = pool_take(p)) != NULL) {
     pthread_mutex_unlock(&p->mu);
     j->work(j->arg);
     pthread_mutex_lock(&p->mu);
