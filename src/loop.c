@@ -1,6 +1,6 @@
 /*
-** loop.c - the scheduler: tasks, the run queue, the timer heap, the
-** poller and a small thread pool for blocking work.
+** loop.c - the scheduler: tasks, the run queue, the timer heap and the
+** poller.  Blocking work without a descriptor goes to pool.c.
 **
 ** A task is a coroutine plus a Task record, both made once by spawn: no
 ** allocation happens per wait.  A waiting task is parked on one Watch
@@ -18,21 +18,17 @@
 ** outside a task.
 */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "lsock.h"
 
 #define LOOP_META  "luasock.loop"
 #define POLL_BATCH 256   /* events taken per epoll_wait */
-#define POOL_MAX   4     /* helper threads for name resolution */
 
 static const char loop_key = 0;   /* registry key of the Loop userdata */
 
@@ -56,15 +52,6 @@ struct Task {
   unsigned char inq;        /* in the run queue (at most once) */
   unsigned char started;    /* resumed once: its coroutine must be suspended */
 };
-
-/* Work for the thread pool (loop_parkthread), allocated per request: name
-** resolution is not the hot path, and Task stays small (idle memory). */
-typedef struct Job {
-  Task *t;
-  void (*work)(void *);
-  void *arg;
-  struct Job *next;
-} Job;
 
 /* ---- the poller: the only part that knows about epoll --------------- */
 
@@ -118,23 +105,12 @@ static void poller_close(Poller *p) {
   p->fd = -1;
 }
 
-/* ---- the thread pool ------------------------------------------------ */
-
-typedef struct Pool {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  Job *todo, *todotail;     /* jobs not started (FIFO) */
-  Job *done;                /* jobs finished, for the loop to collect */
-  int nqueued, nidle, nthreads, stop;
-  pthread_t th[POOL_MAX];
-  Watch ev;                 /* eventfd the workers write when a job ends */
-} Pool;
-
 /* ---- the loop -------------------------------------------------------- */
 
 struct Loop {
   Poller poller;
-  Pool pool;
+  Pool *pool;               /* helper threads, or NULL if it failed */
+  Watch poolw;              /* the pool's eventfd */
   int closed, running;
   int ntasks;               /* tasks spawned and not ended */
   Task **runq;              /* ring of ready tasks, capacity >= ntasks */
@@ -319,131 +295,20 @@ static void timers_expire(Loop *loop) {
   }
 }
 
-/* ---- thread pool ----------------------------------------------------- */
+/* ---- helper threads ------------------------------------------------- */
 
-/* With the lock held: wait for the next job (NULL once stopping; jobs
-** not started then are dropped, the loop is closing). */
-static Job *pool_take(Pool *p) {
-  while (p->todo == NULL && !p->stop) {
-    p->nidle++;
-    pthread_cond_wait(&p->cv, &p->mu);
-    p->nidle--;
-  }
-  if (p->stop) return NULL;
-  Job *j = p->todo;
-  p->todo = j->next;
-  if (p->todo == NULL) p->todotail = NULL;
-  p->nqueued--;
-  return j;
-}
-
-/* A worker: run jobs in order without the lock, hand them back through
-** the done list and wake the loop through the eventfd. */
-static void *pool_main(void *arg) {
-  Pool *p = (Pool *)arg;
-  uint64_t one = 1;
-  Job *j;
-  pthread_mutex_lock(&p->mu);
-  while ((j = pool_take(p)) != NULL) {
-    pthread_mutex_unlock(&p->mu);
-    j->work(j->arg);
-    pthread_mutex_lock(&p->mu);
-    j->next = p->done;
-    p->done = j;
-    if (write(p->ev.fd, &one, sizeof one) < 0) { /* counter full: already signalled */ }
-  }
-  pthread_mutex_unlock(&p->mu);
-  return NULL;
-}
-
-/* Start a worker with every signal blocked, so that Ctrl-C is delivered to
-** the loop's thread (and interrupts its epoll_wait), never to a worker. */
-static int pool_grow(Pool *p) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = pthread_create(&p->th[p->nthreads], NULL, pool_main, p);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (err == 0) p->nthreads++;
-  return err;
-}
-
-/* Queue t's job; a new worker is started while jobs outnumber idle ones.
-** Fails only when no worker exists and none can be started. */
-static int pool_submit(Pool *p, Job *j) {
-  int err = 0;
-  pthread_mutex_lock(&p->mu);
-  if (p->nqueued >= p->nidle && p->nthreads < POOL_MAX) err = pool_grow(p);
-  if (p->nthreads == 0) {
-    pthread_mutex_unlock(&p->mu);
-    return err;
-  }
-  j->next = NULL;
-  if (p->todotail) p->todotail->next = j;
-  else p->todo = j;
-  p->todotail = j;
-  p->nqueued++;
-  pthread_cond_signal(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  return 0;
-}
-
-/* The eventfd fired: make the tasks whose jobs ended ready.  Read the
-** counter before taking the list, so a job finished after the read
-** signals again. */
-static void pool_collect(Loop *loop) {
-  Pool *p = &loop->pool;
-  uint64_t n;
-  if (read(p->ev.fd, &n, sizeof n) < 0) { /* EAGAIN: nothing new */ }
-  pthread_mutex_lock(&p->mu);
-  Job *j = p->done;
-  p->done = NULL;
-  pthread_mutex_unlock(&p->mu);
-  while (j != NULL) {
-    Job *next = j->next;
-    task_ready(j->t, 0);
-    free(j);
-    j = next;
-  }
-}
-
-static void jobs_free(Job *j) {
-  while (j != NULL) {
-    Job *next = j->next;
-    free(j);
-    j = next;
-  }
-}
-
-/* Stop and join the workers; a job already running finishes first (its
-** argument lives in memory Lua frees only after every finalizer ran). */
-static void pool_stop(Pool *p) {
-  pthread_mutex_lock(&p->mu);
-  p->stop = 1;
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
-  p->nthreads = 0;
-  jobs_free(p->todo);   /* never started */
-  jobs_free(p->done);   /* finished, not collected */
-  p->todo = p->todotail = p->done = NULL;
-  if (p->ev.fd >= 0) close(p->ev.fd);
-  p->ev.fd = -1;
+static void task_threaddone(Task *t) {
+  task_ready(t, 0);
 }
 
 int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
-  Job *j = (Job *)malloc(sizeof *j);
-  if (j == NULL) return ENOMEM;
-  j->t = t, j->work = work, j->arg = arg;
+  if (t->loop->pool == NULL) return ENOMEM;   /* inline, then */
+  int err = pool_submit(t->loop->pool, t, work, arg);
+  if (err) return err;
   task_detach(t);
   t->outcome = 0;
   t->state = T_THREAD;
-  int err = pool_submit(&t->loop->pool, j);
-  if (err) {
-    t->state = T_RUNNING;
-    free(j);
-  }
-  return err;
+  return 0;
 }
 
 /* ---- the Loop object ------------------------------------------------- */
@@ -461,9 +326,8 @@ static Loop *loop_get(lua_State *L) {
 static void loop_close(Loop *loop) {
   if (loop->closed) return;
   loop->closed = 1;
-  pool_stop(&loop->pool);
-  pthread_mutex_destroy(&loop->pool.mu);
-  pthread_cond_destroy(&loop->pool.cv);
+  pool_free(loop->pool);   /* joins the workers */
+  loop->pool = NULL;
   poller_close(&loop->poller);
   free(loop->runq);
   free(loop->heap);
@@ -478,18 +342,16 @@ static int loop_gc(lua_State *L) {
   return 0;
 }
 
-/* Poller, eventfd and its registration; 0 or an errno. */
+/* The poller, and the pool with its eventfd registered; 0 or an errno. */
 static int loop_init(Loop *loop) {
   loop->poller.fd = -1;
-  loop->pool.ev.fd = -1;
-  pthread_mutex_init(&loop->pool.mu, NULL);
-  pthread_cond_init(&loop->pool.cv, NULL);
   int err = poller_init(&loop->poller);
   if (err) return err;
-  loop->pool.ev.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (loop->pool.ev.fd < 0) return errno;
-  err = poller_add(&loop->poller, &loop->pool.ev);
-  if (err == 0) loop->pool.ev.loop = loop;
+  loop->pool = pool_new();
+  if (loop->pool == NULL) return errno;
+  loop->poolw.fd = pool_fd(loop->pool);
+  err = poller_add(&loop->poller, &loop->poolw);
+  if (err == 0) loop->poolw.loop = loop;
   return err;
 }
 
@@ -656,7 +518,7 @@ static void run_poll(lua_State *L, Loop *loop) {
   for (int i = 0; i < n; i++) {
     Watch *w;
     int ready = poller_get(&loop->poller, i, &w);
-    if (w == &loop->pool.ev) { pool_collect(loop); continue; }
+    if (w == &loop->poolw) { pool_collect(loop->pool, task_threaddone); continue; }
     w->idle = (unsigned char)((w->idle & ~ready) | (ready & READY_HUP));   /* try again */
     if (ready & READY_R) watch_wake(w, WAIT_READ);
     if (ready & READY_W) watch_wake(w, WAIT_WRITE);

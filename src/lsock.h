@@ -155,6 +155,17 @@ void main_message(const char *pname, const char *msg);  /* "pname: msg" on stder
 void main_setsigint(void (*handler)(int));  /* sigaction, without SA_RESTART */
 void repl_run(lua_State *L);          /* read-eval-print until end of input */
 
+/* ---- pool.c: helper threads for blocking work (for loop.c) --------- */
+typedef struct Pool Pool;
+Pool *pool_new(void);                 /* NULL with errno set on failure */
+int pool_fd(Pool *p);                 /* eventfd, readable when jobs ended */
+/* Run work(arg) on a helper thread for t; 0, or an errno (no memory, no
+** thread could start). */
+int pool_submit(Pool *p, Task *t, void (*work)(void *), void *arg);
+/* pool_fd was readable: call ready(t) for each task whose job ended. */
+void pool_collect(Pool *p, void (*ready)(Task *t));
+void pool_free(Pool *p);              /* joins the workers first */
+
 /* ---- Lua modules compiled in (generated lua_modules.c) ------------- */
 typedef struct LuaModule { const char *name; const char *code; size_t len; } LuaModule;
 extern const LuaModule lsock_lua_modules[];
