@@ -1,0 +1,82 @@
+-- scripts/http_hello.lua: HTTP/1.1 "Hello, world!" with keep-alive.
+--
+--   luasock scripts/http_hello.lua [host] [port]  (defaults 127.0.0.1 8001)
+--
+-- Answers every request with a short text body and a correct
+-- Content-Length, keeps the connection open for the next request (HTTP/1.1
+-- by default, HTTP/1.0 when asked with "Connection: keep-alive") and
+-- closes it after "Connection: close".  Requests sent back to back
+-- (pipelined) are answered in order, since reading is buffered.  Try it
+-- with `curl http://127.0.0.1:8001/`.
+local socket = require "socket"
+
+local host, port = arg[1] or "127.0.0.1", tonumber(arg[2] or 8001)
+io.stdout:setvbuf("line")
+
+local BODY = "Hello, world!\n"
+
+local family = host:find(":") and socket.AF_INET6 or socket.AF_INET
+local s = assert(socket.socket(family, socket.SOCK_STREAM))
+assert(s:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, true))
+assert(s:bind({host, port}))
+assert(s:listen(511))
+print("HTTP server at: " .. tostring(s:getsockname()))
+
+-- Read one request head from stream f: the request line and a table of
+-- headers (lower-case names).  Returns nil at the end of the stream.
+local function read_request(f)
+  local line = f:read("l")
+  if not line then return nil end
+  local method, target, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)\r?$")
+  local headers = {}
+  while true do
+    local h = f:read("l")
+    if not h then return nil end
+    h = h:gsub("\r$", "")
+    if h == "" then break end
+    local name, value = h:match("^([^:]+):%s*(.-)%s*$")
+    if name then headers[name:lower()] = value end
+  end
+  return { method = method, target = target, version = version, headers = headers }
+end
+
+-- Whether the connection stays open after this request (RFC 9112, 9.3).
+local function keep_alive(req)
+  local conn = (req.headers.connection or ""):lower()
+  if req.version == "1.0" then return conn == "keep-alive" end
+  return conn ~= "close"
+end
+
+local function respond(f, status, body, keep, head_only)
+  f:write("HTTP/1.1 ", status, "\r\n",
+          "Content-Type: text/plain\r\n",
+          "Content-Length: ", #body, "\r\n",
+          keep and "" or "Connection: close\r\n",
+          "\r\n", head_only and "" or body)
+  return f:flush()
+end
+
+local function serve(conn)
+  local f = conn:makefile("rw")
+  while true do
+    local req = read_request(f)
+    if not req then break end
+    if not req.method then                     -- not a request line we know
+      respond(f, "400 Bad Request", "Bad Request\n", false)
+      break
+    end
+    local length = tonumber(req.headers["content-length"] or 0)
+    if length and length > 0 and not f:read(length) then break end   -- skip a body
+    local keep = keep_alive(req)
+    if not respond(f, "200 OK", BODY, keep, req.method == "HEAD") or not keep then break end
+  end
+  f:close()
+  conn:close()
+end
+
+socket.run(function()
+  while true do
+    local conn = assert(s:accept())
+    socket.spawn(serve, conn)
+  end
+end)

@@ -1,0 +1,67 @@
+-- scripts/proxy.lua: a TCP relay between a listening port and a target.
+--
+--   luasock scripts/proxy.lua [host] [port] [target_host] [target_port]
+--                             (defaults 127.0.0.1 8001 127.0.0.1 8002)
+--
+-- For each client it connects to the target and copies bytes both ways,
+-- each direction in its own task.  When one side ends its stream, the
+-- proxy passes the end on (shutdown SHUT_WR) and the other direction goes
+-- on until it ends too: half-closed connections work, as with `nc -N`.
+local socket = require "socket"
+
+local host, port = arg[1] or "127.0.0.1", tonumber(arg[2] or 8001)
+local target = { arg[3] or "127.0.0.1", tonumber(arg[4] or 8002) }
+io.stdout:setvbuf("line")
+
+local family = host:find(":") and socket.AF_INET6 or socket.AF_INET
+local s = assert(socket.socket(family, socket.SOCK_STREAM))
+assert(s:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, true))
+assert(s:bind({host, port}))
+assert(s:listen(511))
+print(("Proxy at: %s -> %s:%d"):format(tostring(s:getsockname()), target[1], target[2]))
+
+-- Copy from one socket to the other until from's stream ends, then pass
+-- the end on.  A broken connection (or one closed by the other task)
+-- ends both directions.  done() is called once at the end.
+local function pump(from, to, done)
+  while true do
+    local data = from:recv(65536)
+    if data == "" then
+      if to:fileno() >= 0 then to:shutdown(socket.SHUT_WR) end
+      break
+    end
+    if not data or not to:sendall(data) then
+      from:close()
+      to:close()
+      break
+    end
+  end
+  done()
+end
+
+local function relay(client, addr)
+  local server, err = socket.create_connection(target, 10)
+  if not server then
+    print(("%s: cannot reach the target: %s"):format(addr, err))
+    client:close()
+    return
+  end
+  print(addr .. " connected")
+  local running = 2
+  local function done()                 -- the second direction to end closes both
+    running = running - 1
+    if running > 0 then return end
+    client:close()
+    server:close()
+    print(addr .. " closed")
+  end
+  socket.spawn(pump, server, client, done)
+  pump(client, server, done)
+end
+
+socket.run(function()
+  while true do
+    local conn, addr = assert(s:accept())
+    socket.spawn(relay, conn, tostring(addr))
+  end
+end)
