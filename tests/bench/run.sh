@@ -6,7 +6,8 @@
 # CMAKE_BUILD_TYPE=Release (or RelWithDebInfo), no sanitizers.
 #
 #   tests/bench/run.sh [BUILD_DIR] [-r ROUNDS] [-d SECS] [-n IDLE_CONNS]
-#                      [-b BULK_BYTES] [--python] [--static] [--quick] [--c-only]
+#                      [-b BULK_BYTES] [--python] [--static] [--compare LUASOCK2]
+#                      [--quick] [--c-only]
 #
 # For 50 and 1,000 connections doing 64-byte ping-pong it prints requests/s
 # and the server's CPU time per request (utime+stime from /proc/PID/stat
@@ -16,6 +17,8 @@
 # over one connection).  --python adds an asyncio server for reference;
 # --static adds echo.lua under <build>/bench/luasock-static (the same
 # program with Lua linked in statically: what static linking is worth);
+# --compare adds echo.lua under another luasock binary ("alt": a change
+# measured against the current build in the same interleaved rounds);
 # --quick is a smoke run of a few seconds (numbers meaningless); --c-only
 # leaves luasock out (to check the tools alone).
 set -u
@@ -23,7 +26,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=build
 rounds=3 secs=5 idle=10000 bulk=$((1 << 30)) warmup=1
-conns_list="50 1000" python=0 clua=1 static=0
+conns_list="50 1000" python=0 clua=1 static=0 alt=""
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build=$1; shift; fi
 while [ $# -gt 0 ]; do
   case $1 in
@@ -33,9 +36,10 @@ while [ $# -gt 0 ]; do
     -b) bulk=$2; shift ;;
     --python) python=1 ;;
     --static) static=1 ;;
+    --compare) alt=$2; shift ;;
     --c-only) clua=0 ;;
     --quick) rounds=1 secs=0.5 warmup=0.2 idle=200 bulk=$((16 << 20)) conns_list="50 200" ;;
-    *) echo "usage: $0 [BUILD_DIR] [-r rounds] [-d secs] [-n idle] [-b bytes] [--python] [--static] [--quick] [--c-only]" >&2
+    *) echo "usage: $0 [BUILD_DIR] [-r rounds] [-d secs] [-n idle] [-b bytes] [--python] [--static] [--compare luasock2] [--quick] [--c-only]" >&2
        exit 2 ;;
   esac
   shift
@@ -56,6 +60,10 @@ fi
 if [ $static = 1 ]; then
   [ -x "$build/bench/luasock-static" ] || { echo "missing $build/bench/luasock-static" >&2; exit 2; }
   servers="$servers luas"
+fi
+if [ -n "$alt" ]; then
+  [ -x "$alt" ] || { echo "missing $alt" >&2; exit 2; }
+  servers="$servers alt"
 fi
 if [ $python = 1 ]; then
   PYTHON=$(python3 -c 'import sys; print(sys.executable)') || exit 2
@@ -93,6 +101,7 @@ start_server() {
   case $1 in
     c)   $pin_server "$ECHO_C" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     lua) $pin_server "$LUASOCK" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
+    alt) $pin_server "$alt" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     luas) $pin_server "$build/bench/luasock-static" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     py)  $pin_server "$PYTHON" "$here/echo.py" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
   esac
@@ -194,7 +203,7 @@ summary_row() {
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
 echo "server pinned to CPU 0, load generator to CPU 1; $rounds rounds of ${secs}s (+${warmup}s warm-up)"
-echo "servers: $servers   (c = tests/bench/echo_server.c, lua = echo.lua under luasock, luas = the same, Lua linked statically, py = echo.py asyncio)"
+echo "servers: $servers   (c = tests/bench/echo_server.c, lua = echo.lua under luasock, luas = the same, Lua linked statically, alt = echo.lua under --compare, py = echo.py asyncio)"
 t0=$(date +%s)
 for r in $(seq "$rounds"); do
   order=$servers
