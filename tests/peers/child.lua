@@ -199,17 +199,23 @@ function Child:stderr()
 end
 
 -- Kill the program (if still running), close our ends and reap bash.
--- Safe to call twice; call it in a finally.
+-- Safe to call twice; call it in a finally.  Raises if the program's
+-- stderr holds a sanitizer report (a memory error in a script's run).
 function Child:kill()
+  if not self.proc then return end
   if self.pid and not self.status then
     os.execute("kill -9 " .. self.pid .. " 2>/dev/null")
   end
   if self.conn then self.conn:close() end
   if self.pid and not self.status then self:wait() end
   self.listener:close()
-  if self.proc then self.proc:close() end
+  self.proc:close()
   self.proc, self.conn = nil, nil
+  local err = self:stderr()
   os.remove(self.errfile)
+  if err:find("ERROR: AddressSanitizer") or err:find("runtime error:") then
+    error("sanitizer report from a child:\n" .. err, 2)
+  end
 end
 
 -- Children started through a scope are killed together by scope.kill,
@@ -223,8 +229,13 @@ function M.scope()
     list[#list + 1] = c
     return c
   end
-  function scope.kill()
-    for i = #list, 1, -1 do list[i]:kill() end
+  function scope.kill()             -- every child, then the first error
+    local first
+    for i = #list, 1, -1 do
+      local ok, err = pcall(list[i].kill, list[i])
+      first = first or (not ok and err)
+    end
+    if first then error(first, 0) end
   end
   return scope
 end
