@@ -19,25 +19,41 @@ assert(s:listen())
 print("Chat server at: " .. tostring(s:getsockname()))
 
 local clients = {}   -- the connected sockets, as keys
+local outbox = {}    -- socket -> texts waiting while a task writes to it
+
+-- Send text to conn.  Only one task may wait to write on a socket at a
+-- time, so a task that finds another one writing there leaves its text in
+-- the queue, which the writing task sends after its own.  A client that
+-- falls 10000 lines behind is dropped.
+local function deliver(conn, text)
+  local queue = outbox[conn]
+  if queue then
+    queue[#queue + 1] = text
+    if #queue > 10000 then conn:close() end   -- its task sees "closed" and leaves
+    return
+  end
+  queue = { text }
+  outbox[conn] = queue
+  local i = 1
+  while queue[i] and conn:fileno() >= 0 and conn:sendall(queue[i]) do i = i + 1 end
+  outbox[conn] = nil
+end
 
 -- Send text to every client but from.  The list is copied first, since
--- clients may join or leave while sendall waits.  Naive: a client that
--- does not read holds up the sender; a bigger server gives each client
--- an outgoing queue and a writer task.
+-- clients may join or leave meanwhile.  Naive: a client that does not read
+-- holds up the sender; a bigger server gives each client a writer task.
 local function broadcast(from, text)
   local targets = {}
   for conn in pairs(clients) do
     if conn ~= from then targets[#targets + 1] = conn end
   end
-  for _, conn in ipairs(targets) do
-    if conn:fileno() >= 0 then conn:sendall(text) end
-  end
+  for _, conn in ipairs(targets) do deliver(conn, text) end
 end
 
 local function chat(conn, name)
   clients[conn] = true
   print(name .. " joined")
-  conn:sendall("* welcome, you are " .. name .. "\n")
+  deliver(conn, "* welcome, you are " .. name .. "\n")
   broadcast(conn, "* " .. name .. " joined\n")
   local input = conn:makefile("r")
   while true do

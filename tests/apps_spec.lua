@@ -73,6 +73,56 @@ describe("scripts/chat.lua", function()
     b:send("still here\n")
     assert.are.equal(nb .. ": still here", c:line())
   end)
+  -- Two tasks may not wait to write on one socket at once: when a client
+  -- reads slowly, the others' lines for it must queue, not raise.
+  it("keeps every line for a client that reads slowly", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local server, port = start_server(kids, "chat.lua", "Chat server at:")
+    local slow <close> = assert(socket.socket())
+    assert(slow:setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096))
+    slow:settimeout(2)
+    assert(slow:connect({ "127.0.0.1", port }))
+    server:expect(" joined$")
+    local a <close> = child.connect(port)
+    server:expect(" joined$")
+    local b <close> = child.connect(port)
+    server:expect(" joined$")
+    local N, line = 4000, ("x"):rep(1000)
+    local got = {}
+    local ok, err = socket.run(function()
+      for _, sender in ipairs({ a, b }) do
+        local tag = tostring(sender:getsockname())
+        socket.spawn(function()          -- read what the other one says
+          local f = sender:makefile("r")
+          while f:read("l") do end
+          f:close()
+        end)
+        socket.spawn(function()
+          for i = 1, N do assert(sender:sendall(i .. " " .. line .. "\n")) end
+          assert(sender:shutdown(socket.SHUT_WR))
+        end)
+        got[tag] = 0
+      end
+      socket.sleep(0.3)                  -- slow: let the buffers fill up first
+      local f = slow:makefile("r")
+      while true do
+        local l = f:read("l")
+        if not l then break end
+        local from, i = l:match("^(127%.0%.0%.1:%d+): (%d+) x+$")
+        if from then
+          assert.are.equal(got[from] + 1, tonumber(i))   -- in order, none lost
+          got[from] = got[from] + 1
+          if got[from] == N and got[tostring(a:getsockname())] == N
+             and got[tostring(b:getsockname())] == N then break end
+        end
+      end
+      f:close()
+    end)
+    assert(ok, err)
+    assert.are.same({ [tostring(a:getsockname())] = N, [tostring(b:getsockname())] = N }, got)
+    assert.are.equal("", server:stderr())
+  end)
 end)
 
 describe("scripts/http_hello.lua", function()
