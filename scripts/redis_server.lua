@@ -197,7 +197,8 @@ local function serve(conn)
     local args, perr = read_request(f)
     if args == nil then break end
     if args == false then                      -- the stream is out of step: answer, hang up
-      f:write(err("ERR " .. perr)):flush()
+      f:write(err("ERR " .. perr))
+      f:flush()
       break
     end
     if #args > 0 then

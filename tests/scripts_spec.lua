@@ -148,6 +148,25 @@ describe("scripts/client.lua", function()
     assert.are.equal("world", server:line())
   end)
 
+  it("talks to server.lua over ::1", function()
+    if not socket.has_ipv6 then
+      print("skipped: no IPv6 on this machine")
+      return
+    end
+    local kids = child.scope()
+    finally(kids.kill)
+    local server = kids.start(script("server.lua", "::1", "0"), { stdin = "null" })
+    local host, port = server:address("Server start at:")
+    assert.are.equal("::1", host)
+    local client = kids.start(script("client.lua", "::1", port), { stdin = "pipe" })
+    client:send("six\n")
+    client:close_stdin()
+    assert.are.equal("Please input msg:server received you message.\nPlease input msg:\n", client:rest())
+    assert.are.equal(0, client:wait())
+    server:expect("^Connected by  %[::1%]:%d+$")
+    assert.are.equal("six", server:line())
+  end)
+
   it("fails with status 1 when it cannot connect", function()
     local kids = child.scope()
     finally(kids.kill)
