@@ -61,12 +61,14 @@ local function serve(conn)
   while true do
     local req = read_request(f)
     if not req then break end
-    if not req.method then                     -- not a request line we know
+    -- A body is skipped by its Content-Length; chunked bodies are not
+    -- supported, so such a request ends the connection like a bad one.
+    local length = tonumber(req.headers["content-length"] or "0")
+    if not (req.method and length) or req.headers["transfer-encoding"] then
       respond(f, "400 Bad Request", "Bad Request\n", false)
       break
     end
-    local length = tonumber(req.headers["content-length"] or 0)
-    if length and length > 0 and not f:read(length) then break end   -- skip a body
+    if length > 0 and not f:read(length) then break end
     local keep = keep_alive(req)
     if not respond(f, "200 OK", BODY, keep, req.method == "HEAD") or not keep then break end
   end

@@ -177,9 +177,14 @@ describe("scripts/http_hello.lua", function()
 
   it("answers a malformed request with 400 and closes", function()
     start()
-    local s <close> = child.connect(port)
-    assert(s:sendall("hello there\r\n\r\n"))
-    assert.matches("^HTTP/1.1 400 Bad Request\r\n.*Connection: close\r\n", read_all(s))
+    for _, request in ipairs({ "hello there\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: lots\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" }) do
+      local s <close> = child.connect(port)
+      assert(s:sendall(request))
+      assert.matches("^HTTP/1.1 400 Bad Request\r\n.*Connection: close\r\n\r\nBad Request\n$",
+        read_all(s))
+    end
   end)
 
   it("takes wrk's load for 2 s without a socket error", function()
