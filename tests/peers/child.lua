@@ -166,7 +166,7 @@ end
 -- on a second connection; nil, "timeout" if it does not end in time.
 function Child:wait(timeout)
   if self.status then return self.status end
-  self.listener:settimeout(timeout or M.TIMEOUT)
+  self.listener:settimeout(timeout or M.TIMEOUT)   -- 0: only look
   local c, err = self.listener:accept()
   if not c then return nil, err end
   c:settimeout(M.TIMEOUT)
@@ -203,7 +203,9 @@ end
 -- stderr holds a sanitizer report (a memory error in a script's run).
 function Child:kill()
   if not self.proc then return end
-  if self.pid and not self.status then
+  -- Ask bash first whether the program has ended, so that a reaped pid
+  -- (which may be reused) is never killed.
+  if self.pid and not self.status and not self:wait(0) then
     os.execute("kill -9 " .. self.pid .. " 2>/dev/null")
   end
   if self.conn then self.conn:close() end
