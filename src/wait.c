@@ -84,10 +84,18 @@ static int poll_until(lua_State *L, int fd, short events, double deadline) {
   }
 }
 
+/* The task to park, or NULL to block here: outside a task, and also
+** inside one where a C function without continuation (gsub's callback,
+** require, a metamethod called from C) forbids the yield. */
+static Task *task_to_park(lua_State *L) {
+  Task *t = loop_current(L);
+  return t != NULL && lua_isyieldable(L) ? t : NULL;
+}
+
 int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
             lua_KContext ctx, lua_KFunction k) {
   if (deadline == 0) return EAGAIN;   /* non-blocking: report as Python does */
-  Task *t = loop_current(L);
+  Task *t = task_to_park(L);
   if (t == NULL)
     return poll_until(L, w->fd, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
   int err = loop_park(t, w, dir, deadline);
@@ -96,7 +104,7 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
 }
 
 int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k) {
-  Task *t = loop_current(L);
+  Task *t = task_to_park(L);
   if (t == NULL) {
     int err = poll_until(L, -1, 0, deadline);
     return err == LSOCK_ETIMEOUT ? 0 : err;
@@ -107,7 +115,7 @@ int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k)
 
 int wait_thread(lua_State *L, void (*work)(void *), void *arg,
                 lua_KContext ctx, lua_KFunction k) {
-  Task *t = loop_current(L);
+  Task *t = task_to_park(L);
   if (t == NULL || loop_parkthread(t, work, arg) != 0) {
     work(arg);   /* outside a task, or no helper thread: inline */
     return 0;
@@ -116,7 +124,7 @@ int wait_thread(lua_State *L, void (*work)(void *), void *arg,
 }
 
 int wait_idle(lua_State *L, Watch *w, int dir, double deadline) {
-  return (w->idle & (1 << dir)) && deadline != 0 && loop_current(L) != NULL;
+  return (w->idle & (1 << dir)) && deadline != 0 && task_to_park(L) != NULL;
 }
 
 void wait_setidle(Watch *w, int dir) {

@@ -183,6 +183,26 @@ describe("socket.spawn and socket.run", function()
     assert.same({ "a1", "b1", "a2", "b2", "a3", "b3" }, log)
   end)
 
+  it("where a yield is impossible (a C call without continuation), waits block as outside", function()
+    -- Story: the task was parked, then lua_yieldk raised "attempt to yield
+    -- across a C-call boundary"; the task ended while still in the timer
+    -- heap, which then pointed to a freed Task.
+    local a, b = pair(0.05)
+    local res
+    socket.spawn(function()
+      res = {}
+      string.gsub("xy", ".", function(c)
+        res[#res + 1] = select(2, a:recv(1))   -- no data: each recv times out
+        socket.sleep(0.001)
+      end)
+      socket.sleep(0.01)   -- the loop is sound afterwards
+      res[#res + 1] = "after"
+    end)
+    assert.is_true(run())
+    assert.same({ "timeout", "timeout", "after" }, res)
+    a:close(); b:close()
+  end)
+
   it("a task whose coroutine the user closes just ends", function()
     local a, b = pair()
     local log = {}
