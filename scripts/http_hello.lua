@@ -40,19 +40,21 @@ local function read_request(f)
   return { method = method, target = target, version = version, headers = headers }
 end
 
--- Whether the connection stays open after this request (RFC 9112, 9.3).
-local function keep_alive(req)
-  local conn = (req.headers.connection or ""):lower()
-  if req.version == "1.0" then return conn == "keep-alive" end
-  return conn ~= "close"
+-- The Connection header of the response, and whether the connection stays
+-- open after this request (RFC 9112, 9.3): HTTP/1.1 keeps it unless asked
+-- to close, HTTP/1.0 only when asked to keep it and told so.
+local function connection(req)
+  local asked = (req.headers.connection or ""):lower()
+  if req.version == "1.0" and asked == "keep-alive" then return "Connection: keep-alive\r\n", true end
+  if req.version == "1.0" or asked == "close" then return "Connection: close\r\n", false end
+  return "", true
 end
 
-local function respond(f, status, body, keep, head_only)
+local function respond(f, status, body, header, head_only)
   f:write("HTTP/1.1 ", status, "\r\n",
           "Content-Type: text/plain\r\n",
           "Content-Length: ", #body, "\r\n",
-          keep and "" or "Connection: close\r\n",
-          "\r\n", head_only and "" or body)
+          header, "\r\n", head_only and "" or body)
   return f:flush()
 end
 
@@ -63,14 +65,14 @@ local function serve(conn)
     if not req then break end
     -- A body is skipped by its Content-Length; chunked bodies are not
     -- supported, so such a request ends the connection like a bad one.
-    local length = tonumber(req.headers["content-length"] or "0")
+    local length = tonumber((req.headers["content-length"] or "0"):match("^%d+$"))
     if not (req.method and length) or req.headers["transfer-encoding"] then
-      respond(f, "400 Bad Request", "Bad Request\n", false)
+      respond(f, "400 Bad Request", "Bad Request\n", "Connection: close\r\n")
       break
     end
     if length > 0 and not f:read(length) then break end
-    local keep = keep_alive(req)
-    if not respond(f, "200 OK", BODY, keep, req.method == "HEAD") or not keep then break end
+    local header, keep = connection(req)
+    if not respond(f, "200 OK", BODY, header, req.method == "HEAD") or not keep then break end
   end
   f:close()
   conn:close()

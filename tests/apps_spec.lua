@@ -150,6 +150,16 @@ describe("scripts/http_hello.lua", function()
     assert.are.equal(2, lengths, log)
   end)
 
+  it("keeps an HTTP/1.0 connection open when asked, and says so", function()
+    start()
+    local out, status, c = run(kids, { "curl", "-sS", "-v", "-0", "-H", "Connection: keep-alive",
+      "--max-time", "5", url("/"), url("/") })
+    assert.are.equal(0, status, c:stderr())
+    assert.are.equal("Hello, world!\nHello, world!\n", out)
+    assert.matches("< Connection: keep%-alive", c:stderr())
+    assert.matches("Re%-using existing connection", c:stderr())
+  end)
+
   it("closes the connection after Connection: close and for HTTP/1.0", function()
     start()
     for _, extra in ipairs({ { "-H", "Connection: close" }, { "-0" } }) do
@@ -179,6 +189,7 @@ describe("scripts/http_hello.lua", function()
     start()
     for _, request in ipairs({ "hello there\r\n\r\n",
         "POST / HTTP/1.1\r\nContent-Length: lots\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" }) do
       local s <close> = child.connect(port)
       assert(s:sendall(request))
@@ -237,8 +248,9 @@ describe("scripts/redis_server.lua", function()
 
   it("keeps time: SET EX then TTL, EXPIRE, PX that runs out", function()
     start()
-    local out = cli({ "SET t v EX 100", "TTL t", "TTL nokey", "SET p v", "TTL p",
-      "EXPIRE p 50", "TTL p", "EXPIRE nokey 5", "SET q v PX 150", "PTTL q" })
+    local out = cli({ "SET t v EX 100", "TTL t", "TTL nokey", "SET p 7", "TTL p",
+      "EXPIRE p 50", "TTL p", "EXPIRE nokey 5", "SET q v PX 150", "PTTL q",
+      "INCR p", "TTL p", "SET p 1", "TTL p" })   -- INCR keeps the deadline, SET drops it
     local lines = {}
     for l in out:gmatch("[^\n]*") do lines[#lines + 1] = l end
     assert.are.equal("OK", lines[1])
@@ -248,6 +260,9 @@ describe("scripts/redis_server.lua", function()
     assert.are.same({ "0", "OK" }, { lines[8], lines[9] })
     local pttl = tonumber(lines[10])
     assert.is_true(pttl > 0 and pttl <= 150, out)
+    assert.are.equal("8", lines[11])
+    assert.is_true(lines[12] == "50" or lines[12] == "49", out)
+    assert.are.same({ "OK", "-1" }, { lines[13], lines[14] })
     socket.sleep(0.2)                               -- this test is about time passing
     assert.are.equal("\n0\n", cli({ "GET q", "EXISTS q" }))
   end)
