@@ -91,6 +91,24 @@ describe("scripts/server.lua", function()
     assert.are.equal("then a", server:line())
   end)
 
+  it("serves twenty clients at once, answering the last comer first", function()
+    start()
+    local clients, want, seen = {}, {}, {}
+    for i = 1, 20 do
+      clients[i] = child.connect(port)
+      want[i] = "Connected by  127.0.0.1:" .. port_of(clients[i])
+    end
+    for i = 1, 20 do seen[i] = assert(server:line()) end
+    table.sort(want)
+    table.sort(seen)
+    assert.are.same(want, seen)
+    for i = 20, 1, -1 do
+      exchange(clients[i], "client " .. i)
+      assert.are.equal("client " .. i, server:line())
+    end
+    for i = 1, 20 do clients[i]:close() end
+  end)
+
   -- A server that spins on a departed client (recv keeps returning "")
   -- burns a whole CPU: over 0.4 s that is ~40 clock ticks.  An idle one
   -- uses none; allow a few for a slow (sanitizer) build.
