@@ -165,10 +165,12 @@ round() {
   for kind in "$@"; do
     load "$kind" bulk -b "$bulk"
     R[bulk,$kind,0,$r]=$(field "$line" mib_s)
+    R[bcpu,$kind,0,$r]=$(awk -v c="$(field "$line" server_cpu_s)" -v b="$bulk" \
+      'BEGIN { printf "%.3f", c * 1073741824 / b }')
     load "$kind" idle -c "$idle" -t 0
     R[idle,$kind,0,$r]=$(field "$line" bytes_per_conn)
-    printf 'round %d  %-5s bulk %8s MiB/s   idle %6s B/conn (%d conns)\n' \
-      "$r" "$kind" "${R[bulk,$kind,0,$r]}" "${R[idle,$kind,0,$r]}" "$idle"
+    printf 'round %d  %-5s bulk %8s MiB/s %6s CPU s/GiB   idle %6s B/conn (%d conns)\n' \
+      "$r" "$kind" "${R[bulk,$kind,0,$r]}" "${R[bcpu,$kind,0,$r]}" "${R[idle,$kind,0,$r]}" "$idle"
   done
 }
 
@@ -224,4 +226,5 @@ for c in $conns_list; do
 done
 summary_row "B/idle conn ($idle)" idle 0 1.5 le
 summary_row "bulk MiB/s" bulk 0 0.90 ge
+summary_row "bulk server CPU s/GiB" bcpu 0 "" ""
 echo "total time: $(( $(date +%s) - t0 )) s"
