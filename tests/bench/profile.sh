@@ -92,5 +92,14 @@ case $tool in
     total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
     [ -n "$requests" ] && awk -v t="$total" -v r="$requests" \
       'BEGIN { printf "instructions (user space) per request: %.0f\n", t / r }'
-    callgrind_annotate --auto=no "$f" 2>/dev/null | sed -n "/file:function/,\$p" | head -40 ;;
+    # Lines for recursive frames (name'2, over 100%) and the frames every
+    # sample sits under (100%) say nothing: leave them out.
+    for incl in no yes; do
+      echo "--- $([ $incl = no ] && echo self || echo inclusive) instructions per request, top functions"
+      callgrind_annotate --auto=no --inclusive=$incl --threshold=100 "$f" 2>/dev/null |
+        sed -n '/file:function/,$p' | grep -E '^ *[0-9]' | grep -v "'[0-9]" |
+        awk -v r="$requests" '{ n = $1; gsub(",", "", n); if ($2 ~ /^\(100/) next;
+          fn = $NF == "" ? $(NF-1) : $0; sub(/^.*%\) +/, "", fn); sub(/ \[.*$/, "", fn);
+          printf "%8.0f %7s  %s\n", n / r, $2, fn }' | head -40
+    done ;;
 esac
