@@ -217,6 +217,7 @@ static int ping_read(Conn *c) {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
   if (n < 0) die("recv");
   if (n == 0) fail("server closed a connection");
+  if (memcmp(buf, payload + c->got, (size_t)n) != 0) fail("ping: echoed data differs");
   c->got += (int)n;
   return c->got == opt.size;
 }
@@ -249,7 +250,7 @@ static uint64_t ping_loop(int ep, Conn *conns, double start, double end,
 
 static int mode_ping(void) {
   if (opt.size < 1 || opt.size > MAXSIZE) fail("-z must be 1..65536");
-  memset(payload, 'x', sizeof payload);
+  for (size_t i = 0; i < sizeof payload; i++) payload[i] = (char)(33 + i % 90);
   int *fds = dial_all(opt.conns, server_fds());
   Conn *conns = calloc((size_t)opt.conns, sizeof *conns);
   int ep = epoll_create1(EPOLL_CLOEXEC);
