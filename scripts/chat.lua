@@ -12,10 +12,7 @@ local host, port = arg[1] or "127.0.0.1", tonumber(arg[2] or 8001)
 io.stdout:setvbuf("line")
 
 local family = host:find(":") and socket.AF_INET6 or socket.AF_INET
-local s = assert(socket.socket(family, socket.SOCK_STREAM))
-assert(s:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, true))
-assert(s:bind({host, port}))
-assert(s:listen())
+local s = assert(socket.create_server({host, port}, { family = family }))
 print("Chat server at: " .. tostring(s:getsockname()))
 
 local clients = {}   -- the connected sockets, as keys

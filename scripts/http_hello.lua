@@ -16,10 +16,7 @@ io.stdout:setvbuf("line")
 local BODY = "Hello, world!\n"
 
 local family = host:find(":") and socket.AF_INET6 or socket.AF_INET
-local s = assert(socket.socket(family, socket.SOCK_STREAM))
-assert(s:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, true))
-assert(s:bind({host, port}))
-assert(s:listen(511))
+local s = assert(socket.create_server({host, port}, { family = family, backlog = 511 }))
 print("HTTP server at: " .. tostring(s:getsockname()))
 
 -- Read one request head from stream f: the request line and a table of

@@ -14,10 +14,7 @@ local target = { arg[3] or "127.0.0.1", tonumber(arg[4] or 8002) }
 io.stdout:setvbuf("line")
 
 local family = host:find(":") and socket.AF_INET6 or socket.AF_INET
-local s = assert(socket.socket(family, socket.SOCK_STREAM))
-assert(s:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, true))
-assert(s:bind({host, port}))
-assert(s:listen(511))
+local s = assert(socket.create_server({host, port}, { family = family, backlog = 511 }))
 print(("Proxy at: %s -> %s:%d"):format(tostring(s:getsockname()), target[1], target[2]))
 
 -- Copy from one socket to the other until from's stream ends, then pass
