@@ -32,9 +32,10 @@
 
 static const char loop_key = 0;   /* registry key of the Loop userdata */
 
-/* The task coroutine being resumed, for Ctrl-C (one loop runs at a time
-** in a process that takes signals). */
+/* For Ctrl-C (one loop runs at a time in a process that takes signals):
+** the task coroutine being resumed, and an eventfd the loop polls. */
 static lua_State *volatile running_co = NULL;
+static volatile int wake_fd = -1;
 
 /* What a task is doing; READY tasks are in the run queue exactly once. */
 enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
@@ -263,6 +264,14 @@ lua_State *loop_running(void) {
   return running_co;
 }
 
+/* write(2) is async-signal-safe; the loop reads the counter back (pool's
+** eventfd: pool_collect then finds no job) and checks wait_interrupted. */
+void loop_wakeup(void) {
+  uint64_t one = 1;
+  int fd = wake_fd;
+  if (fd >= 0 && write(fd, &one, sizeof one) < 0) { /* full: already awake */ }
+}
+
 int loop_outcome(Task *t) {
   return t != NULL ? t->outcome : 0;
 }
@@ -326,6 +335,7 @@ static Loop *loop_get(lua_State *L) {
 static void loop_close(Loop *loop) {
   if (loop->closed) return;
   loop->closed = 1;
+  if (wake_fd == loop->poolw.fd) wake_fd = -1;
   pool_free(loop->pool);   /* joins the workers */
   loop->pool = NULL;
   poller_close(&loop->poller);
@@ -351,8 +361,10 @@ static int loop_init(Loop *loop) {
   if (loop->pool == NULL) return errno;
   loop->poolw.fd = pool_fd(loop->pool);
   err = poller_add(&loop->poller, &loop->poolw);
-  if (err == 0) loop->poolw.loop = loop;
-  return err;
+  if (err) return err;
+  loop->poolw.loop = loop;
+  wake_fd = loop->poolw.fd;
+  return 0;
 }
 
 void loop_prepare(lua_State *L) {
@@ -508,7 +520,7 @@ static void run_ready(lua_State *L, Loop *loop) {
 ** nearest deadline) and mark their tasks ready. */
 static void run_poll(lua_State *L, Loop *loop) {
   int ms = loop->qcount ? 0 : loop->nheap ? wait_ms(loop->heap[0]->deadline) : -1;
-  if (wait_interrupted) wait_checkinterrupt(L);   /* narrow the window before the wait */
+  if (wait_interrupted) wait_checkinterrupt(L);   /* later, loop_wakeup ends the wait */
   int n = poller_wait(&loop->poller, ms);
   if (n < 0) {
     if (errno != EINTR) luaL_error(L, "epoll_wait: %s", strerror(errno));

@@ -142,6 +142,9 @@ void loop_prepare(lua_State *L);
 /* The coroutine of the task running now, or NULL; safe in a signal
 ** handler (luasock_interrupt hooks it). */
 lua_State *loop_running(void);
+/* Make the loop's epoll_wait return (signal-safe), so that a Ctrl-C that
+** came just before the wait is not missed. */
+void loop_wakeup(void);
 /* Before w->fd is closed: remove it from the poller; waiters are woken
 ** with LSOCK_ECLOSED when wake is set (close()), silently dropped if not
 ** (__gc: nobody can be waiting on an unreachable socket). */

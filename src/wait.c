@@ -54,6 +54,7 @@ void luasock_interrupt(lua_State *L) {
   wait_interrupted = 1;
   lua_sethook(L, stop_hook, mask, 1);
   if (task != NULL) lua_sethook(task, stop_hook, mask, 1);
+  loop_wakeup();
 }
 
 /* A C wait saw EINTR: if it was Ctrl-C, remove the hook (it was set on
