@@ -7,11 +7,7 @@
 local socket = require "socket"
 local child = require "tests.peers.child"
 
-local LUASOCK = child.LUASOCK
-
-local function script(name, ...)
-  return { LUASOCK, "scripts/" .. name, ... }
-end
+local script = child.script
 
 -- Start a server script on 127.0.0.1 port 0; returns it and its port.
 local function start_server(kids, name, prefix, ...)

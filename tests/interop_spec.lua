@@ -5,17 +5,11 @@
 local socket = require "socket"
 local child = require "tests.peers.child"
 
-local LUASOCK, PYTHON = child.LUASOCK, child.PYTHON
+local PYTHON = child.PYTHON
 local REPLY = "server received you message."
 local PROMPT = "Please input msg:"
 
-local function script(name, ...)
-  return { LUASOCK, "scripts/" .. name, ... }
-end
-
-local function port_of(s)
-  return s:getsockname().port
-end
+local script, port_of = child.script, child.port_of
 
 -- scripts/server.lua on host (default 127.0.0.1), port 0; returns the
 -- child and the port it printed.

@@ -5,20 +5,12 @@
 local socket = require "socket"
 local child = require "tests.peers.child"
 
-local LUASOCK = child.LUASOCK
-
-local function script(name, ...)
-  return { LUASOCK, "scripts/" .. name, ... }
-end
+local script, port_of = child.script, child.port_of
 
 -- The seed's exchange: send msg, expect the original reply text.
 local function exchange(s, msg)
   assert(s:sendall(msg))
   assert.are.equal("server received you message.", s:recv(1024))
-end
-
-local function port_of(s)
-  return s:getsockname().port
 end
 
 describe("scripts/server.lua", function()

@@ -78,11 +78,11 @@ function M.start(argv, opts)
   return self
 end
 
--- Next line of output without its newline, or nil and "timeout"/"eof"
--- (the partial line is kept for the next call).
-function Child:line(timeout)
+-- Receive output into self.buf until enough(buf) is true; returns true,
+-- or nil and "timeout", "eof" or the error (what came is kept).
+function Child:fill(enough, timeout)
   local deadline = socket.gettime() + (timeout or M.TIMEOUT)
-  while not self.buf:find("\n", 1, true) do
+  while not enough(self.buf) do
     local left = deadline - socket.gettime()
     if left <= 0 then return nil, "timeout" end
     self.conn:settimeout(left)
@@ -91,6 +91,14 @@ function Child:line(timeout)
     if data == "" then return nil, "eof" end
     self.buf = self.buf .. data
   end
+  return true
+end
+
+-- Next line of output without its newline, or nil and "timeout"/"eof"
+-- (the partial line is kept for the next call).
+function Child:line(timeout)
+  local ok, err = self:fill(function(buf) return buf:find("\n", 1, true) end, timeout)
+  if not ok then return nil, err end
   local line, rest = self.buf:match("^(.-)\r?\n(.*)$")
   self.buf = rest
   return line
@@ -98,16 +106,8 @@ end
 
 -- Exactly n bytes of output (for prompts that end without a newline).
 function Child:read(n, timeout)
-  local deadline = socket.gettime() + (timeout or M.TIMEOUT)
-  while #self.buf < n do
-    local left = deadline - socket.gettime()
-    if left <= 0 then return nil, "timeout" end
-    self.conn:settimeout(left)
-    local data, err = self.conn:recv(65536)
-    if not data then return nil, err end
-    if data == "" then return nil, "eof" end
-    self.buf = self.buf .. data
-  end
+  local ok, err = self:fill(function(buf) return #buf >= n end, timeout)
+  if not ok then return nil, err end
   local out = self.buf:sub(1, n)
   self.buf = self.buf:sub(n + 1)
   return out
@@ -147,16 +147,8 @@ end
 
 -- Everything left on the output until EOF (the program closed stdout).
 function Child:rest(timeout)
-  local deadline = socket.gettime() + (timeout or M.TIMEOUT)
-  while true do
-    local left = deadline - socket.gettime()
-    if left <= 0 then return nil, "timeout" end
-    self.conn:settimeout(left)
-    local data, err = self.conn:recv(65536)
-    if not data then return nil, err end
-    if data == "" then break end
-    self.buf = self.buf .. data
-  end
+  local ok, err = self:fill(function() return false end, timeout)
+  if not ok and err ~= "eof" then return nil, err end
   local out = self.buf
   self.buf = ""
   return out
@@ -240,6 +232,16 @@ function M.scope()
     if first then error(first, 0) end
   end
   return scope
+end
+
+-- The command line of scripts/name with its arguments, run by luasock.
+function M.script(name, ...)
+  return { M.LUASOCK, "scripts/" .. name, ... }
+end
+
+-- The port a socket is bound to.
+function M.port_of(s)
+  return s:getsockname().port
 end
 
 -- A TCP client socket connected to 127.0.0.1:port (or host), timeout 2 s.
