@@ -20,7 +20,7 @@ local family = host:find(":") and socket.AF_INET6 or socket.AF_INET
 local s = assert(socket.socket(family, socket.SOCK_STREAM))
 assert(s:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, true))
 assert(s:bind({host, port}))
-assert(s:listen(5))
+assert(s:listen())   -- backlog 128: room for clients not accepted yet
 print("Server start at: " .. tostring(s:getsockname()))
 print("wait for connection...")
 
