@@ -69,7 +69,8 @@ local function await(id, seq, deadline)
   end
 end
 
-local id, received = math.random(1, 0xffff), 0
+local id = math.floor(socket.gettime() * 1e6) % 0xffff + 1   -- tells our replies from others'
+local received = 0
 print(("PING %s: 56 data bytes"):format(host))
 for seq = 1, count do
   local sent = socket.gettime()
