@@ -43,6 +43,7 @@ local function relay(client, addr)
     client:close()
     return
   end
+  server:settimeout(nil)                -- the 10 s were for connecting; idle is fine
   print(addr .. " connected")
   local running = 2
   local function done()                 -- the second direction to end closes both
