@@ -52,6 +52,7 @@ struct Task {
   unsigned char dir, state;
   unsigned char inq;        /* in the run queue (at most once) */
   unsigned char started;    /* resumed once: its coroutine must be suspended */
+  int argref;               /* registry reference to the userdata of a pool job */
 };
 
 /* ---- the poller: the only part that knows about epoll --------------- */
@@ -310,10 +311,28 @@ static void task_threaddone(Task *t) {
   task_ready(t, 0);
 }
 
+/* A reference to the userdata on co's stack whose block is arg, if any:
+** the job writes into it, so it must outlive a coroutine.close of the
+** task (which empties the stack) until the job is done. */
+static int anchor_arg(lua_State *co, void *arg) {
+  for (int i = lua_gettop(co); i > 0; i--) {
+    if (lua_type(co, i) == LUA_TUSERDATA && lua_touserdata(co, i) == arg) {
+      lua_pushvalue(co, i);
+      return luaL_ref(co, LUA_REGISTRYINDEX);
+    }
+  }
+  return LUA_NOREF;
+}
+
 int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
   if (t->loop->pool == NULL) return ENOMEM;   /* inline, then */
+  int ref = anchor_arg(t->co, arg);
   int err = pool_submit(t->loop->pool, t, work, arg);
-  if (err) return err;
+  if (err) {
+    luaL_unref(t->co, LUA_REGISTRYINDEX, ref);
+    return err;
+  }
+  t->argref = ref;
   task_detach(t);
   t->outcome = 0;
   t->state = T_THREAD;
@@ -414,7 +433,7 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   lua_xmove(L, co, top - first + 1);
   Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1);
   memset(t, 0, sizeof *t);
-  t->co = co, t->loop = loop, t->heapidx = -1;
+  t->co = co, t->loop = loop, t->heapidx = -1, t->argref = LUA_NOREF;
   t->nargs = top - first;
   lua_pushvalue(L, -2);
   lua_setiuservalue(L, -2, 1);
@@ -483,6 +502,10 @@ static void task_end(lua_State *L, Task *t, int status) {
 ** coroutine the user closed (coroutine.close) just ends. */
 static void task_resume(lua_State *L, Task *t) {
   int nres, nargs = t->nargs;
+  if (t->argref != LUA_NOREF) {   /* back from the pool: the job is done */
+    luaL_unref(L, LUA_REGISTRYINDEX, t->argref);
+    t->argref = LUA_NOREF;
+  }
   if (t->started && lua_status(t->co) != LUA_YIELD) {
     task_end(L, t, LUA_OK);   /* the user closed or finished it himself */
     return;
