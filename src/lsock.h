@@ -99,7 +99,9 @@ int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k)
 /*
 ** Run work(arg) off the loop thread (name resolution): in a task on a
 ** helper thread while the task is parked, else inline.  arg must stay
-** alive across the yield (keep it in a userdata on the Lua stack).
+** alive across the yield: make it a userdata on the Lua stack (the loop
+** then keeps that userdata alive until the job is done, even if the task
+** is closed meanwhile).  work touches no Lua state.
 ** Returns 0 like wait_fd, or yields.
 */
 int wait_thread(lua_State *L, void (*work)(void *), void *arg,
