@@ -16,7 +16,8 @@
 --   c:kill()                           -- always, in a finally
 --
 -- Options: stdin = "socket" (default), "pipe" (a real pipe fed from the
--- connection through cat) or "null"; stdout = "socket" (default) or
+-- connection through cat, which holds the connection until close_stdin:
+-- c:rest() sees the end of the output only after that) or "null"; stdout = "socket" (default) or
 -- "pipe" (a real pipe drained into the connection by cat); stderr = "file"
 -- (default, see c:stderr()) or "socket" (merged into the output).
 local socket = require "socket"
