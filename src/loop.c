@@ -286,11 +286,10 @@ void loop_unwatch(Watch *w, int wake) {
     return;
   }
   poller_del(&loop->poller, w);
+  (void)wake;   /* a waiter without wake: a task whose coroutine was closed */
   for (int dir = 0; dir < 2; dir++) {
     Task *t = w->waiter[dir];
-    if (t == NULL) continue;
-    if (wake) task_ready(t, LSOCK_ECLOSED);
-    else task_detach(t);
+    if (t != NULL) task_ready(t, LSOCK_ECLOSED);   /* else it would wait for ever */
   }
 }
 

@@ -148,8 +148,8 @@ lua_State *loop_running(void);
 ** came just before the wait is not missed. */
 void loop_wakeup(void);
 /* Before w->fd is closed: remove it from the poller; waiters are woken
-** with LSOCK_ECLOSED when wake is set (close()), silently dropped if not
-** (__gc: nobody can be waiting on an unreachable socket). */
+** with LSOCK_ECLOSED.  wake is 0 from __gc, where the only possible waiter
+** is a task whose coroutine the user closed (it then just ends). */
 void loop_unwatch(Watch *w, int wake);
 
 /* ---- main.c, repl.c: the luasock program (not in the library) ------ */

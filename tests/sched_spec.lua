@@ -246,6 +246,28 @@ print(socket.run(), done)
     assert.equal("", c:stderr())
   end)
 
+  it("a closed task whose socket is then collected does not keep run waiting", function()
+    -- Story: the socket's __gc took the closed task off the socket without
+    -- waking it; the loop kept counting it and run never returned.
+    local kids = child.scope()
+    finally(kids.kill)
+    local c = kids.start({ child.LUASOCK, "-e", [[
+local socket = require "socket"
+local reader = socket.spawn(function()
+  local a, b = socket.socketpair()
+  keep = b          -- no end of stream for a
+  a:recv(10)        -- no timeout
+end)
+socket.spawn(function()
+  assert(coroutine.close(reader))
+  collectgarbage(); collectgarbage()   -- a goes, with the task still on it
+end)
+print(socket.run())
+]] }, { stdin = "null" })
+    assert.equal("true\tnil", c:line(5))
+    assert.equal(0, c:wait())
+  end)
+
   it("coroutines the user makes inside a task work as usual, socket calls included", function()
     local a, b = pair()
     local got = {}
