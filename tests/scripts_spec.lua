@@ -380,3 +380,22 @@ describe("scripts/portcheck.lua", function()
     assert.are.equal(0, c:wait())
   end)
 end)
+
+describe("the servers under Ctrl-C", function()
+  -- SIGINT ends a script as in lua5.4: "interrupted!", status 1, whether
+  -- it waits in the event loop (tasks) or in a blocking call (which of
+  -- the two the signal meets is a race: the traceback is not checked).
+  for _, case in ipairs({ { "server.lua", "Server start at:" },
+                          { "udp_server.lua", "UDP server at:" } }) do
+    it(case[1] .. " stops with 'interrupted!' and status 1", function()
+      local kids = child.scope()
+      finally(kids.kill)
+      local c = kids.start(script(case[1], "127.0.0.1", "0"), { stdin = "null" })
+      c:address(case[2])
+      os.execute("kill -INT " .. c.pid)
+      c:rest()
+      assert.are.equal(1, c:wait())
+      assert.matches("interrupted!", c:stderr(), 1, true)
+    end)
+  end
+end)
