@@ -56,6 +56,10 @@ local function respond(f, status, body, header, head_only)
 end
 
 local function serve(conn)
+  -- Each response is flushed as soon as it is ready; without TCP_NODELAY,
+  -- Nagle's algorithm would hold the second of two pipelined responses
+  -- until the client's delayed ACK for the first (tens of ms).
+  conn:setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, true)
   local f = conn:makefile("rw")
   while true do
     local req = read_request(f)

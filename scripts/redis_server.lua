@@ -189,6 +189,9 @@ local function read_request(f)
 end
 
 local function serve(conn)
+  -- Replies are flushed one by one; TCP_NODELAY keeps Nagle's algorithm
+  -- from holding a reply back until the client acknowledges the previous.
+  conn:setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, true)
   local f = conn:makefile("rw")
   while true do
     local args, perr = read_request(f)

@@ -35,6 +35,21 @@ local function read_all(s)
   end
 end
 
+-- Seconds for 25 rounds of 16 pipelined requests, each round read back
+-- in full (count lines of the answer per request, read from stream f)
+-- before the next.  A server that flushes each answer with Nagle's
+-- algorithm on waits for the client's delayed ACK (~40 ms) every round.
+local function pipelined_rounds(port, request, lines_per_answer)
+  local s <close> = child.connect(port)
+  local f <close> = s:makefile("r")
+  local t0 = socket.gettime()
+  for _ = 1, 25 do
+    assert(s:sendall(request:rep(16)))
+    for _ = 1, 16 * lines_per_answer do assert(f:read("L")) end
+  end
+  return socket.gettime() - t0
+end
+
 describe("scripts/chat.lua", function()
   it("broadcasts each line to the other clients, with join and leave notices", function()
     local kids = child.scope()
@@ -181,6 +196,13 @@ describe("scripts/http_hello.lua", function()
       .. ok_head .. "Connection: close\r\n\r\nHello, world!\n", read_all(s))
   end)
 
+  it("answers pipelined requests without waiting for ACKs (TCP_NODELAY)", function()
+    start()
+    -- Each answer is 5 lines: status, 2 headers, blank line, body.
+    local t = pipelined_rounds(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5)
+    assert.is_true(t < 0.5, ("25 rounds took %.2f s"):format(t))
+  end)
+
   it("answers a malformed request with 400 and closes", function()
     start()
     for _, request in ipairs({ "hello there\r\n\r\n",
@@ -194,15 +216,19 @@ describe("scripts/http_hello.lua", function()
     end
   end)
 
-  it("takes wrk's load for 2 s without a socket error", function()
+  -- wrk for 2 s, then 1 s with 16 requests pipelined per connection.
+  it("takes wrk's load without a socket error, pipelined too", function()
     start()
-    local out, status, c = run(kids, { "wrk", "-t", "2", "-c", "20", "-d", "2s", "--timeout", "2s",
-      url("/") }, 10)
-    assert.are.equal(0, status, c:stderr())
-    local requests = tonumber(out:match("(%d+) requests in"))
-    assert.is_true(requests and requests > 100, out)
-    assert.is_nil(out:find("Socket errors"), out)
-    assert.is_nil(out:find("Non%-2xx"), out)
+    for _, extra in ipairs({ { "-d", "2s" }, { "-d", "1s", "-s", "tests/peers/wrk_pipeline.lua" } }) do
+      local argv = { "wrk", "-t", "2", "-c", "20", "--timeout", "2s", table.unpack(extra) }
+      argv[#argv + 1] = url("/")
+      local out, status, c = run(kids, argv, 10)
+      assert.are.equal(0, status, c:stderr())
+      local requests = tonumber(out:match("(%d+) requests in"))
+      assert.is_true(requests and requests > 100, out)
+      assert.is_nil(out:find("Socket errors"), out)
+      assert.is_nil(out:find("Non%-2xx"), out)
+    end
   end)
 end)
 
@@ -294,6 +320,12 @@ describe("scripts/redis_server.lua", function()
       .. "*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nECHO inline\r\nINCR c\r\n*1\r\n$4\r\nQUIT\r\n"))
     assert.are.equal("+PONG\r\n+OK\r\n$4\r\na\r\nb\r\n+PONG\r\n$6\r\ninline\r\n:1\r\n+OK\r\n",
       read_all(s))
+  end)
+
+  it("answers pipelined commands without waiting for ACKs (TCP_NODELAY)", function()
+    start()
+    local t = pipelined_rounds(port, "*1\r\n$4\r\nPING\r\n", 1)
+    assert.is_true(t < 0.5, ("25 rounds took %.2f s"):format(t))
   end)
 
   it("takes redis-cli --pipe", function()
