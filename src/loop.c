@@ -28,6 +28,7 @@
 #include "lsock.h"
 
 #define LOOP_META  "luasock.loop"
+#define TASK_META  "luasock.task"
 #define POLL_BATCH 256   /* events taken per epoll_wait */
 
 static const char loop_key = 0;   /* registry key of the Loop userdata */
@@ -52,8 +53,11 @@ struct Task {
   unsigned char dir, state;
   unsigned char inq;        /* in the run queue (at most once) */
   unsigned char started;    /* resumed once: its coroutine must be suspended */
+  unsigned char cancelled;  /* the user closed its coroutine (coroutine.close) */
   int argref;               /* registry reference to the userdata of a pool job */
 };
+
+static int task_closed(lua_State *L);   /* the Task's __close */
 
 /* ---- the poller: the only part that knows about epoll --------------- */
 
@@ -409,6 +413,10 @@ void loop_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
+  luaL_newmetatable(L, TASK_META);
+  lua_pushcfunction(L, task_closed);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
   if (err) {
     loop_close(loop);
     luaL_error(L, "cannot create the socket loop: %s", strerror(err));
@@ -427,15 +435,19 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   luaL_checktype(L, first, LUA_TFUNCTION);
   loop_reserve(L, loop);
   lua_State *co = lua_newthread(L);
-  if (!lua_checkstack(co, top - first + 1)) luaL_error(L, "too many arguments to spawn");
-  for (int i = first; i <= top; i++) lua_pushvalue(L, i);
-  lua_xmove(L, co, top - first + 1);
+  if (!lua_checkstack(co, top - first + 2)) luaL_error(L, "too many arguments to spawn");
   Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1);
   memset(t, 0, sizeof *t);
   t->co = co, t->loop = loop, t->heapidx = -1, t->argref = LUA_NOREF;
   t->nargs = top - first;
+  luaL_setmetatable(L, TASK_META);
   lua_pushvalue(L, -2);
   lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, -1);
+  lua_xmove(L, co, 1);
+  lua_toclose(co, 1);   /* coroutine.close(co) tells us: task_closed */
+  for (int i = first; i <= top; i++) lua_pushvalue(L, i);
+  lua_xmove(L, co, top - first + 1);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   set_current(co, t);
   loop->ntasks++;
@@ -482,6 +494,7 @@ static void task_report(lua_State *L, Task *t) {
 static void task_end(lua_State *L, Task *t, int status) {
   lua_State *co = t->co;
   set_current(co, NULL);
+  t->state = T_DONE;   /* before task_closed runs */
   if (status != LUA_OK) {
     task_report(L, t);
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -489,10 +502,23 @@ static void task_end(lua_State *L, Task *t, int status) {
 #else
     lua_resetthread(co);
 #endif
+  } else if (!t->cancelled && lua_status(co) == LUA_OK) {
+    lua_settop(co, 0);   /* drop our marker and the results: status "dead" */
   }
-  t->state = T_DONE;
   t->loop->ntasks--;
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+}
+
+/* __close of the Task, the to-be-closed value under the task's function:
+** coroutine.close(co) of a task that has not ended (a cancel).  A parked
+** task is woken to end at once; one in the run queue or the thread pool
+** ends when its turn comes. */
+static int task_closed(lua_State *L) {
+  Task *t = (Task *)lua_touserdata(L, 1);
+  if (t->state == T_DONE) return 0;
+  t->cancelled = 1;
+  if (t->state == T_PARKED) task_ready(t, LSOCK_ECLOSED);
+  return 0;
 }
 
 /* Resume t.  A yield that parked it (state changed) is a wait; a yield
@@ -505,7 +531,7 @@ static void task_resume(lua_State *L, Task *t) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->argref);
     t->argref = LUA_NOREF;
   }
-  if (t->started && lua_status(t->co) != LUA_YIELD) {
+  if (t->cancelled || (t->started && lua_status(t->co) != LUA_YIELD)) {
     task_end(L, t, LUA_OK);   /* the user closed or finished it himself */
     return;
   }

@@ -203,19 +203,32 @@ describe("socket.spawn and socket.run", function()
     a:close(); b:close()
   end)
 
-  it("a task whose coroutine the user closes just ends", function()
-    local a, b = pair()
+  it("coroutine.close cancels a task wherever it waits, and run does not wait for it", function()
+    local l = tcp_listener()
+    l:settimeout(nil)                 -- would wait for ever
     local log = {}
-    local sleeper = socket.spawn(function() socket.sleep(0.05); log[#log + 1] = "slept" end)
-    local reader = socket.spawn(function() a:recv(10); log[#log + 1] = "read" end)
-    socket.spawn(function()
-      assert.is_true(coroutine.close(sleeper))
-      assert.is_true(coroutine.close(reader))
-      assert(b:send("x"))   -- wakes the closed reader's wait
+    local acceptor = socket.spawn(function()
+      local mark <close> = setmetatable({}, { __close = function() log[#log + 1] = "closed" end })
+      l:accept()
+      log[#log + 1] = "accepted"
     end)
+    local sleeper = socket.spawn(function() socket.sleep(30); log[#log + 1] = "slept" end)
+    local idle = socket.spawn(function() log[#log + 1] = "ran" end)
+    assert.is_true(coroutine.close(idle))   -- before it ever ran
+    socket.spawn(function()
+      socket.sleep(0.01)
+      assert.is_true(coroutine.close(acceptor))
+      assert.is_true(coroutine.close(sleeper))
+    end)
+    local t0 = socket.gettime()
     assert.is_true(run())
-    assert.same({}, log)
-    a:close(); b:close()
+    assert.is_true(socket.gettime() - t0 < 1)
+    assert.same({ "closed" }, log)
+    assert.equal("dead", coroutine.status(acceptor))
+    -- The listener is intact and can be waited on again.
+    l:settimeout(0.05)
+    assert.is_true(run(function() assert.equal("timeout", select(2, l:accept())) end))
+    l:close()
   end)
 
   it("closing a task whose lookup runs on a helper thread frees nothing in use", function()
