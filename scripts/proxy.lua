@@ -44,6 +44,11 @@ local function relay(client, addr)
     return
   end
   server:settimeout(nil)                -- the 10 s were for connecting; idle is fine
+  -- Pass data on at once, cut as it came: with Nagle's algorithm, a piece
+  -- sent while the previous one is unacknowledged would wait for the ACK.
+  for _, conn in ipairs({ client, server }) do
+    conn:setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, true)
+  end
   print(addr .. " connected")
   local running = 2
   local function done()                 -- the second direction to end closes both
