@@ -38,6 +38,24 @@ describe("Python 3 and the Lua scripts", function()
     assert.are.equal("again", server:line())
   end)
 
+  it("two Python clients talk to server.lua at once", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local server, port = lua_server(kids)
+    local a = kids.start({ PYTHON, "-u", "tests/peers/seed_client.py", "127.0.0.1", port },
+      { stdin = "pipe" })
+    local b = kids.start({ PYTHON, "-u", "tests/peers/seed_client.py", "127.0.0.1", port },
+      { stdin = "pipe" })
+    server:expect("^Connected by  127%.0%.0%.1:%d+$")
+    server:expect("^Connected by  127%.0%.0%.1:%d+$")
+    b:send("b speaks first\n")            -- a is connected and silent
+    assert.are.equal(PROMPT .. REPLY, b:line())
+    assert.are.equal("b speaks first", server:line())
+    a:send("then a\n")
+    assert.are.equal(PROMPT .. REPLY, a:line())
+    assert.are.equal("then a", server:line())
+  end)
+
   it("client.lua talks to a Python server written like the seed's", function()
     local kids = child.scope()
     finally(kids.kill)
