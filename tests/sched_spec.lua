@@ -331,8 +331,11 @@ describe("in a task, each operation yields and honours the socket's timeout", fu
     assert.is_true(run())
     assert.equal(0, early)
     assert.equal(300, #order)
+    -- sleep computes its own deadline a moment after `due` (a collection
+    -- may run in between): allow that much; a broken heap errs by far more.
     for k = 2, 300 do
-      assert.is_true(deadlines[order[k - 1]] <= deadlines[order[k]], "woke out of order at " .. k)
+      assert.is_true(deadlines[order[k - 1]] <= deadlines[order[k]] + 0.005,
+        "woke out of order at " .. k)
     end
   end)
 
