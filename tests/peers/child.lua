@@ -15,17 +15,20 @@
 --   c:send("hello\n"); c:close_stdin(); local status = c:wait()
 --   c:kill()                           -- always, in a finally
 --
--- Options: stdin = "socket" (default), "pipe" (a real pipe fed from the
--- connection through cat, which holds the connection until close_stdin:
--- c:rest() sees the end of the output only after that) or "null"; stdout = "socket" (default) or
--- "pipe" (a real pipe drained into the connection by cat); stderr = "file"
--- (default, see c:stderr()) or "socket" (merged into the output).
+-- Options:
+--   stdin  = "socket" (default), "null", or "pipe": a real pipe fed from
+--            the connection by cat, which holds the connection until
+--            close_stdin (c:rest() sees the end of the output only after);
+--   stdout = "socket" (default), or "pipe": a real pipe drained into the
+--            connection by cat;
+--   stderr = "file" (default, read with c:stderr()), or "socket": merged
+--            into the output.
 local socket = require "socket"
 
 local M = {}
 M.LUASOCK = os.getenv("LUASOCK") or "build/luasock"
 M.PYTHON = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
-M.TIMEOUT = 5   -- seconds for any single wait on a child
+M.TIMEOUT = 2   -- seconds for any single wait on a child (unless told)
 
 local Child = {}
 Child.__index = Child
