@@ -42,8 +42,11 @@ end
 -- to close, HTTP/1.0 only when asked to keep it and told so.
 local function connection(req)
   local asked = (req.headers.connection or ""):lower()
-  if req.version == "1.0" and asked == "keep-alive" then return "Connection: keep-alive\r\n", true end
-  if req.version == "1.0" or asked == "close" then return "Connection: close\r\n", false end
+  if req.version == "1.0" and asked == "keep-alive" then
+    return "Connection: keep-alive\r\n", true
+  elseif req.version == "1.0" or asked == "close" then
+    return "Connection: close\r\n", false
+  end
   return "", true
 end
 

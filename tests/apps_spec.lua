@@ -150,7 +150,8 @@ describe("scripts/http_hello.lua", function()
 
   it("answers curl twice on one kept-alive connection", function()
     start()
-    local out, status, c = run(kids, { "curl", "-sS", "-v", "--max-time", "5", url("/"), url("/again") })
+    local out, status, c = run(kids, { "curl", "-sS", "-v", "--max-time", "5",
+      url("/"), url("/again") })
     assert.are.equal(0, status, c:stderr())
     assert.are.equal("Hello, world!\nHello, world!\n", out)
     local log = c:stderr()
@@ -219,7 +220,8 @@ describe("scripts/http_hello.lua", function()
   -- wrk for 2 s, then 1 s with 16 requests pipelined per connection.
   it("takes wrk's load without a socket error, pipelined too", function()
     start()
-    for _, extra in ipairs({ { "-d", "2s" }, { "-d", "1s", "-s", "tests/peers/wrk_pipeline.lua" } }) do
+    for _, extra in ipairs({ { "-d", "2s" },
+                             { "-d", "1s", "-s", "tests/peers/wrk_pipeline.lua" } }) do
       local argv = { "wrk", "-t", "2", "-c", "20", "--timeout", "2s", table.unpack(extra) }
       argv[#argv + 1] = url("/")
       local out, status, c = run(kids, argv, 10)
@@ -261,7 +263,8 @@ describe("scripts/redis_server.lua", function()
       { "DEL k", "1" }, { "DEL k", "0" }, { "DEL n fresh missing", "2" },
       { "EXISTS n", "0" }, { "GET n", "" },
       { "SET s abc", "OK" }, { "INCR s", "ERR value is not an integer or out of range\n" },
-      { "SET big 9223372036854775807", "OK" }, { "INCR big", "ERR increment or decrement would overflow\n" },
+      { "SET big 9223372036854775807", "OK" },
+      { "INCR big", "ERR increment or decrement would overflow\n" },
     }
     local commands, replies = {}, {}
     for i, step in ipairs(steps) do commands[i], replies[i] = step[1], step[2] end
@@ -362,7 +365,8 @@ describe("scripts/proxy.lua", function()
     local target = tonumber(echo:expect("listening on AF=2 127%.0%.0%.1:(%d+)$"))
     local proxy = kids.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
       { stdin = "null" })
-    local port = tonumber(proxy:expect("^Proxy at: 127%.0%.0%.1:(%d+) %-> 127%.0%.0%.1:" .. target .. "$"))
+    local port = tonumber(proxy:expect("^Proxy at: 127%.0%.0%.1:(%d+) %-> 127%.0%.0%.1:"
+      .. target .. "$"))
     return proxy, port
   end
 

@@ -74,7 +74,8 @@ describe("scripts/server.lua", function()
     local b <close> = child.connect(port)
     local seen = { assert(server:line()), assert(server:line()) }
     table.sort(seen)
-    local want = { "Connected by  127.0.0.1:" .. port_of(a), "Connected by  127.0.0.1:" .. port_of(b) }
+    local want = { "Connected by  127.0.0.1:" .. port_of(a),
+                   "Connected by  127.0.0.1:" .. port_of(b) }
     table.sort(want)
     assert.are.same(want, seen)
     exchange(b, "b first")       -- a is connected and silent
@@ -171,7 +172,8 @@ describe("scripts/client.lua", function()
     local client = kids.start(script("client.lua", "::1", port), { stdin = "pipe" })
     client:send("six\n")
     client:close_stdin()
-    assert.are.equal("Please input msg:server received you message.\nPlease input msg:\n", client:rest())
+    assert.are.equal("Please input msg:server received you message.\nPlease input msg:\n",
+      client:rest())
     assert.are.equal(0, client:wait())
     server:expect("^Connected by  %[::1%]:%d+$")
     assert.are.equal("six", server:line())
@@ -335,7 +337,8 @@ describe("scripts/ping.lua", function()
   it("refuses any host but the literal 127.0.0.1 or ::1", function()
     local kids = child.scope()
     finally(kids.kill)
-    local c = kids.start(script("ping.lua", "localhost"), { stdin = "null" })   -- a name, not a literal
+    -- a name, not a literal: refused before any packet is sent
+    local c = kids.start(script("ping.lua", "localhost"), { stdin = "null" })
     assert.are.equal("", c:rest())
     assert.are.equal(1, c:wait())
     assert.matches("pings 127.0.0.1 or ::1 only", c:stderr(), 1, true)
@@ -375,7 +378,8 @@ describe("scripts/portcheck.lua", function()
     waiting:settimeout(2)
     assert(waiting:connect(full:getsockname()))
     local port = port_of(full)
-    local c = kids.start(script("portcheck.lua", "127.0.0.1", port, port, "0.2"), { stdin = "null" })
+    local c = kids.start(script("portcheck.lua", "127.0.0.1", port, port, "0.2"),
+      { stdin = "null" })
     assert.are.equal(port .. " filtered (ETIMEDOUT)\n0 open, 0 closed, 1 filtered\n", c:rest())
     assert.are.equal(0, c:wait())
   end)
