@@ -72,17 +72,23 @@ end
 local id = math.floor(socket.gettime() * 1e6) % 0xffff + 1   -- tells our replies from others'
 local received = 0
 print(("PING %s: 56 data bytes"):format(host))
+-- One echo: send it, wait up to 1 s for its reply.  Returns the reply's
+-- size and TTL, or nil and why (a send error, or "timeout").
+local function echo(seq)
+  local ok, err = s:sendto(request(id, seq), {host, 0})
+  if not ok then return nil, err end
+  return await(id, seq, socket.gettime() + 1)
+end
+
 for seq = 1, count do
   local sent = socket.gettime()
-  assert(s:sendto(request(id, seq), {host, 0}))
-  local size, ttl_or_err = await(id, seq, sent + 1)
+  local size, ttl = echo(seq)
   if size then
-    local ttl = ttl_or_err
     received = received + 1
     print(("%d bytes from %s: icmp_seq=%d%s time=%.3f ms"):format(size, host, seq,
       ttl and " ttl=" .. ttl or "", (socket.gettime() - sent) * 1000))
   else
-    print(("no reply for icmp_seq=%d: %s"):format(seq, ttl_or_err))
+    print(("no reply for icmp_seq=%d: %s"):format(seq, ttl))   -- ttl holds the reason
   end
   if seq < count then socket.sleep(interval) end
 end

@@ -334,6 +334,40 @@ describe("scripts/ping.lua", function()
     ping("::1")
   end)
 
+  -- In a network namespace of the test's own: first with its loopback
+  -- down (sending fails), then up but ignoring echo requests (no reply).
+  local function ping_in_netns(setup)
+    local kids = child.scope()
+    finally(kids.kill)
+    local sh = setup .. ' exec "$0" scripts/ping.lua 127.0.0.1 1 0'
+    local c = kids.start({ "unshare", "-n", "sh", "-c", sh, child.LUASOCK }, { stdin = "null" })
+    local out, status = c:rest(5), c:wait(5)   -- a reply is awaited for 1 s
+    if status ~= 1 and c:stderr():find("unshare") then
+      print("skipped: cannot make a network namespace: " .. c:stderr())
+      return nil
+    end
+    assert.are.equal(1, status, c:stderr())
+    return out
+  end
+
+  it("reports a failed send and exits 1", function()
+    local out = ping_in_netns("")
+    if out then
+      assert.are.equal("PING 127.0.0.1: 56 data bytes\n"
+        .. "no reply for icmp_seq=1: Network is unreachable\n"
+        .. "--- 127.0.0.1 ping statistics ---\n"
+        .. "1 packets transmitted, 0 received, 100% packet loss\n", out)
+    end
+  end)
+
+  it("reports a reply that does not come within 1 s", function()
+    local out = ping_in_netns("ip link set lo up && sysctl -qw net.ipv4.icmp_echo_ignore_all=1 &&")
+    if out then
+      assert.matches("no reply for icmp_seq=1: timeout\n", out, 1, true)
+      assert.matches("1 packets transmitted, 0 received, 100% packet loss", out, 1, true)
+    end
+  end)
+
   it("refuses any host but the literal 127.0.0.1 or ::1", function()
     local kids = child.scope()
     finally(kids.kill)
