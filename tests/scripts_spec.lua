@@ -227,6 +227,21 @@ describe("scripts/udp_server.lua and udp_client.lua", function()
     assert.are.equal(from .. ": two", server:line())
   end)
 
+  it("client reports an answer that does not come within 2 s", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local mute <close> = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    assert(mute:bind({ "127.0.0.1", 0 }))   -- receives, never answers
+    mute:settimeout(2)
+    local client = kids.start(script("udp_client.lua", "127.0.0.1", port_of(mute)),
+      { stdin = "pipe" })
+    client:send("hello?\n")
+    assert.are.equal("hello?", (mute:recvfrom(100)))
+    client:close_stdin()
+    assert.are.equal("no answer: timeout\n", client:rest(5))
+    assert.are.equal(0, client:wait())
+  end)
+
   it("client reports that nobody listens", function()
     local kids = child.scope()
     finally(kids.kill)
