@@ -20,19 +20,21 @@ local outbox = {}    -- socket -> texts waiting while a task writes to it
 
 -- Send text to conn.  Only one task may wait to write on a socket at a
 -- time, so a task that finds another one writing there leaves its text in
--- the queue, which the writing task sends after its own.  A client that
--- falls 10000 lines behind is dropped.
+-- that socket's outbox; the writing task sends the outbox after its own
+-- text, all of it at once.  A client with 10000 lines waiting is dropped.
 local function deliver(conn, text)
   local queue = outbox[conn]
-  if queue then
+  if queue then                                -- another task is writing to conn
     queue[#queue + 1] = text
-    if #queue > 10000 then conn:close() end   -- its task sees "closed" and leaves
+    if #queue > 10000 then conn:close() end    -- its task sees "closed" and leaves
     return
   end
-  queue = { text }
-  outbox[conn] = queue
-  local i = 1
-  while queue[i] and conn:fileno() >= 0 and conn:sendall(queue[i]) do i = i + 1 end
+  local pending = { text }
+  while pending[1] and conn:fileno() >= 0 do
+    outbox[conn] = {}                          -- collects lines while we send
+    if not conn:sendall(table.concat(pending)) then break end
+    pending = outbox[conn]
+  end
   outbox[conn] = nil
 end
 

@@ -134,6 +134,38 @@ describe("scripts/chat.lua", function()
     assert.are.same({ [tostring(a:getsockname())] = N, [tostring(b:getsockname())] = N }, got)
     assert.are.equal("", server:stderr())
   end)
+  -- Two senders: the first one's task ends up writing to a client that
+  -- never reads, the second one's lines pile up in that client's outbox
+  -- until the server drops the client; then both senders go on.
+  it("drops a client that never reads once 10000 lines wait for it", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local server, port = start_server(kids, "chat.lua", "Chat server at:")
+    local deaf <close> = child.connect(port)
+    local deaf_name = tostring(deaf:getsockname())
+    assert.are.equal(deaf_name .. " joined", server:line())
+    local a <close> = child.connect(port)
+    server:expect(" joined$")
+    local b <close> = child.connect(port)
+    server:expect(" joined$")
+    local line = ("y"):rep(99) .. "\n"
+    local ok, err = socket.run(function()
+      for _, sender in ipairs({ a, b }) do
+        socket.spawn(function()          -- read what the other one says
+          local f = sender:makefile("r")
+          while f:read("l") do end
+          f:close()
+        end)
+        socket.spawn(function()
+          for _ = 1, 30000 do assert(sender:sendall(line)) end
+          assert(sender:shutdown(socket.SHUT_WR))
+        end)
+      end
+    end)
+    assert(ok, err)
+    server:expect("^" .. deaf_name:gsub("%p", "%%%0") .. " left$")
+    assert.are.equal("", server:stderr())
+  end)
 end)
 
 describe("scripts/http_hello.lua", function()
