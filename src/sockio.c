@@ -221,23 +221,46 @@ static int sock_connect_ex(lua_State *L) {
 
 /* ---- recv, recvfrom ------------------------------------------------------ */
 
-/* One recvfrom straight into a luaL_Buffer (one copy, never more than
-** size bytes even with MSG_TRUNC): pushes the data, and the sender when
-** from is set, and returns 0; or returns the errno, pushing nothing.  The
-** buffer is released before returning, since it may not live across a
-** yield (and lua_settop over its to-be-closed box is unsafe in 5.4.4). */
+/* Sizes up to this are received on the C stack and copied once into the
+** result string: no buffer box per call for the collector to reclaim
+** (the echo benchmark's recv(65536) made one per request). */
+#define RECV_STACK_MAX 65536
+
+/* After the data, push the sender's address when from is set. */
+static void recv_push(lua_State *L, LSocket *s, int from,
+                      const struct sockaddr_storage *ss, socklen_t len) {
+  if (!from) return;
+  if (len == 0 && s->family == AF_UNIX) lua_pushliteral(L, "");   /* unnamed */
+  else addr_push(L, (const struct sockaddr *)ss, len);
+}
+
+/* One recvfrom of at most size bytes (never more, even with MSG_TRUNC):
+** pushes the data, and the sender when from is set, and returns 0; or
+** returns the errno, pushing nothing.  Large sizes go straight into a
+** luaL_Buffer, released before returning: it may not live across a yield
+** (and lua_settop over its to-be-closed box is unsafe in 5.4.4). */
 static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, size);
-  ssize_t n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
-  int err = n < 0 ? errno : 0;
-  luaL_pushresultsize(&b, n < 0 ? 0 : (size_t)n > size ? size : (size_t)n);
-  if (err != 0) lua_pop(L, 1);
-  else if (from && len == 0 && s->family == AF_UNIX) lua_pushliteral(L, "");  /* unnamed */
-  else if (from) addr_push(L, (struct sockaddr *)&ss, len);
-  return err;
+  ssize_t n;
+  if (size <= RECV_STACK_MAX) {
+    char buf[RECV_STACK_MAX];
+    n = recvfrom(s->w.fd, buf, size, flags, (struct sockaddr *)&ss, &len);
+    if (n < 0) return errno;
+    lua_pushlstring(L, buf, (size_t)n > size ? size : (size_t)n);
+  } else {
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, size);
+    n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
+    int err = n < 0 ? errno : 0;
+    luaL_pushresultsize(&b, n < 0 ? 0 : (size_t)n > size ? size : (size_t)n);
+    if (err != 0) {
+      lua_pop(L, 1);
+      return err;
+    }
+  }
+  recv_push(L, s, from, &ss, len);
+  return 0;
 }
 
 /* Stack: 1 socket, 2 bufsize, 3 flags, 4 deadline.  ctx 1: recvfrom. */
