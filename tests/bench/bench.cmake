@@ -24,12 +24,13 @@ set_tests_properties(bench_smoke PROPERTIES TIMEOUT 60)
 # For profiling (profile.sh ... lua-static) and to show what static
 # linking is worth (run.sh --static): the same program with the library
 # and Lua (the distribution's liblua5.4.a, which keeps its symbols, unlike
-# the stripped .so) linked in.  Built only when that archive exists.
+# the stripped .so) linked in.  Built on demand (cmake --build BUILD
+# --target bench_luasock_static), only when that archive exists.
 find_library(LUA_STATIC_LIB NAMES liblua5.4.a lua5.4.a)
 if(LUA_STATIC_LIB)
   get_target_property(lib_sources luasock_lib SOURCES)
   get_target_property(exe_sources luasock SOURCES)
-  add_executable(bench_luasock_static ${lib_sources} ${exe_sources})
+  add_executable(bench_luasock_static EXCLUDE_FROM_ALL ${lib_sources} ${exe_sources})
   target_include_directories(bench_luasock_static PRIVATE
     ${CMAKE_SOURCE_DIR}/src ${LUA_INCLUDE_DIRS} ${READLINE_INCLUDE})
   target_link_libraries(bench_luasock_static PRIVATE
