@@ -11,26 +11,100 @@ return function(socket)
     return nil, msg, code
   end
 
-  -- One attempt of create_connection: a socket for the getaddrinfo
-  -- entry ai, bound to source if given, connected within timeout (nil:
-  -- the default timeout).  Kept apart so that the scheduler can race
-  -- several attempts (Happy Eyeballs) inside tasks.
-  local function connect_one(ai, timeout, source)
-    local s, msg, code = socket.socket(ai.family, ai.type, ai.proto)
-    if not s then return nil, msg, code end
-    if timeout ~= nil then s:settimeout(timeout) end
-    if source ~= nil then
-      local ok, m, c = s:bind(source)
-      if not ok then return fail(s, m, c) end
+  -- Happy Eyeballs (RFC 8305) for create_connection.  The attempts are
+  -- non-blocking connects raced with socket.select over the pending
+  -- sockets.  One code path serves tasks and plain code alike: select
+  -- yields to the loop inside a task (the other tasks run meanwhile) and
+  -- blocks in poll(2) outside, so the race needs no scheduler of its own.
+  local E = socket.errno
+  local DELAY = 0.25    -- RFC 8305 section 5: the Connection Attempt Delay
+
+  -- RFC 8305 section 4: alternate the families, IPv6 first, keeping
+  -- getaddrinfo's order within each family.
+  local function interleave(infos)
+    local v6, other, list = {}, {}, {}
+    for _, ai in ipairs(infos) do
+      table.insert(ai.family == socket.AF_INET6 and v6 or other, ai)
     end
-    local ok, m, c = s:connect(ai.address)
-    if not ok then return fail(s, m, c) end
-    return s
+    for i = 1, math.max(#v6, #other) do
+      list[#list + 1] = v6[i]
+      list[#list + 1] = other[i]
+    end
+    return list
+  end
+
+  -- A race: the pending sockets in start order (pending), the address of
+  -- each (address[s]), when the next attempt is due (next_at) and the
+  -- last failure (msg, code).  A to-be-closed value: closing it closes
+  -- every socket still pending, so no loser is left open whether the
+  -- call wins, fails, times out, raises or its task is cancelled.
+  local Race = {}
+  Race.__index = Race
+
+  local function new_race(source)
+    return setmetatable({ pending = {}, address = {}, source = source, next_at = 0,
+                          msg = "getaddrinfo returned no address",
+                          code = E.EADDRNOTAVAIL }, Race)
+  end
+
+  function Race:__close()
+    for _, s in ipairs(self.pending) do s:close() end
+  end
+
+  -- Take s out of the race (it stays open).
+  function Race:remove(s)
+    for k, p in ipairs(self.pending) do
+      if p == s then table.remove(self.pending, k) break end
+    end
+    self.address[s] = nil
+  end
+
+  -- Close s (if any) with its error, which becomes the last failure; the
+  -- next attempt is due at once, as RFC 8305 asks.
+  function Race:failed(s, msg, code)
+    if s then self:remove(s); s:close() end
+    self.msg, self.code, self.next_at = msg, code, 0
+  end
+
+  -- Start a non-blocking connect to the getaddrinfo entry ai (from the
+  -- source address, if any); the next attempt is due DELAY from now.
+  -- The socket joins the race before bind, so a raise cannot leak it.
+  function Race:start(ai)
+    self.next_at = socket.gettime() + DELAY
+    local s, m, c = socket.socket(ai.family, ai.type, ai.proto)
+    if not s then return self:failed(nil, m, c) end
+    self.pending[#self.pending + 1], self.address[s] = s, ai.address
+    s:settimeout(0)
+    local ok = true
+    if self.source ~= nil then ok, m, c = s:bind(self.source) end
+    if ok then ok, m, c = s:connect(ai.address) end
+    if not ok and c ~= E.EINPROGRESS then self:failed(s, m, c) end
+  end
+
+  -- Wait until an attempt ends, the next one is due (if more is true) or
+  -- the deadline passes.  Returns the winner (out of the race), false
+  -- when none won yet, or nil, msg, errno when select itself failed.  A
+  -- second connect on a writable socket reports the outcome as a blocking
+  -- connect would: true (or EISCONN), or the system's message and errno
+  -- (SO_ERROR would give only the number).
+  function Race:wait(deadline, more)
+    local now, wait = socket.gettime(), nil
+    if more then wait = self.next_at - now end
+    if deadline and (wait == nil or deadline - now < wait) then wait = deadline - now end
+    local r, ready, code = socket.select({}, self.pending, wait and math.max(wait, 0))
+    if not r then return nil, ready, code end
+    for _, s in ipairs(ready) do
+      local ok, m, c = s:connect(self.address[s])
+      if ok or c == E.EISCONN then self:remove(s); return s end
+      if c ~= E.EINPROGRESS and c ~= E.EALREADY then self:failed(s, m, c) end
+    end
+    return false
   end
 
   -- socket.create_connection({host, port} [, timeout [, source_address]])
-  -- tries every address getaddrinfo gives for host, in its order, and
-  -- returns the first socket that connects.
+  -- races the addresses getaddrinfo gives for host (Happy Eyeballs) and
+  -- returns the first socket that connects, with the timeout (or the
+  -- default timeout) set.  The timeout is one deadline for the whole call.
   function socket.create_connection(address, timeout, source)
     if type(address) ~= "table" then
       error(("bad argument #1 to 'create_connection' (address {host, port} expected, got %s)")
@@ -39,16 +113,25 @@ return function(socket)
     if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
       error("bad argument #2 to 'create_connection' (non-negative number expected)", 2)
     end
+    if timeout == nil then timeout = socket.getdefaulttimeout() end
+    local deadline = timeout and socket.gettime() + timeout
     local infos, msg, code = socket.getaddrinfo(address[1], address[2], socket.AF_UNSPEC,
                                                 socket.SOCK_STREAM)
     if not infos then return nil, msg, code end
-    msg, code = "getaddrinfo returned no address", socket.errno.EADDRNOTAVAIL
-    for _, ai in ipairs(infos) do
-      local s, m, c = connect_one(ai, timeout, source)
-      if s then return s end
-      msg, code = m, c
+    local list, i = interleave(infos), 1
+    local race <close> = new_race(source)
+    while i <= #list or #race.pending > 0 do
+      if i <= #list and (#race.pending == 0 or socket.gettime() >= race.next_at) then
+        race:start(list[i])
+        i = i + 1
+      else
+        local s, m, c = race:wait(deadline, i <= #list)
+        if s then s:settimeout(timeout); return s end
+        if s == nil then return nil, m, c end
+        if deadline and socket.gettime() >= deadline then return nil, "timeout", E.ETIMEDOUT end
+      end
     end
-    return nil, msg, code
+    return nil, race.msg, race.code
   end
 
   local function check_opts(opts)
