@@ -12,12 +12,19 @@
 ** and never re-armed: callers always try their syscall before parking, so
 ** an edge that comes while nobody waits can be dropped.
 **
+** While code outside any task waits (a blocking call on the main thread,
+** the REPL waiting for a key), the loop keeps turning: loop_turn resumes
+** the tasks and polls the loop's epoll fd beside the descriptor waited
+** for, so that outside code never stops the tasks.  With no task it is
+** never called into, and waits inside tasks do not go through it.
+**
 ** Left out: a task waits on one thing at a time (select builds its own
 ** epoll fd and waits on that), and blocking calls made in a coroutine the
 ** user resumes himself inside a task block the whole loop, as they would
 ** outside a task.
 */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +39,7 @@
 #define POLL_BATCH 256   /* events taken per epoll_wait */
 
 static const char loop_key = 0;   /* registry key of the Loop userdata */
+static const char error_key = 0;  /* registry key of the first error not yet returned by run */
 
 /* For Ctrl-C (one loop runs at a time in a process that takes signals):
 ** the task coroutine being resumed, and an eventfd the loop polls. */
@@ -117,7 +125,8 @@ struct Loop {
   Poller poller;
   Pool *pool;               /* helper threads, or NULL if it failed */
   Watch poolw;              /* the pool's eventfd */
-  int closed, running;
+  int closed, running;      /* running: run or a turn (loop_turn) is active */
+  int failed;               /* a task failed: its error is at &error_key */
   int ntasks;               /* tasks spawned and not ended */
   Task **runq;              /* ring of ready tasks, capacity >= ntasks */
   unsigned qhead, qcount, qcap;
@@ -472,18 +481,18 @@ static const char *error_text(lua_State *L) {
 }
 
 /* Task t failed: print its error and traceback on stderr and keep the
-** first error object in slot 3 of run's frame (slot 2 turns false). */
+** first error object in the registry, for the next socket.run to return
+** (the task may have run in run or in a turn of an outside wait). */
 static void task_report(lua_State *L, Task *t) {
   int top = lua_gettop(L);
   lua_xmove(t->co, L, 1);   /* the error: no room needed on a full stack */
   luaL_traceback(L, t->co, error_text(L), 0);
   fprintf(stderr, "luasock: error in task: %s\n", lua_tostring(L, -1));
   fflush(stderr);
-  if (lua_toboolean(L, 2)) {
-    lua_pushboolean(L, 0);
-    lua_replace(L, 2);
+  if (!t->loop->failed) {
+    t->loop->failed = 1;
     lua_pushvalue(L, top + 1);
-    lua_replace(L, 3);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &error_key);
   }
   lua_settop(L, top);
 }
@@ -564,11 +573,8 @@ static void run_ready(lua_State *L, Loop *loop) {
   }
 }
 
-/* Wait for events (not at all when tasks are ready; else until the
-** nearest deadline) and mark their tasks ready. */
-static void run_poll(lua_State *L, Loop *loop) {
-  int ms = loop->qcount ? 0 : loop->nheap ? wait_ms(loop->heap[0]->deadline) : -1;
-  if (wait_interrupted) wait_checkinterrupt(L);   /* later, loop_wakeup ends the wait */
+/* Wait up to ms for events and mark their tasks ready. */
+static void poll_events(lua_State *L, Loop *loop, int ms) {
   int n = poller_wait(&loop->poller, ms);
   if (n < 0) {
     if (errno != EINTR) luaL_error(L, "epoll_wait: %s", strerror(errno));
@@ -585,24 +591,120 @@ static void run_poll(lua_State *L, Loop *loop) {
   }
 }
 
-/* The loop proper, run protected by lsock_run: slot 1 the Loop, 2 and 3
-** the results (true, nil until a task fails). */
+/* Wait for events (not at all when tasks are ready; else until the
+** nearest deadline) and mark their tasks ready. */
+static void run_poll(lua_State *L, Loop *loop) {
+  int ms = loop->qcount ? 0 : loop->nheap ? wait_ms(loop->heap[0]->deadline) : -1;
+  if (wait_interrupted) wait_checkinterrupt(L);   /* later, loop_wakeup ends the wait */
+  poll_events(L, loop, ms);
+}
+
+/* Push run's results: true, nil; or false and the first error kept since
+** the last time run returned, which is then forgotten. */
+static int run_results(lua_State *L, Loop *loop) {
+  if (!loop->failed) {
+    lua_pushboolean(L, 1);
+    lua_pushnil(L);
+    return 2;
+  }
+  loop->failed = 0;
+  lua_pushboolean(L, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_key);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &error_key);   /* let it be collected */
+  return 2;
+}
+
+/* The loop proper, run protected by lsock_run: slot 1 the Loop. */
 static int run_core(lua_State *L) {
   Loop *loop = (Loop *)lua_touserdata(L, 1);
-  lua_settop(L, 1);
-  lua_pushboolean(L, 1);
-  lua_pushnil(L);
   while (loop->ntasks > 0) {
     run_ready(L, loop);
     if (loop->ntasks == 0) break;
     run_poll(L, loop);
     timers_expire(loop);
   }
-  return 2;
+  return run_results(L, loop);
 }
 
-/* socket.run([fn, ...]) -> true, or false and the first error of a task.
-** Runs until no task is left; raises when called from inside run. */
+/* ---- outside waits turn the loop ------------------------------------ */
+
+/* The Loop of L when an outside wait should turn it: tasks exist and
+** neither run nor another turn is active; else NULL. */
+static Loop *loop_idle(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  Loop *loop = (Loop *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (loop == NULL || loop->closed || loop->running || loop->ntasks == 0) return NULL;
+  return loop;
+}
+
+/* One look at p[0] (the outside descriptor, ignored when < 0) and p[1]
+** (the epoll fd, readable when task events are pending), up to the
+** outside deadline or the nearest timer.  Returns 0 when p[0] is ready,
+** LSOCK_ETIMEOUT past the deadline, else EAGAIN (tasks may be ready). */
+static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline) {
+  int ms = loop->qcount ? 0 : wait_ms(deadline);
+  if (ms != 0 && loop->nheap > 0) {
+    int timer = wait_ms(loop->heap[0]->deadline);
+    if (ms < 0 || timer < ms) ms = timer;
+  }
+  if (wait_interrupted) wait_checkinterrupt(L);   /* later, loop_wakeup ends the poll */
+  int n = poll(p, 2, ms);
+  if (n < 0) {
+    if (errno != EINTR) luaL_error(L, "poll: %s", strerror(errno));
+    wait_checkinterrupt(L);
+    return EAGAIN;
+  }
+  if (p[0].revents) return 0;   /* ready, or an error the syscall will report */
+  if (p[1].revents) poll_events(L, loop, 0);
+  if (deadline >= 0 && wait_now() >= deadline) return LSOCK_ETIMEOUT;
+  return EAGAIN;
+}
+
+/* The turn proper, run protected by loop_turn: slots 1 the Loop, 2 the
+** fd, 3 the poll events, 4 the deadline.  Pushes the outcome, EAGAIN
+** when no task is left before it (the caller then polls alone). */
+static int turn_core(lua_State *L) {
+  Loop *loop = (Loop *)lua_touserdata(L, 1);
+  struct pollfd p[2] = {
+    { (int)lua_tointeger(L, 2), (short)lua_tointeger(L, 3), 0 },
+    { loop->poller.fd, POLLIN, 0 },
+  };
+  double deadline = lua_tonumber(L, 4);
+  int res = EAGAIN;
+  while (loop->ntasks > 0) {
+    run_ready(L, loop);
+    if (loop->ntasks == 0) break;
+    res = turn_poll(L, loop, p, deadline);
+    if (res != EAGAIN) break;
+    timers_expire(loop);
+  }
+  lua_pushinteger(L, res);
+  return 1;
+}
+
+int loop_turn(lua_State *L, int fd, short events, double deadline) {
+  Loop *loop = loop_idle(L);
+  if (loop == NULL) return EAGAIN;
+  luaL_checkstack(L, 5, "no room to wait");
+  lua_pushcfunction(L, turn_core);
+  lua_pushlightuserdata(L, loop);
+  lua_pushinteger(L, fd);
+  lua_pushinteger(L, events);
+  lua_pushnumber(L, deadline);
+  loop->running = 1;   /* a task calling run now raises; nested waits poll alone */
+  int status = lua_pcall(L, 4, 1, 0);
+  loop->running = 0;
+  if (status != LUA_OK) lua_error(L);   /* "interrupted!" goes to the outside code */
+  int res = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return res;
+}
+
+/* socket.run([fn, ...]) -> true, or false and the first error of a task
+** that failed since run last returned (in run, or in a turn of an outside
+** wait).  Runs until no task is left; raises when called from a task. */
 static int lsock_run(lua_State *L) {
   Loop *loop = loop_get(L);
   if (loop->running) return luaL_error(L, "socket.run called from inside a task");

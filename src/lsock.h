@@ -122,6 +122,11 @@ int wait_resumed(lua_State *L, int status);
 */
 int wait_idle(lua_State *L, Watch *w, int dir, double deadline);
 void wait_setidle(Watch *w, int dir);
+/* Outside a task: wait until fd (< 0: none) is ready for the poll(2)
+** events, or deadline; the loop turns meanwhile if tasks exist
+** (loop_turn).  Returns 0, LSOCK_ETIMEOUT or an errno; Ctrl-C raises
+** "interrupted!".  The REPL waits for stdin here. */
+int wait_fdready(lua_State *L, int fd, short events, double deadline);
 /* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
 void wait_checkinterrupt(lua_State *L);
 extern volatile sig_atomic_t wait_interrupted;
@@ -137,6 +142,12 @@ int loop_park(Task *t, Watch *w, int dir, double deadline);
 ** no thread could be started (the caller then runs work inline). */
 int loop_parkthread(Task *t, void (*work)(void *), void *arg);
 int loop_outcome(Task *t);            /* why the last park ended */
+/* An outside wait (not in a task) for fd (< 0: none) to be ready for poll
+** events, or for deadline: when tasks exist and neither run nor another
+** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready),
+** LSOCK_ETIMEOUT, or EAGAIN when it did not wait (no task, or none left):
+** the caller then polls alone.  Ctrl-C raises "interrupted!". */
+int loop_turn(lua_State *L, int fd, short events, double deadline);
 /* Mark L's main thread "no task" in its LUA_EXTRASPACE, which Lua leaves
 ** uninitialised and every new thread copies: luasock_openlibs and
 ** loop_open call it, before coroutines that could inherit garbage exist. */

@@ -5,14 +5,13 @@
 **
 ** Shaped after lua.c's doREPL: a line is first tried as `return <line>`,
 ** then as a statement, reading more lines while the parser stops at
-** <eof>.  Two small functions are the seams for the event loop: read_line
-** (one line of input) and run_chunk (one compiled chunk).  The rest knows
-** nothing of how input arrives or how code runs.
+** <eof>.  Tasks spawned at the prompt run while the REPL waits for a key
+** and while a line waits for a socket: every wait outside a task turns
+** the event loop (wait_fdready).  The rest knows nothing of the loop.
 **
 ** Unlike lua5.4, Ctrl-C at the prompt drops the line being typed (as a
 ** shell does) instead of ending the program; Ctrl-D leaves.
 */
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -89,18 +88,42 @@ static void cancel_line(void) {
   fflush(rl_outstream);
 }
 
+/* Wait until stdin is readable (protected by main_docall, Ctrl-C armed).
+** The loop turns meanwhile when tasks exist (wait_fdready), so a server
+** spawned at the prompt serves while the user types.  Pushes the result. */
+static int wait_stdin(lua_State *L) {
+  lua_pushinteger(L, wait_fdready(L, STDIN_FILENO, POLLIN, -1));
+  return 1;
+}
+
+/* One wait for a key: 0 ready, READ_CANCEL on Ctrl-C (or an error in the
+** loop, reported), READ_EOF when stdin cannot be waited on. */
+static int wait_key(lua_State *L) {
+  lua_pushcfunction(L, wait_stdin);
+  int status = main_docall(L, 0, 1);
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL || strncmp(msg, "interrupted!", 12) != 0) main_message(NULL, msg);
+    lua_pop(L, 1);
+    return READ_CANCEL;
+  }
+  int err = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return err == 0 ? 0 : READ_EOF;
+}
+
 /* Show prompt and read one line (readline's callback interface).  Returns
 ** READ_LINE with *line (malloc'd, no newline), READ_EOF, or READ_CANCEL
-** when Ctrl-C dropped the line.  The event loop will replace the poll
-** with a watch on stdin, so that tasks run while the user types. */
-static int read_line(const char *prompt, char **line) {
+** when Ctrl-C dropped the line.  Tasks run while we wait for each key. */
+static int read_line(lua_State *L, const char *prompt, char **line) {
   line_ready = 0;
   prompt_sigint = 0;
   rl_callback_handler_install(prompt, on_line);
   while (!line_ready && !prompt_sigint) {
-    struct pollfd p = { STDIN_FILENO, POLLIN, 0 };
-    if (poll(&p, 1, -1) > 0) rl_callback_read_char();
-    else if (errno != EINTR) on_line(NULL);   /* cannot wait: end of input */
+    int got = wait_key(L);
+    if (got == 0) rl_callback_read_char();
+    else if (got == READ_CANCEL) prompt_sigint = 1;
+    else on_line(NULL);   /* cannot wait: end of input */
   }
   if (!line_ready) {
     cancel_line();
@@ -128,7 +151,7 @@ static const char *push_prompt(lua_State *L, int firstline) {
 ** Returns what read_line got; pushes only for READ_LINE. */
 static int push_line(lua_State *L, int firstline) {
   char *b;
-  int got = read_line(push_prompt(L, firstline), &b);
+  int got = read_line(L, push_prompt(L, firstline), &b);
   lua_pop(L, 1);   /* the prompt */
   if (got != READ_LINE) return got;
   size_t len = strlen(b);
@@ -205,7 +228,8 @@ static int load_line(lua_State *L) {
 /* ---- running it ---------------------------------------------------- */
 
 /* Run the compiled chunk on top; leaves its results or the error message.
-** The event loop will run it as a task instead. */
+** It runs on the main thread, not as a task: its blocking calls block it
+** as in a script, while the loop runs the tasks (wait.c, loop_turn). */
 static int run_chunk(lua_State *L) {
   return main_docall(L, 0, LUA_MULTRET);
 }

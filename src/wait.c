@@ -4,7 +4,8 @@
 ** Every operation that may block comes here after its syscall said
 ** EAGAIN.  Inside a task the wait is handed to the scheduler (loop.c) and
 ** the calling C function yields with a continuation; outside a task we
-** poll(2) that one descriptor.  The caller cannot tell the difference.
+** poll(2) that one descriptor, while the loop runs the tasks if there are
+** any (loop_turn).  The caller cannot tell the difference.
 */
 #include <errno.h>
 #include <math.h>
@@ -69,11 +70,15 @@ void wait_checkinterrupt(lua_State *L) {
   luaL_error(L, "interrupted!");
 }
 
-/* poll one descriptor (or none, fd < 0) until deadline; EINTR retried
-** unless it was Ctrl-C. */
-static int poll_until(lua_State *L, int fd, short events, double deadline) {
+/* Outside a task, with tasks to run, the loop turns while we wait
+** (loop_turn); else, or once no task is left, poll that one descriptor
+** (or none, fd < 0).  EINTR retried unless it was Ctrl-C. */
+int wait_fdready(lua_State *L, int fd, short events, double deadline) {
+  int err = loop_turn(L, fd, events, deadline);
+  if (err != EAGAIN) return err;
   struct pollfd p = { fd, events, 0 };
   for (;;) {
+    if (wait_interrupted) wait_checkinterrupt(L);   /* came before the poll */
     int n = poll(&p, fd >= 0 ? 1 : 0, wait_ms(deadline));
     if (n > 0) return 0;                 /* ready, or an error the syscall will report */
     if (n == 0) {
@@ -98,7 +103,7 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
   if (deadline == 0) return EAGAIN;   /* non-blocking: report as Python does */
   Task *t = task_to_park(L);
   if (t == NULL)
-    return poll_until(L, w->fd, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
+    return wait_fdready(L, w->fd, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
   int err = loop_park(t, w, dir, deadline);
   if (err) return err;
   return lua_yieldk(L, 0, ctx, k);
@@ -107,7 +112,7 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
 int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k) {
   Task *t = task_to_park(L);
   if (t == NULL) {
-    int err = poll_until(L, -1, 0, deadline);
+    int err = wait_fdready(L, -1, 0, deadline);
     return err == LSOCK_ETIMEOUT ? 0 : err;
   }
   loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */
