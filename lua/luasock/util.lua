@@ -128,7 +128,9 @@ return function(socket)
         local s, m, c = race:wait(deadline, i <= #list)
         if s then s:settimeout(timeout); return s end
         if s == nil then return nil, m, c end
-        if deadline and socket.gettime() >= deadline then return nil, "timeout", E.ETIMEDOUT end
+        if deadline and socket.gettime() >= deadline and #race.pending > 0 then
+          return nil, "timeout", E.ETIMEDOUT   -- an attempt that ended keeps its own error
+        end
       end
     end
     return nil, race.msg, race.code
