@@ -185,6 +185,13 @@ local function happy_tests()
       assert.equal(E.ECONNREFUSED, code)
       assert.is_true(dt < 0.2, "took " .. dt)     -- no 250 ms wait after a failure
       assert.equal(before, count_sockets())
+      -- Even with timeout 0: a refusal comes at once on loopback, and an
+      -- attempt that ended keeps its error rather than "timeout".
+      _, c, msg, code = timed_connect(l.port, 0)
+      assert.is_nil(c)
+      assert.equal("Connection refused", msg)
+      assert.equal(E.ECONNREFUSED, code)
+      assert.equal(before, count_sockets())
     end)
 
     it("times out at the deadline of the whole call when no address answers", function()
