@@ -187,7 +187,7 @@ local function happy_tests()
       assert.equal(before, count_sockets())
       -- Even with timeout 0: a refusal comes at once on loopback, and an
       -- attempt that ended keeps its error rather than "timeout".
-      _, c, msg, code = timed_connect(l.port, 0)
+      dt, c, msg, code = timed_connect(l.port, 0)
       assert.is_nil(c)
       assert.equal("Connection refused", msg)
       assert.equal(E.ECONNREFUSED, code)
