@@ -15,7 +15,8 @@ return function(socket)
   -- non-blocking connects raced with socket.select over the pending
   -- sockets.  One code path serves tasks and plain code alike: select
   -- yields to the loop inside a task (the other tasks run meanwhile) and
-  -- blocks in poll(2) outside, so the race needs no scheduler of its own.
+  -- blocks the caller outside, as every wait of the module does, so the
+  -- race needs no scheduler or thread of its own.
   local E = socket.errno
   local DELAY = 0.25    -- RFC 8305 section 5: the Connection Attempt Delay
 
