@@ -511,6 +511,7 @@ static void task_end(lua_State *L, Task *t, int status) {
 #else
     lua_resetthread(co);
 #endif
+    lua_settop(co, 0);   /* reset left the error there: status "dead", not "suspended" */
   } else if (!t->cancelled && lua_status(co) == LUA_OK) {
     lua_settop(co, 0);   /* drop our marker and the results: status "dead" */
   }
@@ -567,9 +568,9 @@ static void task_resume(lua_State *L, Task *t) {
 ** for the next round, after a look at the poller. */
 static void run_ready(lua_State *L, Loop *loop) {
   for (unsigned n = loop->qcount; n > 0 && loop->qcount > 0; n--) {
+    if (wait_interrupted) wait_checkinterrupt(L);   /* before: a task resumed now has no hook */
     Task *t = runq_pop(loop);
     if (t->state == T_READY) task_resume(L, t);
-    if (wait_interrupted) wait_checkinterrupt(L);
   }
 }
 

@@ -72,9 +72,13 @@ static void on_line(char *line) {
   rl_callback_handler_remove();   /* the terminal is ours again */
 }
 
+/* Ctrl-C at the prompt, outside a wait for a key: the next wait (which
+** may be about to turn the loop) gives up too; read_line drops the flag. */
 static void on_prompt_sigint(int sig) {
   (void)sig;
   prompt_sigint = 1;
+  wait_interrupted = 1;
+  loop_wakeup();
 }
 
 /* Ctrl-C at the prompt: show ^C, forget the line and leave the terminal
@@ -125,6 +129,7 @@ static int read_line(lua_State *L, const char *prompt, char **line) {
     else if (got == READ_CANCEL) prompt_sigint = 1;
     else on_line(NULL);   /* cannot wait: end of input */
   }
+  if (prompt_sigint) wait_interrupted = 0;   /* it was for this line */
   if (!line_ready) {
     cancel_line();
     return READ_CANCEL;

@@ -12,6 +12,11 @@ STEPS is a file, one step a line (text takes \\n, \\r, \\x03... escapes):
     exit STATUS    wait for the program to end with STATUS (or "signal N")
     sleeping       wait until the program sleeps in a system call (state S
                    in /proc/PID/stat), e.g. a socket wait after its output
+    capture NAME RE  wait until the regular expression RE matches the output
+                   after what earlier steps matched; its group 1 becomes
+                   the environment variable NAME of later shell steps
+    shell CMD      run CMD with /bin/sh (time limit as expect); it must
+                   exit 0, e.g. a client of a server the program runs
 
 Prints "ok" and exits 0 when every step passed; else prints the failing
 step and the transcript and exits 1.  Every wait has a time limit, and the
@@ -21,9 +26,11 @@ import codecs
 import fcntl
 import os
 import pty
+import re
 import select
 import signal
 import struct
+import subprocess
 import sys
 import termios
 import time
@@ -71,6 +78,19 @@ class Session:
             if not self.read_some(deadline):
                 return "output ended"
 
+    def capture(self, pattern, limit):
+        """Like expect, with a regular expression; returns (error, group 1)."""
+        deadline = time.monotonic() + limit
+        while True:
+            m = re.compile(pattern).search(self.out, self.pos)
+            if m:
+                self.pos = m.end()
+                return None, m.group(1)
+            if time.monotonic() >= deadline:
+                return "timed out after %gs" % limit, None
+            if not self.read_some(deadline):
+                return "output ended", None
+
     def state(self):
         try:
             with open("/proc/%d/stat" % self.pid) as f:
@@ -78,10 +98,10 @@ class Session:
         except OSError:
             return None
 
-    def wait_sleeping(self, limit):
+    def wait_state(self, want, limit):
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            if self.state() == "S":
+            if self.state() == want:
                 return None
             self.read_some(min(deadline, time.monotonic() + 0.01))
         return "still %s after %gs" % (self.state(), limit)
@@ -104,11 +124,25 @@ class Session:
         os.close(self.fd)
 
 
+def shell(cmd, env, limit):
+    """Run cmd; None when it exits 0 within limit, else what went wrong."""
+    try:
+        p = subprocess.run(cmd, shell=True, env=env, timeout=limit,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+    except subprocess.TimeoutExpired:
+        return "timed out after %gs" % limit
+    if p.returncode != 0:
+        return "status %d: %s%s" % (p.returncode, p.stdout.decode(errors="replace"),
+                                    p.stderr.decode(errors="replace"))
+    return None
+
+
 def run(steps, session):
     limit = 5.0
+    env = dict(os.environ)
     for n, line in enumerate(steps, 1):
         verb, _, arg = line.rstrip("\n").partition(" ")
-        text = codecs.decode(arg, "unicode_escape")
+        text = codecs.decode(arg, "unicode_escape") if verb in ("send", "expect") else arg
         if verb == "send":
             os.write(session.fd, text.encode())
         elif verb == "expect":
@@ -116,9 +150,18 @@ def run(steps, session):
             if err:
                 return "step %d (expect %r): %s" % (n, arg, err)
         elif verb == "sleeping":
-            err = session.wait_sleeping(limit)
+            err = session.wait_state("S", limit)
             if err:
                 return "step %d (sleeping): %s" % (n, err)
+        elif verb == "capture":
+            name, _, pattern = arg.partition(" ")
+            err, env[name] = session.capture(pattern, limit)
+            if err:
+                return "step %d (capture %r): %s" % (n, arg, err)
+        elif verb == "shell":
+            err = shell(arg, env, limit)
+            if err:
+                return "step %d (shell %r): %s" % (n, arg, err)
         elif verb == "timeout":
             limit = float(arg)
         elif verb == "exit":

@@ -232,6 +232,96 @@ exit 0
     assert.are.same({ "7+7" }, history_entries())
   end)
 
+  -- Tasks at the prompt: every wait outside a task (the prompt waiting for
+  -- a key, a line blocked in recv) turns the loop.  Had the prompt or the
+  -- line blocked alone, the echo task would never answer: the clients
+  -- below time out (2 s) and the expected lines never come.
+  local ECHO_SERVER = [[
+expect > 
+send srv = socket.create_server({"127.0.0.1", 0})\r
+expect \n> 
+send print("port=" .. srv:getsockname().port)\r
+capture PORT port=(\d+)
+expect \n> 
+send function echo(c) c:settimeout(2) c:sendall(c:recv(100)) c:close() end\r
+expect \n> 
+send function serve() while true do echo(srv:accept()) end end\r
+expect \n> 
+send task = socket.spawn(serve)\r
+expect \n> 
+]]
+
+  -- A later line of the same session is a client of the task.
+  local ECHO_FROM_REPL = [[
+send c = socket.create_connection({"127.0.0.1", PORT}, 2)\r
+expect \n> 
+send c:sendall("hello") print("got", c:recv(100)) c:close()\r
+expect \ngot\thello\n> 
+]]
+
+  -- A client that is no part of the REPL (socat), while it waits for a key.
+  local ECHO_FROM_SOCAT = [[
+sleeping
+shell test "$(printf ping | socat -t2 - TCP:127.0.0.1:$PORT)" = ping
+]]
+
+  it("serves from a task spawned at the prompt, to a later line and to socat", function()
+    session(ECHO_SERVER .. [[
+send PORT = srv:getsockname().port\r
+expect \n> 
+]] .. ECHO_FROM_REPL .. ECHO_FROM_SOCAT .. ECHO_FROM_SOCAT .. [[
+send coroutine.status(task)\r
+expect \nsuspended\n> 
+send \x04
+exit 0
+]])
+  end)
+
+  it("Ctrl-C during a blocking line returns the prompt; the task still serves", function()
+    session(ECHO_SERVER .. [[
+send PORT = srv:getsockname().port\r
+expect \n> 
+send a, b = socket.socketpair() print("waiting") print(a:recv(10))\r
+expect \nwaiting\n
+sleeping
+]] .. ECHO_FROM_SOCAT .. [[
+send \x03
+expect interrupted!
+expect in method 'recv'
+expect \n> 
+]] .. ECHO_FROM_REPL .. ECHO_FROM_SOCAT .. [[
+send print("run:", socket.run())\r
+sleeping
+]] .. ECHO_FROM_SOCAT .. [[
+send \x03
+expect interrupted!
+expect \n> 
+]] .. ECHO_FROM_REPL .. [[
+send \x04
+exit 0
+]])
+  end)
+
+  it("Ctrl-C stops a task spinning while the prompt waits; the others go on", function()
+    session(ECHO_SERVER .. [[
+send PORT = srv:getsockname().port\r
+expect \n> 
+send spin = socket.spawn(function() print("spinning") while true do end end)\r
+expect \n> 
+expect spinning\n
+send \x03
+expect error in task: 
+expect interrupted!
+expect stack traceback:
+expect \n> 
+send coroutine.status(spin)\r
+expect \ndead\n> 
+]] .. ECHO_FROM_REPL .. ECHO_FROM_SOCAT .. [[
+send \x04
+exit 0
+]])
+  end)
+
   it("Ctrl-D in an unfinished statement reports it, then leaves on the next Ctrl-D", function()
     session([[
 expect > 
