@@ -13,7 +13,9 @@
 #              prints the top functions and instructions per request;
 #   stat:      perf stat of the server over the load (task-clock,
 #              context switches, and instructions where the CPU allows).
-# Use a RelWithDebInfo build so that luasock's functions have names.
+# Use a RelWithDebInfo build so that luasock's functions have names; for
+# Lua's own, profile lua-static (cmake --build BUILD --target
+# bench_luasock_static: Debian's liblua5.4.so is stripped, its .a is not).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=build kind=lua tool=perf conns=50 secs=5 mode=ping
@@ -35,7 +37,8 @@ ulimit -n $((conns + 200)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 case $kind in
   c)   cmd=("$build/bench/echo_server" 0) ;;
   lua) cmd=("$build/luasock" "$here/echo.lua" 0) ;;
-  lua-static) cmd=("$build/bench/luasock-static" "$here/echo.lua" 0) ;;   # Lua's symbols visible
+  lua-static) cmd=("$build/bench/luasock-static" "$here/echo.lua" 0)   # Lua's symbols visible
+    [ -x "${cmd[0]}" ] || { echo "build it first: cmake --build $build --target bench_luasock_static" >&2; exit 2; } ;;
   py)  cmd=("$(python3 -c 'import sys; print(sys.executable)')" "$here/echo.py" 0) ;;
   *)   echo "unknown server $kind" >&2; exit 2 ;;
 esac

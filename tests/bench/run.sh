@@ -58,7 +58,8 @@ if [ $clua = 1 ]; then
   servers="$servers lua"
 fi
 if [ $static = 1 ]; then
-  [ -x "$build/bench/luasock-static" ] || { echo "missing $build/bench/luasock-static" >&2; exit 2; }
+  [ -x "$build/bench/luasock-static" ] || {
+    echo "missing $build/bench/luasock-static: cmake --build $build --target bench_luasock_static" >&2; exit 2; }
   servers="$servers luas"
 fi
 if [ -n "$alt" ]; then
