@@ -7,6 +7,9 @@
 **
 ** Link with `pkg-config --cflags --libs luasock`.  luasock uses the
 ** LUA_EXTRASPACE area of the threads it runs as tasks; leave it to us.
+** Call luasock_openlibs or luaopen_socket before the application creates
+** any coroutine: Lua leaves that area uninitialised and every new thread
+** copies it, so a coroutine made earlier holds garbage there.
 */
 #ifndef LUASOCK_H
 #define LUASOCK_H
