@@ -86,7 +86,9 @@ int wait_ms(double deadline);
 /*
 ** The one wait point.  Wait until w is ready in direction dir, or until
 ** deadline.  Outside a task it polls and returns 0 (ready), LSOCK_ETIMEOUT,
-** or EAGAIN for a non-blocking deadline (0); Ctrl-C raises "interrupted!".
+** or EAGAIN for a non-blocking deadline (0); Ctrl-C raises "interrupted!";
+** tasks run meanwhile (wait_fdready), and LSOCK_ECLOSED tells that one of
+** them closed w.
 ** Inside a task it parks the task and yields: it does not return, the
 ** continuation k(L, LUA_YIELD, ctx) runs when the wait ends and learns the
 ** outcome from wait_resumed.  Callers keep their state (deadline, counts)

@@ -102,8 +102,10 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
             lua_KContext ctx, lua_KFunction k) {
   if (deadline == 0) return EAGAIN;   /* non-blocking: report as Python does */
   Task *t = task_to_park(L);
-  if (t == NULL)
-    return wait_fdready(L, w->fd, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
+  if (t == NULL) {
+    int err = wait_fdready(L, w->fd, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
+    return err == 0 && w->fd < 0 ? LSOCK_ECLOSED : err;   /* a task closed it meanwhile */
+  }
   int err = loop_park(t, w, dir, deadline);
   if (err) return err;
   return lua_yieldk(L, 0, ctx, k);
