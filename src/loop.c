@@ -15,13 +15,19 @@
 ** While code outside any task waits (a blocking call on the main thread,
 ** the REPL waiting for a key), the loop keeps turning: loop_turn resumes
 ** the tasks and polls the loop's epoll fd beside the descriptor waited
-** for, so that outside code never stops the tasks.  With no task it is
-** never called into, and waits inside tasks do not go through it.
+** for, so that outside code never stops the tasks.  With no task it
+** costs one registry lookup, and waits inside tasks do not go through it.
+** A poll(2) over both fds, rather than adding the outside fd to the epoll
+** set, leaves the set's edge-triggered registrations alone.  Ctrl-C
+** meanwhile stops the outside code; a task spinning in Lua code at that
+** moment is stopped too (it fails with "interrupted!", as under run):
+** yielding it instead would leave it to spin again at the next turn.
 **
 ** Left out: a task waits on one thing at a time (select builds its own
 ** epoll fd and waits on that), and blocking calls made in a coroutine the
 ** user resumes himself inside a task block the whole loop, as they would
-** outside a task.
+** outside a task.  Name resolution outside a task runs inline, so the
+** tasks wait for it.
 */
 #include <errno.h>
 #include <poll.h>
