@@ -872,6 +872,24 @@ print(socket.run())
 ]])
   end)
 
+  it("interrupts a wait outside run while the loop turns", function()
+    interrupt([[
+local socket = require "socket"
+socket.spawn(function() print("ready"); io.stdout:flush(); socket.sleep(30) end)
+local a, b = socket.socketpair()
+print(a:recv(10))
+]])
+  end)
+
+  it("interrupts a task spinning while the main thread waits, and the wait", function()
+    interrupt([[
+local socket = require "socket"
+socket.spawn(function() print("ready"); io.stdout:flush(); while true do end end)
+socket.sleep(30)
+print("slept")
+]])
+  end)
+
   it("interrupts a task that never yields, and run with it", function()
     interrupt([[
 local socket = require "socket"
