@@ -160,8 +160,11 @@ round() {
       R[cpu,$kind,$c,$r]=$(field "$line" cpu_us_per_req)
       R[p50,$kind,$c,$r]=$(field "$line" p50_us)
       R[p99,$kind,$c,$r]=$(field "$line" p99_us)
-      printf 'round %d  %-5s %5d conns  %9s req/s  %7s us CPU/req  p50 %6s us  p99 %6s us\n' \
-        "$r" "$kind" "$c" "${R[rps,$kind,$c,$r]}" "${R[cpu,$kind,$c,$r]}" \
+    done
+    for kind in $servers; do   # C first, then each with its ratios to C
+      printf 'round %d  %-5s %5d conns  %7s req/s%s  %6s us CPU/req%s  p50 %6s us  p99 %6s us\n' \
+        "$r" "$kind" "$c" "${R[rps,$kind,$c,$r]}" "$(vs_c rps "$kind" "$c" "$r")" \
+        "${R[cpu,$kind,$c,$r]}" "$(vs_c cpu "$kind" "$c" "$r")" \
         "${R[p50,$kind,$c,$r]}" "${R[p99,$kind,$c,$r]}"
     done
   done
@@ -172,9 +175,20 @@ round() {
       'BEGIN { printf "%.3f", c * 1073741824 / b }')
     load "$kind" idle -c "$idle" -t 0
     R[idle,$kind,0,$r]=$(field "$line" bytes_per_conn)
-    printf 'round %d  %-5s bulk %8s MiB/s %6s CPU s/GiB   idle %6s B/conn (%d conns)\n' \
-      "$r" "$kind" "${R[bulk,$kind,0,$r]}" "${R[bcpu,$kind,0,$r]}" "${R[idle,$kind,0,$r]}" "$idle"
   done
+  for kind in $servers; do
+    printf 'round %d  %-5s bulk %7s MiB/s%s %6s CPU s/GiB%s  idle %5s B/conn (%d conns)\n' \
+      "$r" "$kind" "${R[bulk,$kind,0,$r]}" "$(vs_c bulk "$kind" 0 "$r")" \
+      "${R[bcpu,$kind,0,$r]}" "$(vs_c bcpu "$kind" 0 "$r")" "${R[idle,$kind,0,$r]}" "$idle"
+  done
+}
+
+# vs_c METRIC KIND CONNS ROUND: " (1.23x)", KIND's value over C's in that
+# round; blanks for C itself, so that the columns line up.
+vs_c() {
+  if [ "$2" = c ]; then echo "         "; return; fi
+  local x; x=$(ratio "${R[$1,$2,$3,$4]}" "${R[$1,c,$3,$4]}")
+  printf ' (%5sx)' "${x:-n/a}"
 }
 
 # summary_row LABEL METRIC CONNS AGG [TARGET CMP]: per server, AGG "med"
@@ -216,7 +230,10 @@ summary_row() {
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
 echo "server pinned to CPU 0, load generator to CPU 1; $rounds rounds of ${secs}s (+${warmup}s warm-up)"
-echo "servers: $servers   (c = tests/bench/echo_server.c, lua = echo.lua under luasock, luas = the same, Lua linked statically, alt = echo.lua under --compare, py = echo.py asyncio)"
+declare -A legend=([c]="tests/bench/echo_server.c" [lua]="echo.lua under $LUASOCK"
+  [luas]="echo.lua under luasock-static (Lua linked in)" [alt]="echo.lua under $alt"
+  [py]="echo.py under asyncio")
+for kind in $servers; do printf '  %-5s %s\n' "$kind" "${legend[$kind]}"; done
 t0=$(date +%s)
 for r in $(seq "$rounds"); do
   order=$servers
