@@ -221,7 +221,7 @@ summary_row() {
     verdicts+=" $kind:$(awk -v v="$x" -v t="$target" -v c="$cmp" 'BEGIN {
       if (v == "n/a") print "?"; else if (c == "le" ? v + 0 <= t : v + 0 >= t) print "met"; else print "NOT-met" }')"
   done
-  if [ -n "$target" ]; then
+  if [ -n "$verdicts" ]; then
     if [ "$m" = idle ]; then printf '   target <= %s KiB/conn:%s' "$target" "$verdicts"
     else printf '   target %s %s:%s' "$([ "$cmp" = le ] && echo '<=' || echo '>=')" "$target" "$verdicts"; fi
   fi
