@@ -52,6 +52,11 @@ static const char error_key = 0;  /* registry key of the first error not yet ret
 static lua_State *volatile running_co = NULL;
 static volatile int wake_fd = -1;
 
+/* The Watch an outside wait turning the loop waits on (NULL: none, or a
+** pure delay), and whether a task called loop_wake on it meanwhile. */
+static Watch *turn_watch = NULL;
+static int turn_woken = 0;
+
 /* What a task is doing; READY tasks are in the run queue exactly once. */
 enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
 
@@ -247,6 +252,13 @@ static void watch_wake(Watch *w, int dir) {
   Task *t = w->waiter[dir];
   if (t != NULL && t->state == T_PARKED && t->w == w && t->dir == dir)
     task_ready(t, 0);
+}
+
+void loop_wake(Watch *w) {
+  if (w == turn_watch) turn_woken = 1;   /* the outside wait returns 0 */
+  if (w->loop == NULL || w->loop->closed) return;   /* no task parked on it */
+  watch_wake(w, WAIT_READ);
+  watch_wake(w, WAIT_WRITE);
 }
 
 Task *loop_current(lua_State *L) {
@@ -669,20 +681,33 @@ static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline
   return EAGAIN;
 }
 
+/* After the tasks ran: LSOCK_ECLOSED when one closed w (its number may
+** already name another socket, so it must not be polled), 0 when one
+** called loop_wake(w), else EAGAIN (wait on). */
+static int turn_check(Watch *w) {
+  if (w == NULL) return EAGAIN;
+  if (w->fd < 0) return LSOCK_ECLOSED;
+  if (turn_woken) return 0;
+  return EAGAIN;
+}
+
 /* The turn proper, run protected by loop_turn: slots 1 the Loop, 2 the
-** fd, 3 the poll events, 4 the deadline.  Pushes the outcome, EAGAIN
-** when no task is left before it (the caller then polls alone). */
+** Watch (or NULL), 3 the poll events, 4 the deadline.  Pushes the
+** outcome, EAGAIN when no task is left before it (the caller then polls
+** alone).  w->fd is read again before each poll: tasks ran since. */
 static int turn_core(lua_State *L) {
   Loop *loop = (Loop *)lua_touserdata(L, 1);
+  Watch *w = (Watch *)lua_touserdata(L, 2);
   struct pollfd p[2] = {
-    { (int)lua_tointeger(L, 2), (short)lua_tointeger(L, 3), 0 },
+    { -1, (short)lua_tointeger(L, 3), 0 },
     { loop->poller.fd, POLLIN, 0 },
   };
   double deadline = lua_tonumber(L, 4);
   int res = EAGAIN;
   while (loop->ntasks > 0) {
     run_ready(L, loop);
-    if (loop->ntasks == 0) break;
+    if ((res = turn_check(w)) != EAGAIN || loop->ntasks == 0) break;
+    p[0].fd = w != NULL ? w->fd : -1;
     res = turn_poll(L, loop, p, deadline);
     if (res != EAGAIN) break;
     timers_expire(loop);
@@ -691,17 +716,19 @@ static int turn_core(lua_State *L) {
   return 1;
 }
 
-int loop_turn(lua_State *L, int fd, short events, double deadline) {
+int loop_turn(lua_State *L, Watch *w, short events, double deadline) {
   Loop *loop = loop_idle(L);
   if (loop == NULL) return EAGAIN;
   luaL_checkstack(L, 5, "no room to wait");
   lua_pushcfunction(L, turn_core);
   lua_pushlightuserdata(L, loop);
-  lua_pushinteger(L, fd);
+  lua_pushlightuserdata(L, w);
   lua_pushinteger(L, events);
   lua_pushnumber(L, deadline);
   loop->running = 1;   /* a task calling run now raises; nested waits poll alone */
+  turn_watch = w, turn_woken = 0;
   int status = lua_pcall(L, 4, 1, 0);
+  turn_watch = NULL, turn_woken = 0;
   loop->running = 0;
   if (status != LUA_OK) lua_error(L);   /* "interrupted!" goes to the outside code */
   int res = (int)lua_tointeger(L, -1);

@@ -144,12 +144,18 @@ int loop_park(Task *t, Watch *w, int dir, double deadline);
 ** no thread could be started (the caller then runs work inline). */
 int loop_parkthread(Task *t, void (*work)(void *), void *arg);
 int loop_outcome(Task *t);            /* why the last park ended */
-/* An outside wait (not in a task) for fd (< 0: none) to be ready for poll
+/* An outside wait (not in a task) for w (NULL: none) to be ready for poll
 ** events, or for deadline: when tasks exist and neither run nor another
-** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready),
-** LSOCK_ETIMEOUT, or EAGAIN when it did not wait (no task, or none left):
-** the caller then polls alone.  Ctrl-C raises "interrupted!". */
-int loop_turn(lua_State *L, int fd, short events, double deadline);
+** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready,
+** or loop_wake(w) was called), LSOCK_ETIMEOUT, LSOCK_ECLOSED (a task
+** closed w), or EAGAIN when it did not wait (no task, or none left): the
+** caller then polls alone.  Ctrl-C raises "interrupted!". */
+int loop_turn(lua_State *L, Watch *w, short events, double deadline);
+/* Make the tasks parked on w (both directions), and an outside wait on
+** w turning the loop, ready with outcome 0, as if w were ready: socket
+** operations retry their syscall (and wait again), a stream's
+** continuation sees that its stream was closed (stream close). */
+void loop_wake(Watch *w);
 /* Mark L's main thread "no task" in its LUA_EXTRASPACE, which Lua leaves
 ** uninitialised and every new thread copies: luasock_openlibs and
 ** loop_open call it, before coroutines that could inherit garbage exist. */

@@ -71,15 +71,18 @@ void wait_checkinterrupt(lua_State *L) {
 }
 
 /* Outside a task, with tasks to run, the loop turns while we wait
-** (loop_turn); else, or once no task is left, poll that one descriptor
-** (or none, fd < 0).  EINTR retried unless it was Ctrl-C. */
-int wait_fdready(lua_State *L, int fd, short events, double deadline) {
-  int err = loop_turn(L, fd, events, deadline);
+** (loop_turn); else, or once no task is left, poll w alone (or nothing,
+** w NULL).  A task that closed w meanwhile gives LSOCK_ECLOSED: w->fd is
+** read again here, as its number may name another socket by now.  EINTR
+** retried unless it was Ctrl-C. */
+static int wait_watch(lua_State *L, Watch *w, short events, double deadline) {
+  int err = loop_turn(L, w, events, deadline);
   if (err != EAGAIN) return err;
-  struct pollfd p = { fd, events, 0 };
+  if (w != NULL && w->fd < 0) return LSOCK_ECLOSED;   /* no Lua code runs below */
+  struct pollfd p = { w != NULL ? w->fd : -1, events, 0 };
   for (;;) {
     if (wait_interrupted) wait_checkinterrupt(L);   /* came before the poll */
-    int n = poll(&p, fd >= 0 ? 1 : 0, wait_ms(deadline));
+    int n = poll(&p, w != NULL ? 1 : 0, wait_ms(deadline));
     if (n > 0) return 0;                 /* ready, or an error the syscall will report */
     if (n == 0) {
       if (deadline >= 0 && wait_now() < deadline) continue;  /* woke early */
@@ -88,6 +91,11 @@ int wait_fdready(lua_State *L, int fd, short events, double deadline) {
     if (errno != EINTR) return errno;
     wait_checkinterrupt(L);
   }
+}
+
+int wait_fdready(lua_State *L, int fd, short events, double deadline) {
+  Watch w = { .fd = fd };   /* nobody closes it: only its number counts */
+  return wait_watch(L, fd >= 0 ? &w : NULL, events, deadline);
 }
 
 /* The task to park, or NULL to block here: outside a task, and also
@@ -102,10 +110,7 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
             lua_KContext ctx, lua_KFunction k) {
   if (deadline == 0) return EAGAIN;   /* non-blocking: report as Python does */
   Task *t = task_to_park(L);
-  if (t == NULL) {
-    int err = wait_fdready(L, w->fd, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
-    return err == 0 && w->fd < 0 ? LSOCK_ECLOSED : err;   /* a task closed it meanwhile */
-  }
+  if (t == NULL) return wait_watch(L, w, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
   int err = loop_park(t, w, dir, deadline);
   if (err) return err;
   return lua_yieldk(L, 0, ctx, k);
@@ -114,7 +119,7 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
 int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k) {
   Task *t = task_to_park(L);
   if (t == NULL) {
-    int err = wait_fdready(L, -1, 0, deadline);
+    int err = wait_watch(L, NULL, 0, deadline);
     return err == LSOCK_ETIMEOUT ? 0 : err;
   }
   loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */
