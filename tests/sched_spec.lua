@@ -808,6 +808,29 @@ describe("a wait outside any task turns the loop", function()
     b:close()
   end)
 
+  -- Story (review finding 7): the outside wait polled the fd number it saw
+  -- at entry.  A task that closed the socket and made a new one got the
+  -- same number back, so the main thread watched the new socket: recv
+  -- returned nil, "timeout" at the deadline (or never, with no timeout)
+  -- instead of nil, "closed" at once.  The Watch's fd is now read again
+  -- before each poll.
+  it("a task that closes the socket and reuses its number wakes the wait with 'closed' at once", function()
+    local a, b = pair(1)
+    local keep, reused
+    socket.spawn(function()
+      local fd = b:fileno()
+      b:close()
+      keep = { assert(socket.socketpair()) }
+      reused = keep[1]:fileno() == fd or keep[2]:fileno() == fd
+    end)
+    local t0 = socket.gettime()
+    assert.same({ nil, "closed", E.EBADF }, { b:recv(10) })
+    assert.is_true(socket.gettime() - t0 < 0.5, "took " .. (socket.gettime() - t0))
+    assert.is_true(reused, "the descriptor number was not reused: the test proves nothing")
+    assert.is_true(run())
+    a:close(); keep[1]:close(); keep[2]:close()
+  end)
+
   it("a task that fails meanwhile is reported, and the next run returns its error", function()
     local kids = child.scope()
     finally(kids.kill)
