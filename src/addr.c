@@ -18,6 +18,7 @@
 */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -107,16 +108,23 @@ static void push_unix(lua_State *L, const struct sockaddr_un *un, socklen_t len)
   lua_pushlstring(L, un->sun_path, n);
 }
 
+/* Push the host of the AF_INET or AF_INET6 address sa as a literal. */
+static void push_inethost(lua_State *L, const struct sockaddr *sa) {
+  char host[INET6_ADDRSTRLEN];
+  const void *src = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+  inet_ntop(sa->sa_family, src, host, sizeof host);
+  lua_pushstring(L, host);
+}
+
 /* {host, port} for AF_INET; {host, port, flowinfo, scope_id} for AF_INET6. */
 static void push_inet(lua_State *L, const struct sockaddr *sa) {
-  char host[INET6_ADDRSTRLEN];
   int v6 = sa->sa_family == AF_INET6;
   const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
   const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-  inet_ntop(sa->sa_family, v6 ? (const void *)&in6->sin6_addr : (const void *)&in->sin_addr,
-            host, sizeof host);
   lua_createtable(L, v6 ? 4 : 2, 0);
-  lua_pushstring(L, host);
+  push_inethost(L, sa);
   lua_rawseti(L, -2, 1);
   lua_pushinteger(L, ntohs(v6 ? in6->sin6_port : in->sin_port));
   lua_rawseti(L, -2, 2);
@@ -185,6 +193,15 @@ static int parse_host(lua_State *L, int idx, const char *host, int family,
   return resolve_host(host, family, 0, ss, len);   /* a name */
 }
 
+/* The string at idx, which C will read up to its first NUL: raises
+** against arg when it holds one (else "a\0b" would silently mean "a"). */
+static const char *check_cstring(lua_State *L, int idx, int arg) {
+  size_t n;
+  const char *p = luaL_checklstring(L, idx, &n);
+  if (strlen(p) != n) luaL_argerror(L, arg, "string contains a zero byte");
+  return p;
+}
+
 /* The port at idx: an integer in 0..65535, else raise against arg. */
 static int check_port(lua_State *L, int idx, int arg) {
   int ok;
@@ -223,6 +240,7 @@ static void push_hostport(lua_State *L, int idx) {
   if (lua_type(L, -2) != LUA_TSTRING)
     luaL_argerror(L, idx, lua_pushfstring(L, "host must be a string, got %s",
                                           luaL_typename(L, -2)));
+  check_cstring(L, -2, idx);
 }
 
 /* Set the port, and for IPv6 flowinfo and scope_id (0: keep the scope a
@@ -276,9 +294,8 @@ static void check_unix(lua_State *L, int idx, struct sockaddr_storage *ss, sockl
   *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (abstract || n == 0 ? 0 : 1));
 }
 
-int addr_check(lua_State *L, int idx, int family, int type,
-               struct sockaddr_storage *ss, socklen_t *len) {
-  (void)type;
+int addr_check(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
+               socklen_t *len) {
   idx = lua_absindex(L, idx);
   if (family == AF_UNIX) {
     check_unix(L, idx, ss, len);
@@ -292,7 +309,7 @@ int addr_check(lua_State *L, int idx, int family, int type,
 /* ---- inet_pton, inet_ntop, gethostname ------------------------------ */
 
 static int check_inetfamily(lua_State *L, int arg) {
-  int family = (int)luaL_checkinteger(L, arg);
+  int family = (int)sock_checkint(L, arg, INT_MIN, INT_MAX);
   luaL_argcheck(L, family == AF_INET || family == AF_INET6, arg,
                 "AF_INET or AF_INET6 expected");
   return family;
@@ -301,7 +318,7 @@ static int check_inetfamily(lua_State *L, int arg) {
 /* socket.inet_pton(family, text) -> packed bytes; malformed text raises. */
 static int lsock_inet_pton(lua_State *L) {
   int family = check_inetfamily(L, 1);
-  const char *text = luaL_checkstring(L, 2);
+  const char *text = check_cstring(L, 2, 2);
   unsigned char buf[sizeof(struct in6_addr)];
   if (inet_pton(family, text, buf) != 1)
     luaL_argerror(L, 2, lua_pushfstring(L, "malformed %s address '%s'",
@@ -372,10 +389,6 @@ static GaiReq *gaireq_push(lua_State *L, const char *host, const char *serv) {
   return r;
 }
 
-static int gaireq_error(lua_State *L, GaiReq *r) {
-  if (r->rc == EAI_SYSTEM) return err_push(L, r->err);
-  return err_pushgai(L, r->rc);
-}
 
 /* One entry of getaddrinfo's list: {family, type, proto, canonname, address}. */
 static void push_ai(lua_State *L, const struct addrinfo *ai) {
@@ -400,7 +413,7 @@ static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
   GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
   int err = wait_resumed(L, status);
   if (err != 0) return err_push(L, err);
-  if (r->rc != 0) return gaireq_error(L, r);
+  if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
   lua_newtable(L);
   int i = 0;
   for (const struct addrinfo *ai = r->res; ai != NULL; ai = ai->ai_next) {
@@ -419,19 +432,19 @@ static const char *opt_service(lua_State *L, int arg) {
     check_port(L, arg, arg);
     return lua_pushfstring(L, "%d", (int)lua_tointeger(L, arg));
   }
-  return luaL_checkstring(L, arg);
+  return check_cstring(L, arg, arg);
 }
 
 /* socket.getaddrinfo(host, port [, family [, type [, proto [, flags]]]]) */
 static int lsock_getaddrinfo(lua_State *L) {
   lua_settop(L, 6);                    /* so that pushed values land at 7+ */
-  const char *host = luaL_optstring(L, 1, NULL);
+  const char *host = lua_isnoneornil(L, 1) ? NULL : check_cstring(L, 1, 1);
   const char *serv = opt_service(L, 2);
   GaiReq *r = gaireq_push(L, host, serv);
-  r->hints.ai_family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
-  r->hints.ai_socktype = (int)luaL_optinteger(L, 4, 0);
-  r->hints.ai_protocol = (int)luaL_optinteger(L, 5, 0);
-  r->hints.ai_flags = (int)luaL_optinteger(L, 6, 0);
+  r->hints.ai_family = (int)sock_optint(L, 3, AF_UNSPEC, INT_MIN, INT_MAX);
+  r->hints.ai_socktype = (int)sock_optint(L, 4, 0, INT_MIN, INT_MAX);
+  r->hints.ai_protocol = (int)sock_optint(L, 5, 0, INT_MIN, INT_MAX);
+  r->hints.ai_flags = (int)sock_optint(L, 6, 0, INT_MIN, INT_MAX);
   lua_replace(L, 1);
   lua_settop(L, 1);
   return getaddrinfo_k(L, wait_thread(L, gai_work, r, 0, getaddrinfo_k), 0);
@@ -443,16 +456,14 @@ static int gethostbyname_k(lua_State *L, int status, lua_KContext ctx) {
   GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
   int err = wait_resumed(L, status);
   if (err != 0) return err_push(L, err);
-  if (r->rc != 0) return gaireq_error(L, r);
-  char host[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &((struct sockaddr_in *)r->res->ai_addr)->sin_addr, host, sizeof host);
-  lua_pushstring(L, host);
+  if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
+  push_inethost(L, r->res->ai_addr);
   return 1;
 }
 
 /* socket.gethostbyname(name) -> "a.b.c.d" (IPv4 only, as in Python). */
 static int lsock_gethostbyname(lua_State *L) {
-  GaiReq *r = gaireq_push(L, luaL_checkstring(L, 1), NULL);
+  GaiReq *r = gaireq_push(L, check_cstring(L, 1, 1), NULL);
   r->hints.ai_family = AF_INET;
   r->hints.ai_socktype = SOCK_STREAM;
   lua_replace(L, 1);
@@ -498,13 +509,9 @@ int addr_resolve(lua_State *L, int idx, int family, lua_KContext ctx, lua_KFunct
 /* Replace the address at idx by a copy whose host is the literal of sa
 ** (a table stays a table, "host, port" stays two arguments). */
 static void replace_host(lua_State *L, int idx, const struct sockaddr *sa) {
-  char host[INET6_ADDRSTRLEN];
   int v6 = sa->sa_family == AF_INET6;
   const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-  const void *src = v6 ? (const void *)&in6->sin6_addr
-                       : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-  inet_ntop(sa->sa_family, src, host, sizeof host);
-  lua_pushstring(L, host);
+  push_inethost(L, sa);
   if (!lua_istable(L, idx)) {
     lua_replace(L, idx);
     return;
@@ -527,7 +534,7 @@ int addr_resolved(lua_State *L, int idx, int status) {
   if (r == NULL) return 0;             /* there was no name */
   int err = wait_resumed(L, status);
   if (err != 0) return err_push(L, err);
-  if (r->rc != 0) return gaireq_error(L, r);
+  if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
   replace_host(L, lua_absindex(L, idx), r->res->ai_addr);
   lua_pop(L, 1);                       /* the request; __gc frees its list */
   return 0;
@@ -554,8 +561,7 @@ static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
   NiReq *r = (NiReq *)luaL_checkudata(L, 1, NIREQ);
   int err = wait_resumed(L, status);
   if (err != 0) return err_push(L, err);
-  if (r->rc == EAI_SYSTEM) return err_push(L, r->err);
-  if (r->rc != 0) return err_pushgai(L, r->rc);
+  if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
   lua_pushstring(L, r->host);
   lua_pushstring(L, r->serv);
   return 2;
@@ -583,7 +589,7 @@ static int literal_family(lua_State *L, int idx) {
 ** otherwise, as no forward lookup is wanted here. */
 static int lsock_getnameinfo(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  int flags = (int)luaL_optinteger(L, 2, 0);
+  int flags = (int)sock_optint(L, 2, 0, INT_MIN, INT_MAX);
   int family = literal_family(L, 1);
   NiReq *r = (NiReq *)lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
@@ -591,7 +597,7 @@ static int lsock_getnameinfo(lua_State *L) {
   lua_setmetatable(L, -2);
   r->flags = flags;
   int rc = check_inet(L, 1, family, &r->ss, &r->len);
-  if (rc != 0) return err_pushgai(L, rc);   /* a bad %scope */
+  if (rc != 0) return err_pushgai(L, rc, errno);   /* a bad %scope */
   lua_replace(L, 1);
   lua_settop(L, 1);
   return getnameinfo_k(L, wait_thread(L, ni_work, r, 0, getnameinfo_k), 0);

@@ -26,13 +26,23 @@ int err_push(lua_State *L, int err) {
   return 3;
 }
 
-/* EAI_SYSTEM means the real cause is in errno. */
-int err_pushgai(lua_State *L, int code) {
-  if (code == EAI_SYSTEM) return err_push(L, errno);
+/* EAI_SYSTEM means the real cause is in errno: the caller saves errno
+** right after the resolver returns (maybe on a helper thread) and passes
+** it here, the one place that reads it. */
+int err_pushgai(lua_State *L, int code, int saved_errno) {
+  if (code == EAI_SYSTEM) return err_push(L, saved_errno);
   luaL_pushfail(L);
   lua_pushstring(L, gai_strerror(code));
   lua_pushinteger(L, code);
   return 3;
+}
+
+/* The "true, or nil, message, errno" of calls that return nothing else
+** (as luaL_fileresult). */
+int err_pushresult(lua_State *L, int err) {
+  if (err != 0) return err_push(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 #define E(name) { #name, name }

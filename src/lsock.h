@@ -68,10 +68,23 @@ LSocket *sock_push(lua_State *L, int family, int type, int proto);
 /* Close the descriptor once; waiters get LSOCK_ECLOSED when wake is set. */
 void sock_closefd(LSocket *s, int wake);
 double sock_defaulttimeout(lua_State *L);
+/* The integer argument at idx, which must lie in min..max: raises "number
+** expected" or "integer out of range" against idx.  flags, sizes, levels,
+** options: never cast a lua_Integer to int without it. */
+lua_Integer sock_checkint(lua_State *L, int idx, lua_Integer min, lua_Integer max);
+lua_Integer sock_optint(lua_State *L, int idx, lua_Integer def, lua_Integer min,
+                        lua_Integer max);             /* nil or none: def */
+/* A timeout (or delay) argument in seconds: a number >= 0 (NaN raises
+** "<what> must be non-negative"); nil or none gives -1 (no deadline) when
+** nilok, else raises "number expected". */
+double sock_checktimeout(lua_State *L, int idx, int nilok, const char *what);
 
 /* ---- errors.c: C errors into Lua values ---------------------------- */
 int err_push(lua_State *L, int err);        /* pushes nil, message, code; returns 3 */
-int err_pushgai(lua_State *L, int code);    /* resolver error: nil, gai_strerror, code */
+/* Resolver error: nil, gai_strerror, code; for EAI_SYSTEM the errno saved
+** right after the resolver returned. */
+int err_pushgai(lua_State *L, int code, int saved_errno);
+int err_pushresult(lua_State *L, int err);  /* true, or (err != 0) err_push */
 const char *err_message(int err);           /* text for an err int */
 void err_pusherrnotable(lua_State *L);      /* pushes the socket.errno table */
 
@@ -211,8 +224,8 @@ void loop_open(lua_State *L);             /* loop.c: its state */
 /* Read the address at idx (and idx+1 for "host, port") for family into
 ** ss; names are resolved.  Returns 0, or a resolver error (EAI_*, < 0)
 ** for the caller to push with err_pushgai; raises on malformed input. */
-int addr_check(lua_State *L, int idx, int family, int type,
-               struct sockaddr_storage *ss, socklen_t *len);
+int addr_check(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
+               socklen_t *len);
 /* Push an address table ({host, port}, or a unix path string). */
 void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len);
 /* If the AF_INET/AF_INET6 address at idx names a host (not a literal),

@@ -52,18 +52,8 @@ static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t dat
   return st;
 }
 
-/* A size argument: a non-negative integer up to INT_MAX; def < 0 means
-** the argument is required. */
-static size_t check_size(lua_State *L, int arg, lua_Integer def) {
-  lua_Integer n = def >= 0 ? luaL_optinteger(L, arg, def) : luaL_checkinteger(L, arg);
-  luaL_argcheck(L, n >= 0 && n <= INT_MAX, arg, "size out of range");
-  return (size_t)n;
-}
-
 static int opt_flags(lua_State *L, int arg) {
-  lua_Integer f = luaL_optinteger(L, arg, 0);
-  luaL_argcheck(L, f >= INT_MIN && f <= INT_MAX, arg, "flags out of range");
-  return (int)f;
+  return (int)sock_optint(L, arg, 0, INT_MIN, INT_MAX);
 }
 
 /* ---- sendmsg -------------------------------------------------------- */
@@ -90,41 +80,64 @@ static void fill_iov(lua_State *L, MsgState *st, int arg) {
   }
 }
 
-/* Push the fields of ancillary item i of the list at arg ({level, type,
-** data}) and return the length of data; raises on a malformed item. */
-static size_t anc_item(lua_State *L, int arg, lua_Integer i) {
-  if (lua_geti(L, arg, i) != LUA_TTABLE)
-    luaL_error(L, "bad argument #2 to 'sendmsg' (ancillary item #%d is not a table)", (int)i);
-  lua_geti(L, -1, 1);
-  lua_geti(L, -2, 2);
-  lua_geti(L, -3, 3);
-  lua_remove(L, -4);
-  if (!lua_isinteger(L, -3) || !lua_isinteger(L, -2) || lua_type(L, -1) != LUA_TSTRING)
-    luaL_error(L, "bad argument #2 to 'sendmsg' (ancillary item #%d must be {level, type, data})", (int)i);
-  return lua_rawlen(L, -1);
+/* Whether the value on top is an integer that fits a C int. */
+static int top_isint(lua_State *L) {
+  lua_Integer v = lua_tointeger(L, -1);
+  return lua_isinteger(L, -1) && v >= INT_MIN && v <= INT_MAX;
 }
 
-/* Bytes of control buffer the ancillary list at arg needs (nil: none). */
+/* Replace the ancillary list at arg (nil: none) by our own copy: a plain
+** list of level, type, data triples read once, with raw access (no
+** __index or __len runs), checked here.  anc_space and fill_anc read
+** only this copy, which no script can reach: the buffer is sized and
+** filled from the same values. */
+static void anc_copy(lua_State *L, int arg) {
+  if (lua_isnil(L, arg)) return;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
+  luaL_argcheck(L, n <= INT_MAX / 3, arg, "too many ancillary items");
+  lua_createtable(L, (int)(3 * n), 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, arg, i) != LUA_TTABLE)
+      luaL_error(L, "bad argument #2 to 'sendmsg' (ancillary item #%d is not a table)", (int)i);
+    for (int f = 1; f <= 3; f++) {
+      int t = lua_rawgeti(L, -1, f);
+      if (f < 3 ? !top_isint(L) : t != LUA_TSTRING)
+        luaL_error(L, "bad argument #2 to 'sendmsg' (ancillary item #%d must be {level, type, data})", (int)i);
+      lua_rawseti(L, -3, 3 * (i - 1) + f);
+    }
+    lua_pop(L, 1);
+  }
+  lua_replace(L, arg);
+}
+
+/* Bytes of control buffer the copied ancillary list at arg needs. */
 static size_t anc_space(lua_State *L, int arg) {
   if (lua_isnil(L, arg)) return 0;
-  luaL_checktype(L, arg, LUA_TTABLE);
   size_t space = 0;
-  for (lua_Integer i = 1, n = luaL_len(L, arg); i <= n; i++) {
-    size_t len = anc_item(L, arg, i);
+  for (lua_Integer i = 3, n = (lua_Integer)lua_rawlen(L, arg); i <= n; i += 3) {
+    lua_rawgeti(L, arg, i);
+    size_t len = lua_rawlen(L, -1);
+    lua_pop(L, 1);
     luaL_argcheck(L, len <= INT_MAX / 2 && space <= INT_MAX / 2, arg, "ancillary data too large");
     space += CMSG_SPACE(len);
-    lua_pop(L, 3);
   }
   return space;
 }
 
-/* Copy the ancillary list at arg into the control buffer, sized by
-** anc_space. */
+/* Copy the copied ancillary list at arg into the control buffer, sized by
+** anc_space from the same values; the bound is checked all the same. */
 static void fill_anc(lua_State *L, MsgState *st, int arg) {
   if (st->ctllen == 0) return;
+  char *end = (char *)st->m.msg_control + st->ctllen;
   struct cmsghdr *c = CMSG_FIRSTHDR(&st->m);
-  for (lua_Integer i = 1, n = luaL_len(L, arg); i <= n && c != NULL; i++) {
-    size_t len = anc_item(L, arg, i);
+  for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, arg); i + 2 <= n; i += 3) {
+    lua_rawgeti(L, arg, i);
+    lua_rawgeti(L, arg, i + 1);
+    lua_rawgeti(L, arg, i + 2);
+    size_t len = lua_rawlen(L, -1);
+    if (c == NULL || (char *)c + CMSG_SPACE(len) > end)
+      luaL_error(L, "ancillary data changed while sending");   /* cannot happen */
     c->cmsg_level = (int)lua_tointeger(L, -3);
     c->cmsg_type = (int)lua_tointeger(L, -2);
     c->cmsg_len = CMSG_LEN(len);
@@ -153,21 +166,22 @@ static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
   return err_push(L, err);
 }
 
-/* sock:sendmsg(buffers [, ancdata [, flags [, address]]]) -> bytes sent.
-** buffers: a list of strings (or one string); ancdata: a list of
-** {level, type, data}; address for an unconnected datagram socket. */
-static int sock_sendmsg(lua_State *L) {
-  LSocket *s = sock_checkopen(L, SOCK);
-  lua_settop(L, 5);
+/* sendmsg once the name in its address (5), if any, was resolved: lay
+** out the slots above and make the first try.  MSG_DONTWAIT: deadline 0. */
+static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
+  LSocket *s = sock_check(L, SOCK);
+  int rn = addr_resolved(L, 5, status);
+  if (rn != 0) return rn;
+  if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
   int flags = opt_flags(L, 4);
   struct sockaddr_storage ss;
   socklen_t alen = 0;
   if (!lua_isnil(L, 5)) {
-    int rc = addr_check(L, 5, s->family, s->type, &ss, &alen);
-    if (rc != 0) return err_pushgai(L, rc);
+    int rc = addr_check(L, 5, s->family, &ss, &alen);
+    if (rc != 0) return err_pushgai(L, rc, errno);
   }
   size_t niov = buffers_count(L, 2), ctl = anc_space(L, 3);
-  lua_pushnumber(L, wait_deadline(s->timeout));   /* DEADLINE */
+  lua_pushnumber(L, (flags & MSG_DONTWAIT) ? 0 : wait_deadline(s->timeout));   /* DEADLINE */
   MsgState *st = state_push(L, niov, ctl, 0);      /* STATE */
   lua_createtable(L, (int)niov, 0);                /* KEEP */
   fill_iov(L, st, 2);
@@ -178,7 +192,21 @@ static int sock_sendmsg(lua_State *L) {
     st->m.msg_namelen = alen;
   }
   st->flags = flags | MSG_NOSIGNAL;
-  return sendmsg_k(L, LUA_OK, 0);
+  return sendmsg_k(L, LUA_OK, ctx);
+}
+
+/* sock:sendmsg(buffers [, ancdata [, flags [, address]]]) -> bytes sent.
+** buffers: a list of strings (or one string); ancdata: a list of
+** {level, type, data}; address for an unconnected datagram socket.
+** Everything is checked before a name in the address is looked up. */
+static int sock_sendmsg(lua_State *L) {
+  LSocket *s = sock_checkopen(L, SOCK);
+  lua_settop(L, 5);
+  opt_flags(L, 4);
+  buffers_count(L, 2);
+  anc_copy(L, 3);
+  addr_resolve(L, 5, s->family, 0, sendmsg_resolved);
+  return sendmsg_resolved(L, LUA_OK, 0);
 }
 
 /* ---- recvmsg -------------------------------------------------------- */
@@ -274,7 +302,8 @@ static int recv_begin(lua_State *L, LSocket *s, size_t bufsize, size_t ancsize,
 ** msg_flags, address. */
 static int sock_recvmsg(lua_State *L) {
   LSocket *s = sock_checkopen(L, SOCK);
-  size_t bufsize = check_size(L, 2, -1), ancsize = check_size(L, 3, 0);
+  size_t bufsize = (size_t)sock_checkint(L, 2, 0, INT_MAX);
+  size_t ancsize = (size_t)sock_optint(L, 3, 0, 0, INT_MAX);
   return recv_begin(L, s, bufsize, ancsize, opt_flags(L, 4), AS_RECVMSG);
 }
 
@@ -330,7 +359,7 @@ static int lsock_send_fds(lua_State *L) {
 ** msg_flags, address; fds is a list of integers (close-on-exec). */
 static int lsock_recv_fds(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
-  size_t bufsize = check_size(L, 2, -1);
+  size_t bufsize = (size_t)sock_checkint(L, 2, 0, INT_MAX);
   lua_Integer maxfds = luaL_checkinteger(L, 3);
   luaL_argcheck(L, maxfds >= 0 && maxfds <= 253, 3, "maxfds out of range (0..253)");
   size_t ancsize = maxfds > 0 ? CMSG_SPACE((size_t)maxfds * sizeof(int)) : 0;

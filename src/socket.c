@@ -141,21 +141,28 @@ static int sock_get_inheritable(lua_State *L) {
 static int sock_set_inheritable(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
   luaL_checktype(L, 2, LUA_TBOOLEAN);
-  if (fcntl(s->w.fd, F_SETFD, lua_toboolean(L, 2) ? 0 : FD_CLOEXEC) < 0)
-    return err_push(L, errno);
-  lua_pushboolean(L, 1);
-  return 1;
+  int r = fcntl(s->w.fd, F_SETFD, lua_toboolean(L, 2) ? 0 : FD_CLOEXEC);
+  return err_pushresult(L, r < 0 ? errno : 0);
+}
+
+lua_Integer sock_checkint(lua_State *L, int idx, lua_Integer min, lua_Integer max) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, v >= min && v <= max, idx, "integer out of range");
+  return v;
+}
+
+lua_Integer sock_optint(lua_State *L, int idx, lua_Integer def, lua_Integer min,
+                        lua_Integer max) {
+  return lua_isnoneornil(L, idx) ? def : sock_checkint(L, idx, min, max);
 }
 
 /* An int argument that must fit a C int (levels, options, flags). */
 static int check_int(lua_State *L, int idx) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, v >= INT_MIN && v <= INT_MAX, idx, "integer out of range");
-  return (int)v;
+  return (int)sock_checkint(L, idx, INT_MIN, INT_MAX);
 }
 
 static int opt_int(lua_State *L, int idx, int def) {
-  return lua_isnoneornil(L, idx) ? def : check_int(L, idx);
+  return (int)sock_optint(L, idx, def, INT_MIN, INT_MAX);
 }
 
 /* Push a socket object for descriptor fd: the one given (taken over, as
@@ -225,11 +232,11 @@ static int lsock_socket(lua_State *L) {
   return 1;
 }
 
-/* A timeout argument: nil (blocking, -1) or a non-negative number. */
-static double check_timeout(lua_State *L, int idx) {
-  if (lua_isnoneornil(L, idx)) return -1;
+double sock_checktimeout(lua_State *L, int idx, int nilok, const char *what) {
+  if (nilok && lua_isnoneornil(L, idx)) return -1;
   double t = luaL_checknumber(L, idx);
-  luaL_argcheck(L, t >= 0, idx, "timeout must be non-negative");  /* NaN too */
+  if (!(t >= 0))                       /* NaN too */
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s must be non-negative", what));
   return t;
 }
 
@@ -237,7 +244,7 @@ static double check_timeout(lua_State *L, int idx) {
 ** stays O_NONBLOCK whatever the timeout: waiting is done by wait_fd. */
 static int sock_settimeout(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
-  s->timeout = check_timeout(L, 2);
+  s->timeout = sock_checktimeout(L, 2, 1, "timeout");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -277,10 +284,8 @@ static int sock_setsockopt(lua_State *L) {
     case LUA_TSTRING: val = lua_tolstring(L, 4, &len); break;
     default: return luaL_typeerror(L, 4, "integer, boolean or string");
   }
-  if (setsockopt(s->w.fd, level, opt, val, (socklen_t)len) < 0)
-    return err_push(L, errno);
-  lua_pushboolean(L, 1);
-  return 1;
+  int r = setsockopt(s->w.fd, level, opt, val, (socklen_t)len);
+  return err_pushresult(L, r < 0 ? errno : 0);
 }
 
 /* sock:getsockopt(level, option [, buflen]): an integer, or with buflen
@@ -310,9 +315,7 @@ static int sock_shutdown(lua_State *L) {
   lua_Integer how = luaL_checkinteger(L, 2);
   luaL_argcheck(L, how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR, 2,
                 "invalid shutdown mode (SHUT_RD, SHUT_WR or SHUT_RDWR)");
-  if (shutdown(s->w.fd, (int)how) < 0) return err_push(L, errno);
-  lua_pushboolean(L, 1);
-  return 1;
+  return err_pushresult(L, shutdown(s->w.fd, (int)how) < 0 ? errno : 0);
 }
 
 /* socket.socketpair([family [, type [, proto]]]): two connected sockets,
@@ -355,8 +358,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 /* socket.sleep(seconds): inside a task the others run meanwhile; always
 ** goes through the wait point once, so sleep(0) yields to other tasks. */
 static int lsock_sleep(lua_State *L) {
-  double t = luaL_checknumber(L, 1);
-  luaL_argcheck(L, t >= 0, 1, "sleep length must be non-negative");
+  double t = sock_checktimeout(L, 1, 0, "sleep length");
   lua_settop(L, 1);
   lua_pushnumber(L, wait_now() + t);   /* index 2: the deadline */
   int err = wait_until(L, lua_tonumber(L, 2), 0, sleep_k);
@@ -492,9 +494,7 @@ static int lsock_getdefaulttimeout(lua_State *L) {
 }
 
 static int lsock_setdefaulttimeout(lua_State *L) {
-  double t = luaL_optnumber(L, 1, -1);
-  luaL_argcheck(L, lua_isnoneornil(L, 1) || t >= 0, 1, "timeout must be non-negative");
-  lua_pushnumber(L, t);
+  lua_pushnumber(L, sock_checktimeout(L, 1, 1, "timeout"));
   lua_setfield(L, LUA_REGISTRYINDEX, DEFAULT_TIMEOUT_KEY);
   lua_pushboolean(L, 1);
   return 1;

@@ -10,7 +10,9 @@
 ** continuation runs after a yield.  Every send uses MSG_NOSIGNAL.
 */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "lsock.h"
@@ -24,21 +26,31 @@ typedef struct SockAddr {
   struct sockaddr_storage ss;
 } SockAddr;
 
-/* Push the deadline of this call for s. */
-static void push_deadline(lua_State *L, LSocket *s) {
-  lua_pushnumber(L, wait_deadline(s->timeout));
+/* Push the deadline of this call for s; MSG_DONTWAIT in flags makes it
+** 0, so that the call reports EAGAIN instead of waiting. */
+static void push_deadline(lua_State *L, LSocket *s, lua_Integer flags) {
+  lua_pushnumber(L, (flags & MSG_DONTWAIT) ? 0 : wait_deadline(s->timeout));
 }
 
-/* Parse the address at idx (and idx+1) for s into a new userdata pushed
-** on the stack; returns it, or NULL after pushing a resolver error
-** (nil, msg, code: 3 values) for the caller to return. */
+/* Parse the address at idx (and idx+1) for s, then push it as a new
+** userdata; returns it, or NULL after pushing a resolver error (nil, msg,
+** code: 3 values) for the caller to return.  The address is read before
+** anything is pushed, as idx+1 may be the first free slot. */
 static SockAddr *push_sockaddr(lua_State *L, LSocket *s, int idx) {
-  idx = lua_absindex(L, idx);
+  SockAddr tmp;
+  int rc = addr_check(L, idx, s->family, &tmp.ss, &tmp.len);
+  if (rc != 0) {
+    err_pushgai(L, rc, errno);
+    return NULL;
+  }
   SockAddr *a = (SockAddr *)lua_newuserdatauv(L, sizeof *a, 0);
-  int rc = addr_check(L, idx, s->family, s->type, &a->ss, &a->len);
-  if (rc == 0) return a;
-  err_pushgai(L, rc);
-  return NULL;
+  *a = tmp;
+  return a;
+}
+
+/* A flags argument (optional, 0): any C int. */
+static lua_Integer opt_flags(lua_State *L, int idx) {
+  return sock_optint(L, idx, 0, INT_MIN, INT_MAX);
 }
 
 /* Wait for s in direction dir until the deadline at stack index idx.  A
@@ -51,22 +63,28 @@ static int wait_for(lua_State *L, LSocket *s, int dir, int idx, lua_KContext ctx
   return wait_fd(L, &s->w, dir, deadline, ctx, k);
 }
 
-/* true, or nil, message, errno */
-static int push_result(lua_State *L, int err) {
-  if (err != 0) return err_push(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* ---- bind, listen, names -------------------------------------------- */
+
+/* bind after the name in its address, if any, was resolved (off the
+** loop thread inside a task). */
+static int bind_resolved(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  LSocket *s = sock_check(L, 1);
+  int n = addr_resolved(L, 2, status);
+  if (n != 0) return n;
+  if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
+  SockAddr *a = push_sockaddr(L, s, 2);
+  if (a == NULL) return 3;
+  int err = bind(s->w.fd, (struct sockaddr *)&a->ss, a->len) == 0 ? 0 : errno;
+  return err_pushresult(L, err);
+}
 
 /* s:bind(address) or s:bind(host, port) */
 static int sock_bind(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
-  SockAddr *a = push_sockaddr(L, s, 2);
-  if (a == NULL) return 3;
-  int err = bind(s->w.fd, (struct sockaddr *)&a->ss, a->len) == 0 ? 0 : errno;
-  return push_result(L, err);
+  lua_settop(L, 3);
+  addr_resolve(L, 2, s->family, 0, bind_resolved);
+  return bind_resolved(L, LUA_OK, 0);
 }
 
 /* s:listen([backlog]); a negative backlog counts as 0, as in Python. */
@@ -76,7 +94,7 @@ static int sock_listen(lua_State *L) {
   if (backlog < 0) backlog = 0;
   if (backlog > 65535) backlog = 65535;   /* the kernel caps it anyway */
   int err = listen(s->w.fd, (int)backlog) == 0 ? 0 : errno;
-  return push_result(L, err);
+  return err_pushresult(L, err);
 }
 
 typedef int (*NameFn)(int, struct sockaddr *, socklen_t *);
@@ -127,7 +145,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
 static int sock_accept(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
   lua_settop(L, 1);
-  push_deadline(L, s);
+  push_deadline(L, s, 0);
   sock_push(L, s->family, s->type, s->proto);
   return accept_k(L, LUA_OK, 0);
 }
@@ -139,7 +157,7 @@ enum { CONNECT_EX = 1, CONNECT_AGAIN = 2 };   /* bits of the ctx */
 /* The outcome of connect_k as Lua values: connect returns true or the
 ** error triple; connect_ex returns 0 or the errno (ETIMEDOUT on timeout). */
 static int connect_done(lua_State *L, lua_KContext ctx, int err) {
-  if (!(ctx & CONNECT_EX)) return push_result(L, err);
+  if (!(ctx & CONNECT_EX)) return err_pushresult(L, err);
   if (err == LSOCK_ETIMEOUT) err = ETIMEDOUT;
   else if (err == LSOCK_ECLOSED) err = EBADF;
   lua_pushinteger(L, err);
@@ -194,7 +212,7 @@ static int connect_resolved(lua_State *L, int status, lua_KContext ctx) {
   if (n != 0) return n;
   if (s->w.fd < 0) return connect_done(L, ctx, LSOCK_ECLOSED);  /* closed meanwhile */
   lua_settop(L, 3);                    /* 2-3: the address */
-  push_deadline(L, s);                 /* 4 */
+  push_deadline(L, s, 0);              /* 4 */
   if (push_sockaddr(L, s, 2) == NULL) return 3;   /* 5 */
   lua_replace(L, 3);
   lua_replace(L, 2);                   /* now 1 socket, 2 deadline, 3 SockAddr */
@@ -234,15 +252,40 @@ static void recv_push(lua_State *L, LSocket *s, int from,
   else addr_push(L, (const struct sockaddr *)ss, len);
 }
 
-/* One recvfrom of at most size bytes (never more, even with MSG_TRUNC):
-** pushes the data, and the sender when from is set, and returns 0; or
-** returns the errno, pushing nothing.  Large sizes go straight into a
-** luaL_Buffer, released before returning: it may not live across a yield
-** (and lua_settop over its to-be-closed box is unsafe in 5.4.4). */
+/* Cut a large bufsize to what one recv can return now, so that recv(1e9)
+** allocates no gigabyte for a few bytes: a stream's queued bytes
+** (FIONREAD; a stream may return fewer than asked anyway), else the size
+** of the next datagram (MSG_PEEK | MSG_TRUNC gives its real length; none
+** queued: EAGAIN, returned).  Nothing queued yet on a stream: the stack
+** buffer's size.  Returns 0 and sets *room, or an errno. */
+static int recv_room(LSocket *s, size_t size, size_t *room) {
+  *room = size;
+  if (size <= RECV_STACK_MAX) return 0;
+  size_t avail;
+  if (s->type == SOCK_STREAM) {
+    int q = 0;
+    avail = ioctl(s->w.fd, FIONREAD, &q) == 0 && q > 0 ? (size_t)q : 0;
+  } else {
+    ssize_t n = recv(s->w.fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    if (n < 0) return errno;
+    avail = (size_t)n;
+  }
+  if (avail < size) *room = avail > RECV_STACK_MAX ? avail : RECV_STACK_MAX;
+  return 0;
+}
+
+/* One recvfrom of at most size bytes (never more, even with MSG_TRUNC),
+** cut by recv_room: pushes the data, and the sender when from is set, and
+** returns 0; or returns the errno, pushing nothing.  Large sizes go
+** straight into a luaL_Buffer, released before returning: it may not live
+** across a yield (and lua_settop over its to-be-closed box is unsafe in
+** 5.4.4). */
 static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   ssize_t n;
+  int err = recv_room(s, size, &size);
+  if (err != 0) return err;
   if (size <= RECV_STACK_MAX) {
     char buf[RECV_STACK_MAX];
     n = recvfrom(s->w.fd, buf, size, flags, (struct sockaddr *)&ss, &len);
@@ -252,7 +295,7 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from)
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, size);
     n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
-    int err = n < 0 ? errno : 0;
+    err = n < 0 ? errno : 0;
     luaL_pushresultsize(&b, n < 0 ? 0 : (size_t)n > size ? size : (size_t)n);
     if (err != 0) {
       lua_pop(L, 1);
@@ -267,7 +310,7 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from)
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_check(L, 1);
   size_t size = (size_t)lua_tointeger(L, 2);
-  int flags = (int)lua_tointeger(L, 3);
+  int flags = (int)lua_tointeger(L, 3);   /* checked by recv_start */
   int err = wait_resumed(L, status);
   if (status == LUA_OK && wait_idle(L, &s->w, WAIT_READ, lua_tonumber(L, 4)))
     err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);   /* see wait_idle (lsock.h) */
@@ -289,9 +332,9 @@ static int recv_start(lua_State *L, lua_KContext ctx) {
   LSocket *s = sock_checkopen(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
   luaL_argcheck(L, size >= 0, 2, "negative buffer size");
-  luaL_optinteger(L, 3, 0);
+  lua_Integer flags = opt_flags(L, 3);
   lua_settop(L, 3);
-  push_deadline(L, s);
+  push_deadline(L, s, flags);
   return recv_k(L, LUA_OK, ctx);
 }
 
@@ -339,7 +382,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
       lua_pushinteger(L, n);
       return 1;
     }
-    if (n >= 0 && (sent += (size_t)n) == size) return push_result(L, 0);
+    if (n >= 0 && (sent += (size_t)n) == size) return err_pushresult(L, 0);
     if (err == EINTR) err = 0;
     else if (err == EAGAIN) {
       lua_pushinteger(L, (lua_Integer)sent);
@@ -354,7 +397,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 ** 4), its name already resolved; send and sendall: addr_idx 0. */
 static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx) {
   if (addr_idx && push_sockaddr(L, s, addr_idx) == NULL) return 3;
-  push_deadline(L, s);
+  push_deadline(L, s, addr_idx == 3 ? 0 : lua_tointeger(L, 3));
   if (addr_idx == 3) {                 /* 1 s, 2 data, 3 addr, 4 SockAddr, 5 deadline */
     lua_insert(L, 4);
     lua_pushnil(L);
@@ -382,7 +425,7 @@ static int sendto_resolved(lua_State *L, int status, lua_KContext ctx) {
 static int send_start(lua_State *L, int addr_idx, lua_KContext ctx) {
   LSocket *s = sock_checkopen(L, 1);
   luaL_checkstring(L, 2);
-  if (addr_idx != 3) luaL_optinteger(L, 3, 0);
+  if (addr_idx != 3) opt_flags(L, 3);
   lua_settop(L, addr_idx ? addr_idx : 3);
   if (addr_idx == 0) return send_layout(L, s, 0, ctx);
   addr_resolve(L, addr_idx, s->family, addr_idx, sendto_resolved);

@@ -178,9 +178,9 @@ describe("sendmsg and recvmsg", function()
     assert.has_error(function() a:recvmsg() end,
       "bad argument #1 to 'recvmsg' (number expected, got no value)")
     assert.has_error(function() a:recvmsg(-1) end,
-      "bad argument #1 to 'recvmsg' (size out of range)")
+      "bad argument #1 to 'recvmsg' (integer out of range)")
     assert.has_error(function() a:recvmsg(10, -5) end,
-      "bad argument #2 to 'recvmsg' (size out of range)")
+      "bad argument #2 to 'recvmsg' (integer out of range)")
     a:close(); b:close()
   end)
 
