@@ -456,25 +456,26 @@ void loop_open(lua_State *L) {
 /* Make a task of the function at index first and the arguments after it
 ** up to the top; pushes its coroutine.  The Task is a userdata holding the
 ** coroutine as user value, kept alive by a registry reference until the
-** task ends. */
+** task ends.  The function and its arguments are moved, not copied: L may
+** have no room for a second copy of many arguments. */
 static Task *task_spawn(lua_State *L, Loop *loop, int first) {
-  int top = lua_gettop(L);
+  int n = lua_gettop(L) - first + 1;   /* the function and its arguments */
   luaL_checktype(L, first, LUA_TFUNCTION);
   loop_reserve(L, loop);
   lua_State *co = lua_newthread(L);
-  if (!lua_checkstack(co, top - first + 2)) luaL_error(L, "too many arguments to spawn");
+  if (!lua_checkstack(co, n + 1)) luaL_error(L, "too many arguments to spawn");
   Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1);
   memset(t, 0, sizeof *t);
   t->co = co, t->loop = loop, t->heapidx = -1, t->argref = LUA_NOREF;
-  t->nargs = top - first;
+  t->nargs = n - 1;
   luaL_setmetatable(L, TASK_META);
   lua_pushvalue(L, -2);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, -1);
   lua_xmove(L, co, 1);
   lua_toclose(co, 1);   /* coroutine.close(co) tells us: task_closed */
-  for (int i = first; i <= top; i++) lua_pushvalue(L, i);
-  lua_xmove(L, co, top - first + 1);
+  lua_rotate(L, first, -n);   /* ... co t fn args */
+  lua_xmove(L, co, n);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   set_current(co, t);
   loop->ntasks++;
@@ -489,23 +490,56 @@ static int lsock_spawn(lua_State *L) {
   return 1;
 }
 
-/* The text of the error object on top of L, as lua.c shows it. */
-static const char *error_text(lua_State *L) {
-  const char *msg = lua_tostring(L, -1);
+/* The text of the error object at idx, as lua.c shows it, or NULL; may
+** call its __tostring, which may raise. */
+static const char *error_text(lua_State *L, int idx) {
+  const char *msg = lua_tostring(L, idx);
   if (msg != NULL) return msg;
-  if (luaL_callmeta(L, -1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+  if (luaL_callmeta(L, idx, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
     return lua_tostring(L, -1);
-  return lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+  return NULL;
+}
+
+/* Run protected: slot 1 a copy of the error object, 2 the task's
+** coroutine (light userdata), 3 whether __tostring may be called.
+** Returns the text of the report: the error's text and a traceback. */
+static int report_text(lua_State *L) {
+  lua_State *co = (lua_State *)lua_touserdata(L, 2);
+  const char *msg = lua_toboolean(L, 3) ? error_text(L, 1) : NULL;
+  if (msg == NULL)
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, co, msg, 0);
+  return 1;
+}
+
+/* Push the report of the error at idx for co; 0 (nothing pushed) when
+** building it raised (a __tostring that fails, no memory). */
+static int report_push(lua_State *L, lua_State *co, int idx, int meta) {
+  lua_pushcfunction(L, report_text);
+  lua_pushvalue(L, idx);
+  lua_pushlightuserdata(L, co);
+  lua_pushboolean(L, meta);
+  if (lua_pcall(L, 3, 1, 0) == LUA_OK) return 1;
+  lua_pop(L, 1);
+  return 0;
 }
 
 /* Task t failed: print its error and traceback on stderr and keep the
 ** first error object in the registry, for the next socket.run to return
-** (the task may have run in run or in a turn of an outside wait). */
+** (the task may have run in run or in a turn of an outside wait).  The
+** text is built in protected calls: the error object is the user's, and
+** its __tostring may raise.  L's hook is off meanwhile: a pending Ctrl-C
+** (stop_hook) must stop the code after us, not the call of report_text. */
 static void task_report(lua_State *L, Task *t) {
   int top = lua_gettop(L);
+  lua_Hook hook = lua_gethook(L);
+  int mask = lua_gethookmask(L), count = lua_gethookcount(L);
   lua_xmove(t->co, L, 1);   /* the error: no room needed on a full stack */
-  luaL_traceback(L, t->co, error_text(L), 0);
-  fprintf(stderr, "luasock: error in task: %s\n", lua_tostring(L, -1));
+  lua_sethook(L, NULL, 0, 0);
+  int ok = report_push(L, t->co, top + 1, 1) || report_push(L, t->co, top + 1, 0);
+  lua_sethook(L, hook, mask, count);
+  fprintf(stderr, "luasock: error in task: %s\n",
+          ok ? lua_tostring(L, -1) : "(no memory to describe it)");
   fflush(stderr);
   if (!t->loop->failed) {
     t->loop->failed = 1;
@@ -515,13 +549,18 @@ static void task_report(lua_State *L, Task *t) {
   lua_settop(L, top);
 }
 
-/* t's coroutine returned or failed: report a failure, close its pending
-** to-be-closed variables (it is no task any more while they run, so a
-** socket operation there blocks instead of yielding) and let it go. */
+/* t's coroutine returned or failed: let it go (first, so that nothing
+** below can leave run counting a dead task), report a failure, and close
+** its pending to-be-closed variables (it is no task any more while they
+** run, so a socket operation there blocks instead of yielding).  The Task
+** stays on L's stack meanwhile, its coroutine with it. */
 static void task_end(lua_State *L, Task *t, int status) {
   lua_State *co = t->co;
   set_current(co, NULL);
   t->state = T_DONE;   /* before task_closed runs */
+  t->loop->ntasks--;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   if (status != LUA_OK) {
     task_report(L, t);
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -533,8 +572,7 @@ static void task_end(lua_State *L, Task *t, int status) {
   } else if (!t->cancelled && lua_status(co) == LUA_OK) {
     lua_settop(co, 0);   /* drop our marker and the results: status "dead" */
   }
-  t->loop->ntasks--;
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  lua_pop(L, 1);
 }
 
 /* __close of the Task, the to-be-closed value under the task's function:

@@ -137,6 +137,40 @@ describe("socket.spawn and socket.run", function()
     assert.equal(3, n)
   end)
 
+  -- Story (review finding 3): spawn made room for the arguments on the new
+  -- coroutine but copied them on the caller's stack first, where nothing
+  -- made room for a second copy: spawn(f, 200 arguments) from a coroutine
+  -- whose stack had just grown to fit them wrote past its end (valgrind:
+  -- invalid write in lua_pushvalue).  They are moved now.  The bug did not
+  -- crash by itself, so this test runs the case under valgrind.
+  it("passes many arguments from a coroutine with a full stack (valgrind)", function()
+    local sanitized = os.getenv("LUASOCK_SANITIZE")
+    if sanitized == "1" or sanitized == "ON" then
+      print("skipped: valgrind does not run a sanitizer build")
+      return
+    end
+    if not io.open("/usr/bin/valgrind") then
+      print("skipped: no /usr/bin/valgrind on this machine")
+      return
+    end
+    local kids = child.scope()
+    finally(kids.kill)
+    local c = kids.start({ "/usr/bin/valgrind", "-q", "--error-exitcode=99", child.LUASOCK, "-e", [[
+local socket = require "socket"
+local t = {}
+for i = 1, 240 do t[i] = i end
+coroutine.wrap(function()
+  local x = { table.unpack(t, 1, 230) }   -- grows the stack to just that
+  socket.spawn(function(...) print("task got", select("#", ...), (select(200, ...))) end,
+               table.unpack(t, 1, 200))
+end)()
+print(socket.run())
+]] }, { stdin = "null" })
+    assert.equal("task got\t200\t200", c:line(20))
+    assert.equal("true\tnil", c:line(5))
+    assert.equal(0, c:wait(10), c:stderr())
+  end)
+
   it("raises on misuse: spawn of a non-function, run from inside a task", function()
     local ok, err = pcall(socket.spawn, 42)
     assert.is_false(ok)
@@ -706,6 +740,30 @@ print(ok, err, table.concat(log, ","))
     local ok, err = run(function() error(e) end)
     assert.is_false(ok)
     assert.equal(e, err)
+  end)
+
+  -- Story (review finding 5): the report called the error object's
+  -- __tostring unprotected, before the task was let go.  One that raised
+  -- escaped from socket.run, and the dead task stayed counted: every later
+  -- run waited for ever.  The task is now let go first and the text built
+  -- in a protected call (falling back to the object's type).
+  it("whose error's __tostring raises is reported, and run works again", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local c = kids.start({ child.LUASOCK, "-e", [[
+local socket = require "socket"
+local e = setmetatable({}, { __tostring = function() error("boom in __tostring") end })
+socket.spawn(function() error(e) end)
+local ok, res, err = pcall(socket.run)
+print(ok, res, rawequal(err, e))
+print(socket.run(function() print("second task runs") end))
+]] }, { stdin = "null" })
+    assert.equal("true\tfalse\ttrue", c:line())
+    assert.equal("second task runs", c:line())
+    assert.equal("true\tnil", c:line())
+    assert.equal(0, c:wait())
+    local err = c:stderr()
+    assert.matches("error in task: %(error object is a table value%)\nstack traceback:", err)
   end)
 end)
 
