@@ -233,9 +233,11 @@ static void push_hostport(lua_State *L, int idx) {
   if (table) {
     lua_rawgeti(L, idx, 1);
     lua_rawgeti(L, idx, 2);
-  } else {
+  } else {                             /* idx + 1 may be the first free slot */
+    int none = idx + 1 > lua_gettop(L);
     lua_pushvalue(L, idx);
-    lua_pushvalue(L, idx + 1);
+    if (none) lua_pushnil(L);
+    else lua_pushvalue(L, idx + 1);
   }
   if (lua_type(L, -2) != LUA_TSTRING)
     luaL_argerror(L, idx, lua_pushfstring(L, "host must be a string, got %s",

@@ -294,4 +294,60 @@ describe("name resolution inside tasks", function()
     yields(function() assert.is_true(c:connect("localhost", port)) end)
     c:close(); u:close()
   end)
+
+  -- Review finding 14: bind and sendmsg resolved a name inline (in
+  -- addr_check), stopping every task until the lookup returned; they now
+  -- go through addr_resolve as connect and sendto do.
+  it("bind and sendmsg with a name yield", function()
+    local u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u:settimeout(2)
+    yields(function() assert.is_true(u:bind({"localhost", 0})) end)
+    local port = u:getsockname().port
+    assert.equal("127.0.0.1", u:getsockname().host)
+    yields(function() assert.equal(2, u:sendmsg({"hi"}, nil, 0, {"localhost", port})) end)
+    assert.equal("hi", u:recv(10))
+    local c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    yields(function() assert.is_true(c:bind("localhost", 0)) end)
+    c:close(); u:close()
+  end)
+end)
+
+-- Review finding 12: strings were handed to C up to their first NUL, so
+-- bind({"127.0.0.1\0junk", 0}) bound 127.0.0.1 and inet_pton accepted
+-- "127.0.0.1\0junk".  A string with a zero byte where C needs a C string
+-- now raises.  Finding 11: getaddrinfo's hints and getnameinfo's flags
+-- were cast to int unchecked (2^32 + 1 became 1).
+describe("C strings and integers", function()
+  local zero = "string contains a zero byte"
+  it("a host, service or text with a zero byte raises", function()
+    local s = socket.socket()
+    assert.has_error(function() s:bind({"127.0.0.1\0junk", 0}) end,
+      "bad argument #1 to 'bind' (" .. zero .. ")")
+    assert.has_error(function() s:connect("localhost\0junk", 1) end,
+      "bad argument #1 to 'connect' (" .. zero .. ")")
+    s:close()
+    assert.has_error(function() socket.inet_pton(socket.AF_INET, "127.0.0.1\0junk") end,
+      "bad argument #2 to 'inet_pton' (" .. zero .. ")")
+    assert.has_error(function() socket.gethostbyname("localhost\0junk") end,
+      "bad argument #1 to 'gethostbyname' (" .. zero .. ")")
+    assert.has_error(function() socket.getaddrinfo("127.0.0.1\0junk", 80) end,
+      "bad argument #1 to 'getaddrinfo' (" .. zero .. ")")
+    assert.has_error(function() socket.getaddrinfo("127.0.0.1", "80\0x") end,
+      "bad argument #2 to 'getaddrinfo' (" .. zero .. ")")
+    -- the same strings without the zero byte still work
+    assert.equal(4, #socket.inet_pton(socket.AF_INET, "127.0.0.1"))
+    assert(socket.getaddrinfo("127.0.0.1", "80"))
+  end)
+
+  it("flags and hints out of the C int range raise", function()
+    local big = 2^32 + socket.AI_NUMERICHOST
+    assert.has_error(function() socket.getaddrinfo("127.0.0.1", 80, socket.AF_INET, 0, 0, big) end,
+      "bad argument #6 to 'getaddrinfo' (integer out of range)")
+    assert.has_error(function() socket.getaddrinfo("127.0.0.1", 80, 2^40) end,
+      "bad argument #3 to 'getaddrinfo' (integer out of range)")
+    assert.has_error(function() socket.getnameinfo({"127.0.0.1", 80}, 2^32 + 1) end,
+      "bad argument #2 to 'getnameinfo' (integer out of range)")
+    assert.has_error(function() socket.inet_ntop(2^32 + socket.AF_INET, "abcd") end,
+      "bad argument #1 to 'inet_ntop' (integer out of range)")
+  end)
 end)

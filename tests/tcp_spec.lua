@@ -365,3 +365,84 @@ describe("tcp inside tasks", function()
     conn:close(); srv:close()
   end)
 end)
+
+-- Review finding 8: MSG_DONTWAIT was passed to the syscall but ignored by
+-- the wait: with a timeout (or none) recv, send and sendall waited anyway
+-- (recv(10, MSG_DONTWAIT) with settimeout(nil) blocked for ever).  The
+-- flag now makes the deadline 0: EAGAIN at once, whatever the timeout.
+describe("MSG_DONTWAIT", function()
+  -- Call f, check it returned nil, msg, EAGAIN (and rest) well before the
+  -- socket's 1 s timeout would have ended a wait.
+  local function at_once(f, ...)
+    local t0 = socket.gettime()
+    local r = table.pack(f())
+    assert.is_true(socket.gettime() - t0 < 0.5, "it waited")
+    assert.same(table.pack(nil, "Resource temporarily unavailable", E.EAGAIN, ...), r)
+  end
+
+  it("makes recv and recvfrom return EAGAIN at once when nothing is queued", function()
+    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    conn:settimeout(1)
+    at_once(function() return conn:recv(10, socket.MSG_DONTWAIT) end)
+    at_once(function() return conn:recvfrom(10, socket.MSG_DONTWAIT) end)
+    c:send("hi")
+    conn:settimeout(nil)
+    assert.equal("hi", conn:recv(10))           -- data still comes
+    c:close(); conn:close(); srv:close()
+  end)
+
+  it("makes send and sendall return EAGAIN at once when the buffer is full", function()
+    local a, b = socket.socketpair()
+    a:settimeout(0)
+    local chunk = string.rep("x", 65536)
+    while a:send(chunk) do end                  -- fill until EAGAIN
+    a:settimeout(1)
+    at_once(function() return a:send("x", socket.MSG_DONTWAIT) end)
+    at_once(function() return a:sendall("x", socket.MSG_DONTWAIT) end, 0)
+    a:close(); b:close()
+  end)
+end)
+
+-- Review finding 10: recv(bufsize) allocated bufsize bytes up front:
+-- recv(2^40) raised "not enough memory" (aborted under ASan) and recv(1e9)
+-- took a gigabyte per call for two bytes.  A size above the stack buffer
+-- is now cut to what is queued (FIONREAD on a stream).  Finding 11: flags
+-- were cast to int, so send("x", 2^32) sent with flags 0.
+describe("recv sizes and flags", function()
+  it("recv with a huge bufsize returns what is queued", function()
+    local a, b = socket.socketpair()
+    a:settimeout(2); b:settimeout(2)
+    assert.is_true(a:sendall("hello"))
+    assert.equal("hello", b:recv(2^40))
+    local big = string.rep("z", 100000)         -- more than the stack buffer
+    assert.is_true(a:sendall(big))
+    local got = b:recv(1e9)
+    assert.is_true(#got > 65536, "only " .. #got .. " bytes")
+    assert.equal(big:sub(1, #got), got)
+    a:close()
+    got = got .. recv_all(b, 100000 - #got)
+    assert.equal(big, got)
+    assert.equal("", b:recv(2^40))             -- end of stream
+    b:close()
+  end)
+
+  it("flags out of the C int range raise", function()
+    local a, b = socket.socketpair()
+    assert.has_error(function() a:send("x", 2^32) end,
+      "bad argument #2 to 'send' (integer out of range)")
+    assert.has_error(function() a:sendall("x", -2^40) end,
+      "bad argument #2 to 'sendall' (integer out of range)")
+    assert.has_error(function() b:recv(10, 2^32 + socket.MSG_PEEK) end,
+      "bad argument #2 to 'recv' (integer out of range)")
+    a:close(); b:close()
+  end)
+
+  -- Review finding 13: the address userdata was pushed before the port
+  -- argument was read, so bind("127.0.0.1") complained about a userdata.
+  it("bind with a host and no port raises about the port", function()
+    local s = socket.socket()
+    assert.has_error(function() s:bind("127.0.0.1") end,
+      "bad argument #1 to 'bind' (port must be an integer, got nil)")
+    s:close()
+  end)
+end)

@@ -134,3 +134,38 @@ describe("udp", function()
       "attempt to use a closed socket")
   end)
 end)
+
+-- Review findings 10 and 13 for datagrams.  recvfrom(2^40) allocated its
+-- bufsize up front ("not enough memory"; an abort under ASan); the size
+-- of the next datagram (MSG_PEEK | MSG_TRUNC) now bounds the buffer.
+-- sendto(data, "127.0.0.1") pushed the address userdata before reading
+-- the port, then complained that the port was a string or a userdata.
+describe("udp sizes and addresses", function()
+  it("recvfrom with a huge bufsize returns the whole datagram", function()
+    local a, aaddr = udp(socket.AF_INET, "127.0.0.1")
+    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    local big = string.rep("d", 65000)
+    assert.equal(#big, a:sendto(big, baddr))
+    local data, from = b:recvfrom(2^40)
+    assert.equal(big, data)
+    assert.equal(aaddr, from)
+    assert.equal(2, a:sendto("hi", baddr))
+    assert.equal("hi", b:recv(1e9))
+    -- nothing queued: the wait and its timeout are as for a small size
+    b:settimeout(0.05)
+    assert.same({nil, "timeout", E.ETIMEDOUT}, {b:recvfrom(2^40)})
+    b:settimeout(2)
+    assert.same({nil, "Resource temporarily unavailable", E.EAGAIN},
+                {b:recvfrom(2^40, socket.MSG_DONTWAIT)})
+    a:close(); b:close()
+  end)
+
+  it("sendto with a host and no port raises about the port", function()
+    local s = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    assert.has_error(function() s:sendto("x", "127.0.0.1") end,
+      "bad argument #2 to 'sendto' (port must be an integer, got nil)")
+    assert.has_error(function() s:sendto("x", 0, "127.0.0.1") end,
+      "bad argument #3 to 'sendto' (port must be an integer, got nil)")
+    s:close()
+  end)
+end)

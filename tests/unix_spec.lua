@@ -164,4 +164,19 @@ describe("unix", function()
       "bad argument #1 to 'bind' (string expected, got table)")
     s:close()
   end)
+
+  -- Review finding 10: recv(1e9) allocated a gigabyte per call.  The
+  -- buffer is now sized by the next datagram (MSG_PEEK | MSG_TRUNC, which
+  -- AF_UNIX honours too), so a datagram larger than the stack buffer
+  -- still arrives whole, and recv(2^40) no longer runs out of memory.
+  it("recv with a huge bufsize returns a large datagram whole", function()
+    local a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a:settimeout(2); b:settimeout(2)
+    local big = string.rep("u", 150000)
+    assert.equal(#big, a:send(big))
+    assert.equal(big, b:recv(2^40))
+    assert.equal(0, a:send(""))
+    assert.equal("", b:recv(1e9))             -- an empty datagram is one too
+    a:close(); b:close()
+  end)
 end)
