@@ -453,11 +453,13 @@ static int rd_read(lua_State *L) {
   return read_begin(L, st, nfmt, 0);
 }
 
-/* The iterator of stream:lines(...): upvalues stream, n, n formats. */
+/* The iterator of stream:lines(...): upvalues stream, n, n formats.  A
+** call pushes the stream, n formats, 4 slots of call state (read_begin)
+** and up to n results: 2n + 5, then room for the Lua API as usual. */
 static int lines_iter(lua_State *L) {
   int n = (int)lua_tointeger(L, lua_upvalueindex(2));
   lua_settop(L, 0);
-  luaL_checkstack(L, n + LUA_MINSTACK, "too many arguments");
+  luaL_checkstack(L, 2 * n + 5 + LUA_MINSTACK, "too many formats");
   lua_pushvalue(L, lua_upvalueindex(1));
   LStream *st = stream_usable(L, (LStream *)lua_touserdata(L, 1), ST_READ);
   for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
