@@ -11,10 +11,10 @@
 **
 ** Lookups that may wait on the network go through wait_thread, so that
 ** inside a task they do not stop the loop: the module's getaddrinfo,
-** getnameinfo and gethostbyname, and names in the addresses of connect
-** and sendto (addr_resolve).  addr_check itself cannot yield: a name that
-** reaches it (bind, or a caller that skipped addr_resolve) is looked up
-** inline, which only blocks a loop for names outside /etc/hosts.
+** getnameinfo and gethostbyname, and names in the addresses of bind,
+** connect, sendto and sendmsg (addr_resolve).  addr_check itself cannot
+** yield: a name that reaches it (a caller that skipped addr_resolve) is
+** looked up inline, which only blocks a loop for names outside /etc/hosts.
 */
 #include <arpa/inet.h>
 #include <errno.h>

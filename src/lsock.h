@@ -65,9 +65,6 @@ LSocket *sock_checkopen(lua_State *L, int idx);  /* raises on a closed one */
 ** caller then stores the descriptor in ->w.fd (so a memory error can never
 ** orphan a descriptor). */
 LSocket *sock_push(lua_State *L, int family, int type, int proto);
-/* Close the descriptor once; waiters get LSOCK_ECLOSED when wake is set. */
-void sock_closefd(LSocket *s, int wake);
-double sock_defaulttimeout(lua_State *L);
 /* The integer argument at idx, which must lie in min..max: raises "number
 ** expected" or "integer out of range" against idx.  flags, sizes, levels,
 ** options: never cast a lua_Integer to int without it. */

@@ -31,7 +31,8 @@ LSocket *sock_checkopen(lua_State *L, int idx) {
   return s;
 }
 
-double sock_defaulttimeout(lua_State *L) {
+/* The timeout new sockets get (< 0: none), kept in the registry. */
+static double sock_defaulttimeout(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_TIMEOUT_KEY);
   double t = luaL_optnumber(L, -1, -1);
   lua_pop(L, 1);
@@ -51,7 +52,7 @@ LSocket *sock_push(lua_State *L, int family, int type, int proto) {
 }
 
 /* The idempotent core of close(), __close and __gc; never raises. */
-void sock_closefd(LSocket *s, int wake) {
+static void sock_closefd(LSocket *s, int wake) {
   if (s->w.fd < 0) return;
   loop_unwatch(&s->w, wake);
   close(s->w.fd);   /* on Linux the fd is released even on EINTR */
