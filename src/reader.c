@@ -140,6 +140,22 @@ static double call_deadline(lua_State *L, LStream *st, int idx) {
   return lua_tonumber(L, idx);
 }
 
+/* The socket's descriptor, -1 once the stream or the socket is closed. */
+static int stream_fd(const LStream *st) {
+  return st->closed ? -1 : st->sock->w.fd;
+}
+
+/* The one wait of the stream calls: for the socket in direction dir, up
+** to the deadline in stack slot idx.  In a task it yields and k resumes
+** (stream_resumed).  Outside one, tasks run meanwhile (wait_fd turns the
+** loop) and one may close the stream: LSOCK_ECLOSED then, as k would say,
+** since st->sock is NULL from there on. */
+static int stream_wait(lua_State *L, LStream *st, int dir, int idx, lua_KFunction k) {
+  double deadline = call_deadline(L, st, idx);
+  int err = wait_fd(L, &st->sock->w, dir, deadline, lua_gettop(L), k);
+  return st->closed ? LSOCK_ECLOSED : err;
+}
+
 /* ---- the socket side: the only syscalls ---------------------------- */
 
 /* One recv at the end of the input buffer, after making room (sliding
@@ -193,10 +209,10 @@ static int wbuf_send(lua_State *L, LStream *st) {
 ** yields and comes back through k).  The deadline is at stack index 2. */
 static int flush_all(lua_State *L, LStream *st, lua_KFunction k) {
   for (;;) {
-    if (st->sock->w.fd < 0) return LSOCK_ECLOSED;
+    if (stream_fd(st) < 0) return LSOCK_ECLOSED;
     int err = wbuf_send(L, st);
     if (err != EAGAIN) return err;
-    err = wait_fd(L, &st->sock->w, WAIT_WRITE, call_deadline(L, st, 2), lua_gettop(L), k);
+    err = stream_wait(L, st, WAIT_WRITE, 2, k);
     if (err) return err;
   }
 }
@@ -385,7 +401,7 @@ static void read_restart(lua_State *L, LStream *st) {
 ** (it will send it; two waiters on one direction are refused); a failure
 ** to send it is left for the next write or flush to report. */
 static int read_more(lua_State *L, LStream *st) {
-  if (st->sock->w.fd < 0) return LSOCK_ECLOSED;
+  if (stream_fd(st) < 0) return LSOCK_ECLOSED;
   int err = rbuf_fill(L, st), dir = WAIT_READ;
   if (err != EAGAIN) return err;
   if (st->wstart < st->wlen) {
@@ -393,7 +409,7 @@ static int read_more(lua_State *L, LStream *st) {
     if (err == 0) return 0;   /* all sent: try the input again */
     if (err == EAGAIN && st->sock->w.waiter[WAIT_WRITE] == NULL) dir = WAIT_WRITE;
   }
-  return wait_fd(L, &st->sock->w, dir, call_deadline(L, st, R_DEADLINE), lua_gettop(L), read_k);
+  return stream_wait(L, st, dir, R_DEADLINE, read_k);
 }
 
 /* Success: consume the input; a drained buffer shrinks back to rest. */
@@ -418,11 +434,13 @@ static int read_fail(lua_State *L, int err) {
   return err_push(L, err);
 }
 
+/* After each wait, in a task or not (tasks run during an outside wait
+** too), the call starts over if another read took the cursor meanwhile. */
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
   LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
-  if (!err && st->rcall != lua_tointeger(L, R_CALL)) read_restart(L, st);
   while (!err) {
+    if (st->rcall != lua_tointeger(L, R_CALL)) read_restart(L, st);
     if (read_formats(L, st)) return read_done(L, st);
     err = read_more(L, st);
   }
@@ -441,7 +459,7 @@ static int read_begin(lua_State *L, LStream *st, int nfmt, int iter) {
   lua_pushinteger(L, ++st->rcall);
   lua_rotate(L, R_DEADLINE, 4);   /* these four go before the formats */
   st->rpos = st->scan = st->rstart;
-  if (st->sock->w.fd < 0) return read_fail(L, LSOCK_ECLOSED);
+  if (stream_fd(st) < 0) return read_fail(L, LSOCK_ECLOSED);
   return read_k(L, LUA_OK, 0);
 }
 
@@ -545,16 +563,14 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
   LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
   while (!err) {
-    if (st->sock->w.fd < 0) { err = LSOCK_ECLOSED; break; }
+    if (stream_fd(st) < 0) { err = LSOCK_ECLOSED; break; }
     err = write_data(L, st);
     if (!err && lua_toboolean(L, W_FLUSH)) err = wbuf_send(L, st);
     if (!err) {
       lua_settop(L, 1);
       return 1;
     }
-    if (err == EAGAIN)
-      err = wait_fd(L, &st->sock->w, WAIT_WRITE, call_deadline(L, st, W_DEADLINE),
-                    lua_gettop(L), write_k);
+    if (err == EAGAIN) err = stream_wait(L, st, WAIT_WRITE, W_DEADLINE, write_k);
   }
   return write_fail(L, err);
 }
@@ -650,7 +666,7 @@ static int rd_close(lua_State *L) {
 ** value, so it is collected after us. */
 static int rd_gc(lua_State *L) {
   LStream *st = stream_check(L, 1);
-  if (!st->closed && st->sock->w.fd >= 0) {
+  if (stream_fd(st) >= 0) {
     while (st->wstart < st->wlen) {
       ssize_t n = send(st->sock->w.fd, st->wbuf + st->wstart, st->wlen - st->wstart,
                        MSG_NOSIGNAL | MSG_DONTWAIT);

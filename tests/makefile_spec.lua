@@ -869,5 +869,87 @@ describe("makefile", function()
       assert.is_true(ok, out)
       assert.equal("results\t50000\n", out)
     end)
+
+    -- socket.run for what the tasks left, failing unless all ended cleanly.
+    local function finish_tasks()
+      local ok, err = socket.run()
+      assert(ok, err)
+    end
+
+    -- Bug: a wait outside any task turns the loop, so a task may close the
+    -- stream the main thread is reading.  close() sets the stream's socket
+    -- to NULL; the read, woken by the line the task then sent, went on to
+    -- st->sock->w.fd and the process died of SIGSEGV.  The stream calls now
+    -- wait through one wrapper that says "closed" when that happened.
+    it("a read outside tasks gets nil, 'closed' when a task closed the stream", function()
+      local a, b = unix_pair()
+      local f = b:makefile("r")
+      socket.spawn(function()
+        assert.is_true(f:close())
+        assert(a:sendall("hello\n"))
+      end)
+      assert.same({ nil, "closed", E.EBADF, n = 3 }, table.pack(f:read("l")))
+      finish_tasks()
+      a:close(); b:close()
+    end)
+
+    -- Bug: same for a write: the main thread waits to write 8 MB, a task
+    -- closes the stream and then the peer (the socket becomes "writable"
+    -- with an error), and write_k dereferenced the NULL socket.
+    it("a write outside tasks gets nil, 'closed' when a task closed the stream", function()
+      local a, b = unix_pair()
+      local f = b:makefile("w")
+      f:setvbuf("no")
+      socket.spawn(function()
+        assert.is_true(f:close())
+        a:close()
+      end)
+      local res = table.pack(f:write(("x"):rep(8 * 1024 * 1024)))
+      assert.same({ nil, "closed", E.EBADF }, { res[1], res[2], res[3] })
+      assert.is_true(res[4] > 0, "taken " .. tostring(res[4]))
+      finish_tasks()
+      b:close()
+    end)
+
+    -- Bug: same for a flush (flush_all): the main thread waits to send a
+    -- full buffer; a task parked writing on the socket makes close() try
+    -- its flush only once (it may not wait beside that task), so close
+    -- ends at once, and the peer's close woke the flush onto a NULL socket.
+    it("a flush outside tasks gets nil, 'closed' when a task closed the stream", function()
+      local a, b = unix_pair()
+      local n = 8 * 1024 * 1024
+      local f, sent, closed = b:makefile("w"), nil, nil
+      f:setvbuf("full", n + 1)
+      assert.equal(f, f:write(("x"):rep(n)))   -- all buffered
+      socket.spawn(function() sent = table.pack(b:send("y")) end)   -- parks: buffer full
+      socket.spawn(function()
+        closed = table.pack(f:close())
+        a:close()
+      end)
+      assert.same({ nil, "closed", E.EBADF, n = 3 }, table.pack(f:flush()))
+      finish_tasks()
+      assert.same({ nil, "Resource temporarily unavailable", E.EAGAIN, n = 3 }, closed)
+      assert.same({ nil, "Broken pipe", E.EPIPE, n = 3 }, sent)
+      b:close()
+    end)
+
+    -- Bug: a read continuation starts over when another call took the
+    -- buffer meanwhile (its cursor is stale), but a read outside tasks,
+    -- whose wait simply returns, never checked: a task's read(5) consumed
+    -- "line1" during the main thread's wait, and the main read, resumed
+    -- with its old cursor, returned "line1" a second time.
+    it("a read outside tasks starts over when a task read meanwhile", function()
+      local a, b = unix_pair()
+      local f, second = b:makefile(), nil
+      assert(a:sendall("line1\npar"))
+      socket.spawn(function()
+        second = f:read(5)               -- from the buffer: "line1"
+        assert(a:sendall("tial\n"))
+      end)
+      assert.same({ "", "partial", n = 2 }, table.pack(f:read("l", "l")))
+      assert.equal("line1", second)
+      finish_tasks()
+      f:close(); a:close(); b:close()
+    end)
   end)
 end)
