@@ -308,7 +308,7 @@ int loop_outcome(Task *t) {
   return t != NULL ? t->outcome : 0;
 }
 
-void loop_unwatch(Watch *w, int wake) {
+void loop_unwatch(Watch *w) {
   Loop *loop = w->loop;
   if (loop == NULL) return;
   w->loop = NULL;
@@ -317,11 +317,17 @@ void loop_unwatch(Watch *w, int wake) {
     return;
   }
   poller_del(&loop->poller, w);
-  (void)wake;   /* a waiter without wake: a task whose coroutine was closed */
   for (int dir = 0; dir < 2; dir++) {
     Task *t = w->waiter[dir];
     if (t != NULL) task_ready(t, LSOCK_ECLOSED);   /* else it would wait for ever */
   }
+}
+
+void watch_close(Watch *w) {
+  if (w->fd < 0) return;
+  loop_unwatch(w);
+  close(w->fd);   /* on Linux the fd is released even on EINTR */
+  w->fd = -1;
 }
 
 /* Deadlines that passed: a task parked on a watch times out; one parked

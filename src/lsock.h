@@ -176,10 +176,13 @@ lua_State *loop_running(void);
 /* Make the loop's epoll_wait return (signal-safe), so that a Ctrl-C that
 ** came just before the wait is not missed. */
 void loop_wakeup(void);
-/* Before w->fd is closed: remove it from the poller; waiters are woken
-** with LSOCK_ECLOSED.  wake is 0 from __gc, where the only possible waiter
-** is a task whose coroutine the user closed (it then just ends). */
-void loop_unwatch(Watch *w, int wake);
+/* Before w->fd is closed (or detached): remove it from the poller; its
+** waiters are woken with LSOCK_ECLOSED.  From __gc the only possible
+** waiter is a task whose coroutine the user closed (it then just ends). */
+void loop_unwatch(Watch *w);
+/* The idempotent close of a Watch's descriptor (sockets, select's epoll
+** set): loop_unwatch, close, fd = -1.  Never raises. */
+void watch_close(Watch *w);
 
 /* ---- main.c, repl.c: the luasock program (not in the library) ------ */
 /* lua_pcall of the function below narg arguments with a traceback handler

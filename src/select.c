@@ -36,10 +36,7 @@ typedef struct SelectSet {
 
 /* Drop the epoll set from the loop and close it; idempotent. */
 static void set_release(SelectSet *set) {
-  if (set->w.fd < 0) return;
-  loop_unwatch(&set->w, 0);
-  close(set->w.fd);
-  set->w.fd = -1;
+  watch_close(&set->w);
 }
 
 static int set_gc(lua_State *L) {

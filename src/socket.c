@@ -52,11 +52,8 @@ LSocket *sock_push(lua_State *L, int family, int type, int proto) {
 }
 
 /* The idempotent core of close(), __close and __gc; never raises. */
-static void sock_closefd(LSocket *s, int wake) {
-  if (s->w.fd < 0) return;
-  loop_unwatch(&s->w, wake);
-  close(s->w.fd);   /* on Linux the fd is released even on EINTR */
-  s->w.fd = -1;
+static void sock_closefd(LSocket *s) {
+  watch_close(&s->w);
 }
 
 /* Constants with the values of the headers we are built with.  Values
@@ -368,7 +365,7 @@ static int lsock_sleep(lua_State *L) {
 }
 
 static int sock_close(lua_State *L) {
-  sock_closefd(sock_check(L, 1), 1);
+  sock_closefd(sock_check(L, 1));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -378,14 +375,14 @@ static int sock_close(lua_State *L) {
 static int sock_detach(lua_State *L) {
   LSocket *s = sock_check(L, 1);
   int fd = s->w.fd;
-  if (fd >= 0) loop_unwatch(&s->w, 1);   /* its waiters see "closed" */
+  if (fd >= 0) loop_unwatch(&s->w);   /* its waiters see "closed" */
   s->w.fd = -1;
   lua_pushinteger(L, fd);
   return 1;
 }
 
 static int sock_gc(lua_State *L) {
-  sock_closefd(sock_check(L, 1), 0);
+  sock_closefd(sock_check(L, 1));
   return 0;
 }
 
