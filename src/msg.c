@@ -52,6 +52,11 @@ static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t dat
   return st;
 }
 
+/* The deadline of a call on s: 0 with MSG_DONTWAIT, which never waits. */
+static double call_deadline(LSocket *s, int flags) {
+  return (flags & MSG_DONTWAIT) ? 0 : wait_deadline(s->timeout);
+}
+
 static int opt_flags(lua_State *L, int arg) {
   return (int)sock_optint(L, arg, 0, INT_MIN, INT_MAX);
 }
@@ -147,8 +152,8 @@ static void fill_anc(lua_State *L, MsgState *st, int arg) {
   }
 }
 
-/* Try sendmsg until it goes through, fails or the deadline passes.
-** MSG_DONTWAIT in the flags means: do not wait, report EAGAIN. */
+/* Try sendmsg until it goes through, fails or the deadline passes (0
+** with MSG_DONTWAIT: wait_fd then reports EAGAIN at once). */
 static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_check(L, SOCK);
   MsgState *st = (MsgState *)lua_touserdata(L, STATE);
@@ -160,7 +165,7 @@ static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
       return 1;
     }
     if (errno == EINTR) continue;
-    if (errno != EAGAIN || (st->flags & MSG_DONTWAIT)) err = errno;
+    if (errno != EAGAIN) err = errno;
     else err = wait_fd(L, &s->w, WAIT_WRITE, lua_tonumber(L, DEADLINE), ctx, sendmsg_k);
   }
   return err_push(L, err);
@@ -181,7 +186,7 @@ static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
     if (rc != 0) return err_pushgai(L, rc, errno);
   }
   size_t niov = buffers_count(L, 2), ctl = anc_space(L, 3);
-  lua_pushnumber(L, (flags & MSG_DONTWAIT) ? 0 : wait_deadline(s->timeout));   /* DEADLINE */
+  lua_pushnumber(L, call_deadline(s, flags));      /* DEADLINE */
   MsgState *st = state_push(L, niov, ctl, 0);      /* STATE */
   lua_createtable(L, (int)niov, 0);                /* KEEP */
   fill_iov(L, st, 2);
@@ -280,7 +285,7 @@ static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
     ssize_t n = recvmsg(s->w.fd, &st->m, st->flags);
     if (n >= 0) return push_received(L, s, st, (size_t)n, (int)ctx);
     if (errno == EINTR) continue;
-    if (errno != EAGAIN || (st->flags & MSG_DONTWAIT)) err = errno;
+    if (errno != EAGAIN) err = errno;
     else err = wait_fd(L, &s->w, WAIT_READ, lua_tonumber(L, DEADLINE), ctx, recvmsg_k);
   }
   return err_push(L, err);
@@ -291,7 +296,7 @@ static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
 static int recv_begin(lua_State *L, LSocket *s, size_t bufsize, size_t ancsize,
                       int flags, int as) {
   lua_settop(L, 5);
-  lua_pushnumber(L, wait_deadline(s->timeout));   /* DEADLINE */
+  lua_pushnumber(L, call_deadline(s, flags));      /* DEADLINE */
   MsgState *st = state_push(L, 1, ancsize, bufsize);   /* STATE */
   st->flags = flags | MSG_CMSG_CLOEXEC;
   st->hidden = MSG_CMSG_CLOEXEC & ~flags;   /* Linux echoes it in msg_flags */
