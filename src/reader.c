@@ -627,8 +627,10 @@ static int rd_flush(lua_State *L) {
 static int close_k(lua_State *L, int status, lua_KContext ctx);
 
 /* close's flush.  When a task already waits to write on the socket (a
-** writer of this stream), close may not wait beside it (the loop refuses
-** two waiters): one try without waiting, and that task gets "closed". */
+** writer of this stream, or a send on the socket), close may not wait
+** beside it (the loop refuses two waiters): it tries once without waiting
+** and what does not go is dropped (close returns EAGAIN).  That task is
+** then woken by stream_shut: a writer of this stream returns "closed". */
 static int close_flush(lua_State *L, LStream *st) {
   if (st->wstart == st->wlen) return 0;
   if (st->sock->w.fd >= 0 && st->sock->w.waiter[WAIT_WRITE] != NULL)
@@ -636,14 +638,23 @@ static int close_flush(lua_State *L, LStream *st) {
   return flush_all(L, st, close_k);
 }
 
+/* Close the stream at index 1 for good, and wake every task parked on
+** its socket (loop_wake): one in a call of this stream then sees it closed
+** and returns nil, "closed"; a socket call there just waits again. */
+static void stream_shut(lua_State *L, LStream *st) {
+  Watch *w = &st->sock->w;   /* alive: the socket is our user value until below */
+  stream_release(L, st);
+  loop_wake(w);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 1);   /* the socket may go now */
+}
+
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
   LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
   if (!st->closed) {
     if (!err) err = close_flush(L, st);
-    stream_release(L, st);
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, 1);   /* the socket may go now */
+    if (!st->closed) stream_shut(L, st);   /* else a task closed it while we waited */
   }
   if (err) return err_push(L, err);
   lua_pushboolean(L, 1);

@@ -951,5 +951,60 @@ describe("makefile", function()
       finish_tasks()
       f:close(); a:close(); b:close()
     end)
+
+    -- Bug: closing a stream woke no task parked in that stream's read or
+    -- write: the waiter sits on the socket's Watch, which stays open, so
+    -- the reader slept until data came or its timeout ("timeout" after 2 s
+    -- here, never with no timeout).  close() now wakes the tasks parked on
+    -- the socket (loop_wake); the stream's continuation sees it closed.
+    it("closing a stream wakes a task reading it: nil, 'closed' at once", function()
+      local a, b = unix_pair()
+      local f, got = b:makefile("r"), nil
+      local t0 = socket.gettime()
+      socket.spawn(function() got = table.pack(f:read("l")) end)   -- parks
+      socket.spawn(function() assert.is_true(f:close()) end)
+      finish_tasks()
+      assert.same({ nil, "closed", E.EBADF, n = 3 }, got)
+      assert.is_true(socket.gettime() - t0 < 1, "the reader was not woken")
+      a:close(); b:close()
+    end)
+
+    it("closing a stream wakes a task writing it: nil, 'closed' at once", function()
+      local a, b = unix_pair()
+      local f, got = b:makefile("w"), nil
+      f:setvbuf("no")
+      local t0 = socket.gettime()
+      socket.spawn(function() got = table.pack(f:write(("x"):rep(8 * 1024 * 1024))) end)
+      socket.spawn(function() assert.is_true(f:close()) end)
+      finish_tasks()
+      assert.same({ nil, "closed", E.EBADF }, { got[1], got[2], got[3] })
+      assert.is_true(got[4] > 0, "taken " .. tostring(got[4]))
+      assert.is_true(socket.gettime() - t0 < 1, "the writer was not woken")
+      a:close(); b:close()
+    end)
+
+    it("closing a stream wakes the main thread reading it outside tasks", function()
+      local a, b = unix_pair()
+      local f = b:makefile("r")
+      local t0 = socket.gettime()
+      socket.spawn(function() assert.is_true(f:close()) end)
+      assert.same({ nil, "closed", E.EBADF, n = 3 }, table.pack(f:read("l")))
+      assert.is_true(socket.gettime() - t0 < 1, "the read was not woken")
+      finish_tasks()
+      a:close(); b:close()
+    end)
+
+    it("closing a stream wakes a socket call parked on its socket, which waits on", function()
+      local a, b = unix_pair()
+      local f, got = b:makefile("r"), nil
+      socket.spawn(function() got = table.pack(b:recv(10)) end)   -- parks on the same Watch
+      socket.spawn(function()
+        assert.is_true(f:close())
+        assert(a:sendall("after"))
+      end)
+      finish_tasks()
+      assert.same({ "after", n = 1 }, got)
+      a:close(); b:close()
+    end)
   end)
 end)
