@@ -158,10 +158,9 @@ static int stream_wait(lua_State *L, LStream *st, int dir, int idx, lua_KFunctio
 
 /* ---- the socket side: the only syscalls ---------------------------- */
 
-/* One recv at the end of the input buffer, after making room (sliding
-** the unread input to the front, else doubling the buffer).  0 on data or
-** end of stream (eof set), else an errno (EAGAIN: wait and retry). */
-static int rbuf_fill(lua_State *L, LStream *st) {
+/* Room at the end of the input buffer when it is full: slide the unread
+** input to the front, else double the buffer. */
+static void rbuf_room(lua_State *L, LStream *st) {
   if (st->rend == st->rcap && st->rstart > 0) {
     size_t off = st->rstart;
     memmove(st->rbuf, st->rbuf + off, st->rend - off);
@@ -171,8 +170,18 @@ static int rbuf_fill(lua_State *L, LStream *st) {
     st->rbuf = buf_resize(L, st->rbuf, st->rcap, st->rcap * 2);
     st->rcap *= 2;
   }
+}
+
+/* One recv at the end of the input buffer.  0 on data or end of stream
+** (eof set), else an errno (EAGAIN: wait and retry).  A short read of a
+** stream socket drained it: the next read waits first (wait_idle). */
+static int rbuf_fill(lua_State *L, LStream *st) {
+  LSocket *s = st->sock;
+  rbuf_room(L, st);
+  size_t want = st->rcap - st->rend;
   for (;;) {
-    ssize_t n = recv(st->sock->w.fd, st->rbuf + st->rend, st->rcap - st->rend, 0);
+    ssize_t n = recv(s->w.fd, st->rbuf + st->rend, want, 0);
+    if (n > 0 && (size_t)n < want && s->type == SOCK_STREAM) wait_setidle(&s->w, WAIT_READ);
     if (n > 0) st->rend += (size_t)n;
     if (n == 0) st->eof = 1;
     if (n >= 0) return 0;
@@ -402,7 +411,9 @@ static void read_restart(lua_State *L, LStream *st) {
 ** to send it is left for the next write or flush to report. */
 static int read_more(lua_State *L, LStream *st) {
   if (stream_fd(st) < 0) return LSOCK_ECLOSED;
-  int err = rbuf_fill(L, st), dir = WAIT_READ;
+  Watch *w = &st->sock->w;   /* a timeout of 0 is a deadline of 0 for wait_idle */
+  int err = wait_idle(L, w, WAIT_READ, st->sock->timeout) ? EAGAIN : rbuf_fill(L, st);
+  int dir = WAIT_READ;
   if (err != EAGAIN) return err;
   if (st->wstart < st->wlen) {
     err = wbuf_send(L, st);
