@@ -326,6 +326,7 @@ void loop_unwatch(Watch *w) {
 void watch_close(Watch *w) {
   if (w->fd < 0) return;
   loop_unwatch(w);
+  select_closing(w);
   close(w->fd);   /* on Linux the fd is released even on EINTR */
   w->fd = -1;
 }

@@ -181,7 +181,8 @@ void loop_wakeup(void);
 ** waiter is a task whose coroutine the user closed (it then just ends). */
 void loop_unwatch(Watch *w);
 /* The idempotent close of a Watch's descriptor (sockets, select's epoll
-** set): loop_unwatch, close, fd = -1.  Never raises. */
+** set): loop_unwatch, wake the selects listing it (select_closing),
+** close, fd = -1.  Never raises. */
 void watch_close(Watch *w);
 
 /* ---- main.c, repl.c: the luasock program (not in the library) ------ */
@@ -215,6 +216,9 @@ extern const luaL_Reg addr_funcs[];       /* addr.c: getaddrinfo, inet_pton... *
 extern const luaL_Reg msg_methods[];      /* msg.c: sendmsg, recvmsg */
 extern const luaL_Reg msg_funcs[];        /* msg.c: send_fds, recv_fds */
 extern const luaL_Reg select_funcs[];     /* select.c: select */
+/* select.c: w is being closed: wake the selects waiting on a list that
+** holds it (watch_close calls it); they return nil, "closed", EBADF. */
+void select_closing(Watch *w);
 extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
 extern const luaL_Reg loop_funcs[];       /* loop.c: spawn, run, sleep... */
 void stream_open(lua_State *L);           /* reader.c: its metatable */

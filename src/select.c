@@ -7,8 +7,19 @@
 ** descriptors are put in a private epoll set, whose own descriptor turns
 ** readable when any of them is ready, and wait_fd waits on that one
 ** descriptor.  Inside a task the other tasks therefore run meanwhile.
-** Naive on purpose: the set is rebuilt on every call (O(n) epoll_ctl);
-** a program that selects over thousands of fds in a loop wants tasks.
+**
+** A listed socket that another task closes while select waits would only
+** leave the epoll set (the kernel drops a closed fd) and wake no one; so
+** a waiting select is in a list that watch_close consults
+** (select_closing), and select then returns nil, "closed", EBADF, as any
+** other wait on a socket closed meanwhile does (DESIGN).  The caller
+** finds which one by its fileno() of -1.  The listed values are kept in
+** select's own table meanwhile: the user may empty his lists, and a
+** listed socket must not be collected under us.
+**
+** Naive on purpose: the set is rebuilt on every call (O(n) epoll_ctl), and
+** a close scans every waiting select; a program that selects over
+** thousands of fds in a loop wants tasks.
 */
 #include <errno.h>
 #include <limits.h>
@@ -16,7 +27,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include "lsock.h"
 
@@ -25,17 +35,50 @@
 /* Stack slots of a select call (the continuation finds them there). */
 enum { READERS = 1, WRITERS = 2, SET_IDX = 4, DEADLINE_IDX = 5 };
 
-/* The state of one select call, a userdata at SET_IDX: the pollfds of
-** the readers then the writers, and the epoll set made for waiting (its
-** fd -1 until the first wait). */
+/* The state of one select call, a userdata at SET_IDX whose user value
+** holds the entries (readers then writers): the socket Watch of each
+** entry (NULL for an integer or a fileno object), their pollfds, and the
+** epoll set made for waiting (its fd -1 until the first wait). */
 typedef struct SelectSet {
   Watch w;
+  struct SelectSet *prev, *next;   /* in the waiting list, while armed */
   int nr, nw;
-  struct pollfd p[];
+  struct pollfd *p;                /* nr + nw, after ws */
+  Watch *ws[];
 } SelectSet;
 
-/* Drop the epoll set from the loop and close it; idempotent. */
+static SelectSet *waiting = NULL;  /* armed sets (one loop per process) */
+
+void select_closing(Watch *w) {
+  for (SelectSet *set = waiting; set != NULL; set = set->next) {
+    for (int i = 0; i < set->nr + set->nw; i++) {
+      if (set->ws[i] == w) {
+        loop_wake(&set->w);   /* select_k then sees the closed entry */
+        break;
+      }
+    }
+  }
+}
+
+static void set_link(SelectSet *set) {
+  set->prev = NULL;
+  set->next = waiting;
+  if (waiting != NULL) waiting->prev = set;
+  waiting = set;
+}
+
+static void set_unlink(SelectSet *set) {
+  if (set->prev != NULL) set->prev->next = set->next;
+  else if (waiting == set) waiting = set->next;
+  if (set->next != NULL) set->next->prev = set->prev;
+  set->prev = set->next = NULL;
+}
+
+/* Leave the waiting list, drop the epoll set from the loop and close it;
+** idempotent. */
 static void set_release(SelectSet *set) {
+  if (set->w.fd < 0) return;
+  set_unlink(set);
   watch_close(&set->w);
 }
 
@@ -44,20 +87,25 @@ static int set_gc(lua_State *L) {
   return 0;
 }
 
-/* Push a SelectSet for nr readers and nw writers (the __gc closes its
-** epoll fd if the call ends in an error or the task is killed). */
+/* Push a SelectSet for nr readers and nw writers, with an empty table of
+** entries as user value (the __gc closes its epoll fd if the call ends in
+** an error or the task is killed). */
 static SelectSet *set_push(lua_State *L, int nr, int nw) {
-  size_t size = sizeof(SelectSet) + (size_t)(nr + nw) * sizeof(struct pollfd);
-  SelectSet *set = (SelectSet *)lua_newuserdatauv(L, size, 0);
+  size_t n = (size_t)nr + (size_t)nw;
+  size_t size = sizeof(SelectSet) + n * (sizeof(Watch *) + sizeof(struct pollfd));
+  SelectSet *set = (SelectSet *)lua_newuserdatauv(L, size, 1);
   memset(set, 0, size);
   set->w.fd = -1;
   set->nr = nr;
   set->nw = nw;
+  set->p = (struct pollfd *)(set->ws + n);
   if (luaL_newmetatable(L, LSOCK_SELECTSET)) {
     lua_pushcfunction(L, set_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
+  lua_createtable(L, (int)n, 0);
+  lua_setiuservalue(L, -2, 1);
   return set;
 }
 
@@ -75,13 +123,14 @@ static int bad_entry(lua_State *L, int arg, int i, const char *msg) {
 }
 
 /* The descriptor of the value on top of the stack (entry i of list arg):
-** an open socket, a non-negative integer, or what its fileno method
-** returns.  Raises on anything else; pops nothing. */
-static int entry_fd(lua_State *L, int arg, int i) {
+** an open socket (its Watch goes to *w), a non-negative integer, or what
+** its fileno method returns.  Raises on anything else; pops nothing. */
+static int entry_fd(lua_State *L, int arg, int i, Watch **w) {
   LSocket *s = (LSocket *)luaL_testudata(L, -1, LSOCK_SOCKET);
   lua_Integer fd = -1;
   if (s != NULL) {
     if (s->w.fd < 0) luaL_error(L, "attempt to use a closed socket");
+    *w = &s->w;
     return s->w.fd;
   }
   if (lua_isinteger(L, -1)) {
@@ -100,14 +149,23 @@ static int entry_fd(lua_State *L, int arg, int i) {
   return (int)fd;
 }
 
-/* Fill n pollfds from the list at arg, asking for events. */
-static void set_fill(lua_State *L, struct pollfd *p, int arg, int n, short events) {
+/* Fill n entries of set from position first on, from the list at arg,
+** asking for events; each value goes to the table of entries (the
+** user value of the set, on top of the stack). */
+static void set_fill(lua_State *L, SelectSet *set, int first, int arg, int n, short events) {
   for (int i = 0; i < n; i++) {
     lua_geti(L, arg, i + 1);
-    p[i].fd = entry_fd(L, arg, i + 1);
-    p[i].events = events;
-    lua_pop(L, 1);
+    set->p[first + i].fd = entry_fd(L, arg, i + 1, &set->ws[first + i]);
+    set->p[first + i].events = events;
+    lua_rawseti(L, -2, first + i + 1);
   }
+}
+
+/* Whether a task closed a listed socket since the call began. */
+static int set_closed(const SelectSet *set) {
+  for (int i = 0; i < set->nr + set->nw; i++)
+    if (set->ws[i] != NULL && set->ws[i]->fd < 0) return 1;
+  return 0;
 }
 
 static uint32_t epoll_events(short events) {
@@ -130,17 +188,19 @@ static int set_arm(SelectSet *set) {
       if (set->p[j].fd == fd) ev.events |= epoll_events(set->p[j].events);
     if (epoll_ctl(set->w.fd, EPOLL_CTL_MOD, fd, &ev) < 0) return errno;
   }
+  set_link(set);   /* from now on, closing a listed socket wakes us */
   return 0;
 }
 
-/* Push a list of the entries of the list at arg whose revents hold any
-** of mask, in their order. */
-static void push_ready(lua_State *L, int arg, const struct pollfd *p, int n, short mask) {
+/* Push a list of the n entries from position first on (in the table
+** of entries, on top of the stack) whose revents hold any of mask, in
+** their order. */
+static void push_ready(lua_State *L, const SelectSet *set, int first, int n, short mask) {
   lua_newtable(L);
   int k = 0;
-  for (int i = 0; i < n; i++) {
-    if (!(p[i].revents & mask)) continue;
-    lua_geti(L, arg, i + 1);
+  for (int i = first; i < first + n; i++) {
+    if (!(set->p[i].revents & mask)) continue;
+    lua_rawgeti(L, -2, i + 1);
     lua_rawseti(L, -2, ++k);
   }
 }
@@ -150,8 +210,11 @@ static int push_results(lua_State *L, SelectSet *set) {
   for (int i = 0; i < set->nr + set->nw; i++)
     if (set->p[i].revents & POLLNVAL) return err_push(L, EBADF);
   set_release(set);
-  push_ready(L, READERS, set->p, set->nr, POLLIN | POLLHUP | POLLERR);
-  push_ready(L, WRITERS, set->p + set->nr, set->nw, POLLOUT | POLLHUP | POLLERR);
+  lua_getiuservalue(L, SET_IDX, 1);
+  push_ready(L, set, 0, set->nr, POLLIN | POLLHUP | POLLERR);
+  lua_insert(L, -2);
+  push_ready(L, set, set->nr, set->nw, POLLOUT | POLLHUP | POLLERR);
+  lua_remove(L, -2);
   return 2;
 }
 
@@ -161,6 +224,7 @@ static int select_k(lua_State *L, int status, lua_KContext ctx) {
   SelectSet *set = (SelectSet *)lua_touserdata(L, SET_IDX);
   int err = wait_resumed(L, status);
   while (err == 0) {
+    if (set_closed(set)) { err = LSOCK_ECLOSED; break; }   /* its fd may be reused */
     int n = poll(set->p, (nfds_t)(set->nr + set->nw), 0);
     if (n > 0) return push_results(L, set);
     if (n < 0 && errno == EINTR) continue;
@@ -188,8 +252,10 @@ static int lsock_select(lua_State *L) {
   lua_settop(L, 3);
   SelectSet *set = set_push(L, nr, nw);   /* SET_IDX */
   lua_pushnumber(L, wait_deadline(t));    /* DEADLINE_IDX */
-  set_fill(L, set->p, READERS, nr, POLLIN);
-  set_fill(L, set->p + nr, WRITERS, nw, POLLOUT);
+  lua_getiuservalue(L, SET_IDX, 1);
+  set_fill(L, set, 0, READERS, nr, POLLIN);
+  set_fill(L, set, nr, WRITERS, nw, POLLOUT);
+  lua_pop(L, 1);
   return select_k(L, LUA_OK, 0);
 }
 

@@ -187,4 +187,54 @@ describe("socket.select", function()
     assert.are.same({{}, {}}, {r, w})
     a:close(); b:close()
   end)
+
+  -- Story (review finding 9): a task in select on a socket that another
+  -- task closed was never woken: the close only made the kernel drop the
+  -- fd from select's private epoll set, so select waited until its
+  -- timeout (for ever without one) and then said "nothing ready".
+  -- Chosen behaviour: a waiting select is told of the close and returns
+  -- nil, "closed", EBADF, as any wait on a socket closed meanwhile does
+  -- (DESIGN); the caller finds the closed one by fileno() == -1.
+  it("in a task, returns nil, 'closed', EBADF when another task closes a listed socket", function()
+    local a, b = pair()
+    local c, d = pair()
+    local res, took
+    socket.spawn(function()
+      local t0 = socket.gettime()
+      res = table.pack(socket.select({c, b}, {}, 1))
+      took = socket.gettime() - t0
+    end)
+    socket.spawn(function() b:close() end)
+    assert(socket.run())
+    assert.are.same({nil, "closed", E.EBADF, n = 3}, res)
+    assert.is_true(took < 0.5, "took " .. took)
+    assert.are.equal(-1, b:fileno())
+    a:close(); c:close(); d:close()
+  end)
+
+  it("outside a task, returns nil, 'closed' when a task closes a listed socket meanwhile", function()
+    local a, b = pair()
+    socket.spawn(function() b:close() end)
+    local t0 = socket.gettime()
+    assert.are.same({nil, "closed", E.EBADF}, {socket.select({b}, {}, 1)})
+    assert.is_true(socket.gettime() - t0 < 0.5)
+    assert(socket.run())
+    a:close()
+  end)
+
+  it("returns the objects it was given even if the lists change while it waits", function()
+    local a, b = pair()
+    local readers = {b}
+    local r
+    socket.spawn(function() r = socket.select(readers, nil, 1) end)
+    socket.spawn(function()
+      readers[1] = nil        -- b is now held by select alone (and our local)
+      collectgarbage()
+      assert(a:send("x"))
+    end)
+    assert(socket.run())
+    assert.are.equal(1, #r)
+    assert.is_true(rawequal(b, r[1]))
+    a:close(); b:close()
+  end)
 end)
