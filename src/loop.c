@@ -310,6 +310,7 @@ int loop_outcome(Task *t) {
 
 void loop_unwatch(Watch *w) {
   Loop *loop = w->loop;
+  select_closing(w);   /* a select need not be registered: it listed w */
   if (loop == NULL) return;
   w->loop = NULL;
   if (loop->closed) {   /* lua_close: the tasks are gone, touch nothing */
@@ -326,7 +327,6 @@ void loop_unwatch(Watch *w) {
 void watch_close(Watch *w) {
   if (w->fd < 0) return;
   loop_unwatch(w);
-  select_closing(w);
   close(w->fd);   /* on Linux the fd is released even on EINTR */
   w->fd = -1;
 }

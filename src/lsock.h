@@ -177,12 +177,11 @@ lua_State *loop_running(void);
 ** came just before the wait is not missed. */
 void loop_wakeup(void);
 /* Before w->fd is closed (or detached): remove it from the poller; its
-** waiters are woken with LSOCK_ECLOSED.  From __gc the only possible
+** waiters are woken with LSOCK_ECLOSED, the selects listing it too.  From __gc the only possible
 ** waiter is a task whose coroutine the user closed (it then just ends). */
 void loop_unwatch(Watch *w);
 /* The idempotent close of a Watch's descriptor (sockets, select's epoll
-** set): loop_unwatch, wake the selects listing it (select_closing),
-** close, fd = -1.  Never raises. */
+** set): loop_unwatch, close, fd = -1.  Never raises. */
 void watch_close(Watch *w);
 
 /* ---- main.c, repl.c: the luasock program (not in the library) ------ */
@@ -217,7 +216,7 @@ extern const luaL_Reg msg_methods[];      /* msg.c: sendmsg, recvmsg */
 extern const luaL_Reg msg_funcs[];        /* msg.c: send_fds, recv_fds */
 extern const luaL_Reg select_funcs[];     /* select.c: select */
 /* select.c: w is being closed: wake the selects waiting on a list that
-** holds it (watch_close calls it); they return nil, "closed", EBADF. */
+** holds it (loop_unwatch calls it); they return nil, "closed", EBADF. */
 void select_closing(Watch *w);
 extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
 extern const luaL_Reg loop_funcs[];       /* loop.c: spawn, run, sleep... */

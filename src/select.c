@@ -8,14 +8,14 @@
 ** readable when any of them is ready, and wait_fd waits on that one
 ** descriptor.  Inside a task the other tasks therefore run meanwhile.
 **
-** A listed socket that another task closes while select waits would only
-** leave the epoll set (the kernel drops a closed fd) and wake no one; so
-** a waiting select is in a list that watch_close consults
-** (select_closing), and select then returns nil, "closed", EBADF, as any
-** other wait on a socket closed meanwhile does (DESIGN).  The caller
-** finds which one by its fileno() of -1.  The listed values are kept in
-** select's own table meanwhile: the user may empty his lists, and a
-** listed socket must not be collected under us.
+** A listed socket that another task closes (or detaches) while select
+** waits would only leave the epoll set (the kernel drops a closed fd) and
+** wake no one; so a waiting select is in a list that loop_unwatch
+** consults (select_closing), and select then returns nil, "closed",
+** EBADF, as any other wait on a socket closed meanwhile does (DESIGN).
+** The caller finds which one by its fileno() of -1.  The listed values
+** are kept in select's own table meanwhile: the user may empty his lists,
+** and a listed socket must not be collected under us.
 **
 ** Naive on purpose: the set is rebuilt on every call (O(n) epoll_ctl), and
 ** a close scans every waiting select; a program that selects over

@@ -212,6 +212,19 @@ describe("socket.select", function()
     a:close(); c:close(); d:close()
   end)
 
+  it("in a task, returns nil, 'closed' when another task detaches a listed socket", function()
+    local a, b = pair()
+    local res, fd
+    socket.spawn(function() res = table.pack(socket.select({b}, {}, 1)) end)
+    socket.spawn(function() fd = b:detach() end)
+    local t0 = socket.gettime()
+    assert(socket.run())
+    assert.is_true(socket.gettime() - t0 < 0.5)
+    assert.are.same({nil, "closed", E.EBADF, n = 3}, res)
+    assert(socket.socket(nil, nil, nil, fd)):close()   -- adopt the detached fd to close it
+    a:close()
+  end)
+
   it("outside a task, returns nil, 'closed' when a task closes a listed socket meanwhile", function()
     local a, b = pair()
     socket.spawn(function() b:close() end)
