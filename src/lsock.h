@@ -177,8 +177,9 @@ lua_State *loop_running(void);
 ** came just before the wait is not missed. */
 void loop_wakeup(void);
 /* Before w->fd is closed (or detached): remove it from the poller; its
-** waiters are woken with LSOCK_ECLOSED, the selects listing it too.  From __gc the only possible
-** waiter is a task whose coroutine the user closed (it then just ends). */
+** waiters are woken with LSOCK_ECLOSED, the selects listing it too.  From
+** __gc the only possible waiter is a task whose coroutine the user closed
+** (it then just ends). */
 void loop_unwatch(Watch *w);
 /* The idempotent close of a Watch's descriptor (sockets, select's epoll
 ** set): loop_unwatch, close, fd = -1.  Never raises. */
