@@ -18,7 +18,10 @@
 ** for, so that outside code never stops the tasks.  With no task it
 ** costs one registry lookup, and waits inside tasks do not go through it.
 ** A poll(2) over both fds, rather than adding the outside fd to the epoll
-** set, leaves the set's edge-triggered registrations alone.  Ctrl-C
+** set, leaves the set's edge-triggered registrations alone.  The turn
+** reads the outside Watch's fd again before each poll: a task may have
+** closed it (the wait returns "closed") and its number may name another
+** socket by then; loop_wake on that Watch ends the wait too.  Ctrl-C
 ** meanwhile stops the outside code; a task spinning in Lua code at that
 ** moment is stopped too (it fails with "interrupted!", as under run):
 ** yielding it instead would leave it to spin again at the next turn.
