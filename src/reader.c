@@ -19,6 +19,11 @@
 ** Before a read waits for input, pending output is flushed: the peer may
 ** be waiting for it (a request written with full buffering).
 **
+** Closing a stream wakes the tasks parked on its socket (loop_wake), and
+** a wait outside any task lets the tasks run: so after every wait, in a
+** task or not, a call checks that its stream is still open (stream_wait,
+** stream_resumed) and, for a read, that its cursor is still its own.
+**
 ** Left out: seek, encodings, and two tasks reading one stream at once; that
 ** stays memory-safe (the call that lost the cursor starts over) but which
 ** call gets which bytes is then undefined, as with any shared stream.
@@ -405,20 +410,22 @@ static void read_restart(lua_State *L, LStream *st) {
   st->rpos = st->scan = st->rstart;
 }
 
-/* Input is missing: receive it, or wait.  Pending output goes first, as
-** the peer may be waiting for it, unless a task already waits to write
-** (it will send it; two waiters on one direction are refused); a failure
-** to send it is left for the next write or flush to report. */
+/* Input is missing: receive it, or wait.  After a short read left the
+** socket drained, a task waits without the recv that would say EAGAIN
+** (wait_idle).  Pending output goes first, as the peer may be waiting for
+** it, unless a task already waits to write (it will send it; two waiters
+** on one direction are refused); a failure to send it is left for the
+** next write or flush to report. */
 static int read_more(lua_State *L, LStream *st) {
   if (stream_fd(st) < 0) return LSOCK_ECLOSED;
-  Watch *w = &st->sock->w;   /* a timeout of 0 is a deadline of 0 for wait_idle */
-  int err = wait_idle(L, w, WAIT_READ, st->sock->timeout) ? EAGAIN : rbuf_fill(L, st);
-  int dir = WAIT_READ;
+  Watch *w = &st->sock->w;
+  int idle = wait_idle(L, w, WAIT_READ, st->sock->timeout);   /* timeout 0 <=> deadline 0 */
+  int err = idle ? EAGAIN : rbuf_fill(L, st), dir = WAIT_READ;
   if (err != EAGAIN) return err;
   if (st->wstart < st->wlen) {
     err = wbuf_send(L, st);
     if (err == 0) return 0;   /* all sent: try the input again */
-    if (err == EAGAIN && st->sock->w.waiter[WAIT_WRITE] == NULL) dir = WAIT_WRITE;
+    if (err == EAGAIN && w->waiter[WAIT_WRITE] == NULL) dir = WAIT_WRITE;
   }
   return stream_wait(L, st, dir, R_DEADLINE, read_k);
 }
@@ -639,9 +646,10 @@ static int close_k(lua_State *L, int status, lua_KContext ctx);
 
 /* close's flush.  When a task already waits to write on the socket (a
 ** writer of this stream, or a send on the socket), close may not wait
-** beside it (the loop refuses two waiters): it tries once without waiting
-** and what does not go is dropped (close returns EAGAIN).  That task is
-** then woken by stream_shut: a writer of this stream returns "closed". */
+** beside it (the loop refuses two waiters): it tries once without waiting,
+** and what does not go is dropped with the error (EAGAIN when the socket
+** is full).  That task is then woken by stream_shut: a writer of this
+** stream returns "closed", a send on the socket waits again. */
 static int close_flush(lua_State *L, LStream *st) {
   if (st->wstart == st->wlen) return 0;
   if (st->sock->w.fd >= 0 && st->sock->w.waiter[WAIT_WRITE] != NULL)
