@@ -627,9 +627,7 @@ static int flush_k(lua_State *L, int status, lua_KContext ctx) {
   LStream *st = (LStream *)lua_touserdata(L, 1);
   int err = stream_resumed(L, st, status, ctx);
   if (!err) err = flush_all(L, st, flush_k);
-  if (err) return err_push(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
+  return err_pushresult(L, err);
 }
 
 /* stream:flush() -> true; nil, message, errno. */
@@ -675,9 +673,7 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
     if (!err) err = close_flush(L, st);
     if (!st->closed) stream_shut(L, st);   /* else a task closed it while we waited */
   }
-  if (err) return err_push(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
+  return err_pushresult(L, err);
 }
 
 /* stream:close(), __close: flush, then release the buffers; the socket
