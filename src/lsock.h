@@ -71,6 +71,11 @@ LSocket *sock_push(lua_State *L, int family, int type, int proto);
 lua_Integer sock_checkint(lua_State *L, int idx, lua_Integer min, lua_Integer max);
 lua_Integer sock_optint(lua_State *L, int idx, lua_Integer def, lua_Integer min,
                         lua_Integer max);             /* nil or none: def */
+/* An optional flags argument (MSG_*; default 0): any C int. */
+int sock_optflags(lua_State *L, int idx);
+/* The deadline of one call on s: MSG_DONTWAIT in flags makes it 0 (EAGAIN
+** at once, as in C), else the socket's timeout from now. */
+double sock_deadline(const LSocket *s, int flags);
 /* A timeout (or delay) argument in seconds: a number >= 0 (NaN raises
 ** "<what> must be non-negative"); nil or none gives -1 (no deadline) when
 ** nilok, else raises "number expected". */

@@ -53,14 +53,6 @@ static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t dat
 }
 
 /* The deadline of a call on s: 0 with MSG_DONTWAIT, which never waits. */
-static double call_deadline(LSocket *s, int flags) {
-  return (flags & MSG_DONTWAIT) ? 0 : wait_deadline(s->timeout);
-}
-
-static int opt_flags(lua_State *L, int arg) {
-  return (int)sock_optint(L, arg, 0, INT_MIN, INT_MAX);
-}
-
 /* ---- sendmsg -------------------------------------------------------- */
 
 /* Number of buffers at arg: a list of strings, or one string. */
@@ -178,7 +170,7 @@ static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
   int rn = addr_resolved(L, 5, status);
   if (rn != 0) return rn;
   if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
-  int flags = opt_flags(L, 4);
+  int flags = sock_optflags(L, 4);
   struct sockaddr_storage ss;
   socklen_t alen = 0;
   if (!lua_isnil(L, 5)) {
@@ -186,7 +178,7 @@ static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
     if (rc != 0) return err_pushgai(L, rc, errno);
   }
   size_t niov = buffers_count(L, 2), ctl = anc_space(L, 3);
-  lua_pushnumber(L, call_deadline(s, flags));      /* DEADLINE */
+  lua_pushnumber(L, sock_deadline(s, flags));      /* DEADLINE */
   MsgState *st = state_push(L, niov, ctl, 0);      /* STATE */
   lua_createtable(L, (int)niov, 0);                /* KEEP */
   fill_iov(L, st, 2);
@@ -207,7 +199,7 @@ static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
 static int sock_sendmsg(lua_State *L) {
   LSocket *s = sock_checkopen(L, SOCK);
   lua_settop(L, 5);
-  opt_flags(L, 4);
+  sock_optflags(L, 4);
   buffers_count(L, 2);
   anc_copy(L, 3);
   addr_resolve(L, 5, s->family, 0, sendmsg_resolved);
@@ -296,7 +288,7 @@ static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
 static int recv_begin(lua_State *L, LSocket *s, size_t bufsize, size_t ancsize,
                       int flags, int as) {
   lua_settop(L, 5);
-  lua_pushnumber(L, call_deadline(s, flags));      /* DEADLINE */
+  lua_pushnumber(L, sock_deadline(s, flags));      /* DEADLINE */
   MsgState *st = state_push(L, 1, ancsize, bufsize);   /* STATE */
   st->flags = flags | MSG_CMSG_CLOEXEC;
   st->hidden = MSG_CMSG_CLOEXEC & ~flags;   /* Linux echoes it in msg_flags */
@@ -309,7 +301,7 @@ static int sock_recvmsg(lua_State *L) {
   LSocket *s = sock_checkopen(L, SOCK);
   size_t bufsize = (size_t)sock_checkint(L, 2, 0, INT_MAX);
   size_t ancsize = (size_t)sock_optint(L, 3, 0, 0, INT_MAX);
-  return recv_begin(L, s, bufsize, ancsize, opt_flags(L, 4), AS_RECVMSG);
+  return recv_begin(L, s, bufsize, ancsize, sock_optflags(L, 4), AS_RECVMSG);
 }
 
 /* ---- descriptor passing --------------------------------------------- */
@@ -368,7 +360,7 @@ static int lsock_recv_fds(lua_State *L) {
   lua_Integer maxfds = luaL_checkinteger(L, 3);
   luaL_argcheck(L, maxfds >= 0 && maxfds <= 253, 3, "maxfds out of range (0..253)");
   size_t ancsize = maxfds > 0 ? CMSG_SPACE((size_t)maxfds * sizeof(int)) : 0;
-  return recv_begin(L, s, bufsize, ancsize, opt_flags(L, 4), AS_RECVFDS);
+  return recv_begin(L, s, bufsize, ancsize, sock_optflags(L, 4), AS_RECVFDS);
 }
 
 /* socket.CMSG_LEN(n), socket.CMSG_SPACE(n): sizes for ancbufsize, as

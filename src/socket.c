@@ -163,6 +163,14 @@ lua_Integer sock_optint(lua_State *L, int idx, lua_Integer def, lua_Integer min,
   return lua_isnoneornil(L, idx) ? def : sock_checkint(L, idx, min, max);
 }
 
+int sock_optflags(lua_State *L, int idx) {
+  return (int)sock_optint(L, idx, 0, INT_MIN, INT_MAX);
+}
+
+double sock_deadline(const LSocket *s, int flags) {
+  return (flags & MSG_DONTWAIT) ? 0 : wait_deadline(s->timeout);
+}
+
 /* An int argument that must fit a C int (levels, options, flags). */
 static int check_int(lua_State *L, int idx) {
   return (int)sock_checkint(L, idx, INT_MIN, INT_MAX);

@@ -26,12 +26,6 @@ typedef struct SockAddr {
   struct sockaddr_storage ss;
 } SockAddr;
 
-/* Push the deadline of this call for s; MSG_DONTWAIT in flags makes it
-** 0, so that the call reports EAGAIN instead of waiting. */
-static void push_deadline(lua_State *L, LSocket *s, lua_Integer flags) {
-  lua_pushnumber(L, (flags & MSG_DONTWAIT) ? 0 : wait_deadline(s->timeout));
-}
-
 /* Parse the address at idx (and idx+1) for s, then push it as a new
 ** userdata; returns it, or NULL after pushing a resolver error (nil, msg,
 ** code: 3 values) for the caller to return.  The address is read before
@@ -46,11 +40,6 @@ static SockAddr *push_sockaddr(lua_State *L, LSocket *s, int idx) {
   SockAddr *a = (SockAddr *)lua_newuserdatauv(L, sizeof *a, 0);
   *a = tmp;
   return a;
-}
-
-/* A flags argument (optional, 0): any C int. */
-static lua_Integer opt_flags(lua_State *L, int idx) {
-  return sock_optint(L, idx, 0, INT_MIN, INT_MAX);
 }
 
 /* Wait for s in direction dir until the deadline at stack index idx.  A
@@ -145,7 +134,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
 static int sock_accept(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
   lua_settop(L, 1);
-  push_deadline(L, s, 0);
+  lua_pushnumber(L, sock_deadline(s, 0));
   sock_push(L, s->family, s->type, s->proto);
   return accept_k(L, LUA_OK, 0);
 }
@@ -212,7 +201,7 @@ static int connect_resolved(lua_State *L, int status, lua_KContext ctx) {
   if (n != 0) return n;
   if (s->w.fd < 0) return connect_done(L, ctx, LSOCK_ECLOSED);  /* closed meanwhile */
   lua_settop(L, 3);                    /* 2-3: the address */
-  push_deadline(L, s, 0);              /* 4 */
+  lua_pushnumber(L, sock_deadline(s, 0));   /* 4 */
   if (push_sockaddr(L, s, 2) == NULL) return 3;   /* 5 */
   lua_replace(L, 3);
   lua_replace(L, 2);                   /* now 1 socket, 2 deadline, 3 SockAddr */
@@ -332,9 +321,9 @@ static int recv_start(lua_State *L, lua_KContext ctx) {
   LSocket *s = sock_checkopen(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
   luaL_argcheck(L, size >= 0, 2, "negative buffer size");
-  lua_Integer flags = opt_flags(L, 3);
+  int flags = sock_optflags(L, 3);
   lua_settop(L, 3);
-  push_deadline(L, s, flags);
+  lua_pushnumber(L, sock_deadline(s, flags));
   return recv_k(L, LUA_OK, ctx);
 }
 
@@ -397,7 +386,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 ** 4), its name already resolved; send and sendall: addr_idx 0. */
 static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx) {
   if (addr_idx && push_sockaddr(L, s, addr_idx) == NULL) return 3;
-  push_deadline(L, s, addr_idx == 3 ? 0 : lua_tointeger(L, 3));
+  lua_pushnumber(L, sock_deadline(s, addr_idx == 3 ? 0 : (int)lua_tointeger(L, 3)));
   if (addr_idx == 3) {                 /* 1 s, 2 data, 3 addr, 4 SockAddr, 5 deadline */
     lua_insert(L, 4);
     lua_pushnil(L);
@@ -425,7 +414,7 @@ static int sendto_resolved(lua_State *L, int status, lua_KContext ctx) {
 static int send_start(lua_State *L, int addr_idx, lua_KContext ctx) {
   LSocket *s = sock_checkopen(L, 1);
   luaL_checkstring(L, 2);
-  if (addr_idx != 3) opt_flags(L, 3);
+  if (addr_idx != 3) sock_optflags(L, 3);
   lua_settop(L, addr_idx ? addr_idx : 3);
   if (addr_idx == 0) return send_layout(L, s, 0, ctx);
   addr_resolve(L, addr_idx, s->family, addr_idx, sendto_resolved);
