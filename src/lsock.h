@@ -56,11 +56,18 @@ typedef struct LSocket {
   Watch w;              /* w.fd == -1 means closed */
   int family, type, proto;
   double timeout;       /* < 0 blocking, 0 non-blocking, > 0 seconds */
+  const void *meta;     /* its metatable, for sock_test */
 } LSocket;
 
 /* ---- socket.c: the object ---------------------------------------- */
+LSocket *sock_test(lua_State *L, int idx);       /* the socket at idx, or NULL */
 LSocket *sock_check(lua_State *L, int idx);      /* any socket, maybe closed */
 LSocket *sock_checkopen(lua_State *L, int idx);  /* raises on a closed one */
+/* The socket at idx in a continuation (a _k or _resolved function), whose
+** start function checked it: it is still there, checking again is waste. */
+static inline LSocket *sock_at(lua_State *L, int idx) {
+  return (LSocket *)lua_touserdata(L, idx);
+}
 /* Push a new socket in the closed state with the default timeout; the
 ** caller then stores the descriptor in ->w.fd (so a memory error can never
 ** orphan a descriptor). */

@@ -147,7 +147,7 @@ static void fill_anc(lua_State *L, MsgState *st, int arg) {
 /* Try sendmsg until it goes through, fails or the deadline passes (0
 ** with MSG_DONTWAIT: wait_fd then reports EAGAIN at once). */
 static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, SOCK);
+  LSocket *s = sock_at(L, SOCK);
   MsgState *st = (MsgState *)lua_touserdata(L, STATE);
   int err = wait_resumed(L, status);
   while (err == 0) {
@@ -166,7 +166,7 @@ static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
 /* sendmsg once the name in its address (5), if any, was resolved: lay
 ** out the slots above and make the first try.  MSG_DONTWAIT: deadline 0. */
 static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, SOCK);
+  LSocket *s = sock_at(L, SOCK);
   int rn = addr_resolved(L, 5, status);
   if (rn != 0) return rn;
   if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
@@ -266,7 +266,7 @@ static int push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int a
 /* Try recvmsg until data comes, it fails or the deadline passes; ctx
 ** says which results to push (AS_RECVMSG or AS_RECVFDS). */
 static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, SOCK);
+  LSocket *s = sock_at(L, SOCK);
   MsgState *st = (MsgState *)lua_touserdata(L, STATE);
   int err = wait_resumed(L, status);
   while (err == 0) {
@@ -316,7 +316,7 @@ static lua_Integer pack_fds(lua_State *L, int arg) {
   luaL_buffinit(L, &b);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, arg, i);
-    LSocket *s = (LSocket *)luaL_testudata(L, -1, LSOCK_SOCKET);
+    LSocket *s = sock_test(L, -1);
     lua_Integer fd = s != NULL ? s->w.fd : lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
     luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, arg, "descriptors must be open sockets or integers >= 0");
     lua_pop(L, 1);

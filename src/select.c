@@ -126,7 +126,7 @@ static int bad_entry(lua_State *L, int arg, int i, const char *msg) {
 ** an open socket (its Watch goes to *w), a non-negative integer, or what
 ** its fileno method returns.  Raises on anything else; pops nothing. */
 static int entry_fd(lua_State *L, int arg, int i, Watch **w) {
-  LSocket *s = (LSocket *)luaL_testudata(L, -1, LSOCK_SOCKET);
+  LSocket *s = sock_test(L, -1);
   lua_Integer fd = -1;
   if (s != NULL) {
     if (s->w.fd < 0) luaL_error(L, "attempt to use a closed socket");

@@ -21,17 +21,28 @@
 /* Registry key of the default timeout (a number, < 0 for none). */
 #define DEFAULT_TIMEOUT_KEY "luasock.defaulttimeout"
 
-/* The socket at idx, or raise.  Methods and metamethods carry the socket
-** metatable as upvalue 1, so the common case is one pointer comparison
-** instead of luaL_checkudata's registry lookup by name (it was 40 % of the
-** echo benchmark's instructions); any other caller takes the slow path. */
+/* The registry's table of socket metatables by kind (weak values). */
+#define KINDS_KEY "luasock.socket.kinds"
+
+/* A socket is a userdata of our size whose metatable is the one recorded
+** in it at creation: a few API calls, where a marker looked up in the
+** metatable cost a hash lookup on every method call.  Another library's
+** userdata would need our size and its own metatable's address at our
+** offset; debug.setmetatable cannot pass one off as a socket. */
+LSocket *sock_test(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(LSocket))
+    return NULL;
+  LSocket *s = (LSocket *)lua_touserdata(L, idx);
+  if (!lua_getmetatable(L, idx)) return NULL;
+  const void *meta = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return meta == s->meta ? s : NULL;
+}
+
 LSocket *sock_check(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TUSERDATA && lua_getmetatable(L, idx)) {
-    int ours = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (ours) return (LSocket *)lua_touserdata(L, idx);
-  }
-  return (LSocket *)luaL_checkudata(L, idx, LSOCK_SOCKET);
+  LSocket *s = sock_test(L, idx);
+  if (s == NULL) luaL_typeerror(L, idx, LSOCK_SOCKET);
+  return s;
 }
 
 LSocket *sock_checkopen(lua_State *L, int idx) {
@@ -48,6 +59,56 @@ static double sock_defaulttimeout(lua_State *L) {
   return t;
 }
 
+/* Copy the fields of the table at from into the table on top. */
+static void copy_fields(lua_State *L, int from) {
+  lua_pushnil(L);
+  while (lua_next(L, from)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
+/* Make the metatable of sockets of one kind: the metamethods of the
+** template (registry LSOCK_SOCKET), and an __index table holding its
+** methods plus the read-only fields family, type and proto.  A method
+** call is then one table lookup, where an __index function cost a call
+** per method (15 % of the echo benchmark's instructions). */
+static void new_kindmeta(lua_State *L, int family, int type, int proto) {
+  luaL_getmetatable(L, LSOCK_SOCKET);
+  int base = lua_gettop(L);
+  lua_getfield(L, base, "__index");     /* base + 1: the methods */
+  lua_newtable(L);                      /* base + 2: the new metatable */
+  copy_fields(L, base);
+  lua_newtable(L);                      /* its __index */
+  copy_fields(L, base + 1);
+  lua_pushinteger(L, family);
+  lua_setfield(L, -2, "family");
+  lua_pushinteger(L, type);
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, proto);
+  lua_setfield(L, -2, "proto");
+  lua_setfield(L, -2, "__index");
+  lua_replace(L, base);
+  lua_settop(L, base);
+}
+
+/* Push the metatable of sockets of this kind, made on first use.  The
+** cache holds it weakly: kinds that no socket has any more (a script
+** trying socket() with many bad families) do not pile up. */
+static void push_kindmeta(lua_State *L, int family, int type, int proto) {
+  lua_getfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  lua_pushfstring(L, "%d %d %d", family, type, proto);
+  if (lua_rawget(L, -2) == LUA_TNIL) {
+    lua_pop(L, 1);
+    new_kindmeta(L, family, type, proto);
+    lua_pushfstring(L, "%d %d %d", family, type, proto);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_remove(L, -2);
+}
+
 LSocket *sock_push(lua_State *L, int family, int type, int proto) {
   LSocket *s = (LSocket *)lua_newuserdatauv(L, sizeof(LSocket), 0);
   memset(s, 0, sizeof *s);
@@ -56,7 +117,9 @@ LSocket *sock_push(lua_State *L, int family, int type, int proto) {
   s->type = type;
   s->proto = proto;
   s->timeout = sock_defaulttimeout(L);
-  luaL_setmetatable(L, LSOCK_SOCKET);
+  push_kindmeta(L, family, type, proto);
+  s->meta = lua_topointer(L, -1);
+  lua_setmetatable(L, -2);
   return s;
 }
 
@@ -480,20 +543,6 @@ static int sock_tostring(lua_State *L) {
   return 1;
 }
 
-/* __index: methods first, then the read-only fields family, type, proto. */
-static int sock_index(lua_State *L) {
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;   /* a method: the hot path */
-  LSocket *s = (LSocket *)luaL_checkudata(L, 1, LSOCK_SOCKET);
-  const char *k = lua_tostring(L, 2);
-  if (k == NULL) return 0;
-  if (strcmp(k, "family") == 0) lua_pushinteger(L, s->family);
-  else if (strcmp(k, "type") == 0) lua_pushinteger(L, s->type);
-  else if (strcmp(k, "proto") == 0) lua_pushinteger(L, s->proto);
-  else lua_pushnil(L);
-  return 1;
-}
-
 /* __newindex: a socket has nothing to assign; family, type and proto are
 ** read-only as in Python, and other names would be lost on a userdata. */
 static int sock_newindex(lua_State *L) {
@@ -551,22 +600,26 @@ static const luaL_Reg lsock_funcs[] = {
   {NULL, NULL}
 };
 
-/* The metatable: methods of every file in one table, used by __index. */
+/* The template of the socket metatables (push_kindmeta): metamethods,
+** and in __index the methods of every file; and the weak cache of the
+** metatables made from it. */
 static void create_meta(lua_State *L) {
   static const luaL_Reg *const method_lists[] = {
     sock_methods, sockio_methods, msg_methods, stream_methods
   };
   luaL_newmetatable(L, LSOCK_SOCKET);
-  lua_pushvalue(L, -1);
-  luaL_setfuncs(L, sock_metamethods, 1);   /* upvalue 1: the metatable (sock_check) */
+  luaL_setfuncs(L, sock_metamethods, 0);
   lua_newtable(L);
-  for (size_t i = 0; i < sizeof method_lists / sizeof method_lists[0]; i++) {
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, method_lists[i], 1);
-  }
-  lua_pushcclosure(L, sock_index, 1);
+  for (size_t i = 0; i < sizeof method_lists / sizeof method_lists[0]; i++)
+    luaL_setfuncs(L, method_lists[i], 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  lua_newtable(L);
+  lua_newtable(L);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
 }
 
 int luaopen_socket(lua_State *L) {

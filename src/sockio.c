@@ -11,6 +11,7 @@
 */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -58,7 +59,7 @@ static int wait_for(lua_State *L, LSocket *s, int dir, int idx, lua_KContext ctx
 ** loop thread inside a task). */
 static int bind_resolved(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  LSocket *s = sock_check(L, 1);
+  LSocket *s = sock_at(L, 1);
   int n = addr_resolved(L, 2, status);
   if (n != 0) return n;
   if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
@@ -111,7 +112,7 @@ static int sock_getpeername(lua_State *L) {
 /* Stack: 1 listener, 2 deadline, 3 the new socket (closed until accept4
 ** gives it a descriptor). */
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, 1);
+  LSocket *s = sock_at(L, 1);
   int err = wait_resumed(L, status);
   while (err == 0) {
     struct sockaddr_storage ss;
@@ -172,7 +173,7 @@ static int connect_status(int fd) {
 ** and connect() itself is retried once writable (CONNECT_AGAIN).  EINTR
 ** leaves the connect going on, as EINPROGRESS does. */
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, 1);
+  LSocket *s = sock_at(L, 1);
   SockAddr *a = (SockAddr *)lua_touserdata(L, 3);
   int err = wait_resumed(L, status);
   int again = status == LUA_OK || (ctx & CONNECT_AGAIN);
@@ -196,7 +197,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
 /* connect after the name in its address, if any, was resolved (off the
 ** loop thread inside a task): parse the address and start connecting. */
 static int connect_resolved(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, 1);
+  LSocket *s = sock_at(L, 1);
   int n = addr_resolved(L, 2, status);
   if (n != 0) return n;
   if (s->w.fd < 0) return connect_done(L, ctx, LSOCK_ECLOSED);  /* closed meanwhile */
@@ -269,7 +270,8 @@ static int recv_room(LSocket *s, size_t size, size_t *room) {
 ** straight into a luaL_Buffer, released before returning: it may not live
 ** across a yield (and lua_settop over its to-be-closed box is unsafe in
 ** 5.4.4). */
-static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from) {
+static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from,
+                     size_t *got) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   ssize_t n;
@@ -277,15 +279,18 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from)
   if (err != 0) return err;
   if (size <= RECV_STACK_MAX) {
     char buf[RECV_STACK_MAX];
-    n = recvfrom(s->w.fd, buf, size, flags, (struct sockaddr *)&ss, &len);
+    n = recvfrom(s->w.fd, buf, size, flags, from ? (struct sockaddr *)&ss : NULL,
+                 from ? &len : NULL);   /* no address to copy out for recv */
     if (n < 0) return errno;
-    lua_pushlstring(L, buf, (size_t)n > size ? size : (size_t)n);
+    *got = (size_t)n > size ? size : (size_t)n;
+    lua_pushlstring(L, buf, *got);
   } else {
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, size);
     n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
     err = n < 0 ? errno : 0;
-    luaL_pushresultsize(&b, n < 0 ? 0 : (size_t)n > size ? size : (size_t)n);
+    *got = n < 0 ? 0 : (size_t)n > size ? size : (size_t)n;
+    luaL_pushresultsize(&b, *got);
     if (err != 0) {
       lua_pop(L, 1);
       return err;
@@ -295,35 +300,45 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from)
   return 0;
 }
 
-/* Stack: 1 socket, 2 bufsize, 3 flags, 4 deadline.  ctx 1: recvfrom. */
+/* recv_k's context: the flags, shifted left by one, and bit 0 set for
+** recvfrom (the flags need no stack slot to be read back after a wait). */
+static lua_KContext recv_ctx(int flags, int from) {
+  return (lua_KContext)((uintptr_t)(unsigned)flags << 1 | (uintptr_t)from);
+}
+
+/* Stack: 1 socket, 2 bufsize, 3 deadline.  ctx: see recv_ctx. */
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, 1);
+  LSocket *s = sock_at(L, 1);
   size_t size = (size_t)lua_tointeger(L, 2);
-  int flags = (int)lua_tointeger(L, 3);   /* checked by recv_start */
+  int flags = (int)(unsigned)((uintptr_t)ctx >> 1), from = (int)(ctx & 1);
   int err = wait_resumed(L, status);
-  if (status == LUA_OK && wait_idle(L, &s->w, WAIT_READ, lua_tonumber(L, 4)))
-    err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);   /* see wait_idle (lsock.h) */
   while (err == 0) {
-    err = recv_once(L, s, size, flags, (int)ctx);
+    size_t n;
+    err = recv_once(L, s, size, flags, from, &n);
     if (err == 0) {
-      size_t n = lua_rawlen(L, ctx ? -2 : -1);
       if (n > 0 && n < size && flags == 0 && s->type == SOCK_STREAM)
         wait_setidle(&s->w, WAIT_READ);   /* drained: the next recv waits first */
-      return ctx ? 2 : 1;
+      return from ? 2 : 1;
     }
     if (err == EINTR) err = 0;
-    else if (err == EAGAIN) err = wait_for(L, s, WAIT_READ, 4, ctx, recv_k);
+    else if (err == EAGAIN) err = wait_for(L, s, WAIT_READ, 3, ctx, recv_k);
   }
   return err_push(L, err);
 }
 
-static int recv_start(lua_State *L, lua_KContext ctx) {
+static int recv_start(lua_State *L, int from) {
   LSocket *s = sock_checkopen(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
   luaL_argcheck(L, size >= 0, 2, "negative buffer size");
   int flags = sock_optflags(L, 3);
-  lua_settop(L, 3);
-  lua_pushnumber(L, sock_deadline(s, flags));
+  double deadline = sock_deadline(s, flags);
+  lua_KContext ctx = recv_ctx(flags, from);
+  lua_settop(L, 2);
+  lua_pushnumber(L, deadline);
+  if (wait_idle(L, &s->w, WAIT_READ, deadline)) {   /* see wait_idle (lsock.h) */
+    int err = wait_for(L, s, WAIT_READ, 3, ctx, recv_k);
+    if (err != 0) return err_push(L, err);
+  }
   return recv_k(L, LUA_OK, ctx);
 }
 
@@ -360,7 +375,7 @@ static int send_fail(lua_State *L, int err, size_t sent, lua_KContext ctx) {
 ** (sendto), 6 bytes sent so far.  ctx 1: sendall (loop until all is
 ** sent; a failure also reports the count); else one send. */
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, 1);
+  LSocket *s = sock_at(L, 1);
   size_t size, sent = (size_t)lua_tointeger(L, 6);
   const char *data = lua_tolstring(L, 2, &size);
   int err = wait_resumed(L, status);
@@ -384,7 +399,8 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* Lay out the stack for send_k.  sendto: the address at addr_idx (3 or
 ** 4), its name already resolved; send and sendall: addr_idx 0. */
-static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx) {
+static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx,
+                       size_t sent) {
   if (addr_idx && push_sockaddr(L, s, addr_idx) == NULL) return 3;
   lua_pushnumber(L, sock_deadline(s, addr_idx == 3 ? 0 : (int)lua_tointeger(L, 3)));
   if (addr_idx == 3) {                 /* 1 s, 2 data, 3 addr, 4 SockAddr, 5 deadline */
@@ -396,27 +412,45 @@ static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx)
   } else {
     lua_pushnil(L);                    /* no address */
   }
-  lua_pushinteger(L, 0);               /* 6: bytes sent */
+  lua_pushinteger(L, (lua_Integer)sent);   /* 6: bytes sent */
   return send_k(L, LUA_OK, ctx);
 }
 
 /* sendto after the name in its address (at index ctx), if any, was
 ** resolved. */
 static int sendto_resolved(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_check(L, 1);
+  LSocket *s = sock_at(L, 1);
   int n = addr_resolved(L, (int)ctx, status);
   if (n != 0) return n;
   if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
-  return send_layout(L, s, (int)ctx, 0);
+  return send_layout(L, s, (int)ctx, 0, 0);
+}
+
+/* send and sendall: one try before the stack is laid out for send_k, so
+** that data the socket buffer takes at once (nearly always) costs no
+** more than the syscall. */
+static int send_first(lua_State *L, LSocket *s, int flags, lua_KContext ctx) {
+  size_t len;
+  const char *data = lua_tolstring(L, 2, &len);
+  ssize_t n = send(s->w.fd, data, len, flags | MSG_NOSIGNAL);
+  int err = n < 0 ? errno : 0;
+  if (n >= 0 && !ctx) {
+    lua_pushinteger(L, n);
+    return 1;
+  }
+  if (n >= 0 && (size_t)n == len) return err_pushresult(L, 0);
+  if (err != 0 && err != EAGAIN && err != EINTR) return send_fail(L, err, 0, ctx);
+  lua_settop(L, 3);
+  return send_layout(L, s, 0, ctx, n > 0 ? (size_t)n : 0);
 }
 
 /* Check data and flags (and sendto's address at addr_idx, 3 or 4; else 0). */
 static int send_start(lua_State *L, int addr_idx, lua_KContext ctx) {
   LSocket *s = sock_checkopen(L, 1);
   luaL_checkstring(L, 2);
-  if (addr_idx != 3) sock_optflags(L, 3);
-  lua_settop(L, addr_idx ? addr_idx : 3);
-  if (addr_idx == 0) return send_layout(L, s, 0, ctx);
+  if (addr_idx == 0) return send_first(L, s, sock_optflags(L, 3), ctx);
+  if (addr_idx == 4) sock_optflags(L, 3);
+  lua_settop(L, addr_idx);
   addr_resolve(L, addr_idx, s->family, addr_idx, sendto_resolved);
   return sendto_resolved(L, LUA_OK, addr_idx);
 }

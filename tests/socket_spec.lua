@@ -42,13 +42,17 @@ local function v6_reason()
   if not ok then return "cannot bind ::1: " .. tostring(msg) end
 end
 
--- Every method of the socket metatable, by name (the table __index reads).
+-- Every method of the socket metatable, by name: the functions of its
+-- __index table (which also holds the fields family, type and proto).
 local function methods()
   local s = socket.socket()
   local index = getmetatable(s).__index
   s:close()
-  local _, t = debug.getupvalue(index, 1)
-  assert(type(t) == "table", "__index has no method table upvalue")
+  assert(type(index) == "table", "__index is not a table")
+  local t = {}
+  for name, v in pairs(index) do
+    if type(v) == "function" then t[name] = v end
+  end
   return t
 end
 
@@ -220,6 +224,37 @@ describe("socket.socket", function()
       "bad argument #1 to 'close' (luasock.socket expected, got number)")
     assert.has_error(function() s.settimeout({}, 1) end,
       "bad argument #1 to 'settimeout' (luasock.socket expected, got table)")
+    -- other userdata: a file, a stream, an address, a socket's metatable
+    -- given to a table; and from a continuation-less path (recv)
+    local r = s:makefile("r")
+    for _, other in ipairs{io.stdout, r, socket.getaddrinfo("127.0.0.1", 1)[1].address} do
+      for _, m in ipairs{"recv", "sendall", "fileno", "close"} do
+        local ok, err = pcall(s[m], other, "x")
+        assert.is_false(ok)
+        assert.matches("luasock.socket expected, got ", err, 1, true)
+      end
+    end
+    local fake = setmetatable({}, getmetatable(s))
+    assert.has_error(function() s.recv(fake, 1) end,
+      "bad argument #1 to 'recv' (luasock.socket expected, got luasock.socket)")
+    -- nor with a socket's metatable forced on it (debug.setmetatable)
+    local f = io.tmpfile()
+    local fmeta = getmetatable(f)
+    debug.setmetatable(f, getmetatable(s))
+    local ok, err = pcall(s.recv, f, 1)
+    debug.setmetatable(f, fmeta)
+    f:close()
+    assert.is_false(ok)
+    assert.matches("luasock.socket expected", err, 1, true)
+    local u = new(socket.AF_INET, socket.SOCK_DGRAM)
+    local umeta = getmetatable(u)
+    debug.setmetatable(u, getmetatable(s))   -- a socket of another kind's
+    ok, err = pcall(s.fileno, u)
+    debug.setmetatable(u, umeta)
+    assert.is_false(ok)
+    assert.matches("luasock.socket expected", err, 1, true)
+    u:close()
+    r:close()
     s:close()
   end)
 
@@ -372,6 +407,57 @@ describe("fields", function()
     assert.is_nil(s.nosuchfield)
     s:close()
     assert.are.equal(socket.AF_INET, s.family)   -- still readable once closed
+  end)
+
+  it("each kind of socket has its own fields and the same methods", function()
+    local kinds = {{socket.AF_INET, socket.SOCK_STREAM, 0},
+      {socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP},
+      {socket.AF_UNIX, socket.SOCK_DGRAM, 0}, {socket.AF_UNIX, socket.SOCK_STREAM, 0}}
+    local socks = {}
+    for i, k in ipairs(kinds) do
+      socks[i] = new(k[1], k[2], k[3])
+      socks[#kinds + i] = new(k[1], k[2], k[3])   -- a second of each kind
+    end
+    for i, s in ipairs(socks) do
+      local k = kinds[(i - 1) % #kinds + 1]
+      assert.are.same(k, {s.family, s.type, s.proto})
+      assert.are.equal(socks[1].recv, s.recv)
+      assert.are.equal(socks[1].sendall, s.sendall)
+      assert.is_nil(s.nosuchfield)
+      assert.is_nil(s[1])
+    end
+    -- sockets made by accept, dup and socketpair have their kind's fields
+    local srv = new(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    assert(srv:bind({"127.0.0.1", 0}))
+    assert(srv:listen())
+    local c = new()
+    assert(c:connect(srv:getsockname()))
+    local conn = assert(srv:accept())
+    assert.are.same({socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP},
+      {conn.family, conn.type, conn.proto})
+    local d = conn:dup()
+    assert.are.same({conn.family, conn.type, conn.proto}, {d.family, d.type, d.proto})
+    local a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    assert.are.same({socket.AF_UNIX, socket.SOCK_SEQPACKET, 0}, {b.family, b.type, b.proto})
+    for _, s in ipairs{srv, c, conn, d, a, b, table.unpack(socks)} do s:close() end
+  end)
+
+  it("kinds no socket has any more are not kept", function()
+    local kinds = debug.getregistry()["luasock.socket.kinds"]
+    local function count()
+      collectgarbage()
+      collectgarbage()
+      local n = 0
+      for _ in pairs(kinds) do n = n + 1 end
+      return n
+    end
+    local before = count()
+    for family = 1000, 1999 do   -- no such families: socket() fails
+      local s, err = socket.socket(family, socket.SOCK_STREAM, family)
+      assert.is_nil(s)
+      assert.is_string(err)
+    end
+    assert.is_true(count() <= before + 1, "kinds kept: " .. count() - before)
   end)
 end)
 

@@ -16,6 +16,7 @@
 # Use a RelWithDebInfo build so that luasock's functions have names; for
 # Lua's own, profile lua-static (cmake --build BUILD --target
 # bench_luasock_static: Debian's liblua5.4.so is stripped, its .a is not).
+# KEEP=DIR keeps the raw output (perf.data, callgrind dumps) in DIR.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=build kind=lua tool=perf conns=50 secs=5 mode=ping
@@ -47,7 +48,7 @@ spid="" ppid_=""
 cleanup() {
   [ -n "$ppid_" ] && kill -INT "$ppid_" 2>/dev/null && wait "$ppid_" 2>/dev/null
   [ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
-  rm -rf "$tmp"
+  [ -n "${KEEP:-}" ] && cp -r "$tmp" "$KEEP"; rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
