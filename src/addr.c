@@ -23,6 +23,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -155,14 +156,12 @@ void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len) {
 /* ---- Lua to sockaddr ------------------------------------------------ */
 
 /* Resolve host (a literal or a name) for family into ss; the port is set
-** by the caller.  Returns 0 or an EAI_* code.  Blocks on a name unless
-** flags has AI_NUMERICHOST. */
-static int resolve_host(const char *host, int family, int flags,
-                        struct sockaddr_storage *ss, socklen_t *len) {
+** by the caller.  Returns 0 or an EAI_* code.  Blocks on a name. */
+static int resolve_host(const char *host, int family, struct sockaddr_storage *ss,
+                        socklen_t *len) {
   struct addrinfo hints, *res;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = family;
-  hints.ai_flags = flags;
   hints.ai_socktype = SOCK_STREAM;   /* one entry per address, not three */
   int rc = getaddrinfo(host, NULL, &hints, &res);
   if (rc != 0) return rc;
@@ -170,6 +169,45 @@ static int resolve_host(const char *host, int family, int flags,
   *len = res->ai_addrlen;
   freeaddrinfo(res);
   return 0;
+}
+
+/* The scope of "addr%scope": a decimal index, else an interface name.
+** glibc's getaddrinfo takes a name only after a link-local address, so
+** "::1%lo" (which addr_tostring prints for ::1 with scope 1) would not
+** parse back; here a name goes with any address.  Raises on an empty
+** scope or an interface this machine does not have. */
+static uint32_t check_scope(lua_State *L, int idx, const char *host, const char *scope) {
+  size_t n = strlen(scope);
+  if (n > 0 && n <= 10 && strspn(scope, "0123456789") == n) {
+    unsigned long long v = strtoull(scope, NULL, 10);
+    if (v <= 0xffffffffULL) return (uint32_t)v;
+  }
+  if (n == 0)
+    luaL_argerror(L, idx, lua_pushfstring(L, "empty scope in '%s'", host));
+  unsigned index = if_nametoindex(scope);
+  if (index == 0)
+    luaL_argerror(L, idx, lua_pushfstring(L, "unknown interface '%s' in '%s'", scope, host));
+  return (uint32_t)index;
+}
+
+/* Fill in6 from host, "addr%scope": addr must be an IPv6 literal (a
+** malformed one raises, as inet_pton does), the scope goes in
+** sin6_scope_id. */
+static void parse_scoped(lua_State *L, int idx, const char *host, int family,
+                         struct sockaddr_in6 *in6) {
+  const char *pct = strchr(host, '%');
+  size_t n = (size_t)(pct - host);
+  char addr[INET6_ADDRSTRLEN];
+  int ok = family == AF_INET6 && n < sizeof addr;
+  if (ok) {
+    memcpy(addr, host, n);
+    addr[n] = '\0';
+    ok = inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1;
+  }
+  if (!ok)
+    luaL_argerror(L, idx, lua_pushfstring(L, "malformed %s address '%s'",
+                                          family == AF_INET ? "IPv4" : "IPv6", host));
+  in6->sin6_scope_id = check_scope(L, idx, host, pct + 1);
 }
 
 /* Fill ss with host for AF_INET or AF_INET6: "" is the any address,
@@ -188,9 +226,11 @@ static int parse_host(lua_State *L, int idx, const char *host, int family,
     return 0;
   }
   if (host[0] == '\0' || inet_pton(family, host, dst) == 1) return 0;  /* any, literal */
-  if (strchr(host, '%') != NULL)       /* v6 with %scope: parsed, never looked up */
-    return resolve_host(host, family, AI_NUMERICHOST, ss, len);
-  return resolve_host(host, family, 0, ss, len);   /* a name */
+  if (strchr(host, '%') != NULL) {     /* v6 with %scope: parsed, never looked up */
+    parse_scoped(L, idx, host, family, in6);
+    return 0;
+  }
+  return resolve_host(host, family, ss, len);   /* a name */
 }
 
 /* The string at idx, which C will read up to its first NUL: raises
@@ -599,7 +639,7 @@ static int lsock_getnameinfo(lua_State *L) {
   lua_setmetatable(L, -2);
   r->flags = flags;
   int rc = check_inet(L, 1, family, &r->ss, &r->len);
-  if (rc != 0) return err_pushgai(L, rc, errno);   /* a bad %scope */
+  if (rc != 0) return err_pushgai(L, rc, errno);   /* a literal: not expected */
   lua_replace(L, 1);
   lua_settop(L, 1);
   return getnameinfo_k(L, wait_thread(L, ni_work, r, 0, getnameinfo_k), 0);

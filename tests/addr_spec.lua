@@ -207,6 +207,63 @@ describe("getnameinfo", function()
   end)
 end)
 
+describe("scoped IPv6 literals (addr%scope)", function()
+  local flags = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+
+  -- glibc's getaddrinfo takes an interface name only after a link-local
+  -- address; ours takes it after any, so that "[::1%lo]:80", which an
+  -- address {"::1", 80, 0, 1} prints as, parses back.  Interface 1 is lo.
+  it("getnameinfo takes a scope by number or interface name, on any address", function()
+    assert.equal("[::1%lo]:80", tostring(setmetatable({"::1", 80, 0, 1},
+                                                      getmetatable(socket.getaddrinfo("::1", 80)[1].address))))
+    for _, host in ipairs({"::1%lo", "::1%1"}) do
+      local h, serv = socket.getnameinfo({host, 80}, flags)
+      assert.equal("::1%1", h, host)               -- glibc names only link-local scopes
+      assert.equal("80", serv)
+    end
+    for _, host in ipairs({"fe80::1%lo", "fe80::1%1"}) do
+      assert.equal("fe80::1%lo", (socket.getnameinfo({host, 80}, flags)))
+    end
+    -- scope_id [4], when given, wins over the %scope (no interface 12345)
+    assert.equal("fe80::1%12345", (socket.getnameinfo({"fe80::1%lo", 80, 0, 12345}, flags)))
+  end)
+
+  it("a bad scope or address before it raises", function()
+    local function raises(host, why)
+      assert.has_error(function() socket.getnameinfo({host, 80}, flags) end,
+        "bad argument #1 to 'getnameinfo' (" .. why .. ")")
+    end
+    raises("fe80::1%nosuchif", "unknown interface 'nosuchif' in 'fe80::1%nosuchif'")
+    raises("::1%4294967296", "unknown interface '4294967296' in '::1%4294967296'")
+    raises("::1%", "empty scope in '::1%'")
+    raises("127.0.0.1%lo", "malformed IPv6 address '127.0.0.1%lo'")
+    raises("::1::2%lo", "malformed IPv6 address '::1::2%lo'")
+    local s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert.has_error(function() s:connect({"127.0.0.1%lo", 9}) end,
+      "bad argument #1 to 'connect' (malformed IPv4 address '127.0.0.1%lo')")
+    s:close()
+  end)
+
+  it("bind and connect take ::1%lo", function()
+    local s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    if not socket.has_ipv6 or not s:bind({"::1", 0}) then
+      s:close(); print("skipped: ::1 is missing"); return
+    end
+    s:close()
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s:settimeout(2)
+    assert.is_true(s:bind({"::1%lo", 0}))
+    local port = s:getsockname().port
+    local c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); c:settimeout(2)
+    assert.is_true(c:connect({"::1%lo", port}))
+    assert.equal(port, c:getpeername().port)
+    assert(c:send("hi"))
+    assert.equal("hi", (s:recv(10)))
+    assert.has_error(function() c:connect({"fe80::1%nosuchif", port}) end,
+      "bad argument #1 to 'connect' (unknown interface 'nosuchif' in 'fe80::1%nosuchif')")
+    c:close(); s:close()
+  end)
+end)
+
 describe("inet_pton and inet_ntop", function()
   it("round-trip IPv4 and IPv6", function()
     for _, case in ipairs({
