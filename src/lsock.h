@@ -63,10 +63,12 @@ typedef struct LSocket {
 LSocket *sock_test(lua_State *L, int idx);       /* the socket at idx, or NULL */
 LSocket *sock_check(lua_State *L, int idx);      /* any socket, maybe closed */
 LSocket *sock_checkopen(lua_State *L, int idx);  /* raises on a closed one */
-/* The socket at idx in a continuation (a _k or _resolved function), whose
-** start function checked it: it is still there, checking again is waste. */
-static inline LSocket *sock_at(lua_State *L, int idx) {
-  return (LSocket *)lua_touserdata(L, idx);
+/* The socket at idx in a continuation (a _k or _resolved function).
+** Called straight from its start function (status LUA_OK), it was just
+** checked there; after a yield it is checked again, because debug.setlocal
+** can change a suspended task's stack. */
+static inline LSocket *sock_resumed(lua_State *L, int idx, int status) {
+  return status == LUA_OK ? (LSocket *)lua_touserdata(L, idx) : sock_check(L, idx);
 }
 /* Push a new socket in the closed state with the default timeout; the
 ** caller then stores the descriptor in ->w.fd (so a memory error can never

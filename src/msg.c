@@ -147,7 +147,7 @@ static void fill_anc(lua_State *L, MsgState *st, int arg) {
 /* Try sendmsg until it goes through, fails or the deadline passes (0
 ** with MSG_DONTWAIT: wait_fd then reports EAGAIN at once). */
 static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, SOCK);
+  LSocket *s = sock_resumed(L, SOCK, status);
   MsgState *st = (MsgState *)lua_touserdata(L, STATE);
   int err = wait_resumed(L, status);
   while (err == 0) {
@@ -166,7 +166,7 @@ static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
 /* sendmsg once the name in its address (5), if any, was resolved: lay
 ** out the slots above and make the first try.  MSG_DONTWAIT: deadline 0. */
 static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, SOCK);
+  LSocket *s = sock_resumed(L, SOCK, status);
   int rn = addr_resolved(L, 5, status);
   if (rn != 0) return rn;
   if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
@@ -266,7 +266,7 @@ static int push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int a
 /* Try recvmsg until data comes, it fails or the deadline passes; ctx
 ** says which results to push (AS_RECVMSG or AS_RECVFDS). */
 static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, SOCK);
+  LSocket *s = sock_resumed(L, SOCK, status);
   MsgState *st = (MsgState *)lua_touserdata(L, STATE);
   int err = wait_resumed(L, status);
   while (err == 0) {

@@ -30,10 +30,9 @@
 ** userdata would need our size and its own metatable's address at our
 ** offset; debug.setmetatable cannot pass one off as a socket. */
 LSocket *sock_test(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(LSocket))
+  LSocket *s = (LSocket *)lua_touserdata(L, idx);   /* light userdata: length 0 */
+  if (s == NULL || lua_rawlen(L, idx) != sizeof(LSocket) || !lua_getmetatable(L, idx))
     return NULL;
-  LSocket *s = (LSocket *)lua_touserdata(L, idx);
-  if (!lua_getmetatable(L, idx)) return NULL;
   const void *meta = lua_topointer(L, -1);
   lua_pop(L, 1);
   return meta == s->meta ? s : NULL;

@@ -59,7 +59,7 @@ static int wait_for(lua_State *L, LSocket *s, int dir, int idx, lua_KContext ctx
 ** loop thread inside a task). */
 static int bind_resolved(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  LSocket *s = sock_at(L, 1);
+  LSocket *s = sock_resumed(L, 1, status);
   int n = addr_resolved(L, 2, status);
   if (n != 0) return n;
   if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
@@ -112,7 +112,7 @@ static int sock_getpeername(lua_State *L) {
 /* Stack: 1 listener, 2 deadline, 3 the new socket (closed until accept4
 ** gives it a descriptor). */
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, 1);
+  LSocket *s = sock_resumed(L, 1, status);
   int err = wait_resumed(L, status);
   while (err == 0) {
     struct sockaddr_storage ss;
@@ -173,7 +173,7 @@ static int connect_status(int fd) {
 ** and connect() itself is retried once writable (CONNECT_AGAIN).  EINTR
 ** leaves the connect going on, as EINPROGRESS does. */
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, 1);
+  LSocket *s = sock_resumed(L, 1, status);
   SockAddr *a = (SockAddr *)lua_touserdata(L, 3);
   int err = wait_resumed(L, status);
   int again = status == LUA_OK || (ctx & CONNECT_AGAIN);
@@ -197,7 +197,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
 /* connect after the name in its address, if any, was resolved (off the
 ** loop thread inside a task): parse the address and start connecting. */
 static int connect_resolved(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, 1);
+  LSocket *s = sock_resumed(L, 1, status);
   int n = addr_resolved(L, 2, status);
   if (n != 0) return n;
   if (s->w.fd < 0) return connect_done(L, ctx, LSOCK_ECLOSED);  /* closed meanwhile */
@@ -302,13 +302,14 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from,
 
 /* recv_k's context: the flags, shifted left by one, and bit 0 set for
 ** recvfrom (the flags need no stack slot to be read back after a wait). */
+_Static_assert(sizeof(lua_KContext) > sizeof(int), "recv_ctx needs 33 bits");
 static lua_KContext recv_ctx(int flags, int from) {
   return (lua_KContext)((uintptr_t)(unsigned)flags << 1 | (uintptr_t)from);
 }
 
 /* Stack: 1 socket, 2 bufsize, 3 deadline.  ctx: see recv_ctx. */
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, 1);
+  LSocket *s = sock_resumed(L, 1, status);
   size_t size = (size_t)lua_tointeger(L, 2);
   int flags = (int)(unsigned)((uintptr_t)ctx >> 1), from = (int)(ctx & 1);
   int err = wait_resumed(L, status);
@@ -375,7 +376,7 @@ static int send_fail(lua_State *L, int err, size_t sent, lua_KContext ctx) {
 ** (sendto), 6 bytes sent so far.  ctx 1: sendall (loop until all is
 ** sent; a failure also reports the count); else one send. */
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, 1);
+  LSocket *s = sock_resumed(L, 1, status);
   size_t size, sent = (size_t)lua_tointeger(L, 6);
   const char *data = lua_tolstring(L, 2, &size);
   int err = wait_resumed(L, status);
@@ -419,7 +420,7 @@ static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx,
 /* sendto after the name in its address (at index ctx), if any, was
 ** resolved. */
 static int sendto_resolved(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_at(L, 1);
+  LSocket *s = sock_resumed(L, 1, status);
   int n = addr_resolved(L, (int)ctx, status);
   if (n != 0) return n;
   if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */

@@ -731,6 +731,39 @@ print(ok, err, table.concat(log, ","))
     assert.matches("deep_inside", err)
   end)
 
+  it("because debug.setlocal replaced the socket it waits on fails cleanly", function()
+    -- the waiting call's socket is a C temporary debug.setlocal can reach:
+    -- after the wait it is checked again (a crash before)
+    write([[
+local socket = require "socket"
+local pairs_, tasks, bads = {}, {}, {42, io.stdout, "x"}
+local function waiter(s) return s:recv(10) end
+for i = 1, #bads do
+  pairs_[i] = {socket.socketpair()}
+  pairs_[i][1]:settimeout(2)
+  tasks[i] = socket.spawn(waiter, pairs_[i][1])
+end
+socket.spawn(function()
+  for i, bad in ipairs(bads) do
+    assert(debug.getlocal(tasks[i], 0, 1), "no local 1 in the waiting call")
+    debug.setlocal(tasks[i], 0, 1, bad)
+    pairs_[i][2]:send("x")
+  end
+end)
+local ok, err = socket.run()
+print(ok, err)
+]])
+    local kids = child.scope()
+    finally(kids.kill)
+    local c = kids.start({ child.LUASOCK, tmp }, { stdin = "null" })
+    local line = assert(c:line())
+    assert.matches("^false\t.*luasock.socket expected, got number", line)
+    assert.equal(0, c:wait())
+    local err = c:stderr()
+    assert.matches("luasock.socket expected, got FILE*", err, 1, true)
+    assert.matches("luasock.socket expected, got string", err, 1, true)
+  end)
+
   it("has its <close> variables closed", function()
     local closed = {}
     local s
