@@ -16,7 +16,8 @@
 # Use a RelWithDebInfo build so that luasock's functions have names; for
 # Lua's own, profile lua-static (cmake --build BUILD --target
 # bench_luasock_static: Debian's liblua5.4.so is stripped, its .a is not).
-# KEEP=DIR keeps the raw output (perf.data, callgrind dumps) in DIR.
+# KEEP=DIR keeps the raw output (perf.data, callgrind dumps) in DIR;
+# BULK_BYTES=N sets the bulk size (the 1 GiB default is slow under callgrind).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=build kind=lua tool=perf conns=50 secs=5 mode=ping
@@ -66,7 +67,7 @@ read -r -t 30 -u "$sfd" line || { echo "server did not start" >&2; cat "$tmp/err
 port=${line##*:}
 
 loadargs=(ping "$port" -c "$conns" -d "$secs" -w 0 -s "$spid")
-[ "$mode" = bulk ] && loadargs=(bulk "$port" -s "$spid")
+[ "$mode" = bulk ] && loadargs=(bulk "$port" -s "$spid" ${BULK_BYTES:+-b "$BULK_BYTES"})
 case $tool in
   perf)      perf record -F 4000 -g -o "$tmp/perf.data" -p "$spid" 2>"$tmp/perf.err" & ppid_=$! ;;
   stat)      perf stat -e task-clock,context-switches,instructions,cycles,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait \
