@@ -147,7 +147,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 best() { tr ' ' '\n' | grep -v '^$' | sort -g | if [ "$1" = ge ]; then tail -1; else head -1; fi; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
   if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2];
-  else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  else { m = sprintf("%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2); sub(/\.?0+$/, "", m); print m } }'; }
 
 # One round of everything, servers in the order given.
 round() {
