@@ -77,6 +77,7 @@ struct Task {
   unsigned char started;    /* resumed once: its coroutine must be suspended */
   unsigned char cancelled;  /* the user closed its coroutine (coroutine.close) */
   int argref;               /* registry reference to the userdata of a pool job */
+  const void *jobarg;       /* arg of its last pool job, for loop_jobarg */
 };
 
 static int task_closed(lua_State *L);   /* the Task's __close */
@@ -268,6 +269,11 @@ Task *loop_current(lua_State *L) {
   return *(Task **)lua_getextraspace(L);
 }
 
+const void *loop_jobarg(lua_State *L) {
+  Task *t = loop_current(L);
+  return t != NULL ? t->jobarg : NULL;
+}
+
 static void set_current(lua_State *co, Task *t) {
   *(Task **)lua_getextraspace(co) = t;
 }
@@ -373,6 +379,7 @@ int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
     return err;
   }
   t->argref = ref;
+  t->jobarg = arg;
   task_detach(t);
   t->outcome = 0;
   t->state = T_THREAD;

@@ -153,6 +153,16 @@ void wait_setidle(Watch *w, int dir);
 ** (loop_turn).  Returns 0, LSOCK_ETIMEOUT or an errno; Ctrl-C raises
 ** "interrupted!".  The REPL waits for stdin here. */
 int wait_fdready(lua_State *L, int fd, short events, double deadline);
+/* After a yield, a continuation finds its stack slots as it left them
+** unless debug.setlocal changed them: before using a block it put there
+** it checks it again with these, which raise "internal state of a
+** waiting call was changed" when the slot holds anything else.
+** wait_block: a userdata of exactly size bytes (plain data whose fields
+** are bounds-checked on use); wait_same: the very block p (one holding
+** pointers or lengths, its address kept in the ctx or by the loop). */
+int wait_changed(lua_State *L);
+void *wait_block(lua_State *L, int idx, size_t size);
+void *wait_same(lua_State *L, int idx, const void *p);
 /* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
 void wait_checkinterrupt(lua_State *L);
 extern volatile sig_atomic_t wait_interrupted;
@@ -168,6 +178,10 @@ int loop_park(Task *t, Watch *w, int dir, double deadline);
 ** no thread could be started (the caller then runs work inline). */
 int loop_parkthread(Task *t, void (*work)(void *), void *arg);
 int loop_outcome(Task *t);            /* why the last park ended */
+/* The arg of the last job the task running on L handed to a helper
+** thread (loop_parkthread), or NULL: a continuation resumed after
+** wait_thread checks that its request slot still holds that block. */
+const void *loop_jobarg(lua_State *L);
 /* An outside wait (not in a task) for w (NULL: none) to be ready for poll
 ** events, or for deadline: when tasks exist and neither run nor another
 ** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready,

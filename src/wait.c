@@ -106,8 +106,30 @@ static Task *task_to_park(lua_State *L) {
   return t != NULL && lua_isyieldable(L) ? t : NULL;
 }
 
+int wait_changed(lua_State *L) {
+  return luaL_error(L, "internal state of a waiting call was changed");
+}
+
+void *wait_block(lua_State *L, int idx, size_t size) {
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != size) wait_changed(L);
+  return lua_touserdata(L, idx);
+}
+
+void *wait_same(lua_State *L, int idx, const void *p) {
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_touserdata(L, idx) != p) wait_changed(L);
+  return lua_touserdata(L, idx);
+}
+
+/* Callers read their deadline back from a stack slot: no code of ours
+** makes a NaN (timeouts reject it), so one means debug.setlocal changed
+** the slot; it would never expire and wait_ms could not convert it. */
+static void check_deadline(lua_State *L, double deadline) {
+  if (deadline != deadline) wait_changed(L);
+}
+
 int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
             lua_KContext ctx, lua_KFunction k) {
+  check_deadline(L, deadline);
   if (deadline == 0) return EAGAIN;   /* non-blocking: report as Python does */
   Task *t = task_to_park(L);
   if (t == NULL) return wait_watch(L, w, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
@@ -117,6 +139,7 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
 }
 
 int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k) {
+  check_deadline(L, deadline);
   Task *t = task_to_park(L);
   if (t == NULL) {
     int err = wait_watch(L, NULL, 0, deadline);
