@@ -418,8 +418,11 @@ static int lsock_gettime(lua_State *L) {
 }
 
 /* Continuation of socket.sleep: the deadline is at stack index 2.  A
-** timer that fires early (or an interrupted poll) waits again. */
+** timer that fires early (or an interrupted poll) waits again.  After a
+** yield the slot must still hold a number (debug.setlocal can change it;
+** wait_until refuses a NaN). */
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  if (status != LUA_OK && lua_type(L, 2) != LUA_TNUMBER) wait_changed(L);
   int err = wait_resumed(L, status);
   double deadline = lua_tonumber(L, 2);
   while (err == 0 || err == LSOCK_ETIMEOUT) {

@@ -109,10 +109,21 @@ static int sock_getpeername(lua_State *L) {
 
 /* ---- accept ------------------------------------------------------------ */
 
+/* A SockAddr read back after a yield: the block's size and its length
+** field, which connect and sendto pass to the kernel, are checked. */
+static SockAddr *sockaddr_resumed(lua_State *L, int idx) {
+  SockAddr *a = (SockAddr *)wait_block(L, idx, sizeof(SockAddr));
+  if (a->len > sizeof a->ss) wait_changed(L);
+  return a;
+}
+
 /* Stack: 1 listener, 2 deadline, 3 the new socket (closed until accept4
-** gives it a descriptor). */
+** gives it a descriptor).  After a yield slot 3 must still hold a closed
+** socket, checked before accept4: a descriptor accepted into anything
+** else would be lost (or overwrite an open socket's). */
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_resumed(L, 1, status);
+  if (status != LUA_OK && sock_check(L, 3)->w.fd >= 0) wait_changed(L);
   int err = wait_resumed(L, status);
   while (err == 0) {
     struct sockaddr_storage ss;
@@ -174,7 +185,7 @@ static int connect_status(int fd) {
 ** leaves the connect going on, as EINPROGRESS does. */
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_resumed(L, 1, status);
-  SockAddr *a = (SockAddr *)lua_touserdata(L, 3);
+  SockAddr *a = status == LUA_OK ? (SockAddr *)lua_touserdata(L, 3) : sockaddr_resumed(L, 3);
   int err = wait_resumed(L, status);
   int again = status == LUA_OK || (ctx & CONNECT_AGAIN);
   while (err == 0) {
@@ -307,8 +318,12 @@ static lua_KContext recv_ctx(int flags, int from) {
   return (lua_KContext)((uintptr_t)(unsigned)flags << 1 | (uintptr_t)from);
 }
 
-/* Stack: 1 socket, 2 bufsize, 3 deadline.  ctx: see recv_ctx. */
-static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+static int recv_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Stack: 1 socket, 2 bufsize, 3 deadline.  ctx: see recv_ctx.  The
+** first pass (status LUA_OK) comes straight from recv_start; a resumed
+** one through recv_k, which checks the slots first. */
+static int recv_run(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_resumed(L, 1, status);
   size_t size = (size_t)lua_tointeger(L, 2);
   int flags = (int)(unsigned)((uintptr_t)ctx >> 1), from = (int)(ctx & 1);
@@ -327,6 +342,15 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   return err_push(L, err);
 }
 
+/* recv_run after a wait: a bufsize debug.setlocal changed would only
+** size a buffer (recv_room bounds it), but a clear error beats a wrong
+** result.  The socket is checked by sock_resumed. */
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  if (status != LUA_OK && (!lua_isinteger(L, 2) || lua_tointeger(L, 2) < 0))
+    wait_changed(L);
+  return recv_run(L, status, ctx);
+}
+
 static int recv_start(lua_State *L, int from) {
   LSocket *s = sock_checkopen(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
@@ -340,7 +364,7 @@ static int recv_start(lua_State *L, int from) {
     int err = wait_for(L, s, WAIT_READ, 3, ctx, recv_k);
     if (err != 0) return err_push(L, err);
   }
-  return recv_k(L, LUA_OK, ctx);
+  return recv_run(L, LUA_OK, ctx);
 }
 
 /* s:recv(bufsize [, flags]) -> data, "" at the end of the stream */
@@ -372,10 +396,13 @@ static int send_fail(lua_State *L, int err, size_t sent, lua_KContext ctx) {
   return 4;
 }
 
+static int send_k(lua_State *L, int status, lua_KContext ctx);
+
 /* Stack: 1 socket, 2 data, 3 flags, 4 deadline, 5 SockAddr or nil
 ** (sendto), 6 bytes sent so far.  ctx 1: sendall (loop until all is
-** sent; a failure also reports the count); else one send. */
-static int send_k(lua_State *L, int status, lua_KContext ctx) {
+** sent; a failure also reports the count); else one send.  The first
+** pass comes straight from send_layout, a resumed one through send_k. */
+static int send_run(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_resumed(L, 1, status);
   size_t size, sent = (size_t)lua_tointeger(L, 6);
   const char *data = lua_tolstring(L, 2, &size);
@@ -398,6 +425,20 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   return send_fail(L, err, sent, ctx);
 }
 
+/* send_run after a wait: the data must still be a string at least as
+** long as the count of bytes sent (else data + sent would point past
+** it), and the address nil or a SockAddr. */
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  if (status != LUA_OK) {
+    lua_Integer sent = lua_tointeger(L, 6);
+    if (lua_type(L, 2) != LUA_TSTRING || !lua_isinteger(L, 6) || sent < 0 ||
+        (size_t)sent > lua_rawlen(L, 2))
+      wait_changed(L);
+    if (!lua_isnil(L, 5)) sockaddr_resumed(L, 5);
+  }
+  return send_run(L, status, ctx);
+}
+
 /* Lay out the stack for send_k.  sendto: the address at addr_idx (3 or
 ** 4), its name already resolved; send and sendall: addr_idx 0. */
 static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx,
@@ -414,7 +455,7 @@ static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx,
     lua_pushnil(L);                    /* no address */
   }
   lua_pushinteger(L, (lua_Integer)sent);   /* 6: bytes sent */
-  return send_k(L, LUA_OK, ctx);
+  return send_run(L, LUA_OK, ctx);
 }
 
 /* sendto after the name in its address (at index ctx), if any, was
