@@ -449,10 +449,18 @@ static void push_ai(lua_State *L, const struct addrinfo *ai) {
   lua_setfield(L, -2, "address");
 }
 
+/* The request at idx of a continuation: after a yield it must be the
+** very block the helper thread filled in (loop_jobarg), whatever
+** debug.setlocal put in the slot; directly, the one just pushed. */
+static void *req_resumed(lua_State *L, int idx, int status, const char *tname) {
+  if (status != LUA_OK) return wait_same(L, idx, loop_jobarg(L));
+  return luaL_checkudata(L, idx, tname);
+}
+
 /* Continuation of getaddrinfo: the request is at index 1 of the stack. */
 static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
+  GaiReq *r = (GaiReq *)req_resumed(L, 1, status, GAIREQ);
   int err = wait_resumed(L, status);
   if (err != 0) return err_push(L, err);
   if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
@@ -495,7 +503,7 @@ static int lsock_getaddrinfo(lua_State *L) {
 /* Continuation of gethostbyname: the first IPv4 address as a string. */
 static int gethostbyname_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
+  GaiReq *r = (GaiReq *)req_resumed(L, 1, status, GAIREQ);
   int err = wait_resumed(L, status);
   if (err != 0) return err_push(L, err);
   if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
@@ -571,8 +579,11 @@ static void replace_host(lua_State *L, int idx, const struct sockaddr *sa) {
   lua_replace(L, idx);
 }
 
+/* After a yield there was a name, and the request must still be on top
+** (req_resumed); without one, no GaiReq means no name. */
 int addr_resolved(lua_State *L, int idx, int status) {
-  GaiReq *r = (GaiReq *)luaL_testudata(L, -1, GAIREQ);
+  GaiReq *r = status != LUA_OK ? (GaiReq *)req_resumed(L, -1, status, GAIREQ)
+                               : (GaiReq *)luaL_testudata(L, -1, GAIREQ);
   if (r == NULL) return 0;             /* there was no name */
   int err = wait_resumed(L, status);
   if (err != 0) return err_push(L, err);
@@ -600,7 +611,7 @@ static void ni_work(void *arg) {
 
 static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  NiReq *r = (NiReq *)luaL_checkudata(L, 1, NIREQ);
+  NiReq *r = (NiReq *)req_resumed(L, 1, status, NIREQ);
   int err = wait_resumed(L, status);
   if (err != 0) return err_push(L, err);
   if (r->rc != 0) return err_pushgai(L, r->rc, r->err);

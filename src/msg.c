@@ -12,6 +12,7 @@
 */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -39,7 +40,7 @@ typedef struct MsgState {
 static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t datalen) {
   size_t iovat = ALIGN8(sizeof(MsgState));
   size_t ctlat = ALIGN8(iovat + niov * sizeof(struct iovec));
-  char *p = (char *)lua_newuserdatauv(L, ctlat + ALIGN8(ctllen) + datalen, 0);
+  char *p = (char *)lua_newuserdatauv(L, ctlat + ALIGN8(ctllen) + datalen, 1);
   MsgState *st = (MsgState *)p;
   memset(st, 0, ctlat + ALIGN8(ctllen));
   st->m.msg_iov = (struct iovec *)(p + iovat);
@@ -52,7 +53,19 @@ static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t dat
   return st;
 }
 
-/* The deadline of a call on s: 0 with MSG_DONTWAIT, which never waits. */
+/* The continuation context of a call: the address of its STATE block
+** (a userdata, so aligned: bit 0 is free for AS_RECVFDS).  A script can
+** change the STATE slot while a task waits (debug.setlocal), not the
+** context; state_resumed checks that the slot still holds that block. */
+static lua_KContext state_ctx(const MsgState *st, int as) {
+  return (lua_KContext)((intptr_t)st | as);
+}
+
+static MsgState *state_resumed(lua_State *L, int status, lua_KContext ctx) {
+  if (status == LUA_OK) return (MsgState *)lua_touserdata(L, STATE);
+  return (MsgState *)wait_same(L, STATE, (const void *)(ctx & ~(lua_KContext)1));
+}
+
 /* ---- sendmsg -------------------------------------------------------- */
 
 /* Number of buffers at arg: a list of strings, or one string. */
@@ -65,7 +78,8 @@ static size_t buffers_count(lua_State *L, int arg) {
 }
 
 /* Point the iovecs at the buffers at arg, each string also stored in the
-** KEEP table so that it stays alive while the call waits. */
+** KEEP table so that it stays alive while the call waits (the table is
+** the STATE block's user value too, as a script may replace the slot). */
 static void fill_iov(lua_State *L, MsgState *st, int arg) {
   for (size_t i = 0; i < st->m.msg_iovlen; i++) {
     if (lua_type(L, arg) == LUA_TSTRING) lua_pushvalue(L, arg);
@@ -148,7 +162,7 @@ static void fill_anc(lua_State *L, MsgState *st, int arg) {
 ** with MSG_DONTWAIT: wait_fd then reports EAGAIN at once). */
 static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_resumed(L, SOCK, status);
-  MsgState *st = (MsgState *)lua_touserdata(L, STATE);
+  MsgState *st = state_resumed(L, status, ctx);
   int err = wait_resumed(L, status);
   while (err == 0) {
     ssize_t n = sendmsg(s->w.fd, &st->m, st->flags);
@@ -166,6 +180,7 @@ static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
 /* sendmsg once the name in its address (5), if any, was resolved: lay
 ** out the slots above and make the first try.  MSG_DONTWAIT: deadline 0. */
 static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;   /* 0: sendmsg_k's is the STATE block's address */
   LSocket *s = sock_resumed(L, SOCK, status);
   int rn = addr_resolved(L, 5, status);
   if (rn != 0) return rn;
@@ -181,6 +196,8 @@ static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
   lua_pushnumber(L, sock_deadline(s, flags));      /* DEADLINE */
   MsgState *st = state_push(L, niov, ctl, 0);      /* STATE */
   lua_createtable(L, (int)niov, 0);                /* KEEP */
+  lua_pushvalue(L, KEEP);
+  lua_setiuservalue(L, STATE, 1);
   fill_iov(L, st, 2);
   fill_anc(L, st, 3);
   if (alen > 0) {
@@ -189,7 +206,7 @@ static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
     st->m.msg_namelen = alen;
   }
   st->flags = flags | MSG_NOSIGNAL;
-  return sendmsg_k(L, LUA_OK, ctx);
+  return sendmsg_k(L, LUA_OK, state_ctx(st, 0));
 }
 
 /* sock:sendmsg(buffers [, ancdata [, flags [, address]]]) -> bytes sent.
@@ -264,10 +281,10 @@ static int push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int a
 }
 
 /* Try recvmsg until data comes, it fails or the deadline passes; ctx
-** says which results to push (AS_RECVMSG or AS_RECVFDS). */
+** (state_ctx) says which results to push (AS_RECVMSG or AS_RECVFDS). */
 static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_resumed(L, SOCK, status);
-  MsgState *st = (MsgState *)lua_touserdata(L, STATE);
+  MsgState *st = state_resumed(L, status, ctx);
   int err = wait_resumed(L, status);
   while (err == 0) {
     st->m.msg_name = &st->addr;
@@ -275,7 +292,7 @@ static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
     st->m.msg_controllen = st->ctllen;
     st->m.msg_iov[0].iov_len = st->datalen;
     ssize_t n = recvmsg(s->w.fd, &st->m, st->flags);
-    if (n >= 0) return push_received(L, s, st, (size_t)n, (int)ctx);
+    if (n >= 0) return push_received(L, s, st, (size_t)n, (int)(ctx & 1));
     if (errno == EINTR) continue;
     if (errno != EAGAIN) err = errno;
     else err = wait_fd(L, &s->w, WAIT_READ, lua_tonumber(L, DEADLINE), ctx, recvmsg_k);
@@ -292,7 +309,7 @@ static int recv_begin(lua_State *L, LSocket *s, size_t bufsize, size_t ancsize,
   MsgState *st = state_push(L, 1, ancsize, bufsize);   /* STATE */
   st->flags = flags | MSG_CMSG_CLOEXEC;
   st->hidden = MSG_CMSG_CLOEXEC & ~flags;   /* Linux echoes it in msg_flags */
-  return recvmsg_k(L, LUA_OK, as);
+  return recvmsg_k(L, LUA_OK, state_ctx(st, as));
 }
 
 /* sock:recvmsg(bufsize [, ancbufsize [, flags]]) -> data, ancdata,

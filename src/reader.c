@@ -124,6 +124,17 @@ static void stream_release(lua_State *L, LStream *st) {
   st->sock = NULL;
 }
 
+/* The stream at index 1 of a continuation: straight from its method,
+** the one just checked; after a yield, debug.setlocal may have put
+** anything there, so it is checked again by its metatable (a lines
+** iterator's upvalue 1 is its stream, not the metatable). */
+static LStream *stream_resumedst(lua_State *L, int status) {
+  if (status == LUA_OK) return (LStream *)lua_touserdata(L, 1);
+  LStream *st = (LStream *)luaL_testudata(L, 1, LSOCK_STREAM);
+  if (st == NULL) wait_changed(L);
+  return st;
+}
+
 /* In a continuation: drop what the loop resumed us with (the stack is
 ** back as it was at the wait, whose top is ctx) and tell how the wait
 ** ended; a stream closed meanwhile counts as closed. */
@@ -452,10 +463,21 @@ static int read_fail(lua_State *L, int err) {
   return err_push(L, err);
 }
 
+/* read_k after a yield: the slots it sizes the stack by must still fit
+** the stack it left (top ctx), and another stream put in slot 1 must have
+** an input buffer (a write-only one has none). */
+static void read_recheck(lua_State *L, LStream *st, lua_KContext ctx) {
+  lua_Integer nfmt = lua_tointeger(L, R_NFMT);
+  if (!lua_isinteger(L, R_NFMT) || nfmt < 1 || nfmt > (lua_Integer)ctx - R_FMT + 1)
+    wait_changed(L);
+  if (!st->closed && st->rbuf == NULL) wait_changed(L);
+}
+
 /* After each wait, in a task or not (tasks run during an outside wait
 ** too), the call starts over if another read took the cursor meanwhile. */
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = (LStream *)lua_touserdata(L, 1);
+  LStream *st = stream_resumedst(L, status);
+  if (status != LUA_OK) read_recheck(L, st, ctx);
   int err = stream_resumed(L, st, status, ctx);
   while (!err) {
     if (st->rcall != lua_tointeger(L, R_CALL)) read_restart(L, st);
@@ -577,8 +599,20 @@ static int write_fail(lua_State *L, int err) {
   return 4;
 }
 
+/* write_k after a yield: the position (W_ARG, W_OFF) must lie in the
+** strings of the stack it left (top ctx), which write_data and
+** write_fail index by it. */
+static void write_recheck(lua_State *L, lua_KContext ctx) {
+  lua_Integer i = lua_tointeger(L, W_ARG), off = lua_tointeger(L, W_OFF);
+  if (!lua_isinteger(L, W_ARG) || i < W_DATA || i > (lua_Integer)ctx + 1 ||
+      !lua_isinteger(L, W_OFF) || off < 0 ||
+      (i <= (lua_Integer)ctx && (size_t)off > lua_rawlen(L, (int)i)))
+    wait_changed(L);
+}
+
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = (LStream *)lua_touserdata(L, 1);
+  LStream *st = stream_resumedst(L, status);
+  if (status != LUA_OK) write_recheck(L, ctx);
   int err = stream_resumed(L, st, status, ctx);
   while (!err) {
     if (stream_fd(st) < 0) { err = LSOCK_ECLOSED; break; }
@@ -624,7 +658,7 @@ static int rd_write(lua_State *L) {
 }
 
 static int flush_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = (LStream *)lua_touserdata(L, 1);
+  LStream *st = stream_resumedst(L, status);
   int err = stream_resumed(L, st, status, ctx);
   if (!err) err = flush_all(L, st, flush_k);
   return err_pushresult(L, err);
@@ -667,7 +701,7 @@ static void stream_shut(lua_State *L, LStream *st) {
 }
 
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = (LStream *)lua_touserdata(L, 1);
+  LStream *st = stream_resumedst(L, status);
   int err = stream_resumed(L, st, status, ctx);
   if (!st->closed) {
     if (!err) err = close_flush(L, st);

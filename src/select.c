@@ -219,9 +219,12 @@ static int push_results(lua_State *L, SelectSet *set) {
 }
 
 /* Poll without waiting; when nothing is ready, wait on the epoll set
-** until something is or the deadline passes (then two empty lists). */
+** until something is or the deadline passes (then two empty lists).  ctx
+** is the set's address: after a yield, SET_IDX must still hold that very
+** block (debug.setlocal can change the slot, not the ctx). */
 static int select_k(lua_State *L, int status, lua_KContext ctx) {
-  SelectSet *set = (SelectSet *)lua_touserdata(L, SET_IDX);
+  SelectSet *set = (SelectSet *)(status == LUA_OK ? lua_touserdata(L, SET_IDX)
+                                                  : wait_same(L, SET_IDX, (void *)ctx));
   int err = wait_resumed(L, status);
   while (err == 0) {
     if (set_closed(set)) { err = LSOCK_ECLOSED; break; }   /* its fd may be reused */
@@ -256,7 +259,7 @@ static int lsock_select(lua_State *L) {
   set_fill(L, set, 0, READERS, nr, POLLIN);
   set_fill(L, set, nr, WRITERS, nw, POLLOUT);
   lua_pop(L, 1);
-  return select_k(L, LUA_OK, 0);
+  return select_k(L, LUA_OK, (lua_KContext)(intptr_t)set);
 }
 
 const luaL_Reg select_funcs[] = {
