@@ -453,7 +453,7 @@ static void push_ai(lua_State *L, const struct addrinfo *ai) {
 ** very block the helper thread filled in (loop_jobarg), whatever
 ** debug.setlocal put in the slot; directly, the one just pushed. */
 static void *req_resumed(lua_State *L, int idx, int status, const char *tname) {
-  if (status != LUA_OK) return wait_same(L, idx, loop_jobarg(L));
+  if (status != LUA_OK) return wait_same(L, idx, loop_jobarg(L), tname);
   return luaL_checkudata(L, idx, tname);
 }
 

@@ -159,10 +159,12 @@ int wait_fdready(lua_State *L, int fd, short events, double deadline);
 ** waiting call was changed" when the slot holds anything else.
 ** wait_block: a userdata of exactly size bytes (plain data whose fields
 ** are bounds-checked on use); wait_same: the very block p (one holding
-** pointers or lengths, its address kept in the ctx or by the loop). */
+** pointers or lengths, its address kept in the ctx or by the loop), with
+** its metatable tname still (once the slot was changed, p may have been
+** collected and its address given to another userdata). */
 int wait_changed(lua_State *L);
 void *wait_block(lua_State *L, int idx, size_t size);
-void *wait_same(lua_State *L, int idx, const void *p);
+void *wait_same(lua_State *L, int idx, const void *p, const char *tname);
 /* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
 void wait_checkinterrupt(lua_State *L);
 extern volatile sig_atomic_t wait_interrupted;

@@ -35,6 +35,10 @@ typedef struct MsgState {
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
+/* Metatable of the STATE block: no methods, only what state_resumed
+** checks after a yield. */
+#define MSGSTATE "luasock.msgstate"
+
 /* Push the STATE userdata with room for niov iovecs, ctllen bytes of
 ** control data and datalen bytes of data, and point m at them. */
 static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t datalen) {
@@ -42,6 +46,8 @@ static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t dat
   size_t ctlat = ALIGN8(iovat + niov * sizeof(struct iovec));
   char *p = (char *)lua_newuserdatauv(L, ctlat + ALIGN8(ctllen) + datalen, 1);
   MsgState *st = (MsgState *)p;
+  luaL_newmetatable(L, MSGSTATE);
+  lua_setmetatable(L, -2);
   memset(st, 0, ctlat + ALIGN8(ctllen));
   st->m.msg_iov = (struct iovec *)(p + iovat);
   st->m.msg_iovlen = niov;
@@ -63,7 +69,7 @@ static lua_KContext state_ctx(const MsgState *st, int as) {
 
 static MsgState *state_resumed(lua_State *L, int status, lua_KContext ctx) {
   if (status == LUA_OK) return (MsgState *)lua_touserdata(L, STATE);
-  return (MsgState *)wait_same(L, STATE, (const void *)(ctx & ~(lua_KContext)1));
+  return (MsgState *)wait_same(L, STATE, (const void *)(ctx & ~(lua_KContext)1), MSGSTATE);
 }
 
 /* ---- sendmsg -------------------------------------------------------- */

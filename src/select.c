@@ -224,7 +224,7 @@ static int push_results(lua_State *L, SelectSet *set) {
 ** block (debug.setlocal can change the slot, not the ctx). */
 static int select_k(lua_State *L, int status, lua_KContext ctx) {
   SelectSet *set = (SelectSet *)(status == LUA_OK ? lua_touserdata(L, SET_IDX)
-                                                  : wait_same(L, SET_IDX, (void *)ctx));
+                                                  : wait_same(L, SET_IDX, (void *)ctx, LSOCK_SELECTSET));
   int err = wait_resumed(L, status);
   while (err == 0) {
     if (set_closed(set)) { err = LSOCK_ECLOSED; break; }   /* its fd may be reused */

@@ -115,9 +115,10 @@ void *wait_block(lua_State *L, int idx, size_t size) {
   return lua_touserdata(L, idx);
 }
 
-void *wait_same(lua_State *L, int idx, const void *p) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_touserdata(L, idx) != p) wait_changed(L);
-  return lua_touserdata(L, idx);
+void *wait_same(lua_State *L, int idx, const void *p, const char *tname) {
+  void *q = luaL_testudata(L, idx, tname);
+  if (q == NULL || q != p) wait_changed(L);
+  return q;
 }
 
 /* Callers read their deadline back from a stack slot: no code of ours
