@@ -143,7 +143,9 @@ static size_t anc_space(lua_State *L, int arg) {
 }
 
 /* Copy the copied ancillary list at arg into the control buffer, sized by
-** anc_space from the same values; the bound is checked all the same. */
+** anc_space from the same values; the bound and the data's type are
+** checked all the same (after a name lookup in a task, debug.setlocal
+** may have replaced the copy). */
 static void fill_anc(lua_State *L, MsgState *st, int arg) {
   if (st->ctllen == 0) return;
   char *end = (char *)st->m.msg_control + st->ctllen;
@@ -153,8 +155,8 @@ static void fill_anc(lua_State *L, MsgState *st, int arg) {
     lua_rawgeti(L, arg, i + 1);
     lua_rawgeti(L, arg, i + 2);
     size_t len = lua_rawlen(L, -1);
-    if (c == NULL || (char *)c + CMSG_SPACE(len) > end)
-      luaL_error(L, "ancillary data changed while sending");   /* cannot happen */
+    if (c == NULL || (char *)c + CMSG_SPACE(len) > end || lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "ancillary data changed while sending");
     c->cmsg_level = (int)lua_tointeger(L, -3);
     c->cmsg_type = (int)lua_tointeger(L, -2);
     c->cmsg_len = CMSG_LEN(len);
@@ -190,6 +192,8 @@ static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
   LSocket *s = sock_resumed(L, SOCK, status);
   int rn = addr_resolved(L, 5, status);
   if (rn != 0) return rn;
+  if (status != LUA_OK && !lua_isnil(L, 3) && !lua_istable(L, 3))
+    wait_changed(L);   /* anc_space reads it raw: a table or nil only */
   if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
   int flags = sock_optflags(L, 4);
   struct sockaddr_storage ss;

@@ -1209,6 +1209,23 @@ print(socket.run())
     assert.equal("true\tnil", out[2])
   end)
 
+  it("sendmsg: ancillary data replaced while its address is resolved raises", function()
+    local out = scenario([[
+local r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r:settimeout(2)
+r:bind({"127.0.0.1", 0})
+local s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s:settimeout(2)
+for _, v in ipairs({("x"):rep(10), {1, 2, {}}}) do   -- read raw, then copied
+  local co = socket.spawn(function()
+    return s:sendmsg({"hi"}, {}, 0, {"localhost", r:getsockname()[2]})
+  end)
+  socket.spawn(function() set(co, 3, v) end)
+  print(socket.run())
+end
+]], 2)
+    assert_changed(out[1])
+    assert.matches("^false\t.*ancillary data changed while sending", out[2])
+  end)
+
   it("select: only its own set is used", function()
     local out = scenario([[
 local a, b = socket.socketpair()
