@@ -346,7 +346,8 @@ static int recv_run(lua_State *L, int status, lua_KContext ctx) {
 ** size a buffer (recv_room bounds it), but a clear error beats a wrong
 ** result.  The socket is checked by sock_resumed. */
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  if (status != LUA_OK && (!lua_isinteger(L, 2) || lua_tointeger(L, 2) < 0))
+  int isint;   /* the caller's own argument: 10.0 passed luaL_checkinteger */
+  if (status != LUA_OK && (lua_tointegerx(L, 2, &isint) < 0 || !isint))
     wait_changed(L);
   return recv_run(L, status, ctx);
 }

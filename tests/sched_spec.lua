@@ -1142,8 +1142,13 @@ local a, b = socket.socketpair(); a:settimeout(2)
 local co = socket.spawn(function() return a:recv(10) end)
 socket.spawn(function() set(co, 2, "abc"); b:send("hello") end)
 print(socket.run())
-]], 1)
+a, b = socket.socketpair(); a:settimeout(2)   -- the first one holds "hello"
+socket.spawn(function() print(a:recv(10.0)) end)   -- a float size is still one
+socket.spawn(function() b:send("hello") end)
+print(socket.run())
+]], 3)
     assert_changed(out[1])
+    assert.same({ "hello", "true\tnil" }, { out[2], out[3] })
   end)
 
   it("sendall: a count of bytes sent outside the data raises", function()
