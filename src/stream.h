@@ -1,0 +1,63 @@
+/*
+** stream.h - what reader.c and stream_io.c share of the stream object.
+**
+** The stream is split along a layer: reader.c holds the object and the
+** socket side (the only syscalls), stream_io.c the read and write calls
+** with the read formats.  This header is internal to those two files:
+** the rest of the project sees only stream_methods and stream_open, in
+** lsock.h.  It holds the LStream struct, its buffer sizes and flags, the
+** reader.c helpers the calls use, and the methods stream_io.c gives the
+** metatable.  The contracts are above the definitions.
+*/
+#ifndef STREAM_H
+#define STREAM_H
+
+#include "lsock.h"
+
+#define RBUF_SIZE 65536   /* first and resting size of the input buffer */
+#define WBUF_SIZE 65536   /* default output buffered before a flush */
+#define WBUF_FIRST 4096   /* first size of the output buffer */
+
+enum { ST_READ = 1, ST_WRITE = 2 };
+enum { VBUF_NO, VBUF_FULL, VBUF_LINE };   /* in the order of setvbuf's names */
+
+typedef struct LStream {
+  LSocket *sock;        /* user value 1 holds it too; NULL once closed */
+  int flags;            /* ST_READ | ST_WRITE */
+  int closed;
+  int eof;              /* recv returned 0: the peer sends nothing more */
+  int vbuf;             /* VBUF_* */
+  size_t wsize;         /* output buffered before a flush */
+  char *rbuf;
+  size_t rcap;
+  size_t rstart, rend;  /* unread input: rbuf[rstart .. rend) */
+  size_t rpos;          /* the read call's cursor: rstart <= rpos <= rend */
+  size_t scan;          /* no '\n' in rbuf[rpos .. scan): rpos <= scan <= rend */
+  lua_Integer rcall;    /* id of the read call that owns rpos and scan */
+  char *wbuf;
+  size_t wcap;
+  size_t wstart, wlen;  /* output not sent yet: wbuf[wstart .. wlen) */
+} LStream;
+
+/* ---- reader.c: memory and checks ----------------------------------- */
+char *stream_bufresize(lua_State *L, char *p, size_t old, size_t size);  /* raises */
+LStream *stream_usable(lua_State *L, LStream *st, int need);   /* raises unless open for need */
+LStream *stream_checkopen(lua_State *L, int idx, int need);    /* a method's stream, usable */
+LStream *stream_resumedst(lua_State *L, int status);  /* a continuation's stream (slot 1) */
+int stream_resumed(lua_State *L, LStream *st, int status, lua_KContext ctx);
+int stream_fd(const LStream *st);                     /* -1 once closed */
+int stream_wait(lua_State *L, LStream *st, int dir, int idx, lua_KFunction k);
+
+/* ---- reader.c: the socket side ------------------------------------- */
+int stream_fill(lua_State *L, LStream *st);           /* one recv into the input */
+int stream_send(lua_State *L, LStream *st, const char *p, size_t len, size_t *sent);
+int stream_sendbuf(lua_State *L, LStream *st);        /* send output, no wait */
+int stream_flush(lua_State *L, LStream *st, lua_KFunction k);  /* send output, waiting */
+
+/* ---- stream_io.c: the methods that read and write ------------------ */
+int rd_read(lua_State *L);
+int rd_lines(lua_State *L);
+int rd_write(lua_State *L);
+int rd_flush(lua_State *L);
+
+#endif
