@@ -1,0 +1,79 @@
+/*
+** loop_internal.h - what loop.c and task.c share, and no other file: the
+** Task and Loop records (with the poller inside the Loop) and the
+** scheduler helpers task.c calls.  loop.c parks tasks and marks them
+** ready (poller, run queue, timer heap, helper threads, the Loop object);
+** task.c makes, resumes and ends them and drives the loop (socket.run,
+** outside waits that turn it).  The rest of luasock sees only the loop_*
+** interface in lsock.h.
+*/
+#ifndef LOOP_INTERNAL_H
+#define LOOP_INTERNAL_H
+
+#include <sys/epoll.h>
+
+#include "lsock.h"
+
+#define TASK_META  "luasock.task"
+#define POLL_BATCH 256   /* events taken per epoll_wait */
+
+/* What a task is doing; READY tasks are in the run queue exactly once. */
+enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
+
+struct Task {
+  lua_State *co;            /* the coroutine (our user value 1) */
+  Loop *loop;
+  Watch *w;                 /* watch it is parked on, or NULL */
+  double deadline;          /* absolute; < 0 none */
+  int heapidx;              /* index in the timer heap, -1 if not there */
+  int ref;                  /* registry reference keeping us alive */
+  int outcome;              /* 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED */
+  int nargs;                /* arguments for the first resume */
+  unsigned char dir, state;
+  unsigned char inq;        /* in the run queue (at most once) */
+  unsigned char started;    /* resumed once: its coroutine must be suspended */
+  unsigned char cancelled;  /* the user closed its coroutine (coroutine.close) */
+  int argref;               /* registry reference to the userdata of a pool job */
+  const void *jobarg;       /* arg of its last pool job, for loop_jobarg */
+};
+
+typedef struct Poller {
+  int fd;
+  struct epoll_event ev[POLL_BATCH];
+} Poller;
+
+struct Loop {
+  Poller poller;
+  Pool *pool;               /* helper threads, or NULL if it failed */
+  Watch poolw;              /* the pool's eventfd */
+  int closed, running;      /* running: run or a turn (loop_turn) is active */
+  int failed;               /* a task failed: its error is at &error_key (task.c) */
+  int ntasks;               /* tasks spawned and not ended */
+  Task **runq;              /* ring of ready tasks, capacity >= ntasks */
+  unsigned qhead, qcount, qcap;
+  Task **heap;              /* timer heap on deadline, capacity >= ntasks */
+  int nheap, heapcap;
+};
+
+/* ---- loop.c: the scheduler core, for task.c ------------------------ */
+/* Make room for one more task in the run queue and the heap (raises). */
+void loop_reserve(lua_State *L, Loop *loop);
+void loop_runqpush(Loop *loop, Task *t);   /* queue t (at most once) */
+Task *loop_runqpop(Loop *loop);            /* the first ready task */
+void loop_ready(Task *t, int outcome);     /* unpark t and queue it */
+void loop_setcurrent(lua_State *co, Task *t);   /* co runs t (NULL: none) */
+void loop_expire(Loop *loop);              /* tasks whose deadline passed */
+/* Wait up to ms (-1: forever) for events and mark their tasks ready. */
+void loop_pollevents(lua_State *L, Loop *loop, int ms);
+Loop *loop_get(lua_State *L);   /* the Loop of L; raises when closed */
+/* The Loop of L when an outside wait should turn it, else NULL. */
+Loop *loop_idle(lua_State *L);
+
+/* ---- task.c: tasks, for loop.c -------------------------------------- */
+int task_closed(lua_State *L);   /* the Task's __close (loop_open sets it) */
+/* The Watch an outside wait turning the loop waits on (NULL: none, or a
+** pure delay), and whether a task called loop_wake on it meanwhile. */
+extern Watch *loop_turnwatch;
+extern int loop_turnwoken;
+
+#endif

@@ -1,0 +1,365 @@
+/*
+** task.c - tasks: spawn, resume and end (with the report of a task that
+** failed), and the two drivers that resume them: socket.run, and outside
+** waits that turn the loop.  The scheduler core they drive (poller, run
+** queue, timer heap, parking and waking) is loop.c; the records both
+** share are in loop_internal.h.
+**
+** While code outside any task waits (a blocking call on the main thread,
+** the REPL waiting for a key), the loop keeps turning: loop_turn resumes
+** the tasks and polls the loop's epoll fd beside the descriptor waited
+** for, so that outside code never stops the tasks.  With no task it
+** costs one registry lookup, and waits inside tasks do not go through it.
+** A poll(2) over both fds, rather than adding the outside fd to the epoll
+** set, leaves the set's edge-triggered registrations alone.  The turn
+** reads the outside Watch's fd again before each poll: a task may have
+** closed it (the wait returns "closed") and its number may name another
+** socket by then; loop_wake on that Watch ends the wait too.  Ctrl-C
+** meanwhile stops the outside code; a task spinning in Lua code at that
+** moment is stopped too (it fails with "interrupted!", as under run):
+** yielding it instead would leave it to spin again at the next turn.
+**
+** Left out: blocking calls made in a coroutine the user resumes himself
+** inside a task block the whole loop, as they would outside a task.  Name
+** resolution outside a task runs inline, so the tasks wait for it.
+*/
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "loop_internal.h"
+
+static const char error_key = 0;  /* registry key of the first error not yet returned by run */
+
+/* For Ctrl-C (one loop runs at a time in a process that takes signals):
+** the task coroutine being resumed (loop.c keeps the eventfd the loop
+** polls). */
+static lua_State *volatile running_co = NULL;
+
+/* The Watch an outside wait turning the loop waits on (NULL: none, or a
+** pure delay), and whether a task called loop_wake on it meanwhile. */
+Watch *loop_turnwatch = NULL;
+int loop_turnwoken = 0;
+
+/* ---- tasks: spawn, resume, end --------------------------------------- */
+
+/* Make a task of the function at index first and the arguments after it
+** up to the top; pushes its coroutine.  The Task is a userdata holding the
+** coroutine as user value, kept alive by a registry reference until the
+** task ends.  The function and its arguments are moved, not copied: L may
+** have no room for a second copy of many arguments. */
+static Task *task_spawn(lua_State *L, Loop *loop, int first) {
+  int n = lua_gettop(L) - first + 1;   /* the function and its arguments */
+  luaL_checktype(L, first, LUA_TFUNCTION);
+  loop_reserve(L, loop);
+  lua_State *co = lua_newthread(L);
+  if (!lua_checkstack(co, n + 1)) luaL_error(L, "too many arguments to spawn");
+  Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1);
+  memset(t, 0, sizeof *t);
+  t->co = co, t->loop = loop, t->heapidx = -1, t->argref = LUA_NOREF;
+  t->nargs = n - 1;
+  luaL_setmetatable(L, TASK_META);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, -1);
+  lua_xmove(L, co, 1);
+  lua_toclose(co, 1);   /* coroutine.close(co) tells us: task_closed */
+  lua_rotate(L, first, -n);   /* ... co t fn args */
+  lua_xmove(L, co, n);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  loop_setcurrent(co, t);
+  loop->ntasks++;
+  t->state = T_READY;
+  loop_runqpush(loop, t);
+  return t;
+}
+
+/* socket.spawn(fn, ...) -> the task's coroutine; it runs under socket.run. */
+static int lsock_spawn(lua_State *L) {
+  task_spawn(L, loop_get(L), 1);
+  return 1;
+}
+
+/* The text of the error object at idx, as lua.c shows it, or NULL; may
+** call its __tostring, which may raise. */
+static const char *error_text(lua_State *L, int idx) {
+  const char *msg = lua_tostring(L, idx);
+  if (msg != NULL) return msg;
+  if (luaL_callmeta(L, idx, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    return lua_tostring(L, -1);
+  return NULL;
+}
+
+/* Run protected: slot 1 a copy of the error object, 2 the task's
+** coroutine (light userdata), 3 whether __tostring may be called.
+** Returns the text of the report: the error's text and a traceback. */
+static int report_text(lua_State *L) {
+  lua_State *co = (lua_State *)lua_touserdata(L, 2);
+  const char *msg = lua_toboolean(L, 3) ? error_text(L, 1) : NULL;
+  if (msg == NULL)
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, co, msg, 0);
+  return 1;
+}
+
+/* Push the report of the error at idx for co; 0 (nothing pushed) when
+** building it raised (a __tostring that fails, no memory). */
+static int report_push(lua_State *L, lua_State *co, int idx, int meta) {
+  lua_pushcfunction(L, report_text);
+  lua_pushvalue(L, idx);
+  lua_pushlightuserdata(L, co);
+  lua_pushboolean(L, meta);
+  if (lua_pcall(L, 3, 1, 0) == LUA_OK) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Task t failed: print its error and traceback on stderr and keep the
+** first error object in the registry, for the next socket.run to return
+** (the task may have run in run or in a turn of an outside wait).  The
+** text is built in protected calls: the error object is the user's, and
+** its __tostring may raise.  L's hook is off meanwhile: a pending Ctrl-C
+** (stop_hook) must stop the code after us, not the call of report_text. */
+static void task_report(lua_State *L, Task *t) {
+  int top = lua_gettop(L);
+  lua_Hook hook = lua_gethook(L);
+  int mask = lua_gethookmask(L), count = lua_gethookcount(L);
+  lua_xmove(t->co, L, 1);   /* the error: no room needed on a full stack */
+  lua_sethook(L, NULL, 0, 0);
+  int ok = report_push(L, t->co, top + 1, 1) || report_push(L, t->co, top + 1, 0);
+  lua_sethook(L, hook, mask, count);
+  fprintf(stderr, "luasock: error in task: %s\n",
+          ok ? lua_tostring(L, -1) : "(no memory to describe it)");
+  fflush(stderr);
+  if (!t->loop->failed) {
+    t->loop->failed = 1;
+    lua_pushvalue(L, top + 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &error_key);
+  }
+  lua_settop(L, top);
+}
+
+/* t's coroutine returned or failed: let it go (first, so that nothing
+** below can leave run counting a dead task), report a failure, and close
+** its pending to-be-closed variables (it is no task any more while they
+** run, so a socket operation there blocks instead of yielding).  The Task
+** stays on L's stack meanwhile, its coroutine with it. */
+static void task_end(lua_State *L, Task *t, int status) {
+  lua_State *co = t->co;
+  loop_setcurrent(co, NULL);
+  t->state = T_DONE;   /* before task_closed runs */
+  t->loop->ntasks--;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  if (status != LUA_OK) {
+    task_report(L, t);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    lua_closethread(co, L);
+#else
+    lua_resetthread(co);
+#endif
+    lua_settop(co, 0);   /* reset left the error there: status "dead", not "suspended" */
+  } else if (!t->cancelled && lua_status(co) == LUA_OK) {
+    lua_settop(co, 0);   /* drop our marker and the results: status "dead" */
+  }
+  lua_pop(L, 1);
+}
+
+/* __close of the Task, the to-be-closed value under the task's function:
+** coroutine.close(co) of a task that has not ended (a cancel).  A parked
+** task is woken to end at once; one in the run queue or the thread pool
+** ends when its turn comes. */
+int task_closed(lua_State *L) {
+  Task *t = (Task *)lua_touserdata(L, 1);
+  if (t->state == T_DONE) return 0;
+  t->cancelled = 1;
+  if (t->state == T_PARKED) loop_ready(t, LSOCK_ECLOSED);
+  return 0;
+}
+
+lua_State *loop_running(void) {
+  return running_co;
+}
+
+/* Resume t.  A yield that parked it (state changed) is a wait; a yield
+** that did not is the user's own coroutine.yield: the task goes to the
+** back of the run queue, giving the others the CPU.  A task whose
+** coroutine the user closed (coroutine.close) just ends. */
+static void task_resume(lua_State *L, Task *t) {
+  int nres, nargs = t->nargs;
+  if (t->argref != LUA_NOREF) {   /* back from the pool: the job is done */
+    luaL_unref(L, LUA_REGISTRYINDEX, t->argref);
+    t->argref = LUA_NOREF;
+  }
+  if (t->cancelled || (t->started && lua_status(t->co) != LUA_YIELD)) {
+    task_end(L, t, LUA_OK);   /* the user closed or finished it himself */
+    return;
+  }
+  t->started = 1;
+  t->nargs = 0;
+  t->state = T_RUNNING;
+  lua_State *outer = running_co;
+  running_co = t->co;
+  int status = lua_resume(t->co, L, nargs, &nres);
+  running_co = outer;
+  if (wait_interrupted) lua_sethook(t->co, NULL, 0, 0);   /* an unfired stop_hook */
+  if (status == LUA_YIELD) {
+    lua_pop(t->co, nres);
+    if (t->state == T_RUNNING) {
+      t->state = T_READY;
+      loop_runqpush(t->loop, t);
+    }
+  } else {
+    task_end(L, t, status);
+  }
+}
+
+/* Resume the tasks that are ready now; those made ready meanwhile wait
+** for the next round, after a look at the poller. */
+static void run_ready(lua_State *L, Loop *loop) {
+  for (unsigned n = loop->qcount; n > 0 && loop->qcount > 0; n--) {
+    if (wait_interrupted) wait_checkinterrupt(L);   /* before: a task resumed now has no hook */
+    Task *t = loop_runqpop(loop);
+    if (t->state == T_READY) task_resume(L, t);
+  }
+}
+
+/* Wait for events (not at all when tasks are ready; else until the
+** nearest deadline) and mark their tasks ready. */
+static void run_poll(lua_State *L, Loop *loop) {
+  int ms = loop->qcount ? 0 : loop->nheap ? wait_ms(loop->heap[0]->deadline) : -1;
+  if (wait_interrupted) wait_checkinterrupt(L);   /* later, loop_wakeup ends the wait */
+  loop_pollevents(L, loop, ms);
+}
+
+/* Push run's results: true, nil; or false and the first error kept since
+** the last time run returned, which is then forgotten. */
+static int run_results(lua_State *L, Loop *loop) {
+  if (!loop->failed) {
+    lua_pushboolean(L, 1);
+    lua_pushnil(L);
+    return 2;
+  }
+  loop->failed = 0;
+  lua_pushboolean(L, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_key);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &error_key);   /* let it be collected */
+  return 2;
+}
+
+/* The loop proper, run protected by lsock_run: slot 1 the Loop. */
+static int run_core(lua_State *L) {
+  Loop *loop = (Loop *)lua_touserdata(L, 1);
+  while (loop->ntasks > 0) {
+    run_ready(L, loop);
+    if (loop->ntasks == 0) break;
+    run_poll(L, loop);
+    loop_expire(loop);
+  }
+  return run_results(L, loop);
+}
+
+/* ---- outside waits turn the loop ------------------------------------ */
+
+/* One look at p[0] (the outside descriptor, ignored when < 0) and p[1]
+** (the epoll fd, readable when task events are pending), up to the
+** outside deadline or the nearest timer.  Returns 0 when p[0] is ready,
+** LSOCK_ETIMEOUT past the deadline, else EAGAIN (tasks may be ready). */
+static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline) {
+  int ms = loop->qcount ? 0 : wait_ms(deadline);
+  if (ms != 0 && loop->nheap > 0) {
+    int timer = wait_ms(loop->heap[0]->deadline);
+    if (ms < 0 || timer < ms) ms = timer;
+  }
+  if (wait_interrupted) wait_checkinterrupt(L);   /* later, loop_wakeup ends the poll */
+  int n = poll(p, 2, ms);
+  if (n < 0) {
+    if (errno != EINTR) luaL_error(L, "poll: %s", strerror(errno));
+    wait_checkinterrupt(L);
+    return EAGAIN;
+  }
+  if (p[0].revents) return 0;   /* ready, or an error the syscall will report */
+  if (p[1].revents) loop_pollevents(L, loop, 0);
+  if (deadline >= 0 && wait_now() >= deadline) return LSOCK_ETIMEOUT;
+  return EAGAIN;
+}
+
+/* After the tasks ran: LSOCK_ECLOSED when one closed w (its number may
+** already name another socket, so it must not be polled), 0 when one
+** called loop_wake(w), else EAGAIN (wait on). */
+static int turn_check(Watch *w) {
+  if (w == NULL) return EAGAIN;
+  if (w->fd < 0) return LSOCK_ECLOSED;
+  if (loop_turnwoken) return 0;
+  return EAGAIN;
+}
+
+/* The turn proper, run protected by loop_turn: slots 1 the Loop, 2 the
+** Watch (or NULL), 3 the poll events, 4 the deadline.  Pushes the
+** outcome, EAGAIN when no task is left before it (the caller then polls
+** alone).  w->fd is read again before each poll: tasks ran since. */
+static int turn_core(lua_State *L) {
+  Loop *loop = (Loop *)lua_touserdata(L, 1);
+  Watch *w = (Watch *)lua_touserdata(L, 2);
+  struct pollfd p[2] = {
+    { -1, (short)lua_tointeger(L, 3), 0 },
+    { loop->poller.fd, POLLIN, 0 },
+  };
+  double deadline = lua_tonumber(L, 4);
+  int res = EAGAIN;
+  while (loop->ntasks > 0) {
+    run_ready(L, loop);
+    if ((res = turn_check(w)) != EAGAIN || loop->ntasks == 0) break;
+    p[0].fd = w != NULL ? w->fd : -1;
+    res = turn_poll(L, loop, p, deadline);
+    if (res != EAGAIN) break;
+    loop_expire(loop);
+  }
+  lua_pushinteger(L, res);
+  return 1;
+}
+
+int loop_turn(lua_State *L, Watch *w, short events, double deadline) {
+  Loop *loop = loop_idle(L);
+  if (loop == NULL) return EAGAIN;
+  luaL_checkstack(L, 5, "no room to wait");
+  lua_pushcfunction(L, turn_core);
+  lua_pushlightuserdata(L, loop);
+  lua_pushlightuserdata(L, w);
+  lua_pushinteger(L, events);
+  lua_pushnumber(L, deadline);
+  loop->running = 1;   /* a task calling run now raises; nested waits poll alone */
+  loop_turnwatch = w, loop_turnwoken = 0;
+  int status = lua_pcall(L, 4, 1, 0);
+  loop_turnwatch = NULL, loop_turnwoken = 0;
+  loop->running = 0;
+  if (status != LUA_OK) lua_error(L);   /* "interrupted!" goes to the outside code */
+  int res = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return res;
+}
+
+/* socket.run([fn, ...]) -> true, or false and the first error of a task
+** that failed since run last returned (in run, or in a turn of an outside
+** wait).  Runs until no task is left; raises when called from a task. */
+static int lsock_run(lua_State *L) {
+  Loop *loop = loop_get(L);
+  if (loop->running) return luaL_error(L, "socket.run called from inside a task");
+  if (!lua_isnoneornil(L, 1)) task_spawn(L, loop, 1);
+  lua_settop(L, 0);
+  lua_pushcfunction(L, run_core);
+  lua_pushlightuserdata(L, loop);
+  loop->running = 1;
+  int status = lua_pcall(L, 1, 2, 0);
+  loop->running = 0;
+  if (status != LUA_OK) return lua_error(L);
+  return 2;
+}
+
+const luaL_Reg loop_funcs[] = {
+  {"spawn", lsock_spawn},
+  {"run", lsock_run},
+  {NULL, NULL}
+};
