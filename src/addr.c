@@ -1,6 +1,6 @@
 /*
 ** addr.c - addresses: Lua values to struct sockaddr and back, and the
-** resolver functions of the module.
+** conversion functions of the module (inet_pton, inet_ntop, gethostname).
 **
 ** In: AF_INET/AF_INET6 take a table {host, port [, flowinfo, scope_id]}
 ** or "host, port" as two arguments; host is a literal, a name, "" (any)
@@ -9,12 +9,10 @@
 ** with the LSOCK_ADDRESS metatable (.host, .port, tostring), or a plain
 ** string for AF_UNIX.
 **
-** Lookups that may wait on the network go through wait_thread, so that
-** inside a task they do not stop the loop: the module's getaddrinfo,
-** getnameinfo and gethostbyname, and names in the addresses of bind,
-** connect, sendto and sendmsg (addr_resolve).  addr_check itself cannot
-** yield: a name that reaches it (a caller that skipped addr_resolve) is
-** looked up inline, which only blocks a loop for names outside /etc/hosts.
+** Lookups that may wait on the network live in resolve.c, which builds on
+** the checkers here (addr.h).  addr_check itself cannot yield: a name that
+** reaches it (a caller that skipped addr_resolve) is looked up inline,
+** which only blocks a loop for names outside /etc/hosts.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,9 +27,7 @@
 #include <unistd.h>
 
 #include "lsock.h"
-
-#define GAIREQ "luasock.gaireq"   /* metatable of a pending resolver request */
-#define NIREQ  "luasock.nireq"
+#include "addr.h"
 
 /* ---- the address metatable ----------------------------------------- */
 
@@ -110,7 +106,7 @@ static void push_unix(lua_State *L, const struct sockaddr_un *un, socklen_t len)
 }
 
 /* Push the host of the AF_INET or AF_INET6 address sa as a literal. */
-static void push_inethost(lua_State *L, const struct sockaddr *sa) {
+void addr_pushhost(lua_State *L, const struct sockaddr *sa) {
   char host[INET6_ADDRSTRLEN];
   const void *src = sa->sa_family == AF_INET6
                         ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
@@ -125,7 +121,7 @@ static void push_inet(lua_State *L, const struct sockaddr *sa) {
   const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
   const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
   lua_createtable(L, v6 ? 4 : 2, 0);
-  push_inethost(L, sa);
+  addr_pushhost(L, sa);
   lua_rawseti(L, -2, 1);
   lua_pushinteger(L, ntohs(v6 ? in6->sin6_port : in->sin_port));
   lua_rawseti(L, -2, 2);
@@ -235,7 +231,7 @@ static int parse_host(lua_State *L, int idx, const char *host, int family,
 
 /* The string at idx, which C will read up to its first NUL: raises
 ** against arg when it holds one (else "a\0b" would silently mean "a"). */
-static const char *check_cstring(lua_State *L, int idx, int arg) {
+const char *addr_checkcstring(lua_State *L, int idx, int arg) {
   size_t n;
   const char *p = luaL_checklstring(L, idx, &n);
   if (strlen(p) != n) luaL_argerror(L, arg, "string contains a zero byte");
@@ -243,7 +239,7 @@ static const char *check_cstring(lua_State *L, int idx, int arg) {
 }
 
 /* The port at idx: an integer in 0..65535, else raise against arg. */
-static int check_port(lua_State *L, int idx, int arg) {
+int addr_checkport(lua_State *L, int idx, int arg) {
   int ok;
   lua_Integer port = lua_tointegerx(L, idx, &ok);
   if (lua_type(L, idx) != LUA_TNUMBER || !ok)
@@ -266,7 +262,7 @@ static lua_Integer opt_field(lua_State *L, int idx, int i, lua_Integer max, cons
 
 /* Push the host and port of the address at idx (a table's [1] and [2],
 ** or idx and idx+1); raises unless the host is a string. */
-static void push_hostport(lua_State *L, int idx) {
+void addr_pushhostport(lua_State *L, int idx) {
   int table = lua_istable(L, idx);
   if (!table && lua_type(L, idx) != LUA_TSTRING)
     luaL_typeerror(L, idx, "address ({host, port} or host, port)");
@@ -282,7 +278,7 @@ static void push_hostport(lua_State *L, int idx) {
   if (lua_type(L, -2) != LUA_TSTRING)
     luaL_argerror(L, idx, lua_pushfstring(L, "host must be a string, got %s",
                                           luaL_typename(L, -2)));
-  check_cstring(L, -2, idx);
+  addr_checkcstring(L, -2, idx);
 }
 
 /* Set the port, and for IPv6 flowinfo and scope_id (0: keep the scope a
@@ -302,10 +298,10 @@ static void set_port(struct sockaddr_storage *ss, int port, lua_Integer flow,
 /* AF_INET/AF_INET6: {host, port [, flowinfo, scope_id]} at idx, or
 ** host at idx and port at idx+1.  Everything is checked before a name
 ** is looked up. */
-static int check_inet(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
-                      socklen_t *len) {
-  push_hostport(L, idx);
-  int port = check_port(L, -1, idx);
+int addr_checkinet(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
+                   socklen_t *len) {
+  addr_pushhostport(L, idx);
+  int port = addr_checkport(L, -1, idx);
   lua_Integer flow = 0, scope = 0;
   if (family == AF_INET6 && lua_istable(L, idx)) {
     flow = opt_field(L, idx, 3, 0xfffff, "flowinfo");
@@ -345,7 +341,7 @@ int addr_check(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
   }
   if (family != AF_INET && family != AF_INET6)
     luaL_error(L, "addresses of family %d are not supported", family);
-  return check_inet(L, idx, family, ss, len);
+  return addr_checkinet(L, idx, family, ss, len);
 }
 
 /* ---- inet_pton, inet_ntop, gethostname ------------------------------ */
@@ -360,7 +356,7 @@ static int check_inetfamily(lua_State *L, int arg) {
 /* socket.inet_pton(family, text) -> packed bytes; malformed text raises. */
 static int lsock_inet_pton(lua_State *L) {
   int family = check_inetfamily(L, 1);
-  const char *text = check_cstring(L, 2, 2);
+  const char *text = addr_checkcstring(L, 2, 2);
   unsigned char buf[sizeof(struct in6_addr)];
   if (inet_pton(family, text, buf) != 1)
     luaL_argerror(L, 2, lua_pushfstring(L, "malformed %s address '%s'",
@@ -390,276 +386,7 @@ static int lsock_gethostname(lua_State *L) {
   return 1;
 }
 
-/* ---- getaddrinfo and gethostbyname, off the loop thread ------------- */
-
-/* A resolver request; it lives in a userdata on the caller's stack so it
-** survives the yield while a helper thread fills it in. */
-typedef struct GaiReq {
-  struct addrinfo hints;
-  struct addrinfo *res;
-  int rc, err;              /* getaddrinfo's result; errno for EAI_SYSTEM */
-  const char *host, *serv;  /* into buf, or NULL */
-  char buf[];               /* host "\0" serv "\0" */
-} GaiReq;
-
-static int gaireq_gc(lua_State *L) {
-  GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
-  if (r->res != NULL) freeaddrinfo(r->res);
-  r->res = NULL;
-  return 0;
-}
-
-/* Runs on the helper thread (or inline outside a task). */
-static void gai_work(void *arg) {
-  GaiReq *r = (GaiReq *)arg;
-  r->rc = getaddrinfo(r->host, r->serv, &r->hints, &r->res);
-  r->err = errno;
-}
-
-/* Push a request for host and serv (either may be NULL). */
-static GaiReq *gaireq_push(lua_State *L, const char *host, const char *serv) {
-  size_t hn = host ? strlen(host) + 1 : 0, sn = serv ? strlen(serv) + 1 : 0;
-  GaiReq *r = (GaiReq *)lua_newuserdatauv(L, sizeof *r + hn + sn, 0);
-  memset(r, 0, sizeof *r);
-  if (luaL_newmetatable(L, GAIREQ)) {
-    lua_pushcfunction(L, gaireq_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  if (host) r->host = memcpy(r->buf, host, hn);
-  if (serv) r->serv = memcpy(r->buf + hn, serv, sn);
-  return r;
-}
-
-
-/* One entry of getaddrinfo's list: {family, type, proto, canonname, address}. */
-static void push_ai(lua_State *L, const struct addrinfo *ai) {
-  lua_createtable(L, 0, 5);
-  lua_pushinteger(L, ai->ai_family);
-  lua_setfield(L, -2, "family");
-  lua_pushinteger(L, ai->ai_socktype);
-  lua_setfield(L, -2, "type");
-  lua_pushinteger(L, ai->ai_protocol);
-  lua_setfield(L, -2, "proto");
-  if (ai->ai_canonname != NULL) {
-    lua_pushstring(L, ai->ai_canonname);
-    lua_setfield(L, -2, "canonname");
-  }
-  addr_push(L, ai->ai_addr, ai->ai_addrlen);
-  lua_setfield(L, -2, "address");
-}
-
-/* The request at idx of a continuation: after a yield it must be the
-** very block the helper thread filled in (loop_jobarg), whatever
-** debug.setlocal put in the slot; directly, the one just pushed. */
-static void *req_resumed(lua_State *L, int idx, int status, const char *tname) {
-  if (status != LUA_OK) return wait_same(L, idx, loop_jobarg(L), tname);
-  return luaL_checkudata(L, idx, tname);
-}
-
-/* Continuation of getaddrinfo: the request is at index 1 of the stack. */
-static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  GaiReq *r = (GaiReq *)req_resumed(L, 1, status, GAIREQ);
-  int err = wait_resumed(L, status);
-  if (err != 0) return err_push(L, err);
-  if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
-  lua_newtable(L);
-  int i = 0;
-  for (const struct addrinfo *ai = r->res; ai != NULL; ai = ai->ai_next) {
-    push_ai(L, ai);
-    lua_rawseti(L, -2, ++i);
-  }
-  freeaddrinfo(r->res);
-  r->res = NULL;
-  return 1;
-}
-
-/* The service argument: nil, an integer port, or a service name. */
-static const char *opt_service(lua_State *L, int arg) {
-  if (lua_isnoneornil(L, arg)) return NULL;
-  if (lua_type(L, arg) == LUA_TNUMBER) {
-    check_port(L, arg, arg);
-    return lua_pushfstring(L, "%d", (int)lua_tointeger(L, arg));
-  }
-  return check_cstring(L, arg, arg);
-}
-
-/* socket.getaddrinfo(host, port [, family [, type [, proto [, flags]]]]) */
-static int lsock_getaddrinfo(lua_State *L) {
-  lua_settop(L, 6);                    /* so that pushed values land at 7+ */
-  const char *host = lua_isnoneornil(L, 1) ? NULL : check_cstring(L, 1, 1);
-  const char *serv = opt_service(L, 2);
-  GaiReq *r = gaireq_push(L, host, serv);
-  r->hints.ai_family = (int)sock_optint(L, 3, AF_UNSPEC, INT_MIN, INT_MAX);
-  r->hints.ai_socktype = (int)sock_optint(L, 4, 0, INT_MIN, INT_MAX);
-  r->hints.ai_protocol = (int)sock_optint(L, 5, 0, INT_MIN, INT_MAX);
-  r->hints.ai_flags = (int)sock_optint(L, 6, 0, INT_MIN, INT_MAX);
-  lua_replace(L, 1);
-  lua_settop(L, 1);
-  return getaddrinfo_k(L, wait_thread(L, gai_work, r, 0, getaddrinfo_k), 0);
-}
-
-/* Continuation of gethostbyname: the first IPv4 address as a string. */
-static int gethostbyname_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  GaiReq *r = (GaiReq *)req_resumed(L, 1, status, GAIREQ);
-  int err = wait_resumed(L, status);
-  if (err != 0) return err_push(L, err);
-  if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
-  push_inethost(L, r->res->ai_addr);
-  return 1;
-}
-
-/* socket.gethostbyname(name) -> "a.b.c.d" (IPv4 only, as in Python). */
-static int lsock_gethostbyname(lua_State *L) {
-  GaiReq *r = gaireq_push(L, check_cstring(L, 1, 1), NULL);
-  r->hints.ai_family = AF_INET;
-  r->hints.ai_socktype = SOCK_STREAM;
-  lua_replace(L, 1);
-  lua_settop(L, 1);
-  return gethostbyname_k(L, wait_thread(L, gai_work, r, 0, gethostbyname_k), 0);
-}
-
-/* ---- names in the addresses of connect and sendto ---------------------- */
-
-/* The host string of the address at idx (a table's [1], or idx), or NULL. */
-static const char *address_host(lua_State *L, int idx) {
-  const char *host = NULL;
-  if (lua_istable(L, idx)) {
-    if (lua_rawgeti(L, idx, 1) == LUA_TSTRING) host = lua_tostring(L, -1);
-    lua_pop(L, 1);                     /* the table keeps the string alive */
-  } else if (lua_type(L, idx) == LUA_TSTRING) {
-    host = lua_tostring(L, idx);
-  }
-  return host;
-}
-
-/* A name to look up: not "", "<broadcast>", a literal, or v6 with %scope
-** (addr_check parses those without a query). */
-static int is_name(const char *host, int family) {
-  unsigned char buf[sizeof(struct in6_addr)];
-  return host != NULL && host[0] != '\0' && strcmp(host, "<broadcast>") != 0 &&
-         strchr(host, '%') == NULL && inet_pton(family, host, buf) != 1;
-}
-
-int addr_resolve(lua_State *L, int idx, int family, lua_KContext ctx, lua_KFunction k) {
-  idx = lua_absindex(L, idx);
-  const char *host = address_host(L, idx);
-  if ((family != AF_INET && family != AF_INET6) || !is_name(host, family)) return 0;
-  push_hostport(L, idx);
-  check_port(L, -1, idx);              /* misuse raises before any query */
-  lua_pop(L, 2);
-  GaiReq *r = gaireq_push(L, host, NULL);
-  r->hints.ai_family = family;
-  r->hints.ai_socktype = SOCK_STREAM;  /* one entry per address */
-  return wait_thread(L, gai_work, r, ctx, k);
-}
-
-/* Replace the address at idx by a copy whose host is the literal of sa
-** (a table stays a table, "host, port" stays two arguments). */
-static void replace_host(lua_State *L, int idx, const struct sockaddr *sa) {
-  int v6 = sa->sa_family == AF_INET6;
-  const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-  push_inethost(L, sa);
-  if (!lua_istable(L, idx)) {
-    lua_replace(L, idx);
-    return;
-  }
-  lua_createtable(L, 4, 0);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, 1);
-  for (int i = 2; i <= 4; i++) {
-    if (lua_rawgeti(L, idx, i) == LUA_TNIL && i == 4 && v6) {
-      lua_pop(L, 1);                   /* a link-local name brings its scope */
-      lua_pushinteger(L, in6->sin6_scope_id);
-    }
-    lua_rawseti(L, -2, i);
-  }
-  lua_replace(L, idx);
-}
-
-/* After a yield there was a name, and the request must still be on top
-** (req_resumed); without one, no GaiReq means no name. */
-int addr_resolved(lua_State *L, int idx, int status) {
-  GaiReq *r = status != LUA_OK ? (GaiReq *)req_resumed(L, -1, status, GAIREQ)
-                               : (GaiReq *)luaL_testudata(L, -1, GAIREQ);
-  if (r == NULL) return 0;             /* there was no name */
-  int err = wait_resumed(L, status);
-  if (err != 0) return err_push(L, err);
-  if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
-  replace_host(L, lua_absindex(L, idx), r->res->ai_addr);
-  lua_pop(L, 1);                       /* the request; __gc frees its list */
-  return 0;
-}
-
-/* ---- getnameinfo ----------------------------------------------------- */
-
-typedef struct NiReq {
-  struct sockaddr_storage ss;
-  socklen_t len;
-  int flags, rc, err;
-  char host[NI_MAXHOST], serv[NI_MAXSERV];
-} NiReq;
-
-static void ni_work(void *arg) {
-  NiReq *r = (NiReq *)arg;
-  r->rc = getnameinfo((struct sockaddr *)&r->ss, r->len, r->host, sizeof r->host,
-                      r->serv, sizeof r->serv, r->flags);
-  r->err = errno;
-}
-
-static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  NiReq *r = (NiReq *)req_resumed(L, 1, status, NIREQ);
-  int err = wait_resumed(L, status);
-  if (err != 0) return err_push(L, err);
-  if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
-  lua_pushstring(L, r->host);
-  lua_pushstring(L, r->serv);
-  return 2;
-}
-
-/* The family of the literal host of the address table at idx; raises if
-** the host is not a literal (a "%scope" suffix is checked by parsing). */
-static int literal_family(lua_State *L, int idx) {
-  unsigned char probe[sizeof(struct in6_addr)];
-  lua_rawgeti(L, idx, 1);
-  const char *host = lua_tostring(L, -1);
-  int family = 0;
-  if (host != NULL && inet_pton(AF_INET, host, probe) == 1) family = AF_INET;
-  else if (host != NULL && (strchr(host, '%') || inet_pton(AF_INET6, host, probe) == 1))
-    family = AF_INET6;
-  if (family == 0)
-    luaL_argerror(L, idx, lua_pushfstring(L, "literal address expected, got '%s'",
-                                          host ? host : luaL_typename(L, -1)));
-  lua_pop(L, 1);
-  return family;
-}
-
-/* socket.getnameinfo({host, port [, flowinfo, scope_id]} [, flags]) ->
-** host, service.  The host must be a literal (IPv4 or IPv6): it raises
-** otherwise, as no forward lookup is wanted here. */
-static int lsock_getnameinfo(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int flags = (int)sock_optint(L, 2, 0, INT_MIN, INT_MAX);
-  int family = literal_family(L, 1);
-  NiReq *r = (NiReq *)lua_newuserdatauv(L, sizeof *r, 0);
-  memset(r, 0, sizeof *r);
-  luaL_newmetatable(L, NIREQ);
-  lua_setmetatable(L, -2);
-  r->flags = flags;
-  int rc = check_inet(L, 1, family, &r->ss, &r->len);
-  if (rc != 0) return err_pushgai(L, rc, errno);   /* a literal: not expected */
-  lua_replace(L, 1);
-  lua_settop(L, 1);
-  return getnameinfo_k(L, wait_thread(L, ni_work, r, 0, getnameinfo_k), 0);
-}
-
 const luaL_Reg addr_funcs[] = {
-  {"getaddrinfo", lsock_getaddrinfo},
-  {"getnameinfo", lsock_getnameinfo},
-  {"gethostbyname", lsock_gethostbyname},
   {"gethostname", lsock_gethostname},
   {"inet_pton", lsock_inet_pton},
   {"inet_ntop", lsock_inet_ntop},

@@ -242,7 +242,8 @@ void lsock_loadmodule(lua_State *L, const char *name);
 
 /* ---- function tables each file contributes to luaopen_socket ------- */
 extern const luaL_Reg sockio_methods[];   /* sockio.c: accept, recv, send... */
-extern const luaL_Reg addr_funcs[];       /* addr.c: getaddrinfo, inet_pton... */
+extern const luaL_Reg addr_funcs[];       /* addr.c: inet_pton, inet_ntop, gethostname */
+extern const luaL_Reg resolve_funcs[];    /* resolve.c: getaddrinfo, getnameinfo... */
 extern const luaL_Reg msg_methods[];      /* msg.c: sendmsg, recvmsg */
 extern const luaL_Reg msg_funcs[];        /* msg.c: send_fds, recv_fds */
 extern const luaL_Reg select_funcs[];     /* select.c: select */
@@ -262,6 +263,8 @@ int addr_check(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
                socklen_t *len);
 /* Push an address table ({host, port}, or a unix path string). */
 void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len);
+
+/* ---- resolve.c: names in addresses, off the loop thread ------------ */
 /* If the AF_INET/AF_INET6 address at idx names a host (not a literal),
 ** start resolving it off the loop thread: push a request and call
 ** wait_thread(L, ..., ctx, k).  Pushes nothing when there is no name.

@@ -630,6 +630,7 @@ int luaopen_socket(lua_State *L) {
   loop_open(L);
   luaL_newlib(L, lsock_funcs);
   luaL_setfuncs(L, addr_funcs, 0);
+  luaL_setfuncs(L, resolve_funcs, 0);
   luaL_setfuncs(L, msg_funcs, 0);
   luaL_setfuncs(L, select_funcs, 0);
   luaL_setfuncs(L, loop_funcs, 0);
