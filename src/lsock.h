@@ -1,10 +1,11 @@
 /*
-** lsock.h - the one internal header of luasock.
+** lsock.h - the internal header every C file of luasock shares (addr.h,
+** stream.h and loop_internal.h each serve one pair of files).
 **
 ** The socket object (LSocket), the error convention shared by every C
-** file, the one wait point (wait.c) and the scheduler interface (loop.c)
-** that the wait point yields to.  Nothing here is public: embedders see
-** only luasock.h.
+** file, the one wait point (wait.c) and the scheduler interface (loop.c,
+** task.c) that the wait point yields to.  Nothing here is public:
+** embedders see only luasock.h.
 **
 ** Error convention in C: an operation reports one int, 0 for success, a
 ** positive errno, or one of the negative LSOCK_E* codes below.  Only
@@ -169,7 +170,7 @@ void *wait_same(lua_State *L, int idx, const void *p, const char *tname);
 void wait_checkinterrupt(lua_State *L);
 extern volatile sig_atomic_t wait_interrupted;
 
-/* ---- loop.c: the scheduler the wait point yields to ---------------- */
+/* ---- loop.c, task.c: the scheduler the wait point yields to -------- */
 Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
 /* Park t on w (NULL: timer only) until ready, deadline (< 0: none) or
 ** close; the caller then yields.  Returns 0, or an errno when w cannot be
@@ -251,7 +252,7 @@ extern const luaL_Reg select_funcs[];     /* select.c: select */
 ** holds it (loop_unwatch calls it); they return nil, "closed", EBADF. */
 void select_closing(Watch *w);
 extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
-extern const luaL_Reg loop_funcs[];       /* loop.c: spawn, run, sleep... */
+extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
 void stream_open(lua_State *L);           /* reader.c: its metatable */
 void loop_open(lua_State *L);             /* loop.c: its state */
 
