@@ -20,22 +20,25 @@
 /* What a task is doing; READY tasks are in the run queue exactly once. */
 enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
 
+/* Ordered by size and with one-bit flags, so that it fits in 64 bytes:
+** one per connection in a server. */
 struct Task {
   lua_State *co;            /* the coroutine (our user value 1) */
   Loop *loop;
   Watch *w;                 /* watch it is parked on, or NULL */
   double deadline;          /* absolute; < 0 none */
+  const void *jobarg;       /* arg of its last pool job, for loop_jobarg */
   int heapidx;              /* index in the timer heap, -1 if not there */
   int ref;                  /* registry reference keeping us alive */
   int outcome;              /* 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED */
   int nargs;                /* arguments for the first resume */
-  unsigned char dir, state;
-  unsigned char inq;        /* in the run queue (at most once) */
-  unsigned char started;    /* resumed once: its coroutine must be suspended */
-  unsigned char cancelled;  /* the user closed its coroutine (coroutine.close) */
   int argref;               /* registry reference to the userdata of a pool job */
-  const void *jobarg;       /* arg of its last pool job, for loop_jobarg */
+  unsigned char dir, state;
+  unsigned char inq : 1;        /* in the run queue (at most once) */
+  unsigned char started : 1;    /* resumed once: its coroutine must be suspended */
+  unsigned char cancelled : 1;  /* the user closed its coroutine (coroutine.close) */
 };
+_Static_assert(sizeof(Task) <= 64, "one Task per connection: keep it in 64 bytes");
 
 typedef struct Poller {
   int fd;
