@@ -11,7 +11,6 @@
 */
 #include <errno.h>
 #include <limits.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -311,22 +310,18 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from,
   return 0;
 }
 
-/* recv_k's context: the flags, shifted left by one, and bit 0 set for
-** recvfrom (the flags need no stack slot to be read back after a wait). */
-_Static_assert(sizeof(lua_KContext) > sizeof(int), "recv_ctx needs 33 bits");
-static lua_KContext recv_ctx(int flags, int from) {
-  return (lua_KContext)((uintptr_t)(unsigned)flags << 1 | (uintptr_t)from);
-}
-
 static int recv_k(lua_State *L, int status, lua_KContext ctx);
+static int recvfrom_k(lua_State *L, int status, lua_KContext ctx);
 
-/* Stack: 1 socket, 2 bufsize, 3 deadline.  ctx: see recv_ctx.  The
-** first pass (status LUA_OK) comes straight from recv_start; a resumed
-** one through recv_k, which checks the slots first. */
-static int recv_run(lua_State *L, int status, lua_KContext ctx) {
+/* Stack: 1 socket, 2 bufsize, 3 deadline.  ctx: the flags (they need no
+** stack slot to be read back after a wait); from: recvfrom, whose
+** continuation is recvfrom_k.  The first pass (status LUA_OK) comes
+** straight from recv_start; a resumed one through recv_k or recvfrom_k,
+** which check the slots first. */
+static int recv_run(lua_State *L, int status, lua_KContext ctx, int from) {
   LSocket *s = sock_resumed(L, 1, status);
   size_t size = (size_t)lua_tointeger(L, 2);
-  int flags = (int)(unsigned)((uintptr_t)ctx >> 1), from = (int)(ctx & 1);
+  int flags = (int)ctx;
   int err = wait_resumed(L, status);
   while (err == 0) {
     size_t n;
@@ -337,19 +332,28 @@ static int recv_run(lua_State *L, int status, lua_KContext ctx) {
       return from ? 2 : 1;
     }
     if (err == EINTR) err = 0;
-    else if (err == EAGAIN) err = wait_for(L, s, WAIT_READ, 3, ctx, recv_k);
+    else if (err == EAGAIN) err = wait_for(L, s, WAIT_READ, 3, ctx, from ? recvfrom_k : recv_k);
   }
   return err_push(L, err);
 }
 
-/* recv_run after a wait: a bufsize debug.setlocal changed would only
-** size a buffer (recv_room bounds it), but a clear error beats a wrong
-** result.  The socket is checked by sock_resumed. */
-static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+/* After a wait: a bufsize debug.setlocal changed would only size a
+** buffer (recv_room bounds it), but a clear error beats a wrong result.
+** The socket is checked by sock_resumed. */
+static void recv_checkresumed(lua_State *L, int status) {
   int isint;   /* the caller's own argument: 10.0 passed luaL_checkinteger */
   if (status != LUA_OK && (lua_tointegerx(L, 2, &isint) < 0 || !isint))
     wait_changed(L);
-  return recv_run(L, status, ctx);
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  recv_checkresumed(L, status);
+  return recv_run(L, status, ctx, 0);
+}
+
+static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
+  recv_checkresumed(L, status);
+  return recv_run(L, status, ctx, 1);
 }
 
 static int recv_start(lua_State *L, int from) {
@@ -358,14 +362,13 @@ static int recv_start(lua_State *L, int from) {
   luaL_argcheck(L, size >= 0, 2, "negative buffer size");
   int flags = sock_optflags(L, 3);
   double deadline = sock_deadline(s, flags);
-  lua_KContext ctx = recv_ctx(flags, from);
   lua_settop(L, 2);
   lua_pushnumber(L, deadline);
   if (wait_idle(L, &s->w, WAIT_READ, deadline)) {   /* see wait_idle (lsock.h) */
-    int err = wait_for(L, s, WAIT_READ, 3, ctx, recv_k);
+    int err = wait_for(L, s, WAIT_READ, 3, flags, from ? recvfrom_k : recv_k);
     if (err != 0) return err_push(L, err);
   }
-  return recv_run(L, LUA_OK, ctx);
+  return recv_run(L, LUA_OK, flags, from);
 }
 
 /* s:recv(bufsize [, flags]) -> data, "" at the end of the stream */
