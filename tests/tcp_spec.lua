@@ -2,51 +2,14 @@
 -- bind, listen, accept, connect, recv, send, sendall, the names, and
 -- both error channels (misuse raises, OS failures return nil, msg, errno).
 local socket = require "socket"
+local support = require "tests.support"
 local E = socket.errno
 
--- A listening socket on host port 0, its real port, and a connected pair.
-local function listener(family, host)
-  local s = assert(socket.socket(family, socket.SOCK_STREAM))
-  s:settimeout(2)
-  assert(s:bind({host, 0}))
-  assert(s:listen())
-  return s, s:getsockname().port
-end
-
-local function pair(family, host)
-  local srv, port = listener(family, host)
-  local c = assert(socket.socket(family, socket.SOCK_STREAM))
-  c:settimeout(2)
-  assert(c:connect({host, port}))
-  local conn, addr = assert(srv:accept())
-  conn:settimeout(2)
-  return srv, c, conn, addr, port
-end
-
--- Read exactly n bytes (or to EOF) from s.
-local function recv_all(s, n)
-  local parts, got = {}, 0
-  while got < n do
-    local data = assert(s:recv(n - got))
-    if data == "" then break end
-    parts[#parts + 1] = data
-    got = got + #data
-  end
-  return table.concat(parts)
-end
-
-local function has_v6()
-  if not socket.has_ipv6 then return false, "socket.has_ipv6 is false" end
-  local s = socket.socket(socket.AF_INET6)
-  local ok, msg = s:bind({"::1", 0})
-  s:close()
-  if not ok then return false, "::1 is missing: " .. msg end
-  return true
-end
 
 describe("tcp", function()
   it("echoes over 127.0.0.1", function()
-    local srv, c, conn, addr, port = pair(socket.AF_INET, "127.0.0.1")
+    local srv, c, conn, addr = support.connected("tcp")
+    local port = srv:getsockname().port
     assert.equal(5, c:send("hello"))
     assert.equal("hello", conn:recv(100))
     assert.is_true(conn:sendall("world"))
@@ -59,9 +22,10 @@ describe("tcp", function()
   end)
 
   it("echoes over ::1", function()
-    local ok, why = has_v6()
+    local ok, why = support.has_ipv6()
     if not ok then print("skipped: " .. why); return end
-    local srv, c, conn, addr, port = pair(socket.AF_INET6, "::1")
+    local srv, c, conn, addr = support.connected("tcp6")
+    local port = srv:getsockname().port
     assert.equal(4, c:send("ping"))
     assert.equal("ping", conn:recv(100))
     assert.is_true(conn:sendall("pong"))
@@ -86,7 +50,8 @@ describe("tcp", function()
   end)
 
   it("connects to localhost by name", function()
-    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local srv, addr = support.listener("tcp")
+    local port = addr.port
     local c = socket.socket()
     c:settimeout(2)
     assert.is_true(c:connect({"localhost", port}))
@@ -95,7 +60,8 @@ describe("tcp", function()
   end)
 
   it("returns nil, msg, ECONNREFUSED on a port just closed", function()
-    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local srv, addr = support.listener("tcp")
+    local port = addr.port
     srv:close()
     local c = socket.socket()
     c:settimeout(2)
@@ -112,7 +78,8 @@ describe("tcp", function()
   end)
 
   it("connect_ex returns 0 on success", function()
-    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local srv, addr = support.listener("tcp")
+    local port = addr.port
     local c = socket.socket()
     c:settimeout(2)
     assert.equal(0, c:connect_ex({"127.0.0.1", port}))
@@ -120,7 +87,8 @@ describe("tcp", function()
   end)
 
   it("returns nil, msg, EADDRINUSE when the port is taken", function()
-    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local srv, addr = support.listener("tcp")
+    local port = addr.port
     local s = socket.socket()
     local ok, msg, code = s:bind({"127.0.0.1", port})
     assert.is_nil(ok)
@@ -130,38 +98,36 @@ describe("tcp", function()
   end)
 
   it("recv returns \"\" at the end of the stream", function()
-    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    local srv, c, conn = support.connected("tcp")
     assert.is_true(c:sendall("last"))
     c:close()
-    assert.equal("last", recv_all(conn, 4))
+    assert.equal("last", support.recv_all(conn, 4))
     assert.equal("", conn:recv(10))
     assert.equal("", conn:recv(10))
     conn:close(); srv:close()
   end)
 
   it("sendall sends several MB to a peer that reads", function()
-    local srv, port = listener(socket.AF_INET, "127.0.0.1")
-    local luasock = os.getenv("LUASOCK") or "build/luasock"
+    local srv, addr = support.listener("tcp")
+    local port = addr.port
     local size = 8 * 1024 * 1024
-    local reader = io.popen(luasock .. [[ -e '
+    local reader = support.start({ support.LUASOCK, "-e", [[
       local socket = require "socket"
       local c = socket.socket(); c:settimeout(2)
       assert(c:connect({"127.0.0.1", ]] .. port .. [[}))
       local n = 0
       while true do local d = assert(c:recv(65536)); if d == "" then break end; n = n + #d end
-      print(n)']], "r")
+      print(n)]] }, { stdin = "null" })
     local conn = assert(srv:accept())
     conn:settimeout(2)
     assert.is_true(conn:sendall(string.rep("x", size)))
     conn:close()
-    local out = reader:read("a")
-    reader:close()
-    assert.equal(tostring(size), out:match("%d+"))
+    assert.equal(tostring(size), reader:line(10))
     srv:close()
   end)
 
   it("returns EPIPE instead of dying of SIGPIPE", function()
-    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    local srv, c, conn = support.connected("tcp")
     conn:close()
     -- The first send may still be accepted; the peer's RST makes a later one fail.
     local ok, msg, code
@@ -258,7 +224,7 @@ describe("create_connection and create_server", function()
   end)
 
   it("create_server with dualstack_ipv6 takes IPv4 clients; without, it is v6 only", function()
-    local ok, why = has_v6()
+    local ok, why = support.has_ipv6()
     if not ok then print("skipped: " .. why); return end
     -- ::ffff:127.0.0.1 keeps the test on loopback; it binds only when
     -- IPV6_V6ONLY is off.
@@ -304,7 +270,7 @@ end)
 
 describe("tcp inside tasks", function()
   it("sendall of 8 MB while another task reads", function()
-    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    local srv, c, conn = support.connected("tcp")
     local size, got = 8 * 1024 * 1024, 0
     local ok, err = socket.run(function()
       socket.spawn(function()
@@ -323,7 +289,8 @@ describe("tcp inside tasks", function()
   end)
 
   it("accept, connect, recv and send interleave in tasks", function()
-    local srv, port = listener(socket.AF_INET, "127.0.0.1")
+    local srv, addr = support.listener("tcp")
+    local port = addr.port
     local replies = {}
     local ok, err = socket.run(function()
       socket.spawn(function()
@@ -354,7 +321,7 @@ describe("tcp inside tasks", function()
   end)
 
   it("a recv waiting in a task gets nil, \"closed\", EBADF when another task closes", function()
-    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    local srv, c, conn = support.connected("tcp")
     local r
     local ok, err = socket.run(function()
       socket.spawn(function() r = table.pack(c:recv(10)) end)
@@ -381,7 +348,7 @@ describe("MSG_DONTWAIT", function()
   end
 
   it("makes recv and recvfrom return EAGAIN at once when nothing is queued", function()
-    local srv, c, conn = pair(socket.AF_INET, "127.0.0.1")
+    local srv, c, conn = support.connected("tcp")
     conn:settimeout(1)
     at_once(function() return conn:recv(10, socket.MSG_DONTWAIT) end)
     at_once(function() return conn:recvfrom(10, socket.MSG_DONTWAIT) end)
@@ -410,8 +377,7 @@ end)
 -- were cast to int, so send("x", 2^32) sent with flags 0.
 describe("recv sizes and flags", function()
   it("recv with a huge bufsize returns what is queued", function()
-    local a, b = socket.socketpair()
-    a:settimeout(2); b:settimeout(2)
+    local a, b = support.pair()
     assert.is_true(a:sendall("hello"))
     assert.equal("hello", b:recv(2^40))
     local big = string.rep("z", 100000)         -- more than the stack buffer
@@ -420,7 +386,7 @@ describe("recv sizes and flags", function()
     assert.is_true(#got > 65536, "only " .. #got .. " bytes")
     assert.equal(big:sub(1, #got), got)
     a:close()
-    got = got .. recv_all(b, 100000 - #got)
+    got = got .. support.recv_all(b, 100000 - #got)
     assert.equal(big, got)
     assert.equal("", b:recv(2^40))             -- end of stream
     b:close()

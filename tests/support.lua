@@ -1,0 +1,320 @@
+-- tests/support.lua: what the specs share, so that each test reads as what
+-- it checks.  Sockets of every kind with a 2 s timeout, connected pairs and
+-- listeners, whether ::1 works, descriptor flags, temporary files, and
+-- child programs run with a time limit and their words quoted for the shell.
+--
+--   local support = require "tests.support"
+--   local a, b = support.pair("tcp")        -- client, accepted end
+--   local c = support.start({support.LUASOCK, "scripts/echo.lua", "127.0.0.1", "0"})
+--   local host, port = c:address("listening on")
+--
+-- Whatever a test leaves with support.defer (temporary directories,
+-- children started with support.start) is cleaned up after the test by
+-- tests/helpers.lua, before it counts the open descriptors; so a test
+-- needs no finally for them and keeps its one finally for itself.
+local socket = require "socket"
+local child = require "tests.peers.child"
+
+local M = {}
+M.TIMEOUT = 2   -- seconds: the timeout of every socket made here
+
+--------------------------------------------------------------------------
+-- After the test
+
+local deferred = {}
+
+-- Run fn after the current test (last deferred, first run).
+function M.defer(fn)
+  deferred[#deferred + 1] = fn
+end
+
+-- Run everything deferred; raises the first error after running them all.
+-- Called by tests/helpers.lua when a test ends.
+function M.cleanup()
+  local first
+  while #deferred > 0 do
+    local fn = table.remove(deferred)
+    local ok, err = pcall(fn)
+    first = first or (not ok and err)
+  end
+  if first then error(first, 0) end
+end
+
+--------------------------------------------------------------------------
+-- Files
+
+function M.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+-- The contents of path, or nil if it cannot be opened.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- Quote one word for the shell.
+M.quote = child.quote
+
+-- A shell command line running argv (a list of words) as it is.
+function M.command(argv)
+  local words = {}
+  for i, w in ipairs(argv) do words[i] = M.quote(w) end
+  return table.concat(words, " ")
+end
+
+-- A new private directory (mode 700), removed with its contents after the
+-- test.
+function M.temp_dir()
+  local p = assert(io.popen("mktemp -d /tmp/luasock-test.XXXXXX"))
+  local dir = p:read("l")
+  p:close()
+  assert(dir and dir ~= "", "mktemp -d failed")
+  M.defer(function() os.execute("rm -rf " .. M.quote(dir)) end)
+  return dir
+end
+
+local test_dir   -- the current test's directory for temp_path, made on demand
+
+-- A path named name (a fresh one if omitted) in a private directory of the
+-- current test; nothing is created there.
+local serial = 0
+function M.temp_path(name)
+  if not test_dir then
+    test_dir = M.temp_dir()
+    M.defer(function() test_dir = nil end)
+  end
+  serial = serial + 1
+  return test_dir .. "/" .. (name or ("f" .. serial))
+end
+
+-- A temporary file holding text; returns its path.
+function M.temp_file(text, name)
+  return M.write_file(M.temp_path(name), text)
+end
+
+-- A name in the abstract unix namespace no other run uses.
+local PID = assert(io.open("/proc/self/stat")):read("n")
+function M.abstract_name(tag)
+  serial = serial + 1
+  return ("\0luasock-test-%s-%d-%d"):format(tag or "s", PID, serial)
+end
+
+--------------------------------------------------------------------------
+-- Descriptors
+
+M.O_NONBLOCK, M.O_CLOEXEC = 0x800, 0x80000   -- Linux values (octal 04000, 02000000)
+
+-- The open-file flags of descriptor fd, from /proc/self/fdinfo.
+function M.fd_flags(fd)
+  local text = assert(M.read_file("/proc/self/fdinfo/" .. fd), "no descriptor " .. fd)
+  return tonumber(text:match("flags:%s*(%d+)"), 8)
+end
+
+function M.is_cloexec(fd) return M.fd_flags(fd) & M.O_CLOEXEC ~= 0 end
+function M.is_nonblocking(fd) return M.fd_flags(fd) & M.O_NONBLOCK ~= 0 end
+
+-- Whether descriptor fd is open in this process.
+function M.fd_open(fd)
+  local f = io.open("/proc/self/fdinfo/" .. fd)
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- How many descriptors this process has open.
+function M.count_fds()
+  local n = 0
+  for _ in require("lfs").dir("/proc/self/fd") do n = n + 1 end
+  return n
+end
+
+--------------------------------------------------------------------------
+-- Sockets
+
+-- Whether ::1 can be bound here: true, or false and why not.
+function M.has_ipv6()
+  if not socket.has_ipv6 then return false, "socket.has_ipv6 is false" end
+  local s = assert(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
+  local ok, msg = s:bind({"::1", 0})
+  s:close()
+  if not ok then return false, "::1 is missing: " .. tostring(msg) end
+  return true
+end
+
+-- A new socket (socket.socket's arguments) with a 2 s timeout; raises if
+-- it cannot be made.
+function M.socket(family, type, proto)
+  local s = assert(socket.socket(family, type, proto))
+  s:settimeout(M.TIMEOUT)
+  return s
+end
+
+-- Each kind: its family, its type and a fresh address to bind.
+local function loopback4() return {"127.0.0.1", 0} end
+local function loopback6() return {"::1", 0} end
+local function path() return M.temp_path() end
+local function abstract() return M.abstract_name() end
+M.KINDS = {
+  tcp        = { socket.AF_INET,  socket.SOCK_STREAM,    loopback4 },
+  tcp6       = { socket.AF_INET6, socket.SOCK_STREAM,    loopback6 },
+  udp        = { socket.AF_INET,  socket.SOCK_DGRAM,     loopback4 },
+  udp6       = { socket.AF_INET6, socket.SOCK_DGRAM,     loopback6 },
+  unix       = { socket.AF_UNIX,  socket.SOCK_STREAM,    path },
+  unix_dgram = { socket.AF_UNIX,  socket.SOCK_DGRAM,     path },
+  seqpacket  = { socket.AF_UNIX,  socket.SOCK_SEQPACKET, path },
+  abstract   = { socket.AF_UNIX,  socket.SOCK_STREAM,    abstract },
+  abstract_dgram = { socket.AF_UNIX, socket.SOCK_DGRAM,  abstract },
+}
+
+local function kind_of(kind)
+  return M.KINDS[kind or "tcp"] or error("no socket kind " .. tostring(kind), 3)
+end
+
+-- A socket of kind (default "tcp") bound to a fresh address: 127.0.0.1 or
+-- ::1 port 0, a path in the test's directory, an abstract name.  Returns
+-- the socket and its address (getsockname).
+function M.bound(kind)
+  local k = kind_of(kind)
+  local s = M.socket(k[1], k[2])
+  assert(s:bind(k[3]()))
+  return s, s:getsockname()
+end
+
+-- A listening socket of a stream kind (default "tcp"), and its address
+-- (addr.port is the real port of a TCP one).
+function M.listener(kind, backlog)
+  local s, addr = M.bound(kind)
+  assert(s:listen(backlog))
+  return s, addr
+end
+
+-- A client connected to a new listener of kind (default "tcp"): returns
+-- the listener, the client, the accepted socket and the address accept
+-- returned, all open, all with a 2 s timeout.
+function M.connected(kind)
+  local k = kind_of(kind)
+  local l, addr = M.listener(kind)
+  local c = M.socket(k[1], k[2])
+  assert(c:connect(addr))
+  local conn, peer = assert(l:accept())
+  conn:settimeout(M.TIMEOUT)
+  return l, c, conn, peer
+end
+
+local SOCKETPAIRS = {
+  socketpair = socket.SOCK_STREAM,
+  socketpair_dgram = socket.SOCK_DGRAM,
+  socketpair_seqpacket = socket.SOCK_SEQPACKET,
+}
+
+-- Two connected sockets of kind, each with a timeout (default 2 s):
+--   "socketpair" (the default), "socketpair_dgram", "socketpair_seqpacket":
+--     socket.socketpair of AF_UNIX;
+--   a stream kind ("tcp", "tcp6", "unix", "seqpacket", "abstract"): the
+--     client and the accepted socket (the listener is closed);
+--   a datagram kind ("udp", "udp6", "unix_dgram", "abstract_dgram"): two
+--     bound sockets, each connected to the other.
+function M.pair(kind, timeout)
+  kind = kind or "socketpair"
+  local a, b
+  if SOCKETPAIRS[kind] then
+    a, b = assert(socket.socketpair(socket.AF_UNIX, SOCKETPAIRS[kind]))
+  elseif kind_of(kind)[2] == socket.SOCK_DGRAM then
+    local aaddr, baddr
+    a, aaddr = M.bound(kind)
+    b, baddr = M.bound(kind)
+    assert(a:connect(baddr))
+    assert(b:connect(aaddr))
+  else
+    local l
+    l, a, b = M.connected(kind)
+    l:close()
+  end
+  a:settimeout(timeout or M.TIMEOUT)
+  b:settimeout(timeout or M.TIMEOUT)
+  return a, b
+end
+
+-- Read exactly n bytes from s (fewer if the stream ends first).
+function M.recv_all(s, n)
+  local parts, got = {}, 0
+  while got < n do
+    local data = assert(s:recv(n - got))
+    if data == "" then break end
+    parts[#parts + 1] = data
+    got = got + #data
+  end
+  return table.concat(parts)
+end
+
+--------------------------------------------------------------------------
+-- Child programs
+
+-- The luasock under test, as an absolute path (children may change
+-- directory).
+local function absolute(p)
+  if p:sub(1, 1) == "/" then return p end
+  local pwd = io.popen("pwd")
+  local dir = pwd:read("l")
+  pwd:close()
+  return dir .. "/" .. p
+end
+M.LUASOCK = absolute(child.LUASOCK)
+M.PYTHON = child.PYTHON
+
+-- Run argv (a list of words, quoted here) to its end and return
+-- { out = stdout, err = stderr, how = "exit" or "signal", code = n }.
+-- Raises if it runs longer than opts.limit seconds (default 10).
+-- opts: stdin (text; else /dev/null), env (NAME = value, or false to
+-- unset NAME), cwd, stderr = "out" (merged into out).
+function M.run(argv, opts)
+  opts = opts or {}
+  local limit = opts.limit or 10
+  local words = { "timeout", "-k", "2", tostring(limit), "env" }
+  local names = {}
+  for name in pairs(opts.env or {}) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local v = opts.env[name]
+    if v then words[#words + 1] = name .. "=" .. v
+    else table.move({ "-u", name }, 1, 2, #words + 1, words) end
+  end
+  table.move(argv, 1, #argv, #words + 1, words)
+  local dir = M.temp_dir()
+  local input = opts.stdin and M.write_file(dir .. "/in", opts.stdin) or "/dev/null"
+  local err = opts.stderr == "out" and "2>&1" or "2>" .. M.quote(dir .. "/err")
+  local _, how, code = os.execute(("cd %s && %s <%s >%s %s"):format(M.quote(opts.cwd or "."),
+    M.command(words), M.quote(input), M.quote(dir .. "/out"), err))
+  local r = { out = M.read_file(dir .. "/out"), err = M.read_file(dir .. "/err") or "",
+              how = how, code = code }
+  if how == "exit" and (code == 124 or code == 137) then
+    error(("%s ran longer than %g s; output:\n%s%s"):format(argv[1], limit, r.out, r.err), 2)
+  end
+  return r
+end
+
+-- Start argv as a child whose output is read with a time limit (see
+-- tests/peers/child.lua: c:line(), c:expect(pattern), c:address(prefix),
+-- c:send, c:close_stdin, c:rest, c:wait, c:stderr).  It is killed and
+-- reaped after the test (c:kill() ends it earlier).
+function M.start(argv, opts)
+  local c = child.start(argv, opts)
+  M.defer(function() c:kill() end)
+  return c
+end
+
+-- The command line of scripts/name with its arguments, run by luasock.
+function M.script(name, ...)
+  return { M.LUASOCK, "scripts/" .. name, ... }
+end
+
+-- A TCP client connected to host (default 127.0.0.1) port, timeout 2 s.
+M.connect = child.connect
+
+return M
