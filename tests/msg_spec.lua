@@ -2,23 +2,8 @@
 -- reported), socket.send_fds/recv_fds (the received descriptor works and
 -- is close-on-exec), timeouts, EPIPE without SIGPIPE, misuse and failures.
 local socket = require "socket"
-local lfs = require "lfs"
+local support = require "tests.support"
 local E = socket.errno
-
-local O_CLOEXEC = 0x80000
-
-local function fd_flags(fd)
-  local f = assert(io.open("/proc/self/fdinfo/" .. fd))
-  local text = f:read("a")
-  f:close()
-  return tonumber(text:match("flags:%s*(%d+)"), 8)
-end
-
-local function pair(type)
-  local a, b = socket.socketpair(socket.AF_UNIX, type or socket.SOCK_DGRAM)
-  a:settimeout(2); b:settimeout(2)
-  return a, b
-end
 
 -- Close received descriptors (integers) by wrapping them.
 local function close_fds(fds)
@@ -27,7 +12,7 @@ end
 
 describe("sendmsg and recvmsg", function()
   it("send a list of buffers as one datagram", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     assert.are.equal(11, a:sendmsg({"hello", " ", "world"}))
     local data, anc, flags, addr = b:recvmsg(100)
     assert.are.equal("hello world", data)
@@ -40,7 +25,7 @@ describe("sendmsg and recvmsg", function()
   end)
 
   it("report MSG_TRUNC when a datagram is bigger than bufsize", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     assert(a:sendmsg({string.rep("x", 100)}))
     local data, _, flags = b:recvmsg(10)
     assert.are.equal(string.rep("x", 10), data)
@@ -54,11 +39,7 @@ describe("sendmsg and recvmsg", function()
   end)
 
   it("send to an address over UDP and receive the sender's address", function()
-    local a = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-    local b = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-    a:settimeout(2); b:settimeout(2)
-    assert(a:bind({"127.0.0.1", 0}))
-    assert(b:bind({"127.0.0.1", 0}))
+    local a, b = support.bound("udp"), support.bound("udp")
     assert.are.equal(4, b:sendmsg({"ud", "p!"}, nil, 0, a:getsockname()))
     local data, anc, flags, addr = a:recvmsg(1500)
     assert.are.equal("udp!", data)
@@ -71,23 +52,21 @@ describe("sendmsg and recvmsg", function()
   end)
 
   it("send to a unix path from an unnamed socket: the address is ''", function()
-    local path = os.tmpname()
-    os.remove(path)
+    local path = support.temp_path()
     local a = assert(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
     local b = assert(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
     a:settimeout(2)
     assert(a:bind(path))
     assert(b:sendmsg({"to path"}, {}, 0, path))
     local data, _, _, addr = a:recvmsg(100)
-    os.remove(path)
     assert.are.equal("to path", data)
     assert.are.equal("", addr)
     a:close(); b:close()
   end)
 
   it("round-trip SCM_RIGHTS ancillary data", function()
-    local a, b = pair()
-    local x, y = pair(socket.SOCK_STREAM)
+    local a, b = support.pair("socketpair_dgram")
+    local x, y = support.pair()
     local anc = {{socket.SOL_SOCKET, socket.SCM_RIGHTS, string.pack("i", x:fileno())}}
     assert.are.equal(3, a:sendmsg({"fds"}, anc))
     local data, got, flags = b:recvmsg(10, 64)
@@ -99,7 +78,7 @@ describe("sendmsg and recvmsg", function()
     assert.are.equal(4, #got[1][3])
     local fd = string.unpack("i", got[1][3])
     assert.are_not.equal(x:fileno(), fd)
-    assert.are_not.equal(0, fd_flags(fd) & O_CLOEXEC)   -- MSG_CMSG_CLOEXEC
+    assert.is_true(support.is_cloexec(fd))   -- MSG_CMSG_CLOEXEC
     local x2 = assert(socket.socket(nil, nil, nil, fd))
     x2:settimeout(2)
     assert(x2:send("via copy"))
@@ -108,7 +87,7 @@ describe("sendmsg and recvmsg", function()
   end)
 
   it("receive SCM_CREDENTIALS the kernel attaches (SO_PASSCRED)", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     assert(b:setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, true))
     assert(a:sendmsg({"who"}))
     local data, anc = b:recvmsg(10, 64)
@@ -124,8 +103,8 @@ describe("sendmsg and recvmsg", function()
   end)
 
   it("report MSG_CTRUNC when the control buffer is too small", function()
-    local a, b = pair()
-    local x, y = pair()
+    local a, b = support.pair("socketpair_dgram")
+    local x, y = support.pair("socketpair_dgram")
     local fds = string.pack("iii", x:fileno(), y:fileno(), x:fileno())
     assert(a:sendmsg({"3 fds"}, {{socket.SOL_SOCKET, socket.SCM_RIGHTS, fds}}))
     local data, anc, flags = b:recvmsg(10, 20)   -- room for one descriptor only
@@ -138,7 +117,7 @@ describe("sendmsg and recvmsg", function()
   end)
 
   it("honour the timeout, settimeout(0) and MSG_DONTWAIT", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     a:settimeout(0.1)
     local t0 = socket.gettime()
     assert.are.same({nil, "timeout", E.ETIMEDOUT}, {a:recvmsg(10)})
@@ -157,14 +136,14 @@ describe("sendmsg and recvmsg", function()
   end)
 
   it("return EPIPE to a peer that went away, without SIGPIPE", function()
-    local a, b = pair(socket.SOCK_STREAM)
+    local a, b = support.pair()
     b:close()
     assert.are.same({nil, "Broken pipe", E.EPIPE}, {a:sendmsg({"anyone?"})})
     a:close()
   end)
 
   it("raise on misuse", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     assert.has_error(function() a:sendmsg(42) end,
       "bad argument #1 to 'sendmsg' (list of strings expected, got number)")
     assert.has_error(function() a:sendmsg({"ok", 42}) end,
@@ -191,7 +170,7 @@ describe("sendmsg and recvmsg", function()
     assert.are.equal(E.ENOTCONN, code)
     assert.are.equal("Transport endpoint is not connected", msg)
     s:close()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     ok, msg, code = a:sendmsg({"x"}, {{socket.SOL_SOCKET, 9999, "junk"}})
     assert.is_nil(ok)
     assert.are.equal(E.EINVAL, code)
@@ -209,8 +188,8 @@ describe("socket.CMSG_LEN and socket.CMSG_SPACE", function()
   end)
 
   it("size a control buffer that holds exactly n descriptors", function()
-    local a, b = pair()
-    local x, y = pair()
+    local a, b = support.pair("socketpair_dgram")
+    local x, y = support.pair("socketpair_dgram")
     assert(a:sendmsg({"2"}, {{socket.SOL_SOCKET, socket.SCM_RIGHTS, string.pack("ii", x:fileno(), y:fileno())}}))
     local _, anc, flags = b:recvmsg(10, socket.CMSG_SPACE(2 * 4))
     assert.are.equal(0, flags & socket.MSG_CTRUNC)
@@ -228,8 +207,8 @@ end)
 
 describe("socket.send_fds and socket.recv_fds", function()
   it("pass descriptors that work on the other side", function()
-    local a, b = pair()
-    local x, y = pair(socket.SOCK_STREAM)
+    local a, b = support.pair("socketpair_dgram")
+    local x, y = support.pair()
     assert.are.equal(4, socket.send_fds(a, "fds!", {x, y:fileno()}))
     local data, fds, flags, addr = socket.recv_fds(b, 100, 4)
     assert.are.equal("fds!", data)
@@ -238,7 +217,7 @@ describe("socket.send_fds and socket.recv_fds", function()
     assert.are.equal("", addr)
     for _, fd in ipairs(fds) do
       assert.is_true(math.type(fd) == "integer")
-      assert.are_not.equal(0, fd_flags(fd) & O_CLOEXEC)
+      assert.is_true(support.is_cloexec(fd))
     end
     local x2 = assert(socket.socket(nil, nil, nil, fds[1]))
     local y2 = assert(socket.socket(nil, nil, nil, fds[2]))
@@ -251,7 +230,7 @@ describe("socket.send_fds and socket.recv_fds", function()
   end)
 
   it("an empty list sends plain data", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     assert.are.equal(5, socket.send_fds(a, "plain", {}))
     local data, fds = socket.recv_fds(b, 100, 4)
     assert.are.equal("plain", data)
@@ -260,7 +239,7 @@ describe("socket.send_fds and socket.recv_fds", function()
   end)
 
   it("maxfds 0 drops the descriptors and says MSG_CTRUNC", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     assert(socket.send_fds(a, "x", {a}))
     local data, fds, flags = socket.recv_fds(b, 100, 0)
     assert.are.equal("x", data)
@@ -270,15 +249,13 @@ describe("socket.send_fds and socket.recv_fds", function()
   end)
 
   it("send to an address", function()
-    local path = os.tmpname()
-    os.remove(path)
+    local path = support.temp_path()
     local a = assert(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
     local b = assert(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
     a:settimeout(2)
     assert(a:bind(path))
     assert(socket.send_fds(b, "addressed", {b}, path))
     local data, fds, _, addr = socket.recv_fds(a, 100, 1)
-    os.remove(path)
     assert.are.equal("addressed", data)
     assert.are.equal(1, #fds)
     assert.are.equal("", addr)
@@ -287,14 +264,14 @@ describe("socket.send_fds and socket.recv_fds", function()
   end)
 
   it("recv_fds honours the timeout", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     b:settimeout(0.05)
     assert.are.same({nil, "timeout", E.ETIMEDOUT}, {socket.recv_fds(b, 10, 1)})
     a:close(); b:close()
   end)
 
   it("raise on misuse", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     assert.has_error(function() socket.send_fds(a, "x", {"3"}) end,
       "bad argument #3 to 'send_fds' (descriptors must be open sockets or integers >= 0)")
     assert.has_error(function() socket.send_fds(a, "x", {-1}) end,
@@ -311,11 +288,11 @@ describe("socket.send_fds and socket.recv_fds", function()
   end)
 
   it("return nil, message, EBADF for a descriptor that is not open", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     local s = assert(socket.socket())
     local fd = s:fileno()
     s:close()
-    assert.is_nil(lfs.attributes("/proc/self/fd/" .. fd))
+    assert.is_false(support.fd_open(fd))
     assert.are.same({nil, "Bad file descriptor", E.EBADF}, {socket.send_fds(a, "x", {fd})})
     a:close(); b:close()
   end)
@@ -324,7 +301,7 @@ describe("socket.send_fds and socket.recv_fds", function()
     if not (socket.spawn and socket.run) then
       return pending("tasks (socket.spawn/run) are not available in this build yet")
     end
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     local got
     socket.spawn(function()
       local data, fds = assert(socket.recv_fds(b, 10, 1))
@@ -345,7 +322,7 @@ describe("socket.send_fds and socket.recv_fds", function()
   -- Each item is now read once, with raw access, into a private copy that
   -- both sizes and fills the buffer.
   it("reads each ancillary item once, raw: an item that changes cannot overflow", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     local calls = 0
     local shifty = setmetatable({}, {__index = function(_, k)
       if k == 1 then return socket.SOL_SOCKET elseif k == 2 then return 12345 end
@@ -367,7 +344,7 @@ describe("socket.send_fds and socket.recv_fds", function()
   -- sockio.c; both now use sock_checkint.  Finding 8 had MSG_DONTWAIT work
   -- here already: it still does.
   it("raises on flags out of range; MSG_DONTWAIT does not wait", function()
-    local a, b = pair()
+    local a, b = support.pair("socketpair_dgram")
     assert.has_error(function() a:sendmsg({"x"}, nil, 2^32) end,
       "bad argument #3 to 'sendmsg' (integer out of range)")
     local t0 = socket.gettime()

@@ -2,17 +2,12 @@
 -- fileno method; no FD_SETSIZE limit; timeouts; misuse and failures; and
 -- inside a task it lets the other tasks run while it waits.
 local socket = require "socket"
+local support = require "tests.support"
 local E = socket.errno
-
-local function pair()
-  local a, b = socket.socketpair()
-  a:settimeout(2); b:settimeout(2)
-  return a, b
-end
 
 describe("socket.select", function()
   it("reports the readable sockets, the very objects passed", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local r, w = socket.select({a, b}, {}, 0)
     assert.are.same({}, r)
     assert.are.same({}, w)
@@ -29,7 +24,7 @@ describe("socket.select", function()
   end)
 
   it("reports writable sockets, and a socket listed as reader and writer", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local r, w = socket.select({a}, {a, b}, 1)
     assert.are.same({}, r)
     assert.are.equal(2, #w)
@@ -42,7 +37,7 @@ describe("socket.select", function()
   end)
 
   it("a full send buffer is not writable until the peer reads", function()
-    local a, b = pair()
+    local a, b = support.pair()
     a:settimeout(0)
     repeat local n = a:send(string.rep("x", 65536)) until not n
     local _, w = socket.select({}, {a}, 0.05)
@@ -54,7 +49,7 @@ describe("socket.select", function()
   end)
 
   it("reports a reader whose peer went away (end of stream is readable)", function()
-    local a, b = pair()
+    local a, b = support.pair()
     b:close()
     local r = socket.select({a}, {}, 1)
     assert.are.equal(1, #r)
@@ -63,7 +58,7 @@ describe("socket.select", function()
   end)
 
   it("returns empty lists on timeout, after about the timeout", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local t0 = socket.gettime()
     local r, w = socket.select({a, b}, {}, 0.2)
     local dt = socket.gettime() - t0
@@ -80,7 +75,7 @@ describe("socket.select", function()
   end)
 
   it("takes integer descriptors and objects with a fileno method", function()
-    local a, b = pair()
+    local a, b = support.pair()
     assert(b:send("x"))
     local obj = setmetatable({}, {__index = {fileno = function() return a:fileno() end}})
     local r, w = socket.select({a:fileno(), obj, b:fileno()}, {b:fileno()}, 1)
@@ -92,7 +87,7 @@ describe("socket.select", function()
   end)
 
   it("raises on a negative timeout and on entries it cannot use", function()
-    local a, b = pair()
+    local a, b = support.pair()
     assert.has_error(function() socket.select({a}, {}, -1) end,
       "bad argument #3 to 'select' (timeout must be non-negative)")
     assert.has_error(function() socket.select({a}, {}, "soon") end,
@@ -122,10 +117,7 @@ describe("socket.select", function()
 
   it("has no FD_SETSIZE limit: descriptors above 1024 work", function()
     -- in a child whose soft RLIMIT_NOFILE is raised to 4096
-    local luasock = os.getenv("LUASOCK") or "build/luasock"
-    local script = os.tmpname()
-    local f = assert(io.open(script, "w"))
-    f:write([[
+    local script = support.temp_file([[
       local socket = require "socket"
       local pairs_ = {}
       for i = 1, 700 do pairs_[i] = {socket.socketpair()} end
@@ -139,12 +131,9 @@ describe("socket.select", function()
       assert(#w == 1 and rawequal(w[1], last[2]), "writers: " .. #w)
       print("ok " .. last[1]:fileno())
     ]])
-    f:close()
-    local p = io.popen(("ulimit -n 4096 2>/dev/null || { echo NOLIMIT; exit 0; }; exec %q %q 2>&1")
-      :format(luasock, script))
-    local out = p:read("a")
-    p:close()
-    os.remove(script)
+    local out = support.run({ "sh", "-c",
+      'ulimit -n 4096 2>/dev/null || { echo NOLIMIT; exit 0; }; exec "$0" "$1"',
+      support.LUASOCK, script }, { stderr = "out" }).out
     if out:match("^NOLIMIT") then
       return pending("cannot raise the soft RLIMIT_NOFILE to 4096 here")
     end
@@ -157,7 +146,7 @@ describe("socket.select", function()
     if not (socket.spawn and socket.run) then
       return pending("tasks (socket.spawn/run) are not available in this build yet")
     end
-    local a, b = pair()
+    local a, b = support.pair()
     local log = {}
     socket.spawn(function()
       local r = socket.select({a}, {}, 2)
@@ -196,8 +185,8 @@ describe("socket.select", function()
   -- nil, "closed", EBADF, as any wait on a socket closed meanwhile does
   -- (DESIGN); the caller finds the closed one by fileno() == -1.
   it("in a task, returns nil, 'closed', EBADF when another task closes a listed socket", function()
-    local a, b = pair()
-    local c, d = pair()
+    local a, b = support.pair()
+    local c, d = support.pair()
     local res, took
     socket.spawn(function()
       local t0 = socket.gettime()
@@ -213,7 +202,7 @@ describe("socket.select", function()
   end)
 
   it("in a task, returns nil, 'closed' when another task detaches a listed socket", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local res, fd
     socket.spawn(function() res = table.pack(socket.select({b}, {}, 1)) end)
     socket.spawn(function() fd = b:detach() end)
@@ -226,7 +215,7 @@ describe("socket.select", function()
   end)
 
   it("outside a task, returns nil, 'closed' when a task closes a listed socket meanwhile", function()
-    local a, b = pair()
+    local a, b = support.pair()
     socket.spawn(function() b:close() end)
     local t0 = socket.gettime()
     assert.are.same({nil, "closed", E.EBADF}, {socket.select({b}, {}, 1)})
@@ -236,7 +225,7 @@ describe("socket.select", function()
   end)
 
   it("returns the objects it was given even if the lists change while it waits", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local readers = {b}
     local r
     socket.spawn(function() r = socket.select(readers, nil, 1) end)

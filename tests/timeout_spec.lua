@@ -3,26 +3,8 @@
 -- and the default timeout reaches accepted sockets.  Elapsed times are
 -- measured with socket.gettime and checked with generous margins.
 local socket = require "socket"
+local support = require "tests.support"
 local E = socket.errno
-
-local function listener(backlog)
-  local s = assert(socket.socket())
-  s:settimeout(2)
-  assert(s:bind({"127.0.0.1", 0}))
-  assert(s:listen(backlog))
-  return s, s:getsockname()
-end
-
-local function pair()
-  local srv, addr = listener()
-  local c = assert(socket.socket())
-  c:settimeout(2)
-  assert(c:connect(addr))
-  local conn = assert(srv:accept())
-  conn:settimeout(2)
-  srv:close()
-  return c, conn
-end
 
 -- Call fn, return its results and the seconds it took.
 local function timed(fn, ...)
@@ -39,7 +21,7 @@ end
 
 describe("timeouts", function()
   it("recv times out after about the timeout", function()
-    local c, conn = pair()
+    local c, conn = support.pair("tcp")
     c:settimeout(0.3)
     local dt, ok, msg, code = timed(c.recv, c, 100)
     assert_timeout(ok, msg, code)
@@ -48,7 +30,7 @@ describe("timeouts", function()
   end)
 
   it("accept times out after about the timeout", function()
-    local srv = listener()
+    local srv = support.listener("tcp")
     srv:settimeout(0.3)
     local dt, ok, msg, code = timed(srv.accept, srv)
     assert_timeout(ok, msg, code)
@@ -57,7 +39,7 @@ describe("timeouts", function()
   end)
 
   it("sendall of 10 MB to a peer that never reads fails at the deadline and counts", function()
-    local c, conn = pair()
+    local c, conn = support.pair("tcp")
     c:settimeout(0.5)
     local size = 10 * 1024 * 1024
     local dt, ok, msg, code, sent = timed(c.sendall, c, string.rep("z", size))
@@ -70,7 +52,7 @@ describe("timeouts", function()
   it("connect and connect_ex time out on a listener whose queue is full", function()
     -- listen(0) queues one connection; later SYNs are dropped by the
     -- kernel and their connects hang until the deadline.
-    local srv, addr = listener(0)
+    local srv, addr = support.listener("tcp", 0)
     local held = {}
     local ok, msg, code, dt
     for _ = 1, 8 do
@@ -93,14 +75,14 @@ describe("timeouts", function()
   end)
 
   it("settimeout(0) is non-blocking: nil, msg, EAGAIN at once", function()
-    local c, conn = pair()
+    local c, conn = support.pair("tcp")
     c:settimeout(0)
     local dt, ok, msg, code = timed(c.recv, c, 100)
     assert.is_nil(ok)
     assert.equal("Resource temporarily unavailable", msg)
     assert.equal(E.EAGAIN, code)
     assert.is_true(dt < 0.1)
-    local srv = listener()
+    local srv = support.listener("tcp")
     srv:settimeout(0)
     ok, _, code = srv:accept()
     assert.is_nil(ok)
@@ -115,7 +97,7 @@ describe("timeouts", function()
 
   it("the default timeout applies to accepted sockets", function()
     finally(function() socket.setdefaulttimeout(nil) end)
-    local srv, addr = listener()
+    local srv, addr = support.listener("tcp")
     socket.setdefaulttimeout(0.3)
     local c = assert(socket.socket())
     assert.equal(0.3, c:gettimeout())
@@ -129,7 +111,7 @@ describe("timeouts", function()
   end)
 
   it("a blocking recv (no timeout) still returns data as it comes", function()
-    local c, conn = pair()
+    local c, conn = support.pair("tcp")
     c:settimeout(nil)
     assert(conn:sendall("now"))
     assert.equal("now", c:recv(10))
@@ -137,7 +119,7 @@ describe("timeouts", function()
   end)
 
   it("sendall's timeout bounds the whole call even while a slow reader makes progress", function()
-    local c, conn = pair()
+    local c, conn = support.pair("tcp")
     c:settimeout(0.5)
     local dt, ok, msg, code, sent
     local done = false

@@ -2,28 +2,13 @@
 -- UDP (send/recv), SO_BROADCAST and the "<broadcast>" address, and both
 -- error channels.
 local socket = require "socket"
+local support = require "tests.support"
 local E = socket.errno
-
-local function udp(family, host)
-  local s = assert(socket.socket(family, socket.SOCK_DGRAM))
-  s:settimeout(2)
-  assert(s:bind({host, 0}))
-  return s, s:getsockname()
-end
-
-local function has_v6()
-  if not socket.has_ipv6 then return false, "socket.has_ipv6 is false" end
-  local s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-  local ok, msg = s:bind({"::1", 0})
-  s:close()
-  if not ok then return false, "::1 is missing: " .. msg end
-  return true
-end
 
 describe("udp", function()
   it("sendto and recvfrom over 127.0.0.1", function()
-    local a, aaddr = udp(socket.AF_INET, "127.0.0.1")
-    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    local a, aaddr = support.bound("udp")
+    local b, baddr = support.bound("udp")
     assert.equal(5, a:sendto("hello", baddr))
     local data, from = b:recvfrom(100)
     assert.equal("hello", data)
@@ -37,10 +22,10 @@ describe("udp", function()
   end)
 
   it("sendto and recvfrom over ::1", function()
-    local ok, why = has_v6()
+    local ok, why = support.has_ipv6()
     if not ok then print("skipped: " .. why); return end
-    local a, aaddr = udp(socket.AF_INET6, "::1")
-    local b, baddr = udp(socket.AF_INET6, "::1")
+    local a, aaddr = support.bound("udp6")
+    local b, baddr = support.bound("udp6")
     assert.equal(2, a:sendto("v6", {"::1", baddr.port}))
     local data, from = b:recvfrom(100)
     assert.equal("v6", data)
@@ -51,8 +36,8 @@ describe("udp", function()
   end)
 
   it("connected UDP uses send and recv, and hears ECONNREFUSED", function()
-    local a = udp(socket.AF_INET, "127.0.0.1")
-    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    local a = support.bound("udp")
+    local b, baddr = support.bound("udp")
     assert.is_true(a:connect(baddr))
     assert.equal(baddr, a:getpeername())
     assert.equal(4, a:send("ping"))
@@ -68,8 +53,8 @@ describe("udp", function()
   end)
 
   it("keeps datagram boundaries and truncates to bufsize", function()
-    local a = udp(socket.AF_INET, "127.0.0.1")
-    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    local a = support.bound("udp")
+    local b, baddr = support.bound("udp")
     a:sendto("first datagram", baddr)
     a:sendto("second", baddr)
     assert.equal("first", b:recv(5))
@@ -80,8 +65,8 @@ describe("udp", function()
   end)
 
   it("sends an empty datagram", function()
-    local a = udp(socket.AF_INET, "127.0.0.1")
-    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    local a = support.bound("udp")
+    local b, baddr = support.bound("udp")
     assert.equal(0, a:sendto("", baddr))
     local data, from = b:recvfrom(10)
     assert.equal("", data)
@@ -112,7 +97,7 @@ describe("udp", function()
   end)
 
   it("times out in recvfrom", function()
-    local s = udp(socket.AF_INET, "127.0.0.1")
+    local s = support.bound("udp")
     s:settimeout(0.1)
     local ok, msg, code = s:recvfrom(10)
     assert.is_nil(ok)
@@ -142,8 +127,8 @@ end)
 -- the port, then complained that the port was a string or a userdata.
 describe("udp sizes and addresses", function()
   it("recvfrom with a huge bufsize returns the whole datagram", function()
-    local a, aaddr = udp(socket.AF_INET, "127.0.0.1")
-    local b, baddr = udp(socket.AF_INET, "127.0.0.1")
+    local a, aaddr = support.bound("udp")
+    local b, baddr = support.bound("udp")
     local big = string.rep("d", 65000)
     assert.equal(#big, a:sendto(big, baddr))
     local data, from = b:recvfrom(2^40)

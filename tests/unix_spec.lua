@@ -1,31 +1,15 @@
 -- unix_spec: AF_UNIX stream, datagram and seqpacket over a temporary
 -- path, the abstract namespace, unnamed peers and paths too long.
 local socket = require "socket"
+local support = require "tests.support"
 local E = socket.errno
 
--- A fresh path in a private temporary directory, removed by finally.
-local function temp_path(name)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -m 700 " .. dir))
-  finally(function() os.execute("rm -rf " .. dir) end)
-  return dir .. "/" .. name
-end
-
-local function sock(type)
-  local s = assert(socket.socket(socket.AF_UNIX, type))
-  s:settimeout(2)
-  return s
-end
-
--- A unique abstract name, so parallel runs never clash.
-local function abstract(tag)
-  return ("\0luasock-test-%s-%d-%d"):format(tag, math.random(1 << 30), os.time())
-end
+-- A new AF_UNIX socket of type, timeout 2 s.
+local function sock(type) return support.socket(socket.AF_UNIX, type) end
 
 describe("unix", function()
   it("stream echo over a path", function()
-    local path = temp_path("stream.sock")
+    local path = support.temp_path("stream.sock")
     local srv = sock(socket.SOCK_STREAM)
     assert.is_true(srv:bind(path))
     assert.is_true(srv:listen())
@@ -45,7 +29,7 @@ describe("unix", function()
   end)
 
   it("create_server takes family AF_UNIX", function()
-    local path = temp_path("server.sock")
+    local path = support.temp_path("server.sock")
     local srv = assert(socket.create_server(path, {family = socket.AF_UNIX, backlog = 2}))
     srv:settimeout(2)
     local c = sock(socket.SOCK_STREAM)
@@ -55,7 +39,7 @@ describe("unix", function()
   end)
 
   it("datagrams over paths, with the sender's path in recvfrom", function()
-    local pa, pb = temp_path("a.sock"), temp_path("b.sock")
+    local pa, pb = support.temp_path("a.sock"), support.temp_path("b.sock")
     local a, b = sock(socket.SOCK_DGRAM), sock(socket.SOCK_DGRAM)
     assert.is_true(a:bind(pa))
     assert.is_true(b:bind(pb))
@@ -73,7 +57,7 @@ describe("unix", function()
   end)
 
   it("seqpacket keeps message boundaries", function()
-    local path = temp_path("seq.sock")
+    local path = support.temp_path("seq.sock")
     local srv = sock(socket.SOCK_SEQPACKET)
     assert.is_true(srv:bind(path))
     assert.is_true(srv:listen())
@@ -89,7 +73,7 @@ describe("unix", function()
   end)
 
   it("abstract namespace names keep their NULs and leave no file", function()
-    local name = abstract("stream") .. "\0tail"
+    local name = support.abstract_name("stream") .. "\0tail"
     local srv = sock(socket.SOCK_STREAM)
     assert.is_true(srv:bind(name))
     assert.is_true(srv:listen())
@@ -133,7 +117,7 @@ describe("unix", function()
   end)
 
   it("returns nil, msg, errno for a missing path", function()
-    local path = temp_path("missing.sock")
+    local path = support.temp_path("missing.sock")
     local c = sock(socket.SOCK_STREAM)
     local ok, msg, code = c:connect(path)
     assert.is_nil(ok)
@@ -143,7 +127,7 @@ describe("unix", function()
   end)
 
   it("returns EADDRINUSE when the path exists", function()
-    local path = temp_path("used.sock")
+    local path = support.temp_path("used.sock")
     local a, b = sock(socket.SOCK_DGRAM), sock(socket.SOCK_DGRAM)
     assert.is_true(a:bind(path))
     local ok, _, code = b:bind(path)
@@ -170,8 +154,7 @@ describe("unix", function()
   -- AF_UNIX honours too), so a datagram larger than the stack buffer
   -- still arrives whole, and recv(2^40) no longer runs out of memory.
   it("recv with a huge bufsize returns a large datagram whole", function()
-    local a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a:settimeout(2); b:settimeout(2)
+    local a, b = support.pair("socketpair_dgram")
     local big = string.rep("u", 150000)
     assert.equal(#big, a:send(big))
     assert.equal(big, b:recv(2^40))
