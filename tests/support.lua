@@ -253,6 +253,16 @@ function M.recv_all(s, n)
   return table.concat(parts)
 end
 
+-- n bytes where every 1000-byte block differs (its number, then filler):
+-- support.blocks(n) here, and the same function in a child that runs
+-- support.BLOCKS, so both sides can build and check the same data.
+M.BLOCKS = [[local function blocks(n)
+    local t = {}
+    for i = 1, n // 1000 do t[i] = ("%07d"):format(i) .. string.char(i % 256):rep(993) end
+    return table.concat(t)
+  end]]
+M.blocks = load(M.BLOCKS .. " return blocks")()
+
 --------------------------------------------------------------------------
 -- Child programs
 
