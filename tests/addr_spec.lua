@@ -4,17 +4,15 @@
 -- that must fail is looked up by a child inside a network namespace of its
 -- own (unshare -rn), so no query leaves the machine.
 local socket = require "socket"
+local support = require "tests.support"
 local E = socket.errno
-local LUASOCK = os.getenv("LUASOCK") or "build/luasock"
 
 -- Run a Lua chunk in a child luasock with no network: its stdout, or nil
 -- and the reason when namespaces are unavailable.
 local function run_isolated(code)
   for _, flags in ipairs({"-rn", "-n"}) do
-    local cmd = ("unshare %s %s -e %q 2>&1"):format(flags, LUASOCK, code)
-    local p = io.popen(cmd, "r")
-    local out = p:read("a")
-    local ok = p:close()
+    local r = support.run({ "unshare", flags, support.LUASOCK, "-e", code }, { stderr = "out" })
+    local ok, out = r.how == "exit" and r.code == 0, r.out
     if ok then return out end
     if not out:match("unshare") then error("child failed: " .. out) end
   end
@@ -83,10 +81,10 @@ describe("IPv6 scope", function()
       local data, from = assert(s:recvfrom(10))
       assert(c:connect(a))
       print(a.scope_id, tostring(a), data, from.scope_id, tostring(c:getpeername()) == tostring(a))]]
-    local p = io.popen(("unshare -rn sh -c 'ip link set lo up && " ..
-      "ip addr add fe80::1/64 dev lo nodad && %s -e %q' 2>&1"):format(LUASOCK, code:gsub("'", "")))
-    local out = p:read("a")
-    local ok = p:close()
+    local r = support.run({ "unshare", "-rn", "sh", "-c",
+      'ip link set lo up && ip addr add fe80::1/64 dev lo nodad && exec "$0" -e "$1"',
+      support.LUASOCK, code }, { stderr = "out" })
+    local ok, out = r.how == "exit" and r.code == 0, r.out
     if not ok and out:match("unshare") then print("skipped: no network namespace: " .. out); return end
     assert.is_true(ok, out)
     local scope, text, data, from_scope, same = out:match("^(%d+)\t(%S+)\t(%S+)\t(%d+)\t(%S+)")
@@ -339,10 +337,8 @@ describe("name resolution inside tasks", function()
 
   it("connect and sendto with a name yield", function()
     -- UDP: neither call waits for the network, so only the lookup can yield.
-    local u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u:settimeout(2)
-    assert(u:bind({"127.0.0.1", 0}))
-    local port = u:getsockname().port
+    local u, addr = support.bound("udp")
+    local port = addr.port
     yields(function() assert.equal(2, u:sendto("hi", {"localhost", port})) end)
     assert.equal("hi", u:recv(10))
     local c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -6,37 +6,9 @@
 -- two programs failing alike cannot pass.  Every run is under `timeout 10`.
 local LUA = "lua5.4"
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function absolute(path)
-  if path:sub(1, 1) == "/" then return path end
-  local pwd = io.popen("pwd"):read("l")
-  return pwd .. "/" .. path
-end
-
-local LUASOCK = absolute(os.getenv("LUASOCK") or "build/luasock")
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function make_tmpdir()
-  local p = io.popen("mktemp -d /tmp/luasock-host.XXXXXX")
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
+local support = require "tests.support"
+local LUASOCK = support.LUASOCK
+local write_file = support.write_file
 
 local tmp
 
@@ -64,23 +36,14 @@ end
 -- Returns { out, err, status = "exit N" / "signal N" }.
 local function run(prog, args, opts)
   opts = opts or {}
-  local input = "/dev/null"
-  if opts.stdin then
-    input = tmp .. "/stdin.txt"
-    write_file(input, opts.stdin)
-  end
-  local words = { "env", "-u", "LUA_INIT", "-u", "LUA_INIT_5_4", "-u", "LUA_PATH",
-                  "-u", "LUA_PATH_5_4", "HOME=" .. tmp }
-  for k, v in pairs(opts.env or {}) do words[#words + 1] = shell_quote(k .. "=" .. v) end
-  words[#words + 1] = "timeout 10 " .. shell_quote(prog)
-  for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
-  local cmd = ("cd %s && %s <%s >%s 2>%s"):format(shell_quote(opts.cwd or tmp),
-    table.concat(words, " "), shell_quote(input), shell_quote(tmp .. "/out"),
-    shell_quote(tmp .. "/err"))
-  local _, how, code = os.execute(cmd)
-  local out, err = read_file(tmp .. "/out"), read_file(tmp .. "/err")
+  local env = { LUA_INIT = false, LUA_INIT_5_4 = false, LUA_PATH = false, LUA_PATH_5_4 = false,
+                HOME = tmp }
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  local r = support.run({ prog, table.unpack(args) },
+                        { stdin = opts.stdin, env = env, cwd = opts.cwd or tmp })
+  local out, err = r.out, r.err
   if not opts.raw then out, err = normalise(out, prog), normalise(err, prog) end
-  return { out = out, err = err, status = how .. " " .. code }
+  return { out = out, err = err, status = r.how .. " " .. r.code }
 end
 
 -- Run both programs; they must agree.  Returns luasock's result.
@@ -99,17 +62,14 @@ print("varargs", select("#", ...), ...)
 ]]
 
 describe("luasock's command line, against lua5.4's", function()
-  setup(function()
-    tmp = make_tmpdir()
+  before_each(function()
+    tmp = support.temp_dir()
     write_file(tmp .. "/args.lua", ARGDUMP)
     write_file(tmp .. "/mod.lua", 'return { name = "mod", n = (... or "?") }')
     write_file(tmp .. "/boom.lua", 'local function inner() error("boom") end\n'
       .. 'local function outer() inner() end\nouter()\n')
     write_file(tmp .. "/init.lua", 'print("init from file") x = 7\n')
     write_file(tmp .. "/-", 'print("the file named -")\n')
-  end)
-  teardown(function()
-    os.execute("rm -rf " .. shell_quote(tmp))
   end)
 
   it("runs a script with its arguments: arg[0], positive and negative indices, ...", function()
@@ -311,8 +271,7 @@ describe("luasock's command line, against lua5.4's", function()
 end)
 
 describe("luasock's own additions", function()
-  setup(function() tmp = make_tmpdir() end)
-  teardown(function() os.execute("rm -rf " .. shell_quote(tmp)) end)
+  before_each(function() tmp = support.temp_dir() end)
 
   it("a script in another directory requires socket and the bundled modules", function()
     write_file(tmp .. "/uses.lua", [[
@@ -342,17 +301,16 @@ print(socket == require "socket", rawget(_G, "socket"))
   end)
 
   it("-v names luasock", function()
-    local r = run(LUASOCK, { "-v" })
-    assert.matches("^luasock %d+%.%d+  Lua 5%.4%.%d+  Copyright", read_file(tmp .. "/out"))
+    local r = run(LUASOCK, { "-v" }, { raw = true })
+    assert.matches("^luasock %d+%.%d+  Lua 5%.4%.%d+  Copyright", r.out)
     assert.are.equal("exit 0", r.status)
   end)
 
   it("a write to a closed pipe gives EPIPE, not death by SIGPIPE", function()
-    local r = run("sh", { "-c", "(" .. shell_quote(LUASOCK) .. " -e " .. shell_quote(
+    local r = run("sh", { "-c", '("$0" -e "$1"; echo status=$? >&2) | head -1', LUASOCK,
       "io.stdout:setvbuf('no') for i = 1, 200000 do "
       .. "local ok, err, code = io.stdout:write('x\\n') "
-      .. "if not ok then io.stderr:write(err, ' ', code, '\\n') os.exit(7) end end")
-      .. "; echo status=$? >&2) | head -1" }, { raw = true })
+      .. "if not ok then io.stderr:write(err, ' ', code, '\\n') os.exit(7) end end" }, { raw = true })
     assert.are.same({ "x\n", "Broken pipe 32\nstatus=7\n" }, { r.out, r.err })
   end)
 

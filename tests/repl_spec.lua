@@ -5,62 +5,31 @@
 -- a time limit), expect this exit status.  Nothing sleeps.
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "tests"
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function absolute(path)
-  if path:sub(1, 1) == "/" then return path end
-  return io.popen("pwd"):read("l") .. "/" .. path
-end
-
-local LUASOCK = absolute(os.getenv("LUASOCK") or "build/luasock")
-local DRIVER = absolute(here .. "/pty_drive.py")
+local support = require "tests.support"
+local DRIVER = support.absolute(here .. "/pty_drive.py")
 
 local home
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
 
 -- Run one terminal session; steps is the driver's step list (see
 -- tests/pty_drive.py).  Fails the test with the transcript if a step fails.
 local function session(steps)
-  write_file(home .. "/steps", steps)
-  local cmd = ("HOME=%s TERM=dumb timeout 60 python3 %s %s -- %s 2>&1"):format(
-    shell_quote(home), shell_quote(DRIVER), shell_quote(home .. "/steps"), shell_quote(LUASOCK))
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  p:close()
-  assert(out:match("^ok\n"), out)
+  local r = support.run({ "python3", DRIVER, support.write_file(home .. "/steps", steps), "--",
+                          support.LUASOCK }, { env = { HOME = home, TERM = "dumb" },
+                                              stderr = "out", limit = 60 })
+  assert(r.out:match("^ok\n"), r.out)
 end
 
 -- The entries of the history file (timestamps start them).
 local function history_entries()
   local entries = {}
-  for entry in (read_file(home .. "/.luasock_history") or ""):gmatch("#%d+\n([^#]*)\n") do
+  for entry in (support.read_file(home .. "/.luasock_history") or ""):gmatch("#%d+\n([^#]*)\n") do
     entries[#entries + 1] = entry
   end
   return entries
 end
 
 describe("the REPL on a terminal", function()
-  before_each(function()
-    home = io.popen("mktemp -d /tmp/luasock-repl.XXXXXX"):read("l")
-  end)
-  after_each(function()
-    os.execute("rm -rf " .. shell_quote(home))
-  end)
+  before_each(function() home = support.temp_dir() end)
 
   it("shows the banner and the prompt, prints values, leaves on Ctrl-D with status 0", function()
     session([[
@@ -167,7 +136,7 @@ exit 0
   it("keeps the history file bounded (1000 entries)", function()
     local lines = {}
     for i = 1, 1200 do lines[#lines + 1] = "#1700000000\nx = " .. i end
-    write_file(home .. "/.luasock_history", table.concat(lines, "\n") .. "\n")
+    support.write_file(home .. "/.luasock_history", table.concat(lines, "\n") .. "\n")
     session([[
 expect > 
 send 1\r

@@ -266,16 +266,17 @@ M.blocks = load(M.BLOCKS .. " return blocks")()
 --------------------------------------------------------------------------
 -- Child programs
 
--- The luasock under test, as an absolute path (children may change
--- directory).
-local function absolute(p)
+-- Path p made absolute (children may change directory).
+function M.absolute(p)
   if p:sub(1, 1) == "/" then return p end
   local pwd = io.popen("pwd")
   local dir = pwd:read("l")
   pwd:close()
   return dir .. "/" .. p
 end
-M.LUASOCK = absolute(child.LUASOCK)
+
+-- The luasock under test.
+M.LUASOCK = M.absolute(child.LUASOCK)
 M.PYTHON = child.PYTHON
 
 -- Run argv (a list of words, quoted here) to its end and return
@@ -287,14 +288,13 @@ function M.run(argv, opts)
   opts = opts or {}
   local limit = opts.limit or 10
   local words = { "timeout", "-k", "2", tostring(limit), "env" }
-  local names = {}
-  for name in pairs(opts.env or {}) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    local v = opts.env[name]
-    if v then words[#words + 1] = name .. "=" .. v
-    else table.move({ "-u", name }, 1, 2, #words + 1, words) end
+  local unset, set = {}, {}
+  for name, v in pairs(opts.env or {}) do
+    if v then set[#set + 1] = name .. "=" .. v else unset[#unset + 1] = name end
   end
+  table.sort(unset); table.sort(set)
+  for _, name in ipairs(unset) do table.move({ "-u", name }, 1, 2, #words + 1, words) end
+  table.move(set, 1, #set, #words + 1, words)       -- env takes options before NAME=value
   table.move(argv, 1, #argv, #words + 1, words)
   local dir = M.temp_dir()
   local input = opts.stdin and M.write_file(dir .. "/in", opts.stdin) or "/dev/null"
