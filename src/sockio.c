@@ -361,6 +361,10 @@ static int recv_start(lua_State *L, int from) {
   lua_Integer size = luaL_checkinteger(L, 2);
   luaL_argcheck(L, size >= 0, 2, "negative buffer size");
   int flags = sock_optflags(L, 3);
+  if (size == 0 && !from) {   /* as Python: nothing asked, nothing to wait for */
+    lua_pushliteral(L, "");
+    return 1;
+  }
   double deadline = sock_deadline(s, flags);
   lua_settop(L, 2);
   lua_pushnumber(L, deadline);
@@ -371,12 +375,14 @@ static int recv_start(lua_State *L, int from) {
   return recv_run(L, LUA_OK, flags, from);
 }
 
-/* s:recv(bufsize [, flags]) -> data, "" at the end of the stream */
+/* s:recv(bufsize [, flags]) -> data, "" at the end of the stream; recv(0)
+** returns "" at once, even with no data queued (a datagram stays queued) */
 static int sock_recv(lua_State *L) {
   return recv_start(L, 0);
 }
 
-/* s:recvfrom(bufsize [, flags]) -> data, address */
+/* s:recvfrom(bufsize [, flags]) -> data, address; recvfrom(0) waits for a
+** datagram and discards it, as Python's does */
 static int sock_recvfrom(lua_State *L) {
   return recv_start(L, 1);
 }

@@ -392,6 +392,27 @@ describe("recv sizes and flags", function()
     b:close()
   end)
 
+  -- recv(0) waited for data (forever without a timeout), where Python
+  -- returns b'' at once: there is nothing to wait for.
+  it("recv(0) returns \"\" at once, outside a task and in one", function()
+    local a, b = socket.socketpair()
+    b:settimeout(1)                              -- a wait would time out
+    local t0 = socket.gettime()
+    assert.equal("", b:recv(0))
+    assert.equal("", b:recv(0, socket.MSG_PEEK))
+    local in_task
+    assert.is_true(socket.run(function() in_task = b:recv(0) end))
+    assert.equal("", in_task)
+    assert.is_true(socket.gettime() - t0 < 1)
+    assert.is_true(a:sendall("kept"))
+    assert.equal("", b:recv(0))                 -- takes nothing
+    b:settimeout(2)
+    assert.equal("kept", b:recv(10))
+    b:close()
+    assert.has_error(function() b:recv(0) end, "attempt to use a closed socket")
+    a:close()
+  end)
+
   it("flags out of the C int range raise", function()
     local a, b = socket.socketpair()
     assert.has_error(function() a:send("x", 2^32) end,

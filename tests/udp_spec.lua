@@ -145,6 +145,27 @@ describe("udp sizes and addresses", function()
     a:close(); b:close()
   end)
 
+  -- recv(0) waited for a datagram; Python's returns b'' at once and
+  -- leaves the datagram queued, while recvfrom(0) waits for one and
+  -- discards it (its sender is the answer).  luasock does the same.
+  it("recv(0) returns \"\" at once; recvfrom(0) takes a datagram", function()
+    local a, aaddr = support.bound("udp")
+    local b, baddr = support.bound("udp")
+    b:settimeout(1)                              -- a wait would time out
+    assert.equal("", b:recv(0))
+    b:settimeout(0.05)
+    assert.same({nil, "timeout", E.ETIMEDOUT}, {b:recvfrom(0)})
+    b:settimeout(2)
+    assert.equal(5, a:sendto("first", baddr))
+    assert.equal(6, a:sendto("second", baddr))
+    assert.equal("", b:recv(0))
+    local data, from = b:recvfrom(0)
+    assert.equal("", data)
+    assert.equal(aaddr, from)
+    assert.equal("second", b:recv(100))         -- "first" went with recvfrom(0)
+    a:close(); b:close()
+  end)
+
   it("sendto with a host and no port raises about the port", function()
     local s = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     assert.has_error(function() s:sendto("x", "127.0.0.1") end,
