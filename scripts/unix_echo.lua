@@ -3,7 +3,8 @@
 --   luasock scripts/unix_echo.lua server PATH   echo every byte back (many clients)
 --   luasock scripts/unix_echo.lua client PATH   send each input line, print its echo
 --
--- A PATH starting with "@" names Linux's abstract namespace (no file).
+-- A PATH starting with "@" names Linux's abstract namespace (no file), as
+-- everywhere in the socket module.
 local socket = require "socket"
 
 local mode, path = arg[1], arg[2]
@@ -11,7 +12,6 @@ if not (mode == "server" or mode == "client") or not path then
   io.stderr:write("usage: unix_echo.lua server|client PATH\n")
   os.exit(2)
 end
-path = path:gsub("^@", "\0")
 io.stdout:setvbuf("line")
 
 -- Bind path; a socket file left by an earlier run (nobody answers on it)
@@ -32,7 +32,7 @@ local function server()
   local s = assert(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
   bind(s)
   assert(s:listen())
-  print("Unix echo server at: " .. s:getsockname():gsub("^%z", "@"))
+  print("Unix echo server at: " .. s:getsockname())
   socket.run(function()
     while true do
       local conn = assert(s:accept())

@@ -4,10 +4,10 @@
 **
 ** In: AF_INET/AF_INET6 take a table {host, port [, flowinfo, scope_id]}
 ** or "host, port" as two arguments; host is a literal, a name, "" (any)
-** or "<broadcast>".  AF_UNIX takes a path string; a leading "\0" is the
-** abstract namespace.  Out: a table {host, port [, flowinfo, scope_id]}
+** or "<broadcast>".  AF_UNIX takes a path string; a leading "@" (or "\0")
+** is the abstract namespace.  Out: a table {host, port [, flowinfo, scope_id]}
 ** with the LSOCK_ADDRESS metatable (.host, .port, tostring), or a plain
-** string for AF_UNIX.
+** string for AF_UNIX ("@name" for an abstract name).
 **
 ** Lookups that may wait on the network live in resolve.c, which builds on
 ** the checkers here (addr.h).  addr_check itself cannot yield: a name that
@@ -95,14 +95,19 @@ static void addr_setmeta(lua_State *L) {
 /* ---- sockaddr to Lua ------------------------------------------------ */
 
 /* AF_UNIX: the path as a string; "" for an unnamed socket; an abstract
-** name keeps its leading NUL and any embedded ones. */
+** name as "@name" (its leading NUL shown as '@', as ss(8), Go and systemd
+** write it; check_unix reads it back), embedded NULs kept. */
 static void push_unix(lua_State *L, const struct sockaddr_un *un, socklen_t len) {
   size_t off = offsetof(struct sockaddr_un, sun_path);
   size_t n = len > off ? len - off : 0;
   if (n > sizeof un->sun_path) n = sizeof un->sun_path;
-  if (n > 0 && un->sun_path[0] != '\0')
-    n = strnlen(un->sun_path, n);   /* a path ends at its NUL */
-  lua_pushlstring(L, un->sun_path, n);
+  if (n > 0 && un->sun_path[0] == '\0') {
+    lua_pushliteral(L, "@");
+    lua_pushlstring(L, un->sun_path + 1, n - 1);
+    lua_concat(L, 2);
+    return;
+  }
+  lua_pushlstring(L, un->sun_path, strnlen(un->sun_path, n));   /* a path ends at its NUL */
 }
 
 /* Push the host of the AF_INET or AF_INET6 address sa as a literal. */
@@ -313,13 +318,14 @@ int addr_checkinet(lua_State *L, int idx, int family, struct sockaddr_storage *s
   return rc;
 }
 
-/* AF_UNIX: a path, or "\0name" in the abstract namespace (kept whole,
-** embedded NULs included, no terminator counted). */
+/* AF_UNIX: a path, or a name in the abstract namespace: "@name" or, as in
+** Python, "\0name" (kept whole, embedded NULs included, no terminator
+** counted).  A file whose name starts with '@' is reached as "./@name". */
 static void check_unix(lua_State *L, int idx, struct sockaddr_storage *ss, socklen_t *len) {
   size_t n;
   const char *path = luaL_checklstring(L, idx, &n);
   struct sockaddr_un *un = (struct sockaddr_un *)ss;
-  int abstract = n > 0 && path[0] == '\0';
+  int abstract = n > 0 && (path[0] == '\0' || path[0] == '@');
   size_t max = abstract ? sizeof un->sun_path : sizeof un->sun_path - 1;
   if (n > max)
     luaL_argerror(L, idx, lua_pushfstring(L, "unix path too long (%d bytes, at most %d)",
@@ -329,6 +335,7 @@ static void check_unix(lua_State *L, int idx, struct sockaddr_storage *ss, sockl
   memset(ss, 0, sizeof *ss);
   un->sun_family = AF_UNIX;
   memcpy(un->sun_path, path, n);
+  if (abstract) un->sun_path[0] = '\0';   /* '@' stands for it */
   *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (abstract || n == 0 ? 0 : 1));
 }
 

@@ -489,18 +489,11 @@ static void push_const(lua_State *L, lua_Integer v, const char *prefix) {
   else lua_pushfstring(L, "%I", v);
 }
 
-/* Push the printed form of an address (addr.c's tables print themselves);
-** abstract unix names show their leading NUL as '@', as ss(8) does. */
+/* Push the printed form of an address (addr.c's tables print themselves,
+** abstract unix names are "@name" already). */
 static void push_addrtext(lua_State *L, const struct sockaddr_storage *ss, socklen_t len) {
-  size_t n;
   addr_push(L, (const struct sockaddr *)ss, len);
-  const char *text = luaL_tolstring(L, -1, &n);
-  if (n > 0 && text[0] == '\0') {
-    lua_pushliteral(L, "@");
-    lua_pushlstring(L, text + 1, n - 1);
-    lua_concat(L, 2);
-    lua_replace(L, -2);
-  }
+  luaL_tolstring(L, -1, NULL);
   lua_remove(L, -2);   /* the address itself */
 }
 

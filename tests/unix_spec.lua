@@ -1,5 +1,5 @@
 -- unix_spec: AF_UNIX stream, datagram and seqpacket over a temporary
--- path, the abstract namespace, unnamed peers and paths too long.
+-- path, the abstract namespace ("@name"), unnamed peers and paths too long.
 local socket = require "socket"
 local support = require "tests.support"
 local E = socket.errno
@@ -74,13 +74,14 @@ describe("unix", function()
 
   it("abstract namespace names keep their NULs and leave no file", function()
     local name = support.abstract_name("stream") .. "\0tail"
+    local shown = "@" .. name:sub(2)
     local srv = sock(socket.SOCK_STREAM)
     assert.is_true(srv:bind(name))
     assert.is_true(srv:listen())
-    assert.equal(name, srv:getsockname())
+    assert.equal(shown, srv:getsockname())
     local c = sock(socket.SOCK_STREAM)
     assert.is_true(c:connect(name))
-    assert.equal(name, c:getpeername())
+    assert.equal(shown, c:getpeername())
     local conn = assert(srv:accept())
     -- The name without its tail is a different address.
     local other = sock(socket.SOCK_STREAM)
@@ -94,15 +95,39 @@ describe("unix", function()
     local name = "\0" .. ("x"):rep(107)
     local s = sock(socket.SOCK_DGRAM)
     assert.is_true(s:bind(name))
-    assert.equal(name, s:getsockname())
+    assert.equal("@" .. ("x"):rep(107), s:getsockname())
     s:close()
+  end)
+
+  -- An abstract name came back from getsockname, recvfrom and accept as
+  -- "\0name": printed, its NUL byte went raw to the terminal, while
+  -- tostring(sock) showed "@name".  Names now come back as "@name" (the
+  -- form of ss(8), Go and systemd), which binds, connects and sends to the
+  -- same abstract name as "\0name".
+  it("abstract names come back as \"@name\" and \"@name\" reaches them", function()
+    local name = support.abstract_name("at"):sub(2)
+    local srv = sock(socket.SOCK_DGRAM)
+    assert.is_true(srv:bind("@" .. name))
+    assert.equal("@" .. name, srv:getsockname())
+    assert.equal(("socket (fd %d, AF_UNIX, SOCK_DGRAM, @%s)"):format(srv:fileno(), name),
+                 tostring(srv))
+    local c = sock(socket.SOCK_DGRAM)
+    assert.is_true(c:bind("\0" .. name .. "-client"))
+    assert.equal(2, c:sendto("hi", "\0" .. name))     -- the Python spelling, same name
+    local data, from = srv:recvfrom(10)
+    assert.equal("hi", data)
+    assert.equal("@" .. name .. "-client", from)
+    assert.equal(3, srv:sendto("ack", from))
+    assert.equal("ack", c:recv(10))
+    assert.is_nil(io.open("@" .. name))              -- no file was made
+    c:close(); srv:close()
   end)
 
   it("binding \"\" picks a free abstract name (autobind)", function()
     local s = sock(socket.SOCK_DGRAM)
     assert.is_true(s:bind(""))
     local name = s:getsockname()
-    assert.matches("^%z%x%x%x%x%x$", name)
+    assert.matches("^@%x%x%x%x%x$", name)
     local c = sock(socket.SOCK_DGRAM)
     assert.equal(2, c:sendto("hi", name))
     assert.equal("hi", s:recv(10))
