@@ -51,7 +51,9 @@ end
 
 local s, err, code = socket.socket(family, socket.SOCK_RAW, proto)
 if not s then
-  io.stderr:write(("ping: socket: %s (errno %d)\n"):format(err, code))
+  local why = (code == socket.errno.EPERM or code == socket.errno.EACCES)
+              and "a raw socket needs root or CAP_NET_RAW" or "cannot open a raw socket"
+  io.stderr:write(("ping: %s (socket: %s, errno %d)\n"):format(why, err, code))
   os.exit(2)
 end
 

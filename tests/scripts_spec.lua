@@ -196,7 +196,9 @@ describe("scripts/client.lua", function()
     assert.matches("server closed the connection", client:stderr(), 1, true)
   end)
 
-  it("fails with status 1 when it cannot connect", function()
+  -- Against a closed port the client died with "client.lua:13: Connection
+  -- refused" and a traceback, not saying which address refused.
+  it("says which address refused and exits 1, without a traceback", function()
     local kids = child.scope()
     finally(kids.kill)
     local s = assert(socket.socket())
@@ -206,7 +208,8 @@ describe("scripts/client.lua", function()
     local client = kids.start(script("client.lua", "127.0.0.1", port), { stdin = "null" })
     assert.are.equal("", client:rest())
     assert.are.equal(1, client:wait())
-    assert.matches("Connection refused", client:stderr())
+    assert.are.equal("client.lua: cannot connect to 127.0.0.1:" .. port .. ": Connection refused\n",
+                     client:stderr())
   end)
 end)
 
@@ -225,6 +228,26 @@ describe("scripts/udp_server.lua and udp_client.lua", function()
     assert.are.equal("two\n", client:rest())
     assert.are.equal(0, client:wait())
     assert.are.equal(from .. ": two", server:line())
+  end)
+
+  -- A datagram ending in a newline (nc -u sends one per line) was logged
+  -- with a second newline: an empty line after each datagram.
+  it("logs one line per datagram, also one ending in a newline", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local server = kids.start(script("udp_server.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local _, port = server:address("UDP server at:")
+    local c <close> = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    c:settimeout(2)
+    assert(c:connect({ "127.0.0.1", port }))
+    local me = tostring(c:getsockname())
+    for _, line in ipairs({ "from nc\n", "crlf\r\n", "no newline" }) do
+      assert(c:send(line))
+      assert.are.equal(line, c:recv(100))   -- echoed unchanged
+    end
+    assert.are.equal(me .. ": from nc", server:line())
+    assert.are.equal(me .. ": crlf", server:line())
+    assert.are.equal(me .. ": no newline", server:line())
   end)
 
   it("client reports an answer that does not come within 2 s", function()
@@ -381,6 +404,24 @@ describe("scripts/ping.lua", function()
       assert.matches("no reply for icmp_seq=1: timeout\n", out, 1, true)
       assert.matches("1 packets transmitted, 0 received, 100% packet loss", out, 1, true)
     end
+  end)
+
+  -- Without root, ping.lua said only "ping: socket: Operation not
+  -- permitted (errno 1)", not what it lacks.  Run here without
+  -- CAP_NET_RAW: as root, setpriv drops it from the bounding and the
+  -- inheritable sets, so the exec'd program does not get it back.
+  it("says it needs root or CAP_NET_RAW when it cannot open a raw socket", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local argv = script("ping.lua", "127.0.0.1", "1", "0")
+    if io.popen("id -u"):read("l") == "0" then
+      argv = { "setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw", table.unpack(argv) }
+    end
+    local c = kids.start(argv, { stdin = "null" })
+    assert.are.equal("", c:rest())
+    assert.are.equal(2, c:wait())
+    assert.are.equal("ping: a raw socket needs root or CAP_NET_RAW "
+                     .. "(socket: Operation not permitted, errno 1)\n", c:stderr())
   end)
 
   it("refuses any host but the literal 127.0.0.1 or ::1", function()
