@@ -107,6 +107,42 @@ function M.abstract_name(tag)
 end
 
 --------------------------------------------------------------------------
+-- What the system must provide
+
+-- What a test may need from the system (read by the C library, so its
+-- absence shows only as a puzzling resolver error): a check, and what to
+-- say when it fails.
+local SYSTEM = {
+  services = {
+    check = function()
+      return (("\n" .. (M.read_file("/etc/services") or "")):find("\nhttp%s+80/tcp")) ~= nil
+    end,
+    missing = "/etc/services is missing or does not name http (service names need it): "
+              .. "install Debian's netbase (tools/deps.sh does)",
+  },
+  localhost = {
+    check = function()
+      for _, ai in ipairs(socket.getaddrinfo("localhost", 0, socket.AF_INET) or {}) do
+        if ai.address.host == "127.0.0.1" then return true end
+      end
+      return false
+    end,
+    missing = "\"localhost\" does not resolve to 127.0.0.1: /etc/hosts is missing or does "
+              .. "not name it (a bare debootstrap root has none); tools/deps.sh installs "
+              .. "libnss-myhostname, which answers for it then",
+  },
+}
+local system_ok = {}
+
+-- Fail the calling test with a clear message unless the system provides
+-- what ("services" or "localhost"); checked once per run.
+function M.needs(what)
+  local need = SYSTEM[what] or error("nothing known as " .. tostring(what), 2)
+  if system_ok[what] == nil then system_ok[what] = need.check() end
+  if not system_ok[what] then error("this test needs the system's help: " .. need.missing, 2) end
+end
+
+--------------------------------------------------------------------------
 -- Descriptors
 
 M.O_NONBLOCK, M.O_CLOEXEC = 0x800, 0x80000   -- Linux values (octal 04000, 02000000)

@@ -3,10 +3,22 @@
 # its test suite and its interoperability peers, and is not installed yet.
 # Works as root (apt-get) and as a normal user (sudo apt-get); quick and
 # silent when everything is already there.
+#
+# Besides the build: lua5.4 (host_spec compares with it), python3 (pty
+# driver, peers), nc, socat, curl, wrk, redis-tools (the scripts' peers),
+# iproute2, util-linux, procps (ip, unshare, setpriv, sysctl, kill),
+# strace and valgrind (tests that count syscalls or check memory), and
+# netbase: /etc/services, which service names such as "http" need.
 set -e
 PACKAGES="gcc cmake make pkg-config liblua5.4-dev lua5.4 lua-busted
   libreadline-dev python3 netcat-openbsd socat curl wrk redis-tools
-  iproute2 util-linux procps"
+  iproute2 util-linux procps strace valgrind netbase"
+
+# Tests resolve "localhost", which must not need DNS: an installed Debian
+# names it in /etc/hosts, a bare debootstrap root has no /etc/hosts; there
+# nss-myhostname (added to /etc/nsswitch.conf by its package) answers.
+grep -qs '^[^#]*[[:space:]]localhost\([[:space:]]\|$\)' /etc/hosts ||
+  PACKAGES="$PACKAGES libnss-myhostname"
 
 missing=""
 for p in $PACKAGES; do
