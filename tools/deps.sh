@@ -2,7 +2,8 @@
 # Install, from Debian's packages, whatever luasock needs to build, to run
 # its test suite and its interoperability peers, and is not installed yet.
 # Works as root (apt-get) and as a normal user (sudo apt-get); quick and
-# silent when everything is already there.
+# silent when everything is already there.  Packages named as arguments
+# are installed too (tests/bench/deps.sh adds the benchmark's peers).
 #
 # Besides the build: lua5.4 (host_spec compares with it), python3 (pty
 # driver, peers), nc, socat, curl, wrk, redis-tools (the scripts' peers),
@@ -12,7 +13,7 @@
 set -e
 PACKAGES="gcc cmake make pkg-config liblua5.4-dev lua5.4 lua-busted
   libreadline-dev python3 netcat-openbsd socat curl wrk redis-tools
-  iproute2 util-linux procps strace valgrind netbase"
+  iproute2 util-linux procps strace valgrind netbase $*"
 
 # Tests resolve "localhost", which must not need DNS: an installed Debian
 # names it in /etc/hosts, a bare debootstrap root has no /etc/hosts; there

@@ -21,6 +21,13 @@ add_test(NAME bench_smoke
   COMMAND ${CMAKE_SOURCE_DIR}/tests/bench/run.sh ${CMAKE_BINARY_DIR} --quick)
 set_tests_properties(bench_smoke PROPERTIES TIMEOUT 60)
 
+# The same for the peer comparison (compare.py): every server that is
+# installed answers each workload correctly; speed is not asserted.
+add_test(NAME bench_compare_smoke
+  COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/bench/compare.py ${CMAKE_BINARY_DIR}
+          --quick --strict --workloads pp50,bulk,http,resp,startup)
+set_tests_properties(bench_compare_smoke PROPERTIES TIMEOUT 120)
+
 # For profiling (profile.sh ... lua-static) and to show what static
 # linking is worth (run.sh --static): the same program with the library
 # and Lua (the distribution's liblua5.4.a, which keeps its symbols, unlike

@@ -3,9 +3,11 @@
 **
 ** A single-threaded, non-blocking, level-triggered epoll echo server in
 ** plain C, the practical limit the luasock server is measured against.
-** Usage: echo_server [port]   (binds 127.0.0.1; port 0, the default,
-** picks a free one).  It prints "listening on 127.0.0.1:PORT" and runs
-** until killed.  Per connection it keeps nothing but the descriptor,
+** Usage: echo_server [port [mode]]   (binds 127.0.0.1; port 0, the
+** default, picks a free one; mode "echo", the default, or "http").  It
+** prints "listening on 127.0.0.1:PORT" and runs until killed.  In http
+** mode it answers every request head (ended by a blank line) with one
+** fixed 78-byte reply, keep-alive, as every HTTP peer of the benchmark.  Per connection it keeps nothing but the descriptor,
 ** unless the peer stops reading: then the unsent rest of one read is
 ** kept and reading from that connection pauses until it drains (so a
 ** bulk transfer is paced by the slower side, as a real server must be).
@@ -31,7 +33,12 @@ typedef struct Pending {
 } Pending;
 
 static Pending **pending;   /* indexed by fd; NULL when nothing is pending */
+static unsigned char *matched;  /* by fd, http: bytes of "\r\n\r\n" seen so far */
 static int npending;
+static int http;            /* mode http rather than echo */
+
+static const char REPLY[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                            "Content-Length: 13\r\n\r\nHello, World!";
 
 static void die(const char *what) {
   perror(what);
@@ -44,8 +51,10 @@ static void pending_grow(int fd) {
   int n = npending ? npending : 1024;
   while (n <= fd) n *= 2;
   pending = realloc(pending, (size_t)n * sizeof *pending);
-  if (pending == NULL) die("realloc");
+  matched = realloc(matched, (size_t)n);
+  if (pending == NULL || matched == NULL) die("realloc");
   memset(pending + npending, 0, (size_t)(n - npending) * sizeof *pending);
+  memset(matched + npending, 0, (size_t)(n - npending));
   npending = n;
 }
 
@@ -68,7 +77,7 @@ static int listen_on(int port) {
 
 static void drop(int fd) {
   free(fd < npending ? pending[fd] : NULL);
-  if (fd < npending) pending[fd] = NULL;
+  if (fd < npending) pending[fd] = NULL, matched[fd] = 0;
   close(fd);   /* also removes it from the epoll set */
 }
 
@@ -126,18 +135,45 @@ static void on_writable(int ep, int fd) {
   epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
 }
 
+/* http: count the request heads that end in buf[0..len) (a blank line,
+** which may straddle two reads: matched[fd] carries the part seen) and
+** put that many replies in out; returns their length, or -1 when more
+** ended than out holds (a client that pipelines so much is dropped). */
+static ssize_t http_replies(int fd, const char *buf, size_t len, char *out, size_t cap) {
+  static const char end[] = "\r\n\r\n";
+  size_t n = 0, rlen = sizeof REPLY - 1;
+  pending_grow(fd);
+  unsigned char m = matched[fd];
+  for (size_t i = 0; i < len; i++) {
+    m = buf[i] == end[m] ? m + 1 : buf[i] == '\r' ? 1 : 0;
+    if (m == 4) { m = 0; n++; }
+  }
+  matched[fd] = m;
+  if (n * rlen > cap) return -1;
+  for (size_t i = 0; i < n; i++) memcpy(out + i * rlen, REPLY, rlen);
+  return (ssize_t)(n * rlen);
+}
+
 /* One read per readiness event (level-triggered: fair between
-** connections), echoed at once. */
+** connections), echoed at once (or answered, in http mode). */
 static void on_readable(int ep, int fd) {
-  static char buf[BUFSZ];
+  static char buf[BUFSZ], out[8 * BUFSZ];
   ssize_t n;
   do n = recv(fd, buf, sizeof buf, 0); while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN) return;
-  if (n <= 0 || send_or_keep(ep, fd, buf, (size_t)n) < 0) drop(fd);
+  if (n <= 0) { drop(fd); return; }
+  const char *reply = buf;
+  if (http) {
+    reply = out;
+    n = http_replies(fd, buf, (size_t)n, out, sizeof out);
+    if (n == 0) return;   /* no request ended yet */
+  }
+  if (n < 0 || send_or_keep(ep, fd, reply, (size_t)n) < 0) drop(fd);
 }
 
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
+  http = argc > 2 && strcmp(argv[2], "http") == 0;
   int lfd = listen_on(argc > 1 ? atoi(argv[1]) : 0);
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) die("epoll_create1");
