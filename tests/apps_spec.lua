@@ -1,24 +1,24 @@
 -- tests/apps_spec.lua: the task-based scripts (chat, HTTP, Redis, proxy)
 -- against real clients nobody on this project wrote: nc, socat, curl,
 -- wrk, redis-cli and redis-benchmark.  Every program runs as a child of
--- the test (tests/peers/child.lua): output read with a time limit, killed
--- and reaped in a finally.  Servers listen on port 0 of 127.0.0.1 and the
+-- the test (support.start): output read with a time limit, killed and
+-- reaped after the test.  Servers listen on port 0 of 127.0.0.1 and the
 -- test reads the address they print.
 local socket = require "socket"
-local child = require "tests.peers.child"
+local support = require "tests.support"
 
-local script = child.script
+local script = support.script
 
 -- Start a server script on 127.0.0.1 port 0; returns it and its port.
-local function start_server(kids, name, prefix, ...)
-  local server = kids.start(script(name, "127.0.0.1", "0", ...), { stdin = "null" })
+local function start_server(name, prefix, ...)
+  local server = support.start(script(name, "127.0.0.1", "0", ...), { stdin = "null" })
   local _, port = server:address(prefix)
   return server, port
 end
 
 -- Run a program to its end; returns its output and exit status.
-local function run(kids, argv, timeout)
-  local c = kids.start(argv, { stdin = "null" })
+local function run(argv, timeout)
+  local c = support.start(argv, { stdin = "null" })
   local out, err = c:rest(timeout)
   assert(out, ("%s: %s"):format(argv[1], tostring(err)))
   return out, c:wait(timeout), c
@@ -40,7 +40,7 @@ end
 -- before the next.  A server that flushes each answer with Nagle's
 -- algorithm on waits for the client's delayed ACK (~40 ms) every round.
 local function pipelined_rounds(port, request, lines_per_answer)
-  local s <close> = child.connect(port)
+  local s <close> = support.connect(port)
   local f <close> = s:makefile("r")
   local t0 = socket.gettime()
   for _ = 1, 50 do
@@ -52,11 +52,9 @@ end
 
 describe("scripts/chat.lua", function()
   it("broadcasts each line to the other clients, with join and leave notices", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server, port = start_server(kids, "chat.lua", "Chat server at:")
+    local server, port = start_server("chat.lua", "Chat server at:")
     local function join(argv)
-      local c = kids.start(argv, { stdin = "pipe" })
+      local c = support.start(argv, { stdin = "pipe" })
       local name = c:expect("^%* welcome, you are (127%.0%.0%.1:%d+)$")
       assert.are.equal(name .. " joined", server:line())
       return c, name
@@ -87,17 +85,15 @@ describe("scripts/chat.lua", function()
   -- Two tasks may not wait to write on one socket at once: when a client
   -- reads slowly, the others' lines for it must queue, not raise.
   it("keeps every line for a client that reads slowly", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server, port = start_server(kids, "chat.lua", "Chat server at:")
+    local server, port = start_server("chat.lua", "Chat server at:")
     local slow <close> = assert(socket.socket())
     assert(slow:setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096))
     slow:settimeout(2)
     assert(slow:connect({ "127.0.0.1", port }))
     server:expect(" joined$")
-    local a <close> = child.connect(port)
+    local a <close> = support.connect(port)
     server:expect(" joined$")
-    local b <close> = child.connect(port)
+    local b <close> = support.connect(port)
     server:expect(" joined$")
     local N, line = 4000, ("x"):rep(1000)
     local got = {}
@@ -138,15 +134,13 @@ describe("scripts/chat.lua", function()
   -- never reads, the second one's lines pile up in that client's outbox
   -- until the server drops the client; then both senders go on.
   it("drops a client that never reads once 10000 lines wait for it", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server, port = start_server(kids, "chat.lua", "Chat server at:")
-    local deaf <close> = child.connect(port)
+    local server, port = start_server("chat.lua", "Chat server at:")
+    local deaf <close> = support.connect(port)
     local deaf_name = tostring(deaf:getsockname())
     assert.are.equal(deaf_name .. " joined", server:line())
-    local a <close> = child.connect(port)
+    local a <close> = support.connect(port)
     server:expect(" joined$")
-    local b <close> = child.connect(port)
+    local b <close> = support.connect(port)
     server:expect(" joined$")
     local line = ("y"):rep(99) .. "\n"
     local ok, err = socket.run(function()
@@ -163,26 +157,24 @@ describe("scripts/chat.lua", function()
       end
     end)
     assert(ok, err)
-    server:expect("^" .. deaf_name:gsub("%p", "%%%0") .. " left$")
+    server:expect("^" .. deaf_name:gsub("%p", "%%%0") .. " left$", 10)   -- slow under ASan
     assert.are.equal("", server:stderr())
   end)
 end)
 
 describe("scripts/http_hello.lua", function()
-  -- Each test starts the server first; the finally reaps every child of
-  -- the test before the descriptor check at its end.
-  local kids, port
+  -- Each test starts the server first; it is killed and reaped after the
+  -- test, before the descriptor check.
+  local port
   local function start()
-    kids = child.scope()
-    finally(kids.kill)
-    port = select(2, start_server(kids, "http_hello.lua", "HTTP server at:"))
+    port = select(2, start_server("http_hello.lua", "HTTP server at:"))
   end
 
   local function url(path) return ("http://127.0.0.1:%d%s"):format(port, path or "/") end
 
   it("answers curl twice on one kept-alive connection", function()
     start()
-    local out, status, c = run(kids, { "curl", "-sS", "-v", "--max-time", "5",
+    local out, status, c = run({ "curl", "-sS", "-v", "--max-time", "5",
       url("/"), url("/again") })
     assert.are.equal(0, status, c:stderr())
     assert.are.equal("Hello, world!\nHello, world!\n", out)
@@ -196,7 +188,7 @@ describe("scripts/http_hello.lua", function()
 
   it("keeps an HTTP/1.0 connection open when asked, and says so", function()
     start()
-    local out, status, c = run(kids, { "curl", "-sS", "-v", "-0", "-H", "Connection: keep-alive",
+    local out, status, c = run({ "curl", "-sS", "-v", "-0", "-H", "Connection: keep-alive",
       "--max-time", "5", url("/"), url("/") })
     assert.are.equal(0, status, c:stderr())
     assert.are.equal("Hello, world!\nHello, world!\n", out)
@@ -209,7 +201,7 @@ describe("scripts/http_hello.lua", function()
     for _, extra in ipairs({ { "-H", "Connection: close" }, { "-0" } }) do
       local argv = { "curl", "-sS", "-v", "--max-time", "5", table.unpack(extra) }
       argv[#argv + 1] = url("/")
-      local out, status, c = run(kids, argv)
+      local out, status, c = run(argv)
       assert.are.equal(0, status, c:stderr())
       assert.are.equal("Hello, world!\n", out)
       assert.matches("< Connection: close", c:stderr())
@@ -218,7 +210,7 @@ describe("scripts/http_hello.lua", function()
 
   it("answers pipelined requests in order, then closes on Connection: close", function()
     start()
-    local s <close> = child.connect(port)
+    local s <close> = support.connect(port)
     assert(s:sendall("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
       .. "POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
       .. "HEAD /3 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -242,7 +234,7 @@ describe("scripts/http_hello.lua", function()
         "POST / HTTP/1.1\r\nContent-Length: lots\r\n\r\n",
         "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" }) do
-      local s <close> = child.connect(port)
+      local s <close> = support.connect(port)
       assert(s:sendall(request))
       assert.matches("^HTTP/1.1 400 Bad Request\r\n.*Connection: close\r\n\r\nBad Request\n$",
         read_all(s))
@@ -256,7 +248,7 @@ describe("scripts/http_hello.lua", function()
                              { "-d", "1s", "-s", "tests/peers/wrk_pipeline.lua" } }) do
       local argv = { "wrk", "-t", "2", "-c", "20", "--timeout", "2s", table.unpack(extra) }
       argv[#argv + 1] = url("/")
-      local out, status, c = run(kids, argv, 10)
+      local out, status, c = run(argv, 10)
       assert.are.equal(0, status, c:stderr())
       local requests = tonumber(out:match("(%d+) requests in"))
       assert.is_true(requests and requests > 100, out)
@@ -267,16 +259,14 @@ describe("scripts/http_hello.lua", function()
 end)
 
 describe("scripts/redis_server.lua", function()
-  local kids, port
+  local port
   local function start()
-    kids = child.scope()
-    finally(kids.kill)
-    port = select(2, start_server(kids, "redis_server.lua", "Redis server at:"))
+    port = select(2, start_server("redis_server.lua", "Redis server at:"))
   end
 
   -- Feed lines to redis-cli (not a terminal: raw replies, one per line).
   local function cli(lines)
-    local c = kids.start({ "redis-cli", "-p", port }, { stdin = "pipe" })
+    local c = support.start({ "redis-cli", "-p", port }, { stdin = "pipe" })
     c:send(table.concat(lines, "\n") .. "\n")
     c:close_stdin()
     local out = c:rest()
@@ -326,7 +316,7 @@ describe("scripts/redis_server.lua", function()
 
   it("reports errors in RESP: unknown command, wrong arity, bad syntax", function()
     start()
-    local s <close> = child.connect(port)
+    local s <close> = support.connect(port)
     assert(s:sendall("*2\r\n$4\r\nFROB\r\n$1\r\nx\r\n*1\r\n$3\r\nGET\r\n"
       .. "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$5\r\nWHATS\r\n"
       .. "*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nEX\r\n"
@@ -340,17 +330,17 @@ describe("scripts/redis_server.lua", function()
 
   it("answers a protocol error in RESP and hangs up", function()
     start()
-    local s <close> = child.connect(port)
+    local s <close> = support.connect(port)
     assert(s:sendall("PING\r\n*x\r\nPING\r\n"))
     assert.are.equal("+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n", read_all(s))
-    local t <close> = child.connect(port)
+    local t <close> = support.connect(port)
     assert(t:sendall("*1\r\n+PING\r\n"))
     assert.are.equal("-ERR Protocol error: expected '$', got '+'\r\n", read_all(t))
   end)
 
   it("answers pipelined RESP and inline commands in order", function()
     start()
-    local s <close> = child.connect(port)
+    local s <close> = support.connect(port)
     assert(s:sendall("*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n"
       .. "*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nECHO inline\r\nINCR c\r\n*1\r\n$4\r\nQUIT\r\n"))
     assert.are.equal("+PONG\r\n+OK\r\n$4\r\na\r\nb\r\n+PONG\r\n$6\r\ninline\r\n:1\r\n+OK\r\n",
@@ -367,7 +357,7 @@ describe("scripts/redis_server.lua", function()
     start()
     local lines = {}
     for i = 1, 500 do lines[#lines + 1] = ("SET key%d %d\r\nINCR key%d\r\n"):format(i, i, i) end
-    local c = kids.start({ "redis-cli", "-p", port, "--pipe" }, { stdin = "pipe" })
+    local c = support.start({ "redis-cli", "-p", port, "--pipe" }, { stdin = "pipe" })
     c:send(table.concat(lines))
     c:close_stdin()
     local out = c:rest()
@@ -378,7 +368,7 @@ describe("scripts/redis_server.lua", function()
 
   it("takes redis-benchmark -t ping,set,get without an error", function()
     start()
-    local out, status = run(kids, { "redis-benchmark", "-p", port, "-t", "ping,set,get",
+    local out, status = run({ "redis-benchmark", "-p", port, "-t", "ping,set,get",
       "-n", "2000", "-q" }, 20)
     assert.are.equal(0, status, out)
     for _, test in ipairs({ "PING_INLINE", "PING_MBULK", "SET", "GET" }) do
@@ -391,11 +381,11 @@ end)
 
 describe("scripts/proxy.lua", function()
   -- A socat echo server (cat behind a TCP listener) and the proxy to it.
-  local function start(kids)
-    local echo = kids.start({ "socat", "-d", "-d", "TCP-LISTEN:0,bind=127.0.0.1,fork", "EXEC:cat" },
+  local function start()
+    local echo = support.start({ "socat", "-d", "-d", "TCP-LISTEN:0,bind=127.0.0.1,fork", "EXEC:cat" },
       { stdin = "null", stderr = "socket" })
     local target = tonumber(echo:expect("listening on AF=2 127%.0%.0%.1:(%d+)$"))
-    local proxy = kids.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
+    local proxy = support.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
       { stdin = "null" })
     local port = tonumber(proxy:expect("^Proxy at: 127%.0%.0%.1:(%d+) %-> 127%.0%.0%.1:"
       .. target .. "$"))
@@ -403,13 +393,11 @@ describe("scripts/proxy.lua", function()
   end
 
   it("relays a large payload both ways intact, half-close included", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local proxy, port = start(kids)
+    local proxy, port = start()
     local chunk = {}
     for i = 1, 8192 do chunk[i] = string.pack("<j", math.random(0)) end
     local payload = table.concat(chunk):rep(64)       -- 4 MiB
-    local c <close> = child.connect(port)
+    local c <close> = support.connect(port)
     local received
     local ok, err = socket.run(function()
       socket.spawn(function()
@@ -426,13 +414,11 @@ describe("scripts/proxy.lua", function()
   end)
 
   it("relays a conversation that the server side starts and ends", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server, target = start_server(kids, "server.lua", "Server start at:")
-    local proxy = kids.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
+    local server, target = start_server("server.lua", "Server start at:")
+    local proxy = support.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
       { stdin = "null" })
     local port = tonumber(proxy:expect("^Proxy at: 127%.0%.0%.1:(%d+)"))
-    local c = kids.start({ "nc", "-N", "127.0.0.1", port }, { stdin = "pipe" })
+    local c = support.start({ "nc", "-N", "127.0.0.1", port }, { stdin = "pipe" })
     c:send("through the proxy\n")
     assert.are.equal("server received you message.", c:read(#"server received you message."))
     server:expect("^through the proxy$")
@@ -442,10 +428,8 @@ describe("scripts/proxy.lua", function()
   end)
 
   it("adds no Nagle stall to pipelined requests (TCP_NODELAY both ways)", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local _, target = start_server(kids, "http_hello.lua", "HTTP server at:")
-    local proxy = kids.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
+    local _, target = start_server("http_hello.lua", "HTTP server at:")
+    local proxy = support.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
       { stdin = "null" })
     local port = tonumber(proxy:expect("^Proxy at: 127%.0%.0%.1:(%d+)"))
     local t = pipelined_rounds(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5)
@@ -453,16 +437,14 @@ describe("scripts/proxy.lua", function()
   end)
 
   it("closes the client when the target refuses", function()
-    local kids = child.scope()
-    finally(kids.kill)
     local gone = assert(socket.socket())
     assert(gone:bind({ "127.0.0.1", 0 }))
     local target = gone:getsockname().port
     gone:close()
-    local proxy = kids.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
+    local proxy = support.start(script("proxy.lua", "127.0.0.1", "0", "127.0.0.1", target),
       { stdin = "null" })
     local port = tonumber(proxy:expect("^Proxy at: 127%.0%.0%.1:(%d+)"))
-    local c <close> = child.connect(port)
+    local c <close> = support.connect(port)
     assert.are.equal("", read_all(c))
     proxy:expect("cannot reach the target: Connection refused$")
   end)

@@ -15,7 +15,7 @@
 -- SYNs that come (a connect to it hangs, as to a silent host).
 local socket = require "socket"
 local lfs = require "lfs"
-local child = require "tests.peers.child"
+local support = require "tests.support"
 local E = socket.errno
 
 local IN_NS = os.getenv("LUASOCK_HAPPY_NS") == "1"
@@ -59,9 +59,8 @@ end
 
 -- A listener on host:port (v6 only for ::1) with the given backlog, or
 -- nil, msg, errno when the port is taken.
-local function listener(family, host, port, backlog)
-  local s = assert(socket.socket(family))
-  s:settimeout(2)
+local function listen_on(family, host, port, backlog)
+  local s = support.socket(family)
   if family == socket.AF_INET6 then
     assert(s:setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1))
   end
@@ -74,8 +73,7 @@ end
 -- Fill s's accept queue (it listens with backlog 0): one connection that
 -- is never accepted; the kernel drops later SYNs.
 local function silence(s, held)
-  local c = assert(socket.socket(s.family))
-  c:settimeout(2)
+  local c = support.socket(s.family)
   held[#held + 1] = c
   assert(c:connect(s:getsockname()))
 end
@@ -85,9 +83,9 @@ end
 -- l.close() closes all.
 local function listeners(silent)
   for _ = 1, 20 do
-    local v4 = listener(socket.AF_INET, "127.0.0.1", 0, silent.v4 and 0 or nil)
+    local v4 = listen_on(socket.AF_INET, "127.0.0.1", 0, silent.v4 and 0 or nil)
     local port = v4:getsockname().port
-    local v6 = listener(socket.AF_INET6, "::1", port, silent.v6 and 0 or nil)
+    local v6 = listen_on(socket.AF_INET6, "::1", port, silent.v6 and 0 or nil)
     if v6 then
       local l = { v4 = v4, v6 = v6, port = port, held = {} }
       function l.close()
@@ -298,16 +296,10 @@ else
           print("skipped: no namespace, and localhost is not both ::1 and 127.0.0.1")
           return
         end
-        local hosts = os.tmpname()
-        finally(function() os.remove(hosts) end)
-        local f = assert(io.open(hosts, "w"))
-        f:write("127.0.0.1 localhost\n::1 localhost\n")
-        f:close()
-        local kids = child.scope()
-        finally(kids.kill)
+        local hosts = support.temp_file("127.0.0.1 localhost\n::1 localhost\n", "hosts")
         local sh = 'mount --bind "$1" /etc/hosts && ip link set lo up && ' ..
                    'LUASOCK_HAPPY_NS=1 exec "$2" "$3" --helper=tests/helpers.lua -o TAP "$4"'
-        local c = kids.start({ "unshare", flags, "sh", "-c", sh, "sh", hosts, child.LUASOCK,
+        local c = support.start({ "unshare", flags, "sh", "-c", sh, "sh", hosts, support.LUASOCK,
                                BUSTED, SPEC }, { stdin = "null", stderr = "socket" })
         local out = c:rest(30)
         local status = c:wait(5)

@@ -8,17 +8,22 @@ local support = require "tests.support"
 
 local before
 busted.subscribe({ "test", "start" }, function()
+  support.test_started()
   collectgarbage()
   before = support.count_fds()
   return nil, true
 end)
 busted.subscribe({ "test", "end" }, function(element, parent, status)
-  support.cleanup()
+  support.test_ended()
   collectgarbage()
   collectgarbage()
   local after = support.count_fds()
   if status == "success" and after ~= before then
     error(("test '%s' leaked %d file descriptor(s)"):format(element.name, after - before))
   end
+  return nil, true
+end)
+busted.subscribe({ "file", "end" }, function()
+  support.file_ended()
   return nil, true
 end)

@@ -1,20 +1,20 @@
 -- tests/interop_spec.lua: the Lua scripts talk to peers nobody on this
 -- project wrote: Python 3's socket module (a client and a server written
 -- like the seed's, tests/peers/seed_*.py), OpenBSD netcat and socat.
--- Every peer runs as a child of the test (tests/peers/child.lua).
+-- Every peer runs as a child of the test (support.start).
 local socket = require "socket"
-local child = require "tests.peers.child"
+local support = require "tests.support"
 
-local PYTHON = child.PYTHON
+local PYTHON = support.PYTHON
 local REPLY = "server received you message."
 local PROMPT = "Please input msg:"
 
-local script, port_of = child.script, child.port_of
+local script, port_of = support.script, support.port_of
 
 -- scripts/server.lua on host (default 127.0.0.1), port 0; returns the
 -- child and the port it printed.
-local function lua_server(kids, host)
-  local server = kids.start(script("server.lua", host or "127.0.0.1", "0"), { stdin = "null" })
+local function lua_server(host)
+  local server = support.start(script("server.lua", host or "127.0.0.1", "0"), { stdin = "null" })
   local _, port = server:address("Server start at:")
   assert.are.equal("wait for connection...", server:line())
   return server, port
@@ -22,10 +22,8 @@ end
 
 describe("Python 3 and the Lua scripts", function()
   it("a Python client written like the seed's talks to server.lua", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server, port = lua_server(kids)
-    local client = kids.start({ PYTHON, "-u", "tests/peers/seed_client.py", "127.0.0.1", port },
+    local server, port = lua_server()
+    local client = support.start({ PYTHON, "-u", "tests/peers/seed_client.py", "127.0.0.1", port },
       { stdin = "pipe" })
     client:send("hello from python\n")
     assert.are.equal(PROMPT .. REPLY, client:line())
@@ -39,12 +37,10 @@ describe("Python 3 and the Lua scripts", function()
   end)
 
   it("two Python clients talk to server.lua at once", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server, port = lua_server(kids)
-    local a = kids.start({ PYTHON, "-u", "tests/peers/seed_client.py", "127.0.0.1", port },
+    local server, port = lua_server()
+    local a = support.start({ PYTHON, "-u", "tests/peers/seed_client.py", "127.0.0.1", port },
       { stdin = "pipe" })
-    local b = kids.start({ PYTHON, "-u", "tests/peers/seed_client.py", "127.0.0.1", port },
+    local b = support.start({ PYTHON, "-u", "tests/peers/seed_client.py", "127.0.0.1", port },
       { stdin = "pipe" })
     server:expect("^Connected by  127%.0%.0%.1:%d+$")
     server:expect("^Connected by  127%.0%.0%.1:%d+$")
@@ -57,13 +53,11 @@ describe("Python 3 and the Lua scripts", function()
   end)
 
   it("client.lua talks to a Python server written like the seed's", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server = kids.start({ PYTHON, "-u", "tests/peers/seed_server.py", "127.0.0.1", "0" },
+    local server = support.start({ PYTHON, "-u", "tests/peers/seed_server.py", "127.0.0.1", "0" },
       { stdin = "null" })
     local _, port = server:address("Server start at:")
     assert.are.equal("wait for connection...", server:line())
-    local client = kids.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    local client = support.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
     client:send("hello from lua\n")
     assert.are.equal(PROMPT .. REPLY, client:line())
     server:expect("^Connected by  127%.0%.0%.1:%d+$")
@@ -77,10 +71,8 @@ end)
 describe("netcat and socat with server.lua", function()
   -- peer_argv(port) gives the command line of the peer.
   local function talk(peer_argv)
-    local kids = child.scope()
-    finally(kids.kill)
-    local server, port = lua_server(kids)
-    local peer = kids.start(peer_argv(port), { stdin = "pipe" })
+    local server, port = lua_server()
+    local peer = support.start(peer_argv(port), { stdin = "pipe" })
     server:expect("^Connected by  127%.0%.0%.1:%d+$")
     peer:send("one line\n")
     assert.are.equal(REPLY, peer:read(#REPLY))
@@ -91,7 +83,7 @@ describe("netcat and socat with server.lua", function()
     peer:close_stdin()                     -- the peer half-closes; the server closes
     assert.are.equal("", peer:rest())
     assert.are.equal(0, peer:wait(), peer:stderr())
-    local next_client <close> = child.connect(port)
+    local next_client <close> = support.connect(port)
     server:expect("^Connected by  127%.0%.0%.1:" .. port_of(next_client) .. "$")
   end
 
@@ -104,14 +96,10 @@ describe("netcat and socat with server.lua", function()
   end)
 
   it("nc talks to server.lua over ::1", function()
-    if not socket.has_ipv6 then
-      print("skipped: no IPv6 on this machine")
-      return
-    end
-    local kids = child.scope()
-    finally(kids.kill)
-    local server, port = lua_server(kids, "::1")
-    local peer = kids.start({ "nc", "-N", "::1", port }, { stdin = "pipe" })
+    local v6, why = support.has_ipv6()
+    if not v6 then print("skipped: " .. why); return end
+    local server, port = lua_server("::1")
+    local peer = support.start({ "nc", "-N", "::1", port }, { stdin = "pipe" })
     server:expect("^Connected by  %[::1%]:%d+$")
     peer:send("over ipv6\n")
     assert.are.equal(REPLY, peer:read(#REPLY))
@@ -121,11 +109,9 @@ end)
 
 describe("client.lua with netcat and socat servers", function()
   it("talks to nc -l", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local nc = kids.start({ "nc", "-lnv", "127.0.0.1", "0" }, { stderr = "socket" })
+    local nc = support.start({ "nc", "-lnv", "127.0.0.1", "0" }, { stderr = "socket" })
     local port = tonumber(nc:expect("^Listening on 127%.0%.0%.1 (%d+)$"))
-    local client = kids.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    local client = support.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
     nc:expect("^Connection received on 127%.0%.0%.1 %d+$")
     assert.are.equal(PROMPT, client:read(#PROMPT))
     client:send("hello nc\n")
@@ -138,12 +124,10 @@ describe("client.lua with netcat and socat servers", function()
   end)
 
   it("talks to a socat echo server", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local echo = kids.start({ "socat", "-d", "-d", "TCP-LISTEN:0,bind=127.0.0.1", "EXEC:cat" },
+    local echo = support.start({ "socat", "-d", "-d", "TCP-LISTEN:0,bind=127.0.0.1", "EXEC:cat" },
       { stdin = "null", stderr = "socket" })
     local port = tonumber(echo:expect("listening on AF=2 127%.0%.0%.1:(%d+)$"))
-    local client = kids.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    local client = support.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
     client:send("echo me\n")
     assert.are.equal(PROMPT .. "echo me", client:line())
     client:send("and me\n")
@@ -155,14 +139,11 @@ end)
 
 describe("netcat and socat with the Lua echo servers", function()
   it("socat and nc -U talk to unix_echo.lua", function()
-    local kids = child.scope()
-    local path = os.tmpname()
-    os.remove(path)
-    finally(function() kids.kill(); os.remove(path) end)
-    local server = kids.start(script("unix_echo.lua", "server", path), { stdin = "null" })
+    local path = support.temp_path("echo.sock")
+    local server = support.start(script("unix_echo.lua", "server", path), { stdin = "null" })
     assert.are.equal("Unix echo server at: " .. path, server:line())
-    local a = kids.start({ "socat", "-", "UNIX-CONNECT:" .. path }, { stdin = "pipe" })
-    local b = kids.start({ "nc", "-N", "-U", path }, { stdin = "pipe" })
+    local a = support.start({ "socat", "-", "UNIX-CONNECT:" .. path }, { stdin = "pipe" })
+    local b = support.start({ "nc", "-N", "-U", path }, { stdin = "pipe" })
     a:send("from socat\n")
     b:send("from nc\n")
     assert.are.equal("from nc", b:line())
@@ -176,25 +157,21 @@ describe("netcat and socat with the Lua echo servers", function()
   end)
 
   it("nc -u and socat UDP talk to udp_server.lua", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server = kids.start(script("udp_server.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local server = support.start(script("udp_server.lua", "127.0.0.1", "0"), { stdin = "null" })
     local _, port = server:address("UDP server at:")
-    local nc = kids.start({ "nc", "-u", "127.0.0.1", port }, { stdin = "pipe" })
+    local nc = support.start({ "nc", "-u", "127.0.0.1", port }, { stdin = "pipe" })
     nc:send("datagram from nc\n")
     assert.are.equal("datagram from nc", nc:line())
     server:expect("^127%.0%.0%.1:%d+: datagram from nc$")
-    local so = kids.start({ "socat", "-", "UDP:127.0.0.1:" .. port }, { stdin = "pipe" })
+    local so = support.start({ "socat", "-", "UDP:127.0.0.1:" .. port }, { stdin = "pipe" })
     so:send("datagram from socat\n")
     assert.are.equal("datagram from socat", so:line())
   end)
 
   it("udp_client.lua talks to nc -u -l", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local nc = kids.start({ "nc", "-ulnv", "127.0.0.1", "0" }, { stderr = "socket" })
+    local nc = support.start({ "nc", "-ulnv", "127.0.0.1", "0" }, { stderr = "socket" })
     local port = tonumber(nc:expect("^Bound on 127%.0%.0%.1 (%d+)$"))
-    local client = kids.start(script("udp_client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    local client = support.start(script("udp_client.lua", "127.0.0.1", port), { stdin = "pipe" })
     client:send("to nc")
     client:send("\n")
     nc:expect("^Connection received on 127%.0%.0%.1 %d+$")

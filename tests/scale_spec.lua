@@ -1,4 +1,4 @@
--- scale_spec: tasks at scale (issue 4, item 6).  A task-based echo server
+-- scale_spec: tasks at scale.  A task-based echo server
 -- runs as a child luasock with its descriptor limit raised; the clients run
 -- as tasks in a second child (so this process's own limit does not
 -- matter).  Every step is bounded: socket timeouts in the children, a
@@ -8,9 +8,9 @@
 --   * 500 idle connections do not delay a normal client;
 --   * 20,000 connect/close cycles leave the server's descriptor count and
 --     memory (VmRSS) where they were.
-local child = require "tests.peers.child"
+local support = require "tests.support"
 
-local LUASOCK = child.LUASOCK
+local LUASOCK = support.LUASOCK
 local SLOW = os.getenv("LUASOCK_SANITIZE") == "1" or os.getenv("LUASOCK_SANITIZE") == "ON"
 
 -- The echo server: one task per connection.  It prints its address, then
@@ -135,14 +135,6 @@ local function raised(script, ...)
            LUASOCK, script, ... }
 end
 
-local function write_tmp(text)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "w"))
-  f:write(text)
-  f:close()
-  return name
-end
-
 -- Open descriptors and resident memory (KiB) of process pid.
 local function fds_of(pid)
   local n = 0
@@ -158,26 +150,20 @@ local function rss_of(pid)
 end
 
 describe("tasks at scale", function()
-  local kids, server, port, clients_file
+  local server, port, clients_file
 
   -- Start the server (children are started inside each test, and killed
-  -- by its finally, so that the descriptor check sees them gone).
+  -- after it, so that the descriptor check sees them gone).
   local function start()
-    kids = child.scope()
-    local server_file = write_tmp(SERVER)
-    clients_file = write_tmp(CLIENTS)
-    finally(function()
-      kids.kill()
-      os.remove(server_file)
-      os.remove(clients_file)
-    end)
-    server = kids.start(raised(server_file), { stdin = "null" })
+    local server_file = support.temp_file(SERVER)
+    clients_file = support.temp_file(CLIENTS)
+    server = support.start(raised(server_file), { stdin = "null" })
     port = select(2, server:address("listening on"))
   end
 
   -- Run the clients in mode with args; returns the fields of their line.
   local function clients(limit, mode, ...)
-    local c = kids.start(raised(clients_file, port, mode, ...), { stdin = "null" })
+    local c = support.start(raised(clients_file, port, mode, ...), { stdin = "null" })
     local line, err = c:line(limit)
     assert(line, ("clients %s: %s\nstderr: %s\nserver stderr: %s"):format(
       mode, tostring(err), c:stderr(), server:stderr()))

@@ -1,11 +1,11 @@
 -- tests/scripts_spec.lua: the scripts under scripts/, run end to end as
--- child processes of the test (tests/peers/child.lua: output read with a
--- time limit, every child killed and reaped in a finally).  Servers are
+-- child processes of the test (support.start: output read with a time
+-- limit, every child killed and reaped after the test).  Servers are
 -- started on port 0 and the test reads the address they print.
 local socket = require "socket"
-local child = require "tests.peers.child"
+local support = require "tests.support"
 
-local script, port_of = child.script, child.port_of
+local script, port_of = support.script, support.port_of
 
 -- The seed's exchange: send msg, expect the original reply text.
 local function exchange(s, msg)
@@ -14,26 +14,30 @@ local function exchange(s, msg)
 end
 
 describe("scripts/server.lua", function()
-  local kids, server, port
-  before_each(function()
-    kids = child.scope()
-    server = kids.start(script("server.lua", "127.0.0.1", "0"), { stdin = "null" })
-  end)
-  after_each(function() kids.kill() end)
+  local server, port
+  -- Start the server (opts: the child's options besides stdin).
+  local function launch(opts)
+    opts = opts or {}
+    opts.stdin = "null"
+    server = support.start(script("server.lua", "127.0.0.1", "0"), opts)
+  end
 
-  local function start()
+  -- Launch it and read the address and the line it prints first.
+  local function start(opts)
+    launch(opts)
     port = select(2, server:address("Server start at:"))
     assert.are.equal("wait for connection...", server:line())
   end
 
   it("prints the original lines and answers with the original text", function()
+    launch()
     local line = server:line()
     local host, p = line:match("^Server start at: ([%d.]+):(%d+)$")
     assert.are.equal("127.0.0.1", host, line)
     assert.are_not.equal(0, tonumber(p))
     port = tonumber(p)
     assert.are.equal("wait for connection...", server:line())
-    local c <close> = child.connect(port)
+    local c <close> = support.connect(port)
     assert.are.equal("Connected by  127.0.0.1:" .. port_of(c), server:line())
     exchange(c, "hello luasock")
     assert.are.equal("hello luasock", server:line())
@@ -43,12 +47,12 @@ describe("scripts/server.lua", function()
 
   it("notices a client that leaves and serves the next one", function()
     start()
-    local a = child.connect(port)
+    local a = support.connect(port)
     assert.are.equal("Connected by  127.0.0.1:" .. port_of(a), server:line())
     exchange(a, "from a")
     assert.are.equal("from a", server:line())
     a:close()
-    local b <close> = child.connect(port)
+    local b <close> = support.connect(port)
     assert.are.equal("Connected by  127.0.0.1:" .. port_of(b), server:line())
     exchange(b, "from b")
     assert.are.equal("from b", server:line())
@@ -56,22 +60,22 @@ describe("scripts/server.lua", function()
 
   it("notices a client that resets its connection", function()
     start()
-    local a = child.connect(port)
+    local a = support.connect(port)
     server:line()
     exchange(a, "x")
     server:line()
     -- SO_LINGER {on, 0 s}: close() sends RST, recv on the server fails
     assert(a:setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, string.pack("ii", 1, 0)))
     a:close()
-    local b <close> = child.connect(port)
+    local b <close> = support.connect(port)
     assert.are.equal("Connected by  127.0.0.1:" .. port_of(b), server:line())
     exchange(b, "after reset")
   end)
 
   it("serves two clients at once", function()
     start()
-    local a <close> = child.connect(port)
-    local b <close> = child.connect(port)
+    local a <close> = support.connect(port)
+    local b <close> = support.connect(port)
     local seen = { assert(server:line()), assert(server:line()) }
     table.sort(seen)
     local want = { "Connected by  127.0.0.1:" .. port_of(a),
@@ -88,7 +92,7 @@ describe("scripts/server.lua", function()
     start()
     local clients, want, seen = {}, {}, {}
     for i = 1, 20 do
-      clients[i] = child.connect(port)
+      clients[i] = support.connect(port)
       want[i] = "Connected by  127.0.0.1:" .. port_of(clients[i])
     end
     for i = 1, 20 do seen[i] = assert(server:line()) end
@@ -107,7 +111,7 @@ describe("scripts/server.lua", function()
   -- uses none; allow a few for a slow (sanitizer) build.
   it("does not spin after a client leaves", function()
     start()
-    local a = child.connect(port)
+    local a = support.connect(port)
     server:line()
     exchange(a, "bye")
     server:line()
@@ -116,7 +120,7 @@ describe("scripts/server.lua", function()
     socket.sleep(0.4)                 -- measuring, not synchronising
     local t1 = server:cputicks()
     assert.is_true(t1 - t0 <= 8, ("used %d ticks after the client left"):format(t1 - t0))
-    local b <close> = child.connect(port)
+    local b <close> = support.connect(port)
     assert.are.equal("Connected by  127.0.0.1:" .. port_of(b), server:line())
     exchange(b, "still served")
     local t2 = server:cputicks()
@@ -127,11 +131,8 @@ describe("scripts/server.lua", function()
 
   it("is flushed line by line into a pipe", function()
     -- The child's stdout is a socket elsewhere; here a real pipe (to cat).
-    kids.kill()
-    kids = child.scope()
-    server = kids.start(script("server.lua", "127.0.0.1", "0"), { stdin = "null", stdout = "pipe" })
-    start()
-    local c <close> = child.connect(port)
+    start({ stdout = "pipe" })
+    local c <close> = support.connect(port)
     assert.are.equal("Connected by  127.0.0.1:" .. port_of(c), server:line())
     exchange(c, "through a pipe")
     assert.are.equal("through a pipe", server:line())
@@ -140,11 +141,9 @@ end)
 
 describe("scripts/client.lua", function()
   it("prompts, prints each reply and exits 0 at the end of piped input", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server = kids.start(script("server.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local server = support.start(script("server.lua", "127.0.0.1", "0"), { stdin = "null" })
     local _, port = server:address("Server start at:")
-    local client = kids.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    local client = support.start(script("client.lua", "127.0.0.1", port), { stdin = "pipe" })
     assert.are.equal("Please input msg:", client:read(#"Please input msg:"))
     client:send("hello\n")
     assert.are.equal("server received you message.", client:line())
@@ -160,16 +159,12 @@ describe("scripts/client.lua", function()
   end)
 
   it("talks to server.lua over ::1", function()
-    if not socket.has_ipv6 then
-      print("skipped: no IPv6 on this machine")
-      return
-    end
-    local kids = child.scope()
-    finally(kids.kill)
-    local server = kids.start(script("server.lua", "::1", "0"), { stdin = "null" })
+    local v6, why = support.has_ipv6()
+    if not v6 then print("skipped: " .. why); return end
+    local server = support.start(script("server.lua", "::1", "0"), { stdin = "null" })
     local host, port = server:address("Server start at:")
     assert.are.equal("::1", host)
-    local client = kids.start(script("client.lua", "::1", port), { stdin = "pipe" })
+    local client = support.start(script("client.lua", "::1", port), { stdin = "pipe" })
     client:send("six\n")
     client:close_stdin()
     assert.are.equal("Please input msg:server received you message.\nPlease input msg:\n",
@@ -180,11 +175,9 @@ describe("scripts/client.lua", function()
   end)
 
   it("fails with status 1 when the server hangs up", function()
-    local kids = child.scope()
-    finally(kids.kill)
     local l <close> = assert(socket.create_server({ "127.0.0.1", 0 }))
     l:settimeout(2)
-    local client = kids.start(script("client.lua", "127.0.0.1", port_of(l)), { stdin = "pipe" })
+    local client = support.start(script("client.lua", "127.0.0.1", port_of(l)), { stdin = "pipe" })
     local conn <close> = assert(l:accept())
     conn:settimeout(2)
     client:send("anyone?\n")
@@ -199,13 +192,11 @@ describe("scripts/client.lua", function()
   -- Against a closed port the client died with "client.lua:13: Connection
   -- refused" and a traceback, not saying which address refused.
   it("says which address refused and exits 1, without a traceback", function()
-    local kids = child.scope()
-    finally(kids.kill)
     local s = assert(socket.socket())
     assert(s:bind({ "127.0.0.1", 0 }))
     local port = port_of(s)
     s:close()                         -- a port nobody listens on
-    local client = kids.start(script("client.lua", "127.0.0.1", port), { stdin = "null" })
+    local client = support.start(script("client.lua", "127.0.0.1", port), { stdin = "null" })
     assert.are.equal("", client:rest())
     assert.are.equal(1, client:wait())
     assert.are.equal("client.lua: cannot connect to 127.0.0.1:" .. port .. ": Connection refused\n",
@@ -215,11 +206,9 @@ end)
 
 describe("scripts/udp_server.lua and udp_client.lua", function()
   it("echo datagrams", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server = kids.start(script("udp_server.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local server = support.start(script("udp_server.lua", "127.0.0.1", "0"), { stdin = "null" })
     local _, port = server:address("UDP server at:")
-    local client = kids.start(script("udp_client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    local client = support.start(script("udp_client.lua", "127.0.0.1", port), { stdin = "pipe" })
     client:send("ping one\n")
     assert.are.equal("ping one", client:line())
     local from = server:expect("^(127%.0%.0%.1:%d+): ping one$")
@@ -233,9 +222,7 @@ describe("scripts/udp_server.lua and udp_client.lua", function()
   -- A datagram ending in a newline (nc -u sends one per line) was logged
   -- with a second newline: an empty line after each datagram.
   it("logs one line per datagram, also one ending in a newline", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server = kids.start(script("udp_server.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local server = support.start(script("udp_server.lua", "127.0.0.1", "0"), { stdin = "null" })
     local _, port = server:address("UDP server at:")
     local c <close> = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     c:settimeout(2)
@@ -251,12 +238,10 @@ describe("scripts/udp_server.lua and udp_client.lua", function()
   end)
 
   it("client reports an answer that does not come within 2 s", function()
-    local kids = child.scope()
-    finally(kids.kill)
     local mute <close> = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     assert(mute:bind({ "127.0.0.1", 0 }))   -- receives, never answers
     mute:settimeout(2)
-    local client = kids.start(script("udp_client.lua", "127.0.0.1", port_of(mute)),
+    local client = support.start(script("udp_client.lua", "127.0.0.1", port_of(mute)),
       { stdin = "pipe" })
     client:send("hello?\n")
     assert.are.equal("hello?", (mute:recvfrom(100)))
@@ -266,13 +251,11 @@ describe("scripts/udp_server.lua and udp_client.lua", function()
   end)
 
   it("client reports that nobody listens", function()
-    local kids = child.scope()
-    finally(kids.kill)
     local s = assert(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     assert(s:bind({ "127.0.0.1", 0 }))
     local port = port_of(s)
     s:close()
-    local client = kids.start(script("udp_client.lua", "127.0.0.1", port), { stdin = "pipe" })
+    local client = support.start(script("udp_client.lua", "127.0.0.1", port), { stdin = "pipe" })
     client:send("anyone?\n")
     client:close_stdin()
     assert.are.equal("no answer: Connection refused\n", client:rest())
@@ -281,11 +264,10 @@ describe("scripts/udp_server.lua and udp_client.lua", function()
 end)
 
 describe("scripts/unix_echo.lua", function()
-  -- (busted keeps one finally per test: the caller owns kids)
-  local function echo_through(kids, path)
-    local server = kids.start(script("unix_echo.lua", "server", path), { stdin = "null" })
+  local function echo_through(path)
+    local server = support.start(script("unix_echo.lua", "server", path), { stdin = "null" })
     assert.are.equal("Unix echo server at: " .. path, server:line())
-    local client = kids.start(script("unix_echo.lua", "client", path), { stdin = "pipe" })
+    local client = support.start(script("unix_echo.lua", "client", path), { stdin = "pipe" })
     client:send("over a unix socket\n")
     assert.are.equal("over a unix socket", client:line())
     client:send("second\n")
@@ -295,40 +277,28 @@ describe("scripts/unix_echo.lua", function()
   end
 
   it("echoes lines over a path", function()
-    local kids = child.scope()
-    local path = os.tmpname()
-    os.remove(path)
-    finally(function() kids.kill(); os.remove(path) end)
-    echo_through(kids, path)
+    local path = support.temp_path("echo.sock")
+    echo_through(path)
   end)
 
   it("echoes lines in the abstract namespace", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local name = os.tmpname()        -- a unique name (parallel runs share seeds)
-    os.remove(name)
-    echo_through(kids, "@luasock-test" .. name)
+    echo_through("@" .. support.abstract_name("echo"):sub(2))
   end)
 
   it("replaces a stale socket file, never a live one", function()
-    local path = os.tmpname()
-    os.remove(path)
+    local path = support.temp_path("echo.sock")
     local stale = assert(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
     assert(stale:bind(path))
     stale:close()                     -- the file stays, nobody listens
-    local kids = child.scope()
-    finally(function() kids.kill(); os.remove(path) end)
-    echo_through(kids, path)
-    local second = kids.start(script("unix_echo.lua", "server", path), { stdin = "null" })
+    echo_through(path)
+    local second = support.start(script("unix_echo.lua", "server", path), { stdin = "null" })
     assert.are.equal("", second:rest())
     assert.are.equal(1, second:wait())
     assert.matches("Address already in use", second:stderr())
   end)
 
   it("prints its usage when the mode is wrong", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local c = kids.start(script("unix_echo.lua", "sideways", "/tmp/x"), { stdin = "null" })
+    local c = support.start(script("unix_echo.lua", "sideways", "/tmp/x"), { stdin = "null" })
     assert.are.equal("", c:rest())
     assert.are.equal(2, c:wait())
     assert.matches("usage: unix_echo.lua server|client PATH", c:stderr(), 1, true)
@@ -337,9 +307,7 @@ end)
 
 describe("scripts/ping.lua", function()
   local function ping(host)
-    local kids = child.scope()
-    finally(kids.kill)
-    local c = kids.start(script("ping.lua", host, "3", "0.05"), { stdin = "null" })
+    local c = support.start(script("ping.lua", host, "3", "0.05"), { stdin = "null" })
     local out = c:rest()
     local status = c:wait()
     if status == 2 and c:stderr():find("Operation not permitted") then
@@ -365,20 +333,16 @@ describe("scripts/ping.lua", function()
   end)
 
   it("pings ::1", function()
-    if not socket.has_ipv6 then
-      print("skipped: no IPv6 on this machine")
-      return
-    end
+    local v6, why = support.has_ipv6()
+    if not v6 then print("skipped: " .. why); return end
     ping("::1")
   end)
 
   -- In a network namespace of the test's own: first with its loopback
   -- down (sending fails), then up but ignoring echo requests (no reply).
   local function ping_in_netns(setup)
-    local kids = child.scope()
-    finally(kids.kill)
     local sh = setup .. ' exec "$0" scripts/ping.lua 127.0.0.1 1 0'
-    local c = kids.start({ "unshare", "-n", "sh", "-c", sh, child.LUASOCK }, { stdin = "null" })
+    local c = support.start({ "unshare", "-n", "sh", "-c", sh, support.LUASOCK }, { stdin = "null" })
     local out, status = c:rest(5), c:wait(5)   -- a reply is awaited for 1 s
     if status ~= 1 and c:stderr():find("unshare") then
       print("skipped: cannot make a network namespace: " .. c:stderr())
@@ -411,13 +375,11 @@ describe("scripts/ping.lua", function()
   -- CAP_NET_RAW: as root, setpriv drops it from the bounding and the
   -- inheritable sets, so the exec'd program does not get it back.
   it("says it needs root or CAP_NET_RAW when it cannot open a raw socket", function()
-    local kids = child.scope()
-    finally(kids.kill)
     local argv = script("ping.lua", "127.0.0.1", "1", "0")
-    if io.popen("id -u"):read("l") == "0" then
+    if support.run({ "id", "-u" }).out == "0\n" then
       argv = { "setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw", table.unpack(argv) }
     end
-    local c = kids.start(argv, { stdin = "null" })
+    local c = support.start(argv, { stdin = "null" })
     assert.are.equal("", c:rest())
     assert.are.equal(2, c:wait())
     assert.are.equal("ping: a raw socket needs root or CAP_NET_RAW "
@@ -425,10 +387,8 @@ describe("scripts/ping.lua", function()
   end)
 
   it("refuses any host but the literal 127.0.0.1 or ::1", function()
-    local kids = child.scope()
-    finally(kids.kill)
     -- a name, not a literal: refused before any packet is sent
-    local c = kids.start(script("ping.lua", "localhost"), { stdin = "null" })
+    local c = support.start(script("ping.lua", "localhost"), { stdin = "null" })
     assert.are.equal("", c:rest())
     assert.are.equal(1, c:wait())
     assert.matches("pings 127.0.0.1 or ::1 only", c:stderr(), 1, true)
@@ -437,8 +397,6 @@ end)
 
 describe("scripts/portcheck.lua", function()
   it("reports a listening port open and a just closed one closed", function()
-    local kids = child.scope()
-    finally(kids.kill)
     local open <close> = assert(socket.socket())
     assert(open:bind({ "127.0.0.1", 0 }))
     assert(open:listen())
@@ -446,11 +404,11 @@ describe("scripts/portcheck.lua", function()
     assert(gone:bind({ "127.0.0.1", 0 }))
     local closed_port = port_of(gone)
     gone:close()
-    local a = kids.start(script("portcheck.lua", "127.0.0.1", port_of(open), port_of(open), "1"),
+    local a = support.start(script("portcheck.lua", "127.0.0.1", port_of(open), port_of(open), "1"),
       { stdin = "null" })
     assert.are.equal(port_of(open) .. " open\n1 open, 0 closed, 0 filtered\n", a:rest())
     assert.are.equal(0, a:wait())
-    local b = kids.start(script("portcheck.lua", "127.0.0.1", closed_port, closed_port, "1"),
+    local b = support.start(script("portcheck.lua", "127.0.0.1", closed_port, closed_port, "1"),
       { stdin = "null" })
     assert.are.equal(closed_port .. " closed\n0 open, 1 closed, 0 filtered\n", b:rest())
     assert.are.equal(0, b:wait())
@@ -459,8 +417,6 @@ describe("scripts/portcheck.lua", function()
   -- A listener with backlog 0 and one connection waiting in its accept
   -- queue drops further SYNs: the connect times out, as behind a firewall.
   it("reports a port that does not answer as filtered", function()
-    local kids = child.scope()
-    finally(kids.kill)
     local full <close> = assert(socket.socket())
     assert(full:bind({ "127.0.0.1", 0 }))
     assert(full:listen(0))
@@ -468,7 +424,7 @@ describe("scripts/portcheck.lua", function()
     waiting:settimeout(2)
     assert(waiting:connect(full:getsockname()))
     local port = port_of(full)
-    local c = kids.start(script("portcheck.lua", "127.0.0.1", port, port, "0.2"),
+    local c = support.start(script("portcheck.lua", "127.0.0.1", port, port, "0.2"),
       { stdin = "null" })
     assert.are.equal(port .. " filtered (ETIMEDOUT)\n0 open, 0 closed, 1 filtered\n", c:rest())
     assert.are.equal(0, c:wait())
@@ -482,9 +438,7 @@ describe("the servers under Ctrl-C", function()
   for _, case in ipairs({ { "server.lua", "Server start at:" },
                           { "udp_server.lua", "UDP server at:" } }) do
     it(case[1] .. " stops with 'interrupted!' and status 1", function()
-      local kids = child.scope()
-      finally(kids.kill)
-      local c = kids.start(script(case[1], "127.0.0.1", "0"), { stdin = "null" })
+      local c = support.start(script(case[1], "127.0.0.1", "0"), { stdin = "null" })
       c:address(case[2])
       os.execute("kill -INT " .. c.pid)
       c:rest()

@@ -11,7 +11,8 @@
 -- Whatever a test leaves with support.defer (temporary directories,
 -- children started with support.start) is cleaned up after the test by
 -- tests/helpers.lua, before it counts the open descriptors; so a test
--- needs no finally for them and keeps its one finally for itself.
+-- needs no finally for them and keeps its one finally for itself.  What a
+-- before_each defers lasts until that test's after_each has run.
 local socket = require "socket"
 local child = require "tests.peers.child"
 
@@ -21,23 +22,54 @@ M.TIMEOUT = 2   -- seconds: the timeout of every socket made here
 --------------------------------------------------------------------------
 -- After the test
 
+-- What was deferred, in order.  Each entry is { fn, when }: "test" if it
+-- was deferred while a test ran (it runs when the test ends), "setup" if
+-- before (in a before_each: it runs once that test's after_each is over,
+-- when the next test starts or the file ends, so that both descriptor
+-- counts of the test see it), "done" once its test ended.
 local deferred = {}
+local running = false   -- whether a test body runs now
 
 -- Run fn after the current test (last deferred, first run).
 function M.defer(fn)
-  deferred[#deferred + 1] = fn
+  deferred[#deferred + 1] = { fn, running and "test" or "setup" }
 end
 
--- Run everything deferred; raises the first error after running them all.
--- Called by tests/helpers.lua when a test ends.
-function M.cleanup()
+-- Run the deferred entries that match(when), last first, and drop them;
+-- raises the first error once all ran.
+local function run_deferred(match)
   local first
-  while #deferred > 0 do
-    local fn = table.remove(deferred)
-    local ok, err = pcall(fn)
-    first = first or (not ok and err)
+  for i = #deferred, 1, -1 do
+    local fn, when = table.unpack(deferred[i])
+    if match(when) then
+      table.remove(deferred, i)
+      local ok, err = pcall(fn)
+      first = first or (not ok and err)
+    end
   end
   if first then error(first, 0) end
+end
+
+-- Called by tests/helpers.lua when a test starts: what the previous
+-- test's before_each deferred runs now.
+function M.test_started()
+  running = true
+  run_deferred(function(when) return when == "done" end)
+end
+
+-- Called by tests/helpers.lua when a test ends: what it deferred runs.
+function M.test_ended()
+  running = false
+  for _, d in ipairs(deferred) do
+    if d[2] == "setup" then d[2] = "done" end
+  end
+  run_deferred(function(when) return when == "test" end)
+end
+
+-- Called by tests/helpers.lua when a spec file ends: everything left runs.
+function M.file_ended()
+  running = false
+  run_deferred(function() return true end)
 end
 
 --------------------------------------------------------------------------
@@ -359,6 +391,9 @@ end
 function M.script(name, ...)
   return { M.LUASOCK, "scripts/" .. name, ... }
 end
+
+-- The port a socket is bound to.
+M.port_of = child.port_of
 
 -- A TCP client connected to host (default 127.0.0.1) port, timeout 2 s.
 M.connect = child.connect
