@@ -309,6 +309,21 @@ function M.pair(kind, timeout)
   return a, b
 end
 
+-- Fill s's send buffer (and the peer's receive buffer) without waiting.
+function M.fill(s)
+  local t = s:gettimeout()
+  s:settimeout(0)
+  local chunk = ("x"):rep(65536)
+  while true do
+    local n, err, code = s:send(chunk)
+    if not n then
+      assert(code == socket.errno.EAGAIN, ("send: %s (errno %s)"):format(tostring(err), tostring(code)))
+      break
+    end
+  end
+  s:settimeout(t)
+end
+
 -- Read exactly n bytes from s (fewer if the stream ends first).
 function M.recv_all(s, n)
   local parts, got = {}, 0
@@ -330,6 +345,34 @@ M.BLOCKS = [[local function blocks(n)
     return table.concat(t)
   end]]
 M.blocks = load(M.BLOCKS .. " return blocks")()
+
+--------------------------------------------------------------------------
+-- Tasks
+
+M.RUN_LIMIT = 4   -- seconds: the longest socket.run of a test
+
+-- socket.run(...), failing the test if it takes longer than M.RUN_LIMIT;
+-- returns what socket.run returned.
+function M.run_tasks(...)
+  local t0 = socket.gettime()
+  local ok, err = socket.run(...)
+  local took = socket.gettime() - t0
+  assert(took < M.RUN_LIMIT, ("socket.run took %.2f s"):format(took))
+  return ok, err
+end
+
+-- A task that counts its turns (tk.n) until tk.stop is set: proof that the
+-- loop ran other tasks while one waited.
+function M.ticker()
+  local tk = { n = 0, stop = false }
+  socket.spawn(function()
+    while not tk.stop do
+      tk.n = tk.n + 1
+      socket.sleep(0.002)
+    end
+  end)
+  return tk
+end
 
 --------------------------------------------------------------------------
 -- Child programs
