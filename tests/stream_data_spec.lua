@@ -120,10 +120,7 @@ describe("makefile", function()
         "  \n\t 5", "1e", "-", "0x1p-2", ".e5", "1..2", "nan", "inf", "0x.8", "1E+5x",
         "--1", "+.5", "0xg", "00012", "3.", "1e309", "-0" }
       for _, text in ipairs(inputs) do
-        local path = os.tmpname()
-        local file = assert(io.open(path, "wb"))
-        file:write(text); file:close()
-        file = assert(io.open(path, "rb"))
+        local file = assert(io.open(support.temp_file(text), "rb"))
         local a, b = support.pair()
         assert(a:sendall(text)); a:shutdown(socket.SHUT_WR)
         local f = b:makefile()
@@ -134,7 +131,7 @@ describe("makefile", function()
           end
           if file:read(0) == nil then assert.is_nil(f:read(0)); break end
         end
-        file:close(); os.remove(path)
+        file:close()
         f:close(); a:close(); b:close()
       end
     end)
@@ -143,10 +140,7 @@ describe("makefile", function()
       for round = 1, 30 do
         math.randomseed(1000 + round)
         local text = random_text(math.random(2000, 4000))
-        local path = os.tmpname()
-        local file = assert(io.open(path, "wb"))
-        file:write(text); file:close()
-        file = assert(io.open(path, "rb"))
+        local file = assert(io.open(support.temp_file(text), "rb"))
         local calls = {}
         for i = 1, 800 do calls[i] = random_formats(i > 400) end
         local a, b = support.pair()
@@ -175,7 +169,7 @@ describe("makefile", function()
           assert.same(want, got[i], ("round %d, call %d"):format(round, i))
         end
         assert.is_true(live > 100 and live < #calls, "text ran out after " .. live .. " calls")
-        file:close(); os.remove(path)
+        file:close()
         a:close(); b:close()
       end
     end)
