@@ -33,7 +33,7 @@ static int preload_socket(lua_State *L) {
 }
 
 void luasock_openlibs(lua_State *L) {
-  loop_prepare(L);   /* before any coroutine exists (they copy it) */
+  loop_open(L);   /* before any coroutine exists (they copy its mark) */
   luaL_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, preload_socket);

@@ -32,11 +32,6 @@
 
 static const char loop_key = 0;   /* registry key of the Loop userdata */
 
-/* For Ctrl-C (one loop runs at a time in a process that takes signals):
-** an eventfd the loop polls (task.c keeps the task coroutine being
-** resumed). */
-static volatile int wake_fd = -1;
-
 /* ---- the poller: the only part that knows about epoll --------------- */
 
 /* What an event says, in the bits of Watch.idle. */
@@ -194,14 +189,18 @@ static void watch_wake(Watch *w, int dir) {
 }
 
 void loop_wake(Watch *w) {
-  if (w == loop_turnwatch) loop_turnwoken = 1;   /* the outside wait returns 0 */
+  w->woken = 1;   /* an outside wait turning the loop on w returns 0 */
   if (w->loop == NULL || w->loop->closed) return;   /* no task parked on it */
   watch_wake(w, WAIT_READ);
   watch_wake(w, WAIT_WRITE);
 }
 
+/* A thread's extra space points to its Task, to the Loop's `outside`
+** record (no coroutine) when it runs no task, or is NULL before any Loop
+** existed. */
 Task *loop_current(lua_State *L) {
-  return *(Task **)lua_getextraspace(L);
+  Task *t = *(Task **)lua_getextraspace(L);
+  return t != NULL && t->co != NULL ? t : NULL;
 }
 
 const void *loop_jobarg(lua_State *L) {
@@ -237,10 +236,10 @@ int loop_park(Task *t, Watch *w, int dir, double deadline) {
 }
 
 /* write(2) is async-signal-safe; the loop reads the counter back (pool's
-** eventfd: pool_collect then finds no job) and checks wait_interrupted. */
-void loop_wakeup(void) {
+** eventfd: pool_collect then finds no job) and checks the interrupt. */
+void loop_wakeup(Loop *loop) {
   uint64_t one = 1;
-  int fd = wake_fd;
+  int fd = loop->wakefd;
   if (fd >= 0 && write(fd, &one, sizeof one) < 0) { /* full: already awake */ }
 }
 
@@ -324,7 +323,7 @@ void loop_pollevents(lua_State *L, Loop *loop, int ms) {
   int n = poller_wait(&loop->poller, ms);
   if (n < 0) {
     if (errno != EINTR) luaL_error(L, "epoll_wait: %s", strerror(errno));
-    wait_checkinterrupt(L);   /* Ctrl-C raises; another signal: no events */
+    interrupt_check(L);   /* Ctrl-C raises; another signal: no events */
     return;
   }
   for (int i = 0; i < n; i++) {
@@ -339,10 +338,13 @@ void loop_pollevents(lua_State *L, Loop *loop, int ms) {
 
 /* ---- the Loop object ------------------------------------------------- */
 
+Loop *loop_of(lua_State *L) {
+  Task *t = *(Task **)lua_getextraspace(L);
+  return t != NULL ? t->loop : NULL;
+}
+
 Loop *loop_get(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
-  Loop *loop = (Loop *)lua_touserdata(L, -1);
-  lua_pop(L, 1);
+  Loop *loop = loop_of(L);
   if (loop == NULL || loop->closed) luaL_error(L, "the socket loop is closed");
   return loop;
 }
@@ -350,9 +352,7 @@ Loop *loop_get(lua_State *L) {
 /* The Loop of L when an outside wait should turn it: tasks exist and
 ** neither run nor another turn is active; else NULL. */
 Loop *loop_idle(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
-  Loop *loop = (Loop *)lua_touserdata(L, -1);
-  lua_pop(L, 1);
+  Loop *loop = loop_of(L);
   if (loop == NULL || loop->closed || loop->running || loop->ntasks == 0) return NULL;
   return loop;
 }
@@ -362,7 +362,7 @@ Loop *loop_idle(lua_State *L) {
 static void loop_close(Loop *loop) {
   if (loop->closed) return;
   loop->closed = 1;
-  if (wake_fd == loop->poolw.fd) wake_fd = -1;
+  loop->wakefd = -1;   /* before the pool closes it: a late Ctrl-C writes nowhere */
   pool_free(loop->pool);   /* joins the workers */
   loop->pool = NULL;
   poller_close(&loop->poller);
@@ -381,6 +381,10 @@ static int loop_gc(lua_State *L) {
 
 /* The poller, and the pool with its eventfd registered; 0 or an errno. */
 static int loop_init(Loop *loop) {
+  loop->outside.loop = loop;
+  loop->outside.state = T_DONE;
+  loop->outside.heapidx = -1;
+  loop->wakefd = -1;
   loop->poller.fd = -1;
   int err = poller_init(&loop->poller);
   if (err) return err;
@@ -390,26 +394,19 @@ static int loop_init(Loop *loop) {
   err = poller_add(&loop->poller, &loop->poolw);
   if (err) return err;
   loop->poolw.loop = loop;
-  wake_fd = loop->poolw.fd;
+  loop->wakefd = loop->poolw.fd;
   return 0;
 }
 
-void loop_prepare(lua_State *L) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  loop_setcurrent(lua_tothread(L, -1), NULL);
-  lua_pop(L, 1);
-}
-
 /* Create the one Loop of this state (again: keep the first) as a userdata
-** in the registry, and make "no task" the extra space every new thread
-** copies from the main thread. */
+** in the registry, and make "no task, this loop" the extra space every
+** new thread copies from the main thread. */
 void loop_open(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key) != LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
   lua_pop(L, 1);
-  loop_prepare(L);
   Loop *loop = (Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
   memset(loop, 0, sizeof *loop);
   int err = loop_init(loop);
@@ -427,4 +424,7 @@ void loop_open(lua_State *L) {
     luaL_error(L, "cannot create the socket loop: %s", strerror(err));
   }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  loop_setcurrent(lua_tothread(L, -1), &loop->outside);   /* new threads copy it */
+  lua_pop(L, 1);
 }

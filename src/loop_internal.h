@@ -46,6 +46,11 @@ typedef struct Poller {
 } Poller;
 
 struct Loop {
+  Task outside;             /* what a thread outside any task points to (its
+                               extra space): no coroutine, this loop */
+  lua_State *volatile resumed;   /* the task coroutine being resumed, or NULL */
+  volatile int wakefd;      /* eventfd that ends the poller's wait, -1 once closed */
+  volatile sig_atomic_t interrupted;   /* luasock_interrupt: the next check raises */
   Poller poller;
   Pool *pool;               /* helper threads, or NULL if it failed */
   Watch poolw;              /* the pool's eventfd */
@@ -68,15 +73,17 @@ void loop_setcurrent(lua_State *co, Task *t);   /* co runs t (NULL: none) */
 void loop_expire(Loop *loop);              /* tasks whose deadline passed */
 /* Wait up to ms (-1: forever) for events and mark their tasks ready. */
 void loop_pollevents(lua_State *L, Loop *loop, int ms);
+/* Make the loop's epoll_wait return (signal-safe), so that a Ctrl-C that
+** came just before the wait is not missed. */
+void loop_wakeup(Loop *loop);
 Loop *loop_get(lua_State *L);   /* the Loop of L; raises when closed */
+/* The Loop of L, from its extra space (loop_open sets the main thread's,
+** which new threads copy); safe in a signal handler. */
+Loop *loop_of(lua_State *L);
 /* The Loop of L when an outside wait should turn it, else NULL. */
 Loop *loop_idle(lua_State *L);
 
 /* ---- task.c: tasks, for loop.c -------------------------------------- */
 int task_closed(lua_State *L);   /* the Task's __close (loop_open sets it) */
-/* The Watch an outside wait turning the loop waits on (NULL: none, or a
-** pure delay), and whether a task called loop_wake on it meanwhile. */
-extern Watch *loop_turnwatch;
-extern int loop_turnwoken;
 
 #endif

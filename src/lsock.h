@@ -48,6 +48,7 @@ typedef struct Watch {
   int fd;               /* -1 once closed */
   unsigned char idle;   /* bit 1 << dir: known to have nothing (wait_idle);
                            WATCH_HUP: the peer hung up, so short reads prove nothing */
+  unsigned char woken;  /* loop_wake was called: ends an outside wait turning the loop */
   Loop *loop;           /* poller it is registered with, or NULL */
   Task *waiter[2];      /* task waiting to read / to write, or NULL */
 } Watch;
@@ -166,9 +167,23 @@ int wait_fdready(lua_State *L, int fd, short events, double deadline);
 int wait_changed(lua_State *L);
 void *wait_block(lua_State *L, int idx, size_t size);
 void *wait_same(lua_State *L, int idx, const void *p, const char *tname);
-/* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
-void wait_checkinterrupt(lua_State *L);
-extern volatile sig_atomic_t wait_interrupted;
+
+/* ---- interrupt.c: Ctrl-C (luasock_interrupt, in luasock.h) ---------- */
+/* Raise "interrupted!" if luasock_interrupt was called on this state and
+** no hook raised it yet: waits call it on EINTR and before they sleep. */
+void interrupt_check(lua_State *L);
+int interrupt_pending(lua_State *L);  /* whether interrupt_check would raise */
+/* Forget an interrupt not raised yet (flag and hook): one that came after
+** a chunk's last instruction must not stop what runs next.  Returns
+** whether there was one. */
+int interrupt_clear(lua_State *L);
+/* The luasock program's SIGINT handler, which interrupts L.  INTERRUPT_OFF:
+** the default action; INTERRUPT_CHUNK: while a chunk runs (a second
+** Ctrl-C ends the process, as in lua.c); INTERRUPT_PROMPT: at the REPL's
+** prompt, where only the next wait gives up.  Returns the mode before
+** (OFF when the handler was not ours), for the caller to put back. */
+enum { INTERRUPT_OFF, INTERRUPT_CHUNK, INTERRUPT_PROMPT };
+int interrupt_catch(lua_State *L, int mode);
 
 /* ---- loop.c, task.c: the scheduler the wait point yields to -------- */
 Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
@@ -197,16 +212,6 @@ int loop_turn(lua_State *L, Watch *w, short events, double deadline);
 ** operations retry their syscall (and wait again), a stream's
 ** continuation sees that its stream was closed (stream close). */
 void loop_wake(Watch *w);
-/* Mark L's main thread "no task" in its LUA_EXTRASPACE, which Lua leaves
-** uninitialised and every new thread copies: luasock_openlibs and
-** loop_open call it, before coroutines that could inherit garbage exist. */
-void loop_prepare(lua_State *L);
-/* The coroutine of the task running now, or NULL; safe in a signal
-** handler (luasock_interrupt hooks it). */
-lua_State *loop_running(void);
-/* Make the loop's epoll_wait return (signal-safe), so that a Ctrl-C that
-** came just before the wait is not missed. */
-void loop_wakeup(void);
 /* Before w->fd is closed (or detached): remove it from the poller; its
 ** waiters are woken with LSOCK_ECLOSED, the selects listing it too.  From
 ** __gc the only possible waiter is a task whose coroutine the user closed
@@ -221,7 +226,6 @@ void watch_close(Watch *w);
 ** and Ctrl-C armed (luasock_interrupt); returns the pcall status. */
 int main_docall(lua_State *L, int narg, int nres);
 void main_message(const char *pname, const char *msg);  /* "pname: msg" on stderr */
-void main_setsigint(void (*handler)(int));  /* sigaction, without SA_RESTART */
 void repl_run(lua_State *L);          /* read-eval-print until end of input */
 
 /* ---- pool.c: helper threads for blocking work (for loop.c) --------- */
@@ -254,7 +258,11 @@ void select_closing(Watch *w);
 extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
 extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
 void stream_open(lua_State *L);           /* reader.c: its metatable */
-void loop_open(lua_State *L);             /* loop.c: its state */
+/* loop.c: create L's Loop (once) and mark L's main thread "no task" in
+** its LUA_EXTRASPACE, which Lua leaves uninitialised and every new thread
+** copies: luasock_openlibs and luaopen_socket call it, before coroutines
+** that could inherit garbage exist. */
+void loop_open(lua_State *L);
 
 /* ---- addr.c: addresses --------------------------------------------- */
 /* Read the address at idx (and idx+1 for "host, port") for family into

@@ -24,7 +24,6 @@
 enum { OPT_ERROR = 1, OPT_I = 2, OPT_V = 4, OPT_E = 8, OPT_NOENV = 16 };
 
 static const char *progname = "luasock";  /* argv[0] once known */
-static lua_State *interrupt_L = NULL;      /* the state Ctrl-C stops */
 
 void main_message(const char *pname, const char *msg) {
   if (pname) fprintf(stderr, "%s: ", pname);
@@ -55,46 +54,18 @@ static int msghandler(lua_State *L) {
   return 1;
 }
 
-/* sigaction without SA_RESTART: a poll(2) in a socket wait must return
-** EINTR so that wait.c can raise "interrupted!". */
-void main_setsigint(void (*handler)(int)) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = handler;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-}
-
-/* Ctrl-C while a chunk runs: ask Lua to stop at the next instruction (or
-** the socket wait to give up).  A second Ctrl-C ends the process, as in
-** lua.c, for code stuck where no hook runs. */
-static void on_sigint(int sig) {
-  (void)sig;
-  main_setsigint(SIG_DFL);
-  luasock_interrupt(interrupt_L);
-}
-
-/* An interrupt that came after the chunk's last instruction must not stop
-** whatever runs next (the REPL's next line): drop it. */
-static void drop_interrupt(lua_State *L) {
-  if (!wait_interrupted) return;
-  wait_interrupted = 0;
-  lua_sethook(L, NULL, 0, 0);
-}
-
-/* The handler in place before the call comes back afterwards: SIG_DFL in
-** a script (as lua.c), the REPL's own at the prompt. */
+/* Ctrl-C stops the chunk (interrupt.c).  The handler in place before
+** comes back afterwards: the default in a script (as lua.c), the REPL's
+** own at the prompt.  An interrupt that came after the chunk's last
+** instruction must not stop whatever runs next: it is dropped. */
 int main_docall(lua_State *L, int narg, int nres) {
   int base = lua_gettop(L) - narg;   /* the function's index */
-  struct sigaction before;
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
-  interrupt_L = L;
-  sigaction(SIGINT, NULL, &before);
-  main_setsigint(on_sigint);
+  int before = interrupt_catch(L, INTERRUPT_CHUNK);
   int status = lua_pcall(L, narg, nres, base);
-  sigaction(SIGINT, &before, NULL);
-  drop_interrupt(L);
+  interrupt_catch(L, before);
+  interrupt_clear(L);
   lua_remove(L, base);
   return status;
 }

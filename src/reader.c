@@ -156,7 +156,7 @@ int stream_fill(lua_State *L, LStream *st) {
     if (n >= 0) return 0;
     int e = errno;
     if (e != EINTR) return e;
-    wait_checkinterrupt(L);
+    interrupt_check(L);
   }
 }
 
@@ -167,7 +167,7 @@ int stream_send(lua_State *L, LStream *st, const char *p, size_t len, size_t *se
     if (n >= 0) { *sent = (size_t)n; return 0; }
     int e = errno;
     if (e != EINTR) return e;
-    wait_checkinterrupt(L);
+    interrupt_check(L);
   }
 }
 

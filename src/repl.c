@@ -34,7 +34,6 @@ enum { LOAD_EOF = -1, LOAD_CANCEL = -2 };    /* load_line, besides a status */
 static char *history_path = NULL;   /* NULL: no history on disk */
 static char *line_got;              /* what readline handed to on_line */
 static int line_ready;              /* on_line was called */
-static volatile sig_atomic_t prompt_sigint;   /* Ctrl-C at the prompt */
 
 /* ---- history ------------------------------------------------------- */
 
@@ -70,15 +69,6 @@ static void on_line(char *line) {
   line_got = line;
   line_ready = 1;
   rl_callback_handler_remove();   /* the terminal is ours again */
-}
-
-/* Ctrl-C at the prompt, outside a wait for a key: the next wait (which
-** may be about to turn the loop) gives up too; read_line drops the flag. */
-static void on_prompt_sigint(int sig) {
-  (void)sig;
-  prompt_sigint = 1;
-  wait_interrupted = 1;
-  loop_wakeup();
 }
 
 /* Ctrl-C at the prompt: show ^C, forget the line and leave the terminal
@@ -121,15 +111,14 @@ static int wait_key(lua_State *L) {
 ** when Ctrl-C dropped the line.  Tasks run while we wait for each key. */
 static int read_line(lua_State *L, const char *prompt, char **line) {
   line_ready = 0;
-  prompt_sigint = 0;
   rl_callback_handler_install(prompt, on_line);
-  while (!line_ready && !prompt_sigint) {
+  while (!line_ready && !interrupt_pending(L)) {   /* Ctrl-C between keys */
     int got = wait_key(L);
     if (got == 0) rl_callback_read_char();
-    else if (got == READ_CANCEL) prompt_sigint = 1;
+    else if (got == READ_CANCEL) break;
     else on_line(NULL);   /* cannot wait: end of input */
   }
-  if (prompt_sigint) wait_interrupted = 0;   /* it was for this line */
+  interrupt_clear(L);   /* a Ctrl-C at the prompt was for this line */
   if (!line_ready) {
     cancel_line();
     return READ_CANCEL;
@@ -268,7 +257,7 @@ void repl_run(lua_State *L) {
   int status;
   rl_readline_name = "luasock";   /* for $if luasock in ~/.inputrc */
   rl_catch_signals = 0;           /* Ctrl-C is ours: read_line, main_docall */
-  main_setsigint(on_prompt_sigint);   /* main_docall puts it back after each run */
+  interrupt_catch(L, INTERRUPT_PROMPT);   /* main_docall puts it back after each run */
   history_open();
   set_socket_global(L);
   while ((status = load_line(L)) != LOAD_EOF) {
@@ -286,5 +275,5 @@ void repl_run(lua_State *L) {
   fflush(stdout);
   free(history_path);
   history_path = NULL;
-  main_setsigint(SIG_DFL);
+  interrupt_catch(L, INTERRUPT_OFF);
 }

@@ -32,16 +32,6 @@
 
 static const char error_key = 0;  /* registry key of the first error not yet returned by run */
 
-/* For Ctrl-C (one loop runs at a time in a process that takes signals):
-** the task coroutine being resumed (loop.c keeps the eventfd the loop
-** polls). */
-static lua_State *volatile running_co = NULL;
-
-/* The Watch an outside wait turning the loop waits on (NULL: none, or a
-** pure delay), and whether a task called loop_wake on it meanwhile. */
-Watch *loop_turnwatch = NULL;
-int loop_turnwoken = 0;
-
 /* ---- tasks: spawn, resume, end --------------------------------------- */
 
 /* Make a task of the function at index first and the arguments after it
@@ -147,7 +137,7 @@ static void task_report(lua_State *L, Task *t) {
 ** stays on L's stack meanwhile, its coroutine with it. */
 static void task_end(lua_State *L, Task *t, int status) {
   lua_State *co = t->co;
-  loop_setcurrent(co, NULL);
+  loop_setcurrent(co, &t->loop->outside);
   t->state = T_DONE;   /* before task_closed runs */
   t->loop->ntasks--;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
@@ -178,10 +168,6 @@ int task_closed(lua_State *L) {
   return 0;
 }
 
-lua_State *loop_running(void) {
-  return running_co;
-}
-
 /* Resume t.  A yield that parked it (state changed) is a wait; a yield
 ** that did not is the user's own coroutine.yield: the task goes to the
 ** back of the run queue, giving the others the CPU.  A task whose
@@ -199,11 +185,11 @@ static void task_resume(lua_State *L, Task *t) {
   t->started = 1;
   t->nargs = 0;
   t->state = T_RUNNING;
-  lua_State *outer = running_co;
-  running_co = t->co;
+  lua_State *outer = t->loop->resumed;
+  t->loop->resumed = t->co;   /* for luasock_interrupt */
   int status = lua_resume(t->co, L, nargs, &nres);
-  running_co = outer;
-  if (wait_interrupted) lua_sethook(t->co, NULL, 0, 0);   /* an unfired stop_hook */
+  t->loop->resumed = outer;
+  if (t->loop->interrupted) lua_sethook(t->co, NULL, 0, 0);   /* an unfired stop_hook */
   if (status == LUA_YIELD) {
     lua_pop(t->co, nres);
     if (t->state == T_RUNNING) {
@@ -219,7 +205,7 @@ static void task_resume(lua_State *L, Task *t) {
 ** for the next round, after a look at the poller. */
 static void run_ready(lua_State *L, Loop *loop) {
   for (unsigned n = loop->qcount; n > 0 && loop->qcount > 0; n--) {
-    if (wait_interrupted) wait_checkinterrupt(L);   /* before: a task resumed now has no hook */
+    if (loop->interrupted) interrupt_check(L);   /* before: a task resumed now has no hook */
     Task *t = loop_runqpop(loop);
     if (t->state == T_READY) task_resume(L, t);
   }
@@ -229,7 +215,7 @@ static void run_ready(lua_State *L, Loop *loop) {
 ** nearest deadline) and mark their tasks ready. */
 static void run_poll(lua_State *L, Loop *loop) {
   int ms = loop->qcount ? 0 : loop->nheap ? wait_ms(loop->heap[0]->deadline) : -1;
-  if (wait_interrupted) wait_checkinterrupt(L);   /* later, loop_wakeup ends the wait */
+  if (loop->interrupted) interrupt_check(L);   /* later, loop_wakeup ends the wait */
   loop_pollevents(L, loop, ms);
 }
 
@@ -273,11 +259,11 @@ static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline
     int timer = wait_ms(loop->heap[0]->deadline);
     if (ms < 0 || timer < ms) ms = timer;
   }
-  if (wait_interrupted) wait_checkinterrupt(L);   /* later, loop_wakeup ends the poll */
+  if (loop->interrupted) interrupt_check(L);   /* later, loop_wakeup ends the poll */
   int n = poll(p, 2, ms);
   if (n < 0) {
     if (errno != EINTR) luaL_error(L, "poll: %s", strerror(errno));
-    wait_checkinterrupt(L);
+    interrupt_check(L);
     return EAGAIN;
   }
   if (p[0].revents) return 0;   /* ready, or an error the syscall will report */
@@ -292,7 +278,7 @@ static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline
 static int turn_check(Watch *w) {
   if (w == NULL) return EAGAIN;
   if (w->fd < 0) return LSOCK_ECLOSED;
-  if (loop_turnwoken) return 0;
+  if (w->woken) return 0;
   return EAGAIN;
 }
 
@@ -331,9 +317,8 @@ int loop_turn(lua_State *L, Watch *w, short events, double deadline) {
   lua_pushinteger(L, events);
   lua_pushnumber(L, deadline);
   loop->running = 1;   /* a task calling run now raises; nested waits poll alone */
-  loop_turnwatch = w, loop_turnwoken = 0;
+  if (w != NULL) w->woken = 0;
   int status = lua_pcall(L, 4, 1, 0);
-  loop_turnwatch = NULL, loop_turnwoken = 0;
   loop->running = 0;
   if (status != LUA_OK) lua_error(L);   /* "interrupted!" goes to the outside code */
   int res = (int)lua_tointeger(L, -1);

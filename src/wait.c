@@ -1,5 +1,5 @@
 /*
-** wait.c - the monotonic clock, deadlines, Ctrl-C, and the one wait point.
+** wait.c - the monotonic clock, deadlines, and the one wait point.
 **
 ** Every operation that may block comes here after its syscall said
 ** EAGAIN.  Inside a task the wait is handed to the scheduler (loop.c) and
@@ -13,8 +13,6 @@
 #include <time.h>
 
 #include "lsock.h"
-
-volatile sig_atomic_t wait_interrupted = 0;
 
 double wait_now(void) {
   struct timespec ts;
@@ -37,39 +35,6 @@ int wait_ms(double deadline) {
   return ms > 86400000.0 ? 86400000 : (int)ms;  /* re-armed after a day */
 }
 
-/* The hook lua.c installs on Ctrl-C: raise at the next Lua instruction.
-** In a task the flag stays set: the task ends with this error, then
-** socket.run sees the flag and raises "interrupted!" in its caller. */
-static void stop_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  if (loop_current(L) == NULL) wait_interrupted = 0;
-  lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
-}
-
-/* Hooks are per thread: stop the task running now as well as L (the
-** main thread), so that a task spinning in Lua code is stopped too. */
-void luasock_interrupt(lua_State *L) {
-  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
-  lua_State *task = loop_running();
-  wait_interrupted = 1;
-  lua_sethook(L, stop_hook, mask, 1);
-  if (task != NULL) lua_sethook(task, stop_hook, mask, 1);
-  loop_wakeup();
-}
-
-/* A C wait saw EINTR: if it was Ctrl-C, remove the hook (it was set on
-** the main thread) and raise from here, since no Lua code runs while we
-** sit in poll. */
-void wait_checkinterrupt(lua_State *L) {
-  if (!wait_interrupted) return;
-  wait_interrupted = 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  lua_sethook(lua_tothread(L, -1), NULL, 0, 0);
-  lua_pop(L, 1);
-  luaL_error(L, "interrupted!");
-}
-
 /* Outside a task, with tasks to run, the loop turns while we wait
 ** (loop_turn); else, or once no task is left, poll w alone (or nothing,
 ** w NULL).  A task that closed w meanwhile gives LSOCK_ECLOSED: w->fd is
@@ -81,7 +46,7 @@ static int wait_watch(lua_State *L, Watch *w, short events, double deadline) {
   if (w != NULL && w->fd < 0) return LSOCK_ECLOSED;   /* no Lua code runs below */
   struct pollfd p = { w != NULL ? w->fd : -1, events, 0 };
   for (;;) {
-    if (wait_interrupted) wait_checkinterrupt(L);   /* came before the poll */
+    interrupt_check(L);   /* came before the poll */
     int n = poll(&p, w != NULL ? 1 : 0, wait_ms(deadline));
     if (n > 0) return 0;                 /* ready, or an error the syscall will report */
     if (n == 0) {
@@ -89,7 +54,7 @@ static int wait_watch(lua_State *L, Watch *w, short events, double deadline) {
       return LSOCK_ETIMEOUT;
     }
     if (errno != EINTR) return errno;
-    wait_checkinterrupt(L);
+    interrupt_check(L);
   }
 }
 

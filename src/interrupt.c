@@ -1,0 +1,115 @@
+/*
+** interrupt.c - Ctrl-C.  luasock_interrupt asks a state to stop what it
+** runs with the error "interrupted!", as lua.c's SIGINT handler does: a
+** hook raises at the next Lua instruction, of the main thread and of the
+** task being resumed.  Where no Lua code runs (a poll or epoll_wait in a
+** wait, the loop between two tasks) the flag of the state's Loop raises
+** instead: the waits check it on EINTR and before they sleep
+** (interrupt_check), and the Loop's eventfd, written here, ends an
+** epoll_wait that the signal reached on another thread.  All of it is
+** per state: two states on two threads never stop each other.
+**
+** The luasock program catches SIGINT here too (interrupt_catch).  Its
+** handler must know the state to stop: that pointer is the one
+** process-wide datum of the library, and only the program sets it.  An
+** embedder calls luasock_interrupt from its own handler instead.
+*/
+#include <signal.h>
+#include <string.h>
+
+#include "loop_internal.h"
+
+static lua_State *volatile sigint_state = NULL;   /* what SIGINT stops */
+
+/* The hook lua.c installs on Ctrl-C: raise at the next Lua instruction.
+** In a task the flag stays set: the task ends with this error, then the
+** loop sees the flag and raises "interrupted!" in its caller. */
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  Loop *loop = loop_of(L);
+  if (loop != NULL && loop_current(L) == NULL) loop->interrupted = 0;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+/* Only async-signal-safe steps: lua_sethook (as lua.c), plain stores and
+** write(2).  Hooks are per thread: the task running now is stopped as
+** well as L, so that a task spinning in Lua code stops too. */
+void luasock_interrupt(lua_State *L) {
+  int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
+  Loop *loop = loop_of(L);
+  if (loop != NULL) loop->interrupted = 1;
+  lua_sethook(L, stop_hook, mask, 1);
+  if (loop == NULL) return;
+  lua_State *task = loop->resumed;
+  if (task != NULL) lua_sethook(task, stop_hook, mask, 1);
+  loop_wakeup(loop);
+}
+
+int interrupt_pending(lua_State *L) {
+  Loop *loop = loop_of(L);
+  return loop != NULL && loop->interrupted;
+}
+
+/* The hook was set on the main thread: remove it there, since we raise
+** from here (no Lua code runs while a C wait sits in poll). */
+void interrupt_check(lua_State *L) {
+  if (!interrupt_pending(L)) return;
+  loop_of(L)->interrupted = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_sethook(lua_tothread(L, -1), NULL, 0, 0);
+  lua_pop(L, 1);
+  luaL_error(L, "interrupted!");
+}
+
+int interrupt_clear(lua_State *L) {
+  if (!interrupt_pending(L)) return 0;
+  loop_of(L)->interrupted = 0;
+  lua_sethook(L, NULL, 0, 0);
+  return 1;
+}
+
+/* ---- the luasock program's SIGINT ----------------------------------- */
+
+static void set_handler(void (*handler)(int));
+
+/* While a chunk runs: stop it.  A second Ctrl-C ends the process, as in
+** lua.c, for code stuck where no hook runs. */
+static void on_sigint_chunk(int sig) {
+  (void)sig;
+  set_handler(SIG_DFL);
+  luasock_interrupt(sigint_state);
+}
+
+/* At the REPL's prompt no chunk runs, and the REPL's own Lua calls
+** (print, a __tostring of _PROMPT) must not raise: only the next wait
+** gives up, and the REPL drops the line. */
+static void on_sigint_prompt(int sig) {
+  (void)sig;
+  Loop *loop = loop_of(sigint_state);
+  if (loop == NULL) return;
+  loop->interrupted = 1;
+  loop_wakeup(loop);
+}
+
+/* sigaction without SA_RESTART: a poll(2) in a socket wait must return
+** EINTR so that it can raise "interrupted!". */
+static void set_handler(void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+int interrupt_catch(lua_State *L, int mode) {
+  static void (*const handlers[])(int) = { SIG_DFL, on_sigint_chunk, on_sigint_prompt };
+  struct sigaction before;
+  sigaction(SIGINT, NULL, &before);
+  int old = INTERRUPT_OFF;
+  if (before.sa_handler == on_sigint_chunk) old = INTERRUPT_CHUNK;
+  if (before.sa_handler == on_sigint_prompt) old = INTERRUPT_PROMPT;
+  sigint_state = L;
+  set_handler(handlers[mode]);
+  return old;
+}
