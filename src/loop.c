@@ -247,15 +247,38 @@ int loop_outcome(Task *t) {
   return t != NULL ? t->outcome : 0;
 }
 
-void loop_unwatch(Watch *w) {
-  Loop *loop = w->loop;
-  select_closing(w);   /* a select need not be registered: it listed w */
-  if (loop == NULL) return;
-  w->loop = NULL;
-  if (loop->closed) {   /* lua_close: the tasks are gone, touch nothing */
+/* ---- closing a descriptor ------------------------------------------- */
+
+void loop_listen(lua_State *L, Listener *l) {
+  Listener *head = &loop_get(L)->listeners;
+  l->prev = head;
+  l->next = head->next;
+  head->next->prev = l;
+  head->next = l;
+}
+
+void loop_unlisten(Listener *l) {
+  if (l->next == NULL) return;
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  l->prev = l->next = NULL;
+}
+
+/* w need not be registered with the poller (w->loop NULL): a listener
+** may have listed it all the same, so the loop is L's.  A listener only
+** wakes its own task, it never closes anything: the ring cannot change
+** under the walk. */
+void loop_unwatch(lua_State *L, Watch *w) {
+  Loop *loop = loop_of(L);
+  if (loop == NULL || loop->closed) {   /* lua_close: the tasks are gone, touch nothing */
+    w->loop = NULL;
     w->waiter[0] = w->waiter[1] = NULL;
     return;
   }
+  for (Listener *l = loop->listeners.next; l != &loop->listeners; l = l->next)
+    l->closing(l, w);
+  if (w->loop == NULL) return;
+  w->loop = NULL;
   poller_del(&loop->poller, w);
   for (int dir = 0; dir < 2; dir++) {
     Task *t = w->waiter[dir];
@@ -263,9 +286,9 @@ void loop_unwatch(Watch *w) {
   }
 }
 
-void watch_close(Watch *w) {
+void watch_close(lua_State *L, Watch *w) {
   if (w->fd < 0) return;
-  loop_unwatch(w);
+  loop_unwatch(L, w);
   close(w->fd);   /* on Linux the fd is released even on EINTR */
   w->fd = -1;
 }
@@ -381,6 +404,7 @@ static int loop_gc(lua_State *L) {
 
 /* The poller, and the pool with its eventfd registered; 0 or an errno. */
 static int loop_init(Loop *loop) {
+  loop->listeners.prev = loop->listeners.next = &loop->listeners;
   loop->outside.loop = loop;
   loop->outside.state = T_DONE;
   loop->outside.heapidx = -1;

@@ -212,14 +212,26 @@ int loop_turn(lua_State *L, Watch *w, short events, double deadline);
 ** operations retry their syscall (and wait again), a stream's
 ** continuation sees that its stream was closed (stream close). */
 void loop_wake(Watch *w);
-/* Before w->fd is closed (or detached): remove it from the poller; its
-** waiters are woken with LSOCK_ECLOSED, the selects listing it too.  From
-** __gc the only possible waiter is a task whose coroutine the user closed
-** (it then just ends). */
-void loop_unwatch(Watch *w);
+/* Before w->fd is closed (or detached): tell the close listeners of L's
+** loop, remove w from the poller; its waiters are woken with
+** LSOCK_ECLOSED.  From __gc the only possible waiter is a task whose
+** coroutine the user closed (it then just ends). */
+void loop_unwatch(lua_State *L, Watch *w);
 /* The idempotent close of a Watch's descriptor (sockets, select's epoll
 ** set): loop_unwatch, close, fd = -1.  Never raises. */
-void watch_close(Watch *w);
+void watch_close(lua_State *L, Watch *w);
+/*
+** A close listener, for a waiter that lists descriptors without parking
+** on them (select waits on an epoll set of its own, which a closed fd
+** silently leaves): while it listens, loop_unwatch calls closing(self, w)
+** before any w closes, and it wakes itself if w is one of its own.
+*/
+typedef struct Listener {
+  void (*closing)(struct Listener *self, const Watch *w);
+  struct Listener *prev, *next;   /* in the Loop's ring; NULL when not listening */
+} Listener;
+void loop_listen(lua_State *L, Listener *l);   /* l->closing set by the caller */
+void loop_unlisten(Listener *l);               /* idempotent */
 
 /* ---- main.c, repl.c: the luasock program (not in the library) ------ */
 /* lua_pcall of the function below narg arguments with a traceback handler
@@ -252,9 +264,6 @@ extern const luaL_Reg resolve_funcs[];    /* resolve.c: getaddrinfo, getnameinfo
 extern const luaL_Reg msg_methods[];      /* msg.c: sendmsg, recvmsg */
 extern const luaL_Reg msg_funcs[];        /* msg.c: send_fds, recv_fds */
 extern const luaL_Reg select_funcs[];     /* select.c: select */
-/* select.c: w is being closed: wake the selects waiting on a list that
-** holds it (loop_unwatch calls it); they return nil, "closed", EBADF. */
-void select_closing(Watch *w);
 extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
 extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
 void stream_open(lua_State *L);           /* reader.c: its metatable */

@@ -10,9 +10,9 @@
 **
 ** A listed socket that another task closes (or detaches) while select
 ** waits would only leave the epoll set (the kernel drops a closed fd) and
-** wake no one; so a waiting select is in a list that loop_unwatch
-** consults (select_closing), and select then returns nil, "closed",
-** EBADF, as any other wait on a socket closed meanwhile does (DESIGN).
+** wake no one; so a waiting select is a close listener of the loop
+** (loop_listen), and select then returns nil, "closed", EBADF, as any
+** other wait on a socket closed meanwhile does.
 ** The caller finds which one by its fileno() of -1.  The listed values
 ** are kept in select's own table meanwhile: the user may empty his lists,
 ** and a listed socket must not be collected under us.
@@ -23,6 +23,7 @@
 */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
@@ -41,49 +42,34 @@ enum { READERS = 1, WRITERS = 2, SET_IDX = 4, DEADLINE_IDX = 5 };
 ** epoll set made for waiting (its fd -1 until the first wait). */
 typedef struct SelectSet {
   Watch w;
-  struct SelectSet *prev, *next;   /* in the waiting list, while armed */
+  Listener closer;                 /* listening while armed */
   int nr, nw;
   struct pollfd *p;                /* nr + nw, after ws */
   Watch *ws[];
 } SelectSet;
 
-static SelectSet *waiting = NULL;  /* armed sets (one loop per process) */
-
-void select_closing(Watch *w) {
-  for (SelectSet *set = waiting; set != NULL; set = set->next) {
-    for (int i = 0; i < set->nr + set->nw; i++) {
-      if (set->ws[i] == w) {
-        loop_wake(&set->w);   /* select_k then sees the closed entry */
-        break;
-      }
+/* A socket is closing: if it is listed, wake the select (select_k then
+** sees the closed entry). */
+static void set_closing(Listener *l, const Watch *w) {
+  SelectSet *set = (SelectSet *)((char *)l - offsetof(SelectSet, closer));
+  for (int i = 0; i < set->nr + set->nw; i++) {
+    if (set->ws[i] == w) {
+      loop_wake(&set->w);
+      return;
     }
   }
 }
 
-static void set_link(SelectSet *set) {
-  set->prev = NULL;
-  set->next = waiting;
-  if (waiting != NULL) waiting->prev = set;
-  waiting = set;
-}
-
-static void set_unlink(SelectSet *set) {
-  if (set->prev != NULL) set->prev->next = set->next;
-  else if (waiting == set) waiting = set->next;
-  if (set->next != NULL) set->next->prev = set->prev;
-  set->prev = set->next = NULL;
-}
-
-/* Leave the waiting list, drop the epoll set from the loop and close it;
+/* Stop listening, drop the epoll set from the loop and close it;
 ** idempotent. */
-static void set_release(SelectSet *set) {
+static void set_release(lua_State *L, SelectSet *set) {
   if (set->w.fd < 0) return;
-  set_unlink(set);
-  watch_close(&set->w);
+  loop_unlisten(&set->closer);
+  watch_close(L, &set->w);
 }
 
 static int set_gc(lua_State *L) {
-  set_release((SelectSet *)luaL_checkudata(L, 1, LSOCK_SELECTSET));
+  set_release(L, (SelectSet *)luaL_checkudata(L, 1, LSOCK_SELECTSET));
   return 0;
 }
 
@@ -96,6 +82,7 @@ static SelectSet *set_push(lua_State *L, int nr, int nw) {
   SelectSet *set = (SelectSet *)lua_newuserdatauv(L, size, 1);
   memset(set, 0, size);
   set->w.fd = -1;
+  set->closer.closing = set_closing;
   set->nr = nr;
   set->nw = nw;
   set->p = (struct pollfd *)(set->ws + n);
@@ -175,7 +162,7 @@ static uint32_t epoll_events(short events) {
 /* Make the epoll set that wait_fd waits on; returns 0 or an errno.  A fd
 ** listed twice (or as reader and writer) is added once, then modified to
 ** the union of the events asked for it (the scan runs for those only). */
-static int set_arm(SelectSet *set) {
+static int set_arm(lua_State *L, SelectSet *set) {
   if (set->w.fd >= 0) return 0;
   set->w.fd = epoll_create1(EPOLL_CLOEXEC);
   if (set->w.fd < 0) return errno;
@@ -188,7 +175,7 @@ static int set_arm(SelectSet *set) {
       if (set->p[j].fd == fd) ev.events |= epoll_events(set->p[j].events);
     if (epoll_ctl(set->w.fd, EPOLL_CTL_MOD, fd, &ev) < 0) return errno;
   }
-  set_link(set);   /* from now on, closing a listed socket wakes us */
+  loop_listen(L, &set->closer);   /* from now on, closing a listed socket wakes us */
   return 0;
 }
 
@@ -209,7 +196,7 @@ static void push_ready(lua_State *L, const SelectSet *set, int first, int n, sho
 static int push_results(lua_State *L, SelectSet *set) {
   for (int i = 0; i < set->nr + set->nw; i++)
     if (set->p[i].revents & POLLNVAL) return err_push(L, EBADF);
-  set_release(set);
+  set_release(L, set);
   lua_getiuservalue(L, SET_IDX, 1);
   push_ready(L, set, 0, set->nr, POLLIN | POLLHUP | POLLERR);
   lua_insert(L, -2);
@@ -233,10 +220,10 @@ static int select_k(lua_State *L, int status, lua_KContext ctx) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) err = errno;
     else if (lua_tonumber(L, DEADLINE_IDX) == 0) err = LSOCK_ETIMEOUT;
-    else if ((err = set_arm(set)) == 0)
+    else if ((err = set_arm(L, set)) == 0)
       err = wait_fd(L, &set->w, WAIT_READ, lua_tonumber(L, DEADLINE_IDX), ctx, select_k);
   }
-  set_release(set);
+  set_release(L, set);
   if (err != LSOCK_ETIMEOUT) return err_push(L, err);
   lua_newtable(L);
   lua_newtable(L);

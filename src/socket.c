@@ -123,8 +123,8 @@ LSocket *sock_push(lua_State *L, int family, int type, int proto) {
 }
 
 /* The idempotent core of close(), __close and __gc; never raises. */
-static void sock_closefd(LSocket *s) {
-  watch_close(&s->w);
+static void sock_closefd(lua_State *L, LSocket *s) {
+  watch_close(L, &s->w);
 }
 
 /* Constants with the values of the headers we are built with.  Values
@@ -447,7 +447,7 @@ static int lsock_sleep(lua_State *L) {
 }
 
 static int sock_close(lua_State *L) {
-  sock_closefd(sock_check(L, 1));
+  sock_closefd(L, sock_check(L, 1));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -457,14 +457,14 @@ static int sock_close(lua_State *L) {
 static int sock_detach(lua_State *L) {
   LSocket *s = sock_check(L, 1);
   int fd = s->w.fd;
-  if (fd >= 0) loop_unwatch(&s->w);   /* its waiters see "closed" */
+  if (fd >= 0) loop_unwatch(L, &s->w);   /* its waiters see "closed" */
   s->w.fd = -1;
   lua_pushinteger(L, fd);
   return 1;
 }
 
 static int sock_gc(lua_State *L) {
-  sock_closefd(sock_check(L, 1));
+  sock_closefd(L, sock_check(L, 1));
   return 0;
 }
 
