@@ -2,7 +2,8 @@
 -- When a test ends, what it deferred with tests/support.lua is cleaned up
 -- (children killed and reaped, temporary files removed), and then the test
 -- is audited: the count of /proc/self/fd after it must equal the count
--- before it (no descriptor leaked).
+-- before it (no descriptor leaked), and no task may be left that has not
+-- ended (one still waiting would run in a later test's socket.run).
 local busted = require "busted"
 local support = require "tests.support"
 
@@ -20,6 +21,10 @@ busted.subscribe({ "test", "end" }, function(element, parent, status)
   local after = support.count_fds()
   if status == "success" and after ~= before then
     error(("test '%s' leaked %d file descriptor(s)"):format(element.name, after - before))
+  end
+  local tasks = support.tasks_left()
+  if status == "success" and tasks > 0 then
+    error(("test '%s' left %d task(s) that have not ended"):format(element.name, tasks))
   end
   return nil, true
 end)

@@ -361,6 +361,22 @@ function M.run_tasks(...)
   return ok, err
 end
 
+-- How many tasks have not ended: socket.tasks() where the module has it,
+-- else the tasks the loop keeps alive by a registry reference (userdata
+-- named luasock.task), which it drops when a task ends.
+function M.tasks_left()
+  if socket.tasks then
+    local t = socket.tasks()
+    return type(t) == "table" and #t or t
+  end
+  local n = 0
+  for _, v in pairs(debug.getregistry()) do
+    local mt = type(v) == "userdata" and getmetatable(v)
+    if type(mt) == "table" and mt.__name == "luasock.task" then n = n + 1 end
+  end
+  return n
+end
+
 -- A task that counts its turns (tk.n) until tk.stop is set: proof that the
 -- loop ran other tasks while one waited.
 function M.ticker()
