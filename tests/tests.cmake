@@ -1,11 +1,18 @@
 # tests/tests.cmake - test programs besides the busted specs (included by
 # CMakeLists.txt).  The embedding program is built against the build tree
 # and run (embed), then again against an installed prefix through
-# pkg-config, beside the installed luasock (embed_installed).
+# pkg-config, beside the installed luasock (embed_installed); two states
+# run on two threads of one program (embed_threads).
 add_executable(embed ${CMAKE_SOURCE_DIR}/tests/embed/embed.c)
 target_link_libraries(embed PRIVATE luasock_lib)
 add_test(NAME embed COMMAND embed $<TARGET_FILE_DIR:luasock_lib>)
 set_tests_properties(embed PROPERTIES TIMEOUT 30)
+
+# Two states, each with its own loop, on two threads of one program.
+add_executable(embed_threads ${CMAKE_SOURCE_DIR}/tests/embed/threads.c)
+target_link_libraries(embed_threads PRIVATE luasock_lib Threads::Threads)
+add_test(NAME embed_threads COMMAND embed_threads)
+set_tests_properties(embed_threads PROPERTIES TIMEOUT 60)
 
 # The installed copy must be compiled with the same sanitizers as the
 # library it links (the ASan runtime must come first).
