@@ -249,10 +249,10 @@ describe("scoped IPv6 literals (addr%scope)", function()
   it("bind and connect take ::1%lo", function()
     local v6, why = support.has_ipv6()
     if not v6 then print("skipped: " .. why); return end
-    local s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s:settimeout(2)
+    local s = support.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     assert.is_true(s:bind({"::1%lo", 0}))
     local port = s:getsockname().port
-    local c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); c:settimeout(2)
+    local c = support.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     assert.is_true(c:connect({"::1%lo", port}))
     assert.equal(port, c:getpeername().port)
     assert(c:send("hi"))
@@ -357,8 +357,7 @@ describe("name resolution inside tasks", function()
   -- go through addr_resolve as connect and sendto do.
   it("bind and sendmsg with a name yield", function()
     support.needs("localhost")
-    local u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u:settimeout(2)
+    local u = support.socket(socket.AF_INET, socket.SOCK_DGRAM)
     yields(function() assert.is_true(u:bind({"localhost", 0})) end)
     local port = u:getsockname().port
     assert.equal("127.0.0.1", u:getsockname().host)

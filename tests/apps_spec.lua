@@ -24,17 +24,6 @@ local function run(argv, timeout)
   return out, c:wait(timeout), c
 end
 
--- Everything a connected socket receives until the peer closes.
-local function read_all(s)
-  local parts = {}
-  while true do
-    local data, err = s:recv(65536)
-    assert(data, err)
-    if data == "" then return table.concat(parts) end
-    parts[#parts + 1] = data
-  end
-end
-
 -- Seconds for 50 rounds of 16 pipelined requests, each round read back
 -- in full (count lines of the answer per request, read from stream f)
 -- before the next.  A server that flushes each answer with Nagle's
@@ -218,7 +207,7 @@ describe("scripts/http_hello.lua", function()
     local ok_head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n"
     local answer = ok_head .. "\r\nHello, world!\n"
     assert.are.equal(answer .. answer .. ok_head .. "\r\n"
-      .. ok_head .. "Connection: close\r\n\r\nHello, world!\n", read_all(s))
+      .. ok_head .. "Connection: close\r\n\r\nHello, world!\n", support.recv_all(s))
   end)
 
   it("answers pipelined requests without waiting for ACKs (TCP_NODELAY)", function()
@@ -237,7 +226,7 @@ describe("scripts/http_hello.lua", function()
       local s <close> = support.connect(port)
       assert(s:sendall(request))
       assert.matches("^HTTP/1.1 400 Bad Request\r\n.*Connection: close\r\n\r\nBad Request\n$",
-        read_all(s))
+        support.recv_all(s))
     end
   end)
 
@@ -325,17 +314,17 @@ describe("scripts/redis_server.lua", function()
     assert.are.equal("-ERR unknown command 'FROB', with args beginning with: 'x' \r\n"
       .. "-ERR wrong number of arguments for 'get' command\r\n"
       .. "-ERR syntax error\r\n-ERR syntax error\r\n"
-      .. "-ERR invalid expire time in 'set' command\r\n+OK\r\n", read_all(s))
+      .. "-ERR invalid expire time in 'set' command\r\n+OK\r\n", support.recv_all(s))
   end)
 
   it("answers a protocol error in RESP and hangs up", function()
     start()
     local s <close> = support.connect(port)
     assert(s:sendall("PING\r\n*x\r\nPING\r\n"))
-    assert.are.equal("+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n", read_all(s))
+    assert.are.equal("+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n", support.recv_all(s))
     local t <close> = support.connect(port)
     assert(t:sendall("*1\r\n+PING\r\n"))
-    assert.are.equal("-ERR Protocol error: expected '$', got '+'\r\n", read_all(t))
+    assert.are.equal("-ERR Protocol error: expected '$', got '+'\r\n", support.recv_all(t))
   end)
 
   it("answers pipelined RESP and inline commands in order", function()
@@ -344,7 +333,7 @@ describe("scripts/redis_server.lua", function()
     assert(s:sendall("*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n"
       .. "*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nECHO inline\r\nINCR c\r\n*1\r\n$4\r\nQUIT\r\n"))
     assert.are.equal("+PONG\r\n+OK\r\n$4\r\na\r\nb\r\n+PONG\r\n$6\r\ninline\r\n:1\r\n+OK\r\n",
-      read_all(s))
+      support.recv_all(s))
   end)
 
   it("answers pipelined commands without waiting for ACKs (TCP_NODELAY)", function()
@@ -404,7 +393,7 @@ describe("scripts/proxy.lua", function()
         assert(c:sendall(payload))
         assert(c:shutdown(socket.SHUT_WR))            -- only our side ends
       end)
-      received = read_all(c)                          -- the echo keeps coming back
+      received = support.recv_all(c)                          -- the echo keeps coming back
     end)
     assert(ok, err)
     assert.are.equal(#payload, #received)
@@ -445,7 +434,7 @@ describe("scripts/proxy.lua", function()
       { stdin = "null" })
     local port = tonumber(proxy:expect("^Proxy at: 127%.0%.0%.1:(%d+)"))
     local c <close> = support.connect(port)
-    assert.are.equal("", read_all(c))
+    assert.are.equal("", support.recv_all(c))
     proxy:expect("cannot reach the target: Connection refused$")
   end)
 end)

@@ -21,8 +21,7 @@ describe("makefile", function()
     end
 
     it("a line server and its clients talk through streams", function()
-      local srv = assert(socket.socket())
-      srv:settimeout(2)
+      local srv = support.socket()
       assert(srv:bind({"127.0.0.1", 0}))
       assert(srv:listen())
       local port, replies = srv:getsockname().port, {}
@@ -41,7 +40,7 @@ describe("makefile", function()
       end)
       for i = 1, 3 do
         socket.spawn(function()
-          local c = socket.socket(); c:settimeout(2)
+          local c = support.socket()
           assert(c:connect({"127.0.0.1", port}))
           local f, got = c:makefile("rw"), {}
           for j = 1, 50 do

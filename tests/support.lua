@@ -217,8 +217,8 @@ end
 
 -- A new socket (socket.socket's arguments) with a 2 s timeout; raises if
 -- it cannot be made.
-function M.socket(family, type, proto)
-  local s = assert(socket.socket(family, type, proto))
+function M.socket(...)
+  local s = assert(socket.socket(...))
   s:settimeout(M.TIMEOUT)
   return s
 end
@@ -324,11 +324,13 @@ function M.fill(s)
   s:settimeout(t)
 end
 
--- Read exactly n bytes from s (fewer if the stream ends first).
+-- Read exactly n bytes from s (fewer if the stream ends first), or
+-- everything until the stream ends if n is nil.
 function M.recv_all(s, n)
+  n = n or math.huge
   local parts, got = {}, 0
   while got < n do
-    local data = assert(s:recv(n - got))
+    local data = assert(s:recv(math.min(n - got, 65536)))
     if data == "" then break end
     parts[#parts + 1] = data
     got = got + #data
