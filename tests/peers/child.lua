@@ -10,10 +10,12 @@
 -- connection.  bash stays the program's parent, so the program is reaped;
 -- io.popen's close reaps bash.
 --
---   local c = child.start({LUASOCK, "scripts/server.lua", "127.0.0.1", "0"})
+-- Specs start children with support.start (tests/support.lua), which
+-- kills and reaps them after the test:
+--   local c = support.start({LUASOCK, "scripts/server.lua", "127.0.0.1", "0"})
 --   local line = c:line()              -- nil, "timeout" after the limit
 --   c:send("hello\n"); c:close_stdin(); local status = c:wait()
---   c:kill()                           -- always, in a finally
+--   c:kill()                           -- ends it earlier
 --
 -- Options:
 --   stdin  = "socket" (default), "null", or "pipe": a real pipe fed from
@@ -217,7 +219,8 @@ function Child:kill()
 end
 
 -- Children started through a scope are killed together by scope.kill,
--- which a test passes to finally (busted keeps one finally per test):
+-- which a test passes to finally (busted keeps one finally per test;
+-- support.start needs neither):
 --   local kids = child.scope(); finally(kids.kill)
 --   local c = kids.start({...})
 function M.scope()
