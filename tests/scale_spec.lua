@@ -90,7 +90,7 @@ if mode == "many" then
   local ok, err = socket.run()
   print("many", tostring(ok), good, bad, tostring(err))
 elseif mode == "idle" then
-  local idle, worst, total = {}, 0, 0
+  local idle, times, total = {}, {}, 0
   local ok, err = socket.run(function()
     for i = 1, n do idle[i] = connect() end
     local c <close> = connect()
@@ -98,8 +98,8 @@ elseif mode == "idle" then
       local t0 = socket.gettime()
       local msg = ("normal client round %d|"):format(j)
       check(echo(c, msg), msg)
-      local dt = socket.gettime() - t0
-      worst, total = math.max(worst, dt), total + dt
+      times[j] = socket.gettime() - t0
+      total = total + times[j]
     end
     for i = 1, n do
       local msg = ("idle %d|"):format(i)
@@ -107,7 +107,9 @@ elseif mode == "idle" then
       idle[i]:close()
     end
   end)
-  print("idle", tostring(ok), good, bad, ("%.4f %.4f"):format(worst, total), tostring(err))
+  table.sort(times)
+  print("idle", tostring(ok), good, bad, ("%.4f %.4f %.4f"):format(times[10], times[20], total),
+        tostring(err))
 elseif mode == "cycles" then
   local per = n // k
   for t = 1, k do
@@ -184,10 +186,13 @@ describe("tasks at scale", function()
     start()
     local r = clients(SLOW and 60 or 20, "idle", 500)
     assert.same({ "idle", "true", "520", "0" }, { r[1], r[2], r[3], r[4] })
-    local worst, total = r[5]:match("(%S+) (%S+)")
+    local median, worst, total = r[5]:match("(%S+) (%S+) (%S+)")
     -- A loopback round trip takes well under a millisecond; a loop that
-    -- scanned the idle ones, or waited for them, would show here.
-    assert.is_true(tonumber(worst) < 0.1, "slowest round trip " .. worst .. " s")
+    -- scanned the idle ones, or waited for them, would slow every round
+    -- trip, so the median shows it.  (The slowest one also shows a busy
+    -- machine's stalls: 0.17 s once under ASan; it is only reported.)
+    assert.is_true(tonumber(median) < 0.1,
+      ("median round trip %s s (slowest %s s)"):format(median, worst))
     assert.is_true(tonumber(total) < 0.5, "20 round trips took " .. total .. " s")
   end)
 
