@@ -8,33 +8,41 @@
 -- closes it after "Connection: close".  Requests sent back to back
 -- (pipelined) are answered in order, since reading is buffered.  Try it
 -- with `curl http://127.0.0.1:8001/`.
+--
+-- A client cannot make it hold much memory: a line longer than the
+-- stream's limit (64 KiB) reads as nil, more than MAX_HEADERS headers
+-- end the connection, and a body is skipped in pieces.
 local socket = require "socket"
 
 local host, port = arg[1] or "127.0.0.1", tonumber(arg[2] or 8001)
 io.stdout:setvbuf("line")
 
 local BODY = "Hello, world!\n"
+local MAX_HEADERS = 100   -- as Python's http.client
 
 local family = host:find(":") and socket.AF_INET6 or socket.AF_INET
 local s = assert(socket.create_server({host, port}, { family = family, backlog = 511 }))
 print("HTTP server at: " .. tostring(s:getsockname()))
 
 -- Read one request head from stream f: the request line and a table of
--- headers (lower-case names).  Returns nil at the end of the stream.
+-- headers (lower-case names).  Returns nil at the end of the stream, on
+-- an error ("line too long" included) and past MAX_HEADERS headers.
 local function read_request(f)
   local line = f:read("l")
   if not line then return nil end
   local method, target, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)\r?$")
   local headers = {}
-  while true do
+  for _ = 0, MAX_HEADERS do
     local h = f:read("l")
     if not h then return nil end
     h = h:gsub("\r$", "")
-    if h == "" then break end
+    if h == "" then
+      return { method = method, target = target, version = version, headers = headers }
+    end
     local name, value = h:match("^([^:]+):%s*(.-)%s*$")
     if name then headers[name:lower()] = value end
   end
-  return { method = method, target = target, version = version, headers = headers }
+  return nil
 end
 
 -- The Connection header of the response, and whether the connection stays
@@ -58,6 +66,17 @@ local function respond(f, status, body, header, head_only)
   return f:flush()
 end
 
+-- Read and drop length bytes from f, 64 KiB at a time; false if the
+-- stream ends first.
+local function skip(f, length)
+  while length > 0 do
+    local piece = f:read(math.min(length, 65536))
+    if not piece or piece == "" then return false end
+    length = length - #piece
+  end
+  return true
+end
+
 local function serve(conn)
   -- Each response is flushed as soon as it is ready; without TCP_NODELAY,
   -- Nagle's algorithm would hold the second of two pipelined responses
@@ -74,7 +93,7 @@ local function serve(conn)
       respond(f, "400 Bad Request", "Bad Request\n", "Connection: close\r\n")
       break
     end
-    if length > 0 and not f:read(length) then break end
+    if not skip(f, length) then break end
     local header, keep = connection(req)
     if not respond(f, "200 OK", BODY, header, req.method == "HEAD") or not keep then break end
   end

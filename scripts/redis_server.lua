@@ -161,6 +161,12 @@ local function execute(a)
 end
 
 -- ---- reading requests ---------------------------------------------------
+-- A client cannot make the server hold much memory for one request: a
+-- line longer than the stream's limit (64 KiB) reads as nil and ends the
+-- connection, and the bulk strings of a request add up to at most
+-- MAX_REQUEST bytes (Redis allows 512 MB each; a small server takes less).
+local MAX_REQUEST = 16 * 1024 * 1024
+
 -- One request from stream f: a RESP array of bulk strings, or an inline
 -- command (words on a line).  Returns the list of strings; nil at the end
 -- of the stream; false and a message for a protocol error.
@@ -175,12 +181,14 @@ local function read_request(f)
   end
   local n = tonumber(line:sub(2))
   if not n or n > 1024 * 1024 then return false, "Protocol error: invalid multibulk length" end
-  local args = {}
+  local args, size = {}, 0
   for i = 1, n do
     local head = f:read("l")
     if not head then return nil end
     local len = tonumber(head:match("^%$(%d+)\r?$"))
     if not len then return false, "Protocol error: expected '$', got '" .. head:sub(1, 1) .. "'" end
+    size = size + len
+    if size > MAX_REQUEST then return false, "Protocol error: invalid bulk length" end
     local arg = f:read(len + 2)                -- the string and its CRLF
     if not arg or #arg < len + 2 then return nil end
     args[i] = arg:sub(1, len)

@@ -3,7 +3,8 @@
 **
 ** Failures of the OS or the network follow Lua's io library: nil, the
 ** system's message, and the errno.  Two messages are fixed words that
-** scripts test for: "timeout" (ETIMEDOUT) and "closed" (EBADF).
+** scripts test for: "timeout" (ETIMEDOUT), "closed" (EBADF) and "line too
+** long" (EMSGSIZE).
 ** Resolver failures carry gai_strerror's text and the EAI code.
 */
 #include <errno.h>
@@ -15,11 +16,13 @@
 const char *err_message(int err) {
   if (err == LSOCK_ETIMEOUT) return "timeout";
   if (err == LSOCK_ECLOSED) return "closed";
+  if (err == LSOCK_ETOOLONG) return "line too long";
   return strerror(err);
 }
 
 int err_push(lua_State *L, int err) {
-  int code = err == LSOCK_ETIMEOUT ? ETIMEDOUT : err == LSOCK_ECLOSED ? EBADF : err;
+  int code = err == LSOCK_ETIMEOUT ? ETIMEDOUT : err == LSOCK_ECLOSED ? EBADF
+           : err == LSOCK_ETOOLONG ? EMSGSIZE : err;
   luaL_pushfail(L);
   lua_pushstring(L, err_message(err));
   lua_pushinteger(L, code);

@@ -32,6 +32,7 @@
 /* Our own error codes: negative and far from the EAI_* codes. */
 #define LSOCK_ETIMEOUT (-1000)  /* a deadline passed: nil, "timeout", ETIMEDOUT */
 #define LSOCK_ECLOSED  (-1001)  /* closed by this side while waiting: nil, "closed", EBADF */
+#define LSOCK_ETOOLONG (-1002)  /* a line past the stream's limit: nil, "line too long", EMSGSIZE */
 
 /* Directions a task or a poll can wait for. */
 enum { WAIT_READ = 0, WAIT_WRITE = 1 };

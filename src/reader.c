@@ -275,6 +275,22 @@ static int rd_setvbuf(lua_State *L) {
   return 1;
 }
 
+/* The line limit at stack index i: a positive integer. */
+static size_t check_maxline(lua_State *L, int i) {
+  lua_Integer n = luaL_checkinteger(L, i);
+  luaL_argcheck(L, n > 0, i, "line limit must be positive");
+  return (size_t)n;
+}
+
+/* stream:setlimit(n): the longest line "l" and "L" return from now on,
+** in bytes without the '\n'; a longer one gives nil, "line too long". */
+static int rd_setlimit(lua_State *L) {
+  LStream *st = stream_checkopen(L, 1, 0);
+  st->maxline = check_maxline(L, 2);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int rd_tostring(lua_State *L) {
   static const char *const modes[] = { "", "r", "w", "rw" };
   LStream *st = stream_check(L, 1);
@@ -295,20 +311,40 @@ static int mode_flags(const char *mode) {
   return flags ? flags : ST_READ;
 }
 
-/* sock:makefile([mode]) -> a stream over the socket, which it keeps
-** alive (user value) but never closes. */
+/* makefile's options at stack index 3 (nil or a table): the line limit,
+** the only one; an unknown name raises. */
+static size_t makefile_maxline(lua_State *L) {
+  if (lua_isnoneornil(L, 3)) return MAXLINE_DEFAULT;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1)) {
+    if (lua_type(L, 4) != LUA_TSTRING || strcmp(lua_tostring(L, 4), "max_line") != 0)
+      luaL_argerror(L, 3, lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, 4, NULL)));
+  }
+  lua_pushliteral(L, "max_line");
+  if (lua_rawget(L, 3) == LUA_TNIL) return MAXLINE_DEFAULT;
+  int isint;
+  lua_Integer n = lua_tointegerx(L, -1, &isint);
+  luaL_argcheck(L, isint && n > 0, 3, "max_line must be a positive integer");
+  return (size_t)n;
+}
+
+/* sock:makefile([mode [, {max_line = n}]]) -> a stream over the socket,
+** which it keeps alive (user value) but never closes. */
 static int sock_makefile(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
   const char *mode = luaL_optstring(L, 2, "r");
   int flags = mode_flags(mode);
   if (flags < 0)
     luaL_argerror(L, 2, lua_pushfstring(L, "invalid mode '%s' (only r, w, b allowed)", mode));
+  size_t maxline = makefile_maxline(L);
   LStream *st = (LStream *)lua_newuserdatauv(L, sizeof(LStream), 1);
   memset(st, 0, sizeof *st);
   st->sock = s;
   st->flags = flags;
   st->vbuf = VBUF_FULL;
   st->wsize = WBUF_SIZE;
+  st->maxline = maxline;
   luaL_setmetatable(L, LSOCK_STREAM);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
@@ -322,6 +358,7 @@ static const luaL_Reg rd_methods[] = {
   {"flush", rd_flush},
   {"close", rd_close},
   {"setvbuf", rd_setvbuf},
+  {"setlimit", rd_setlimit},
   {NULL, NULL}
 };
 

@@ -17,6 +17,7 @@
 #define RBUF_SIZE 65536   /* first and resting size of the input buffer */
 #define WBUF_SIZE 65536   /* default output buffered before a flush */
 #define WBUF_FIRST 4096   /* first size of the output buffer */
+#define MAXLINE_DEFAULT 65536   /* longest line "l" and "L" return, as asyncio's limit */
 
 enum { ST_READ = 1, ST_WRITE = 2 };
 enum { VBUF_NO, VBUF_FULL, VBUF_LINE };   /* in the order of setvbuf's names */
@@ -28,6 +29,7 @@ typedef struct LStream {
   int eof;              /* recv returned 0: the peer sends nothing more */
   int vbuf;             /* VBUF_* */
   size_t wsize;         /* output buffered before a flush */
+  size_t maxline;       /* longest line "l" and "L" return, without its '\n' */
   char *rbuf;
   size_t rcap;
   size_t rstart, rend;  /* unread input: rbuf[rstart .. rend) */

@@ -39,7 +39,7 @@
 enum { FMT_LINE = -1, FMT_LINENL = -2, FMT_ALL = -3, FMT_NUM = -4 };
 
 /* What trying one format on the buffered input gives. */
-enum { TRY_NEED = -1, TRY_FAIL = 0, TRY_OK = 1 };
+enum { TRY_TOOLONG = -2, TRY_NEED = -1, TRY_FAIL = 0, TRY_OK = 1 };
 
 /* Stack of a read call (also of a lines iterator call); results follow
 ** the formats.  R_CALL is the id of the call owning the cursor. */
@@ -59,13 +59,19 @@ static int push_input(lua_State *L, LStream *st, size_t len, size_t skip) {
   return TRY_OK;
 }
 
-/* "l" / "L": a line; a last line without '\n' counts, as in Lua. */
+/* "l" / "L": a line; a last line without '\n' counts, as in Lua.  A
+** line longer than the stream's limit fails as soon as the limit is
+** passed, so a peer that never sends '\n' cannot make the input buffer
+** grow past the limit (the bytes stay for a read of counts or "a"). */
 static int try_line(lua_State *L, LStream *st, int keepnl) {
-  char *nl = memchr(st->rbuf + st->scan, '\n', st->rend - st->scan);
+  size_t end = st->rend - st->rpos > st->maxline ? st->rpos + st->maxline + 1 : st->rend;
+  if (st->scan > end) return TRY_TOOLONG;   /* the limit was lowered meanwhile */
+  char *nl = memchr(st->rbuf + st->scan, '\n', end - st->scan);
   if (nl != NULL) {
     size_t len = (size_t)(nl - (st->rbuf + st->rpos));
     return push_input(L, st, len + (keepnl != 0), keepnl == 0);
   }
+  if (end - st->rpos > st->maxline) return TRY_TOOLONG;
   st->scan = st->rend;   /* search only the new input next time */
   if (!st->eof) return TRY_NEED;
   if (st->rpos == st->rend) return TRY_FAIL;
@@ -143,10 +149,25 @@ static void num_scan(Numeral *nm) {
   }
 }
 
+/* Drop the input rbuf[from .. rpos) for good, whatever becomes of the
+** call: the cheap way when nothing before it is pending, else by moving
+** the input after it down. */
+static void drop_input(LStream *st, size_t from) {
+  size_t n = st->rpos - from;
+  if (from == st->rstart) st->rstart = st->rpos;
+  else {
+    memmove(st->rbuf + from, st->rbuf + st->rpos, st->rend - st->rpos);
+    st->rend -= n, st->rpos = from;
+  }
+}
+
 /* "n": a number after optional spaces; like Lua, a malformed numeral is
-** consumed and fails. */
+** consumed and fails.  The spaces are consumed even when the call fails,
+** as in Lua, so that a peer sending only spaces costs no memory. */
 static int try_number(lua_State *L, LStream *st) {
+  size_t from = st->rpos;
   while (st->rpos < st->rend && isspace((unsigned char)st->rbuf[st->rpos])) st->rpos++;
+  drop_input(st, from);
   st->scan = st->rpos;
   Numeral nm;
   nm.p = st->rbuf + st->rpos;
@@ -206,15 +227,16 @@ static int formats_check(lua_State *L, int n) {
 
 static int read_k(lua_State *L, int status, lua_KContext ctx);
 
-/* Try the formats not done yet, pushing one result each: 1 once the
-** call is complete (all done, or one failed), 0 when input is missing. */
+/* Try the formats not done yet, pushing one result each: TRY_OK once the
+** call is complete (all done, or one failed), TRY_NEED when input is
+** missing, TRY_TOOLONG when a line passed the limit. */
 static int read_formats(lua_State *L, LStream *st) {
   int nfmt = (int)lua_tointeger(L, R_NFMT), base = R_FMT + nfmt - 1;
   for (;;) {
     int done = lua_gettop(L) - base;
-    if (done == nfmt || (done > 0 && lua_isnil(L, -1))) return 1;
+    if (done == nfmt || (done > 0 && lua_isnil(L, -1))) return TRY_OK;
     int r = try_format(L, st, lua_tointeger(L, R_FMT + done));
-    if (r == TRY_NEED) return 0;
+    if (r == TRY_NEED || r == TRY_TOOLONG) return r;
     if (r == TRY_FAIL) luaL_pushfail(L);
     st->scan = st->rpos;
   }
@@ -264,9 +286,12 @@ static int read_done(lua_State *L, LStream *st) {
 }
 
 /* Failure: nothing was committed, so the input stays for a retry (the
-** next call starts from rstart); a lines iterator raises, as Lua's does. */
+** next call starts from rstart); a lines iterator raises, as Lua's does,
+** except for a line too long: that ends a for loop with nil, "line too
+** long", so that a peer cannot make a server's task die. */
 static int read_fail(lua_State *L, int err) {
-  if (lua_toboolean(L, R_ITER)) return luaL_error(L, "%s", err_message(err));
+  if (lua_toboolean(L, R_ITER) && err != LSOCK_ETOOLONG)
+    return luaL_error(L, "%s", err_message(err));
   return err_push(L, err);
 }
 
@@ -288,8 +313,9 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   int err = stream_resumed(L, st, status, ctx);
   while (!err) {
     if (st->rcall != lua_tointeger(L, R_CALL)) read_restart(L, st);
-    if (read_formats(L, st)) return read_done(L, st);
-    err = read_more(L, st);
+    int r = read_formats(L, st);
+    if (r == TRY_OK) return read_done(L, st);
+    err = r == TRY_TOOLONG ? LSOCK_ETOOLONG : read_more(L, st);
   }
   return read_fail(L, err);
 }

@@ -83,7 +83,7 @@ describe("makefile", function()
       local a, b = support.pair()
       local got = {}
       socket.spawn(function()
-        for line in b:makefile():lines("L") do got[#got + 1] = line end
+        for line in b:makefile("r", { max_line = 1024 * 1024 }):lines("L") do got[#got + 1] = line end
       end)
       socket.spawn(function()
         assert(a:sendall(("x"):rep(1024 * 1024) .. "\nshort\n"))

@@ -1,0 +1,246 @@
+-- limits_spec: what a peer can make a luasock process do, and what it
+-- cannot (DESIGN "Limits").
+--
+-- Line limit.  A stream read with "l", "L" or lines() used to buffer until
+-- a '\n' came, however long that took: 300 MiB without a newline sent to
+-- a server doing conn:makefile():read("l") grew it by 600 MiB, and every
+-- line-protocol server (http_hello.lua, redis_server.lua, chat.lua) could
+-- be driven out of memory by one connection.  read("n") against a flood
+-- of spaces kept every skipped space (+300 MiB for 300 MiB).  Now a line
+-- longer than the stream's limit (64 KiB by default, as asyncio's) gives
+-- nil, "line too long", EMSGSIZE as soon as the limit is passed, with the
+-- bytes left readable, and "n" skips spaces in constant memory.
+local socket = require "socket"
+local E = socket.errno
+
+local function pair()
+  local a, b = assert(socket.socketpair())
+  a:settimeout(2); b:settimeout(2)
+  return a, b
+end
+
+-- Every socket has a 2 s timeout, so the loop drains in bounded time.
+local function run()
+  local t0 = socket.gettime()
+  local ok, err = socket.run()
+  assert(socket.gettime() - t0 < 8, "socket.run took too long")
+  assert(ok, err)
+end
+
+-- The values of a call, long strings shown by their length (a failure
+-- message stays readable).
+local function shape(...)
+  local t = table.pack(...)
+  for i = 1, t.n do
+    if type(t[i]) == "string" and #t[i] > 64 then t[i] = ("<%d bytes>"):format(#t[i]) end
+  end
+  return t
+end
+
+-- The process's resident memory in KiB (stream buffers bypass the Lua
+-- collector's count).
+local function kib()
+  for line in io.lines("/proc/self/status") do
+    local n = line:match("^VmRSS:%s*(%d+)")
+    if n then return tonumber(n) end
+  end
+end
+
+local FLOOD = 512   -- chunks of 64 KiB: 32 MiB
+
+describe("line limit", function()
+  it("a line past 64 KiB fails at once with its bytes left readable", function()
+    local a, b = pair()
+    local f = b:makefile()
+    assert(a:sendall(("x"):rep(65536) .. "\n" .. ("y"):rep(65537) .. "\nrest\n"))
+    assert.equal(65536, #f:read("l"))                     -- exactly the limit: a line
+    assert.same(shape(nil, "line too long", E.EMSGSIZE), shape(f:read("l")))
+    assert.same(shape(nil, "line too long", E.EMSGSIZE), shape(f:read("L")))
+    assert.equal(("y"):rep(65537) .. "\n", f:read(65538))  -- nothing was lost
+    assert.equal("rest", f:read("l"))
+    f:close(); a:close(); b:close()
+  end)
+
+  it("fails before the peer sends a newline, without waiting for more", function()
+    local a, b = pair()
+    local f = b:makefile()
+    assert(a:sendall(("x"):rep(70000)))       -- and the peer stays silent
+    local t0 = socket.gettime()
+    assert.same(shape(nil, "line too long", E.EMSGSIZE), shape(f:read("l")))
+    assert.is_true(socket.gettime() - t0 < 1, "waited for the timeout")
+    f:close(); a:close(); b:close()
+  end)
+
+  it("counts the limit in bytes before the '\\n', also at end of stream", function()
+    local a, b = pair()
+    local f = b:makefile("r", { max_line = 4 })
+    assert(a:sendall("abcd\nabcde\nabcd"))
+    a:close()
+    assert.equal("abcd\n", f:read("L"))
+    assert.same(shape(nil, "line too long", E.EMSGSIZE), shape(f:read("L")))
+    assert.equal("abcde\n", f:read(6))
+    assert.equal("abcd", f:read("l"))              -- a last line without '\n'
+    assert.is_true(f:setlimit(3))
+    assert.is_nil(f:read("l"))
+    f:close(); b:close()
+  end)
+
+  it("setlimit changes the limit of the next read", function()
+    local a, b = pair()
+    local f = b:makefile()
+    assert(a:sendall(("z"):rep(100000) .. "\n"))
+    assert.same(shape(nil, "line too long", E.EMSGSIZE), shape(f:read("l")))
+    assert.is_true(f:setlimit(100000))
+    assert.equal(100000, #f:read("l"))
+    f:close(); a:close(); b:close()
+  end)
+
+  it("ends a lines() loop with nil, 'line too long' instead of raising", function()
+    local a, b = pair()
+    local f = b:makefile("r", { max_line = 8 })
+    assert(a:sendall("short\nmuch too long\n"))
+    local got, it = {}, f:lines()
+    for line in it do got[#got + 1] = line end
+    assert.same({ "short" }, got)
+    assert.same({ nil, "line too long", E.EMSGSIZE }, { it() })
+    assert.equal("much too long\n", f:read(14))
+    f:close(); a:close(); b:close()
+  end)
+
+  it("checks the limit's arguments", function()
+    local a, b = pair()
+    assert.error_matches(function() a:makefile("r", { max_line = 0 }) end,
+      "max_line must be a positive integer")
+    assert.error_matches(function() a:makefile("r", { max_line = 1.5 }) end,
+      "max_line must be a positive integer")
+    assert.error_matches(function() a:makefile("r", { maxline = 10 }) end,
+      "unknown option 'maxline'")
+    assert.error_matches(function() a:makefile("r", { 10 }) end, "unknown option '1'")
+    assert.error_matches(function() a:makefile("r", 10) end, "table expected, got number")
+    local f = a:makefile()
+    assert.error_matches(function() f:setlimit(-1) end, "line limit must be positive")
+    assert.error_matches(function() f:setlimit("x") end, "number expected")
+    f:close()
+    assert.error_matches(function() f:setlimit(10) end, "attempt to use a closed stream")
+    a:close(); b:close()
+  end)
+
+  -- The peer writes 32 MiB; the reader's memory is sampled between writes.
+  local function flood(format, byte)
+    local a, b = pair()
+    local base, peak, res = kib(), 0, nil
+    socket.spawn(function()
+      local f = b:makefile()
+      res = table.pack(f:read(format))
+      f:close(); b:close()   -- the writer stops on EPIPE
+    end)
+    socket.spawn(function()
+      local chunk = byte:rep(65536)
+      for _ = 1, FLOOD do
+        if res then break end
+        if not a:sendall(chunk) then break end
+        peak = math.max(peak, kib() - base)
+      end
+      if format == "n" then assert(a:sendall("42 ")) end
+      a:close()
+    end)
+    run()
+    b:close()
+    return res, peak
+  end
+
+  it("a task reading a line from a flood holds at most ~2 limits of input", function()
+    local res, peak = flood("l", "x")
+    assert.same(shape(nil, "line too long", E.EMSGSIZE), shape(table.unpack(res, 1, res.n)))
+    assert.is_true(peak < 8192, ("grew by %.0f KiB"):format(peak))
+  end)
+
+  it("read('n') skips 32 MiB of spaces in constant memory", function()
+    local res, peak = flood("n", " ")
+    assert.same({ 42, n = 1 }, res)
+    assert.is_true(peak < 8192, ("grew by %.0f KiB"):format(peak))
+  end)
+
+  it("read('n') after another format skips spaces without keeping them", function()
+    local a, b = pair()
+    local f = b:makefile()
+    local base, peak, res = kib(), 0, nil
+    socket.spawn(function() res = table.pack(f:read("l", "n")) end)
+    socket.spawn(function()
+      local tabs = ("\t"):rep(65536)
+      assert(a:sendall("head\n"))
+      for _ = 1, FLOOD do
+        assert(a:sendall(tabs))
+        peak = math.max(peak, kib() - base)
+      end
+      assert(a:sendall("7\n"))
+    end)
+    run()
+    assert.same({ "head", 7, n = 2 }, res)
+    assert.is_true(peak < 8192, ("grew by %.0f KiB"):format(peak))
+    f:close(); a:close(); b:close()
+  end)
+end)
+
+-- The line-protocol scripts close a client whose line is too long (or
+-- whose request is too big) and go on serving the others.
+describe("line-protocol scripts under a flood without newlines", function()
+  local child = require "tests.peers.child"
+
+  -- Send data until the server hangs up; true once it did (within 2 s
+  -- of a read timeout), false if it kept the connection open.
+  local function hung_up(s, data)
+    s:sendall(data)   -- may fail with EPIPE or ECONNRESET once it hangs up
+    while true do
+      local got, err = s:recv(65536)
+      if got == "" or err == "Connection reset by peer" then return true end
+      if not got then return false end
+    end
+  end
+
+  local cases = {
+    { "http_hello.lua", "HTTP server at:", "GET / HTTP/1.0\r\n\r\n", "^HTTP/1.1 200 OK" },
+    { "redis_server.lua", "Redis server at:", "PING\r\n", "^%+PONG" },
+    { "chat.lua", "Chat server at:", "", "^%* welcome" },
+  }
+  for _, case in ipairs(cases) do
+    local name, prefix, request, answer = table.unpack(case)
+    it(name .. " closes the client with a 200 KB line and serves the next", function()
+      local kids = child.scope()
+      finally(kids.kill)
+      local server = kids.start(child.script(name, "127.0.0.1", "0"), { stdin = "null" })
+      local _, port = server:address(prefix)
+      local bad <close> = child.connect(port)
+      assert.is_true(hung_up(bad, ("A"):rep(200 * 1024)), "the server kept the connection")
+      local good <close> = child.connect(port)
+      assert(good:sendall(request))
+      local got = assert(good:recv(4096))
+      assert.is_truthy(got:find(answer), got)
+      assert.equal("", server:stderr())
+    end)
+  end
+
+  it("redis_server.lua refuses a bulk string past its request limit", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local server = kids.start(child.script("redis_server.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local _, port = server:address("Redis server at:")
+    local c <close> = child.connect(port)
+    assert(c:sendall("*2\r\n$3\r\nGET\r\n$100000000000\r\n"))
+    assert.equal("-ERR Protocol error: invalid bulk length\r\n", c:recv(4096))
+    assert.equal("", c:recv(4096))
+    assert.equal("", server:stderr())
+  end)
+
+  it("http_hello.lua skips a huge body in pieces", function()
+    local kids = child.scope()
+    finally(kids.kill)
+    local server = kids.start(child.script("http_hello.lua", "127.0.0.1", "0"), { stdin = "null" })
+    local _, port = server:address("HTTP server at:")
+    local c <close> = child.connect(port)
+    assert(c:sendall("POST / HTTP/1.1\r\nContent-Length: 100000000000000\r\n\r\nabc"))
+    c:shutdown(socket.SHUT_WR)
+    assert.equal("", c:recv(4096))   -- the body ended early: no answer
+    assert.equal("", server:stderr())
+  end)
+end)
