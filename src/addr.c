@@ -33,9 +33,13 @@
 
 static const char *const field_names[] = {"host", "port", "flowinfo", "scope_id", NULL};
 
+/* The metamethods below are reachable with getmetatable and may be called
+** with anything: each checks that its operands are tables. */
+
 /* __index: .host, .port, .flowinfo, .scope_id read [1]..[4]. */
 static int addr_index(lua_State *L) {
-  const char *k = lua_tostring(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
   for (int i = 0; k != NULL && field_names[i] != NULL; i++)
     if (strcmp(k, field_names[i]) == 0) {
       lua_rawgeti(L, 1, i + 1);
@@ -47,6 +51,8 @@ static int addr_index(lua_State *L) {
 
 /* __tostring: 127.0.0.1:8001, [::1]:8001, [fe80::1%eth0]:8001. */
 static int addr_tostring(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
   lua_rawgeti(L, 1, 1);
   lua_rawgeti(L, 1, 2);
   lua_rawgeti(L, 1, 4);
@@ -67,6 +73,8 @@ static int addr_tostring(lua_State *L) {
 
 /* __eq: same host, port, flowinfo and scope_id. */
 static int addr_eq(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
   int eq = 1;
   for (int i = 1; i <= 4 && eq; i++) {
     lua_rawgeti(L, 1, i);

@@ -398,7 +398,7 @@ static void loop_close(Loop *loop) {
 ** until every finalizer has run, and loop_unwatch checks `closed`, so
 ** sockets finalised after us are safe. */
 static int loop_gc(lua_State *L) {
-  loop_close((Loop *)lua_touserdata(L, 1));
+  loop_close((Loop *)luaL_checkudata(L, 1, LOOP_META));   /* reachable through the registry */
   return 0;
 }
 
@@ -408,8 +408,6 @@ static int loop_init(Loop *loop) {
   loop->outside.loop = loop;
   loop->outside.state = T_DONE;
   loop->outside.heapidx = -1;
-  loop->wakefd = -1;
-  loop->poller.fd = -1;
   int err = poller_init(&loop->poller);
   if (err) return err;
   loop->pool = pool_new();
@@ -433,16 +431,17 @@ void loop_open(lua_State *L) {
   lua_pop(L, 1);
   Loop *loop = (Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
   memset(loop, 0, sizeof *loop);
-  int err = loop_init(loop);
+  loop->poller.fd = loop->poolw.fd = loop->wakefd = -1;   /* nothing to close yet */
   if (luaL_newmetatable(L, LOOP_META)) {
     lua_pushcfunction(L, loop_gc);
     lua_setfield(L, -2, "__gc");
   }
-  lua_setmetatable(L, -2);
+  lua_setmetatable(L, -2);   /* first: an allocation failing later leaks nothing */
   luaL_newmetatable(L, TASK_META);
   lua_pushcfunction(L, task_closed);
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
+  int err = loop_init(loop);
   if (err) {
     loop_close(loop);
     luaL_error(L, "cannot create the socket loop: %s", strerror(err));

@@ -35,7 +35,6 @@ struct Task {
   int argref;               /* registry reference to the userdata of a pool job */
   unsigned char dir, state;
   unsigned char inq : 1;        /* in the run queue (at most once) */
-  unsigned char started : 1;    /* resumed once: its coroutine must be suspended */
   unsigned char cancelled : 1;  /* the user closed its coroutine (coroutine.close) */
 };
 _Static_assert(sizeof(Task) <= 64, "one Task per connection: keep it in 64 bytes");

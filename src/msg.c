@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/uio.h>
 
 #include "lsock.h"
@@ -261,32 +262,70 @@ static void push_anc(lua_State *L, struct msghdr *m) {
   }
 }
 
+/* How many descriptors control message c of m carries (0 unless it is
+** SCM_RIGHTS), and the ith of them. */
+static size_t rights_count(const struct msghdr *m, const struct cmsghdr *c) {
+  if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) return 0;
+  return cmsg_datalen(m, c) / sizeof(int);
+}
+
+static int rights_fd(const struct cmsghdr *c, size_t i) {
+  int fd;
+  memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);   /* may be unaligned */
+  return fd;
+}
+
 /* Push the list of descriptors of the SCM_RIGHTS messages of m. */
 static void push_fds(lua_State *L, struct msghdr *m) {
   lua_newtable(L);
   int k = 0;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t n = cmsg_datalen(m, c) / sizeof(int);
-    for (size_t i = 0; i < n; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);   /* may be unaligned */
-      lua_pushinteger(L, fd);
+    for (size_t i = 0; i < rights_count(m, c); i++) {
+      lua_pushinteger(L, rights_fd(c, i));
       lua_rawseti(L, -2, ++k);
     }
   }
 }
 
-/* Push the results of a recvmsg on s that returned n: data, ancdata (or
-** the list of fds), msg_flags, address (nil when the kernel gave none, ""
-** for an unnamed unix peer, as recvfrom). */
-static int push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int as) {
-  lua_pushlstring(L, st->m.msg_iov[0].iov_base, n < st->datalen ? n : st->datalen);
-  if (as == AS_RECVFDS) push_fds(L, &st->m);
+/* Close the descriptors of the SCM_RIGHTS messages of m. */
+static void close_fds(struct msghdr *m) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c))
+    for (size_t i = 0; i < rights_count(m, c); i++) close(rights_fd(c, i));
+}
+
+/* What push_received passes to its protected part. */
+typedef struct Received {
+  LSocket *s;
+  MsgState *st;
+  size_t n;
+  int as;
+} Received;
+
+static int push_received_p(lua_State *L) {
+  const Received *r = (const Received *)lua_touserdata(L, 1);
+  MsgState *st = r->st;
+  lua_pushlstring(L, st->m.msg_iov[0].iov_base, r->n < st->datalen ? r->n : st->datalen);
+  if (r->as == AS_RECVFDS) push_fds(L, &st->m);
   else push_anc(L, &st->m);
   lua_pushinteger(L, st->m.msg_flags & ~st->hidden);
-  if (st->m.msg_namelen == 0 && s->family == AF_UNIX) lua_pushliteral(L, "");
+  if (st->m.msg_namelen == 0 && r->s->family == AF_UNIX) lua_pushliteral(L, "");
   else addr_push(L, (struct sockaddr *)&st->addr, st->m.msg_namelen);
+  return 4;
+}
+
+/* Push the results of a recvmsg on s that returned n: data, ancdata (or
+** the list of fds), msg_flags, address (nil when the kernel gave none, ""
+** for an unnamed unix peer, as recvfrom).  The descriptors received are
+** the script's only once pushed: when memory runs out on the way, they
+** are closed and the error raised. */
+static int push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int as) {
+  Received r = { s, st, n, as };
+  lua_pushcfunction(L, push_received_p);
+  lua_pushlightuserdata(L, &r);
+  if (lua_pcall(L, 1, 4, 0) != LUA_OK) {
+    close_fds(&st->m);
+    lua_error(L);
+  }
   return 4;
 }
 

@@ -161,11 +161,26 @@ static void task_end(lua_State *L, Task *t, int status) {
 ** task is woken to end at once; one in the run queue or the thread pool
 ** ends when its turn comes. */
 int task_closed(lua_State *L) {
-  Task *t = (Task *)lua_touserdata(L, 1);
+  Task *t = (Task *)luaL_checkudata(L, 1, TASK_META);   /* reachable through the registry */
   if (t->state == T_DONE) return 0;
   t->cancelled = 1;
   if (t->state == T_PARKED) loop_ready(t, LSOCK_ECLOSED);
   return 0;
+}
+
+/* What a task's coroutine is when the loop comes to resume it: the
+** script may have resumed it itself (coroutine.resume), to its end, to
+** an error, or to a point where it runs still (it resumed another
+** coroutine that called socket.run). */
+enum { CO_FRESH, CO_YIELDED, CO_ACTIVE, CO_DEAD };
+
+static int co_state(lua_State *co) {
+  lua_Debug ar;
+  int status = lua_status(co);
+  if (status == LUA_YIELD) return CO_YIELDED;
+  if (status != LUA_OK) return CO_DEAD;   /* it raised */
+  if (lua_getstack(co, 0, &ar)) return CO_ACTIVE;
+  return lua_gettop(co) > 0 ? CO_FRESH : CO_DEAD;
 }
 
 /* Resume t.  A yield that parked it (state changed) is a wait; a yield
@@ -178,11 +193,15 @@ static void task_resume(lua_State *L, Task *t) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->argref);
     t->argref = LUA_NOREF;
   }
-  if (t->cancelled || (t->started && lua_status(t->co) != LUA_YIELD)) {
+  int costate = co_state(t->co);
+  if (costate == CO_ACTIVE) {   /* run was called from a coroutine it resumed */
+    loop_runqpush(t->loop, t);   /* stays ready for a later run */
+    luaL_error(L, "socket.run called while a task runs outside the loop");
+  }
+  if (t->cancelled || costate == CO_DEAD) {
     task_end(L, t, LUA_OK);   /* the user closed or finished it himself */
     return;
   }
-  t->started = 1;
   t->nargs = 0;
   t->state = T_RUNNING;
   lua_State *outer = t->loop->resumed;
@@ -331,7 +350,8 @@ int loop_turn(lua_State *L, Watch *w, short events, double deadline) {
 ** wait).  Runs until no task is left; raises when called from a task. */
 static int lsock_run(lua_State *L) {
   Loop *loop = loop_get(L);
-  if (loop->running) return luaL_error(L, "socket.run called from inside a task");
+  if (loop->running || loop_current(L) != NULL)   /* also a task the script resumed */
+    return luaL_error(L, "socket.run called from inside a task");
   if (!lua_isnoneornil(L, 1)) task_spawn(L, loop, 1);
   lua_settop(L, 0);
   lua_pushcfunction(L, run_core);

@@ -25,3 +25,10 @@ add_test(NAME embed_installed
           ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR} ${embed_cflags})
 set_tests_properties(embed_installed PROPERTIES TIMEOUT 120
   ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
+
+# Every allocation of a workload made to fail in turn (allocfail.c).
+add_executable(allocfail ${CMAKE_SOURCE_DIR}/tests/embed/allocfail.c)
+target_link_libraries(allocfail PRIVATE luasock_lib)
+add_test(NAME allocfail
+  COMMAND allocfail ${CMAKE_SOURCE_DIR}/tests/embed/allocfail.lua)
+set_tests_properties(allocfail PROPERTIES TIMEOUT 300)
