@@ -69,7 +69,7 @@ end
 
 socket.run(function()
   while true do
-    local conn, addr = assert(s:accept())
-    socket.spawn(chat, conn, tostring(addr))
+    local conn, addr = s:accept()   -- nil, err: that connection failed; go on
+    if conn then socket.spawn(chat, conn, tostring(addr)) end
   end
 end)

@@ -64,7 +64,7 @@ end
 
 socket.run(function()
   while true do
-    local conn, addr = assert(s:accept())
-    socket.spawn(relay, conn, tostring(addr))
+    local conn, addr = s:accept()   -- nil, err: that connection failed; go on
+    if conn then socket.spawn(relay, conn, tostring(addr)) end
   end
 end)

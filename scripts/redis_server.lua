@@ -220,7 +220,7 @@ end
 
 socket.run(function()
   while true do
-    local conn = assert(s:accept())
-    socket.spawn(serve, conn)
+    local conn = s:accept()   -- nil, err: that connection failed; go on
+    if conn then socket.spawn(serve, conn) end
   end
 end)

@@ -38,8 +38,10 @@ end
 
 socket.run(function()                -- (1) run the accept loop as a task
   while true do
-    local conn, addr = assert(s:accept())
-    print("Connected by  " .. tostring(addr))
-    socket.spawn(serve, conn)        -- (2) a task per client: serve(conn)
+    local conn, addr = s:accept()    -- nil, err: that connection failed; go on
+    if conn then
+      print("Connected by  " .. tostring(addr))
+      socket.spawn(serve, conn)      -- (2) a task per client: serve(conn)
+    end
   end
 end)

@@ -35,15 +35,17 @@ local function server()
   print("Unix echo server at: " .. s:getsockname())
   socket.run(function()
     while true do
-      local conn = assert(s:accept())
-      socket.spawn(function()        -- a task per client
-        while true do
-          local data = conn:recv(4096)
-          if not data or data == "" then break end
-          conn:sendall(data)
-        end
-        conn:close()
-      end)
+      local conn = s:accept()        -- nil, err: that connection failed; go on
+      if conn then
+        socket.spawn(function()      -- a task per client
+          while true do
+            local data = conn:recv(4096)
+            if not data or data == "" then break end
+            conn:sendall(data)
+          end
+          conn:close()
+        end)
+      end
     end
   end)
 end
