@@ -37,3 +37,11 @@ set_tests_properties(allocfail PROPERTIES TIMEOUT 300)
 # a luasock running tests/faults/workload.lua.
 add_library(faultshim MODULE ${CMAKE_SOURCE_DIR}/tests/faults/faultshim.c)
 target_link_libraries(faultshim PRIVATE dl Threads::Threads)
+
+# libFuzzer targets (tests/fuzz), built with clang and run a few seconds
+# each; once, in the sanitizer pass, since they are always built with
+# ASan and UBSan (tests/fuzz/run.sh tells how to run them for hours).
+if(LUASOCK_SANITIZE)
+  add_test(NAME fuzz COMMAND sh ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh ${CMAKE_BINARY_DIR} 5)
+  set_tests_properties(fuzz PROPERTIES TIMEOUT 600)
+endif()

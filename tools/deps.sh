@@ -8,12 +8,13 @@
 # Besides the build: lua5.4 (host_spec compares with it), python3 (pty
 # driver, peers), nc, socat, curl, wrk, redis-tools (the scripts' peers),
 # iproute2, util-linux, procps (ip, unshare, setpriv, sysctl, kill),
-# strace and valgrind (tests that count syscalls or check memory), and
+# strace and valgrind (tests that count syscalls or check memory), clang
+# and libclang-rt-dev (the fuzz targets: libFuzzer's runtime), and
 # netbase: /etc/services, which service names such as "http" need.
 set -e
 PACKAGES="gcc cmake make pkg-config liblua5.4-dev lua5.4 lua-busted
   libreadline-dev python3 netcat-openbsd socat curl wrk redis-tools
-  iproute2 util-linux procps strace valgrind netbase $*"
+  iproute2 util-linux procps strace valgrind netbase clang libclang-rt-dev $*"
 
 # Tests resolve "localhost", which must not need DNS: an installed Debian
 # names it in /etc/hosts, a bare debootstrap root has no /etc/hosts; there

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Build the libFuzzer targets with clang (libclang-rt-dev provides the
+# fuzzer runtime) into OUT: the library's sources and the embedded Lua
+# modules of the build dir BUILD, instrumented with ASan and UBSan, and
+# tests/fuzz/fuzz_main.c once per target script (addr, stream, api).
+#   tests/fuzz/build.sh BUILD OUT
+set -eu
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=$1 out=$2
+mkdir -p "$out"
+wraps="-Wl,--wrap=getaddrinfo,--wrap=getnameinfo,--wrap=connect,--wrap=sendto,--wrap=sendmsg,--wrap=close"
+flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+  -D_GNU_SOURCE -std=gnu11 -I$src/src $(pkg-config --cflags lua5.4)"
+objs=""
+for f in "$src"/src/*.c "$build/lua_modules.c"; do
+  case $(basename "$f") in main.c|repl.c) continue ;; esac
+  o="$out/$(basename "$f" .c).o"
+  if [ ! -e "$o" ] || [ "$f" -nt "$o" ]; then clang $flags -c "$f" -o "$o"; fi
+  objs="$objs $o"
+done
+for t in addr stream api; do
+  clang $flags -fsanitize=fuzzer -DFUZZ_SCRIPT="\"$src/tests/fuzz/$t.lua\"" \
+    -DFUZZ_DIR="\"$src/tests/fuzz\"" "$src/tests/fuzz/fuzz_main.c" $objs \
+    $wraps $(pkg-config --libs lua5.4) -lpthread -lm -o "$out/fuzz_$t"
+done
