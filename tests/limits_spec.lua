@@ -185,7 +185,14 @@ end)
 -- The line-protocol scripts close a client whose line is too long (or
 -- whose request is too big) and go on serving the others.
 describe("line-protocol scripts under a flood without newlines", function()
-  local child = require "tests.peers.child"
+  local support = require "tests.support"
+
+  -- Start scripts/name on 127.0.0.1 port 0; returns it and its port.
+  local function start(name, prefix)
+    local server = support.start(support.script(name, "127.0.0.1", "0"), { stdin = "null" })
+    local _, port = server:address(prefix)
+    return server, port
+  end
 
   -- Send data until the server hangs up; true once it did (within 2 s
   -- of a read timeout), false if it kept the connection open.
@@ -206,13 +213,10 @@ describe("line-protocol scripts under a flood without newlines", function()
   for _, case in ipairs(cases) do
     local name, prefix, request, answer = table.unpack(case)
     it(name .. " closes the client with a 200 KB line and serves the next", function()
-      local kids = child.scope()
-      finally(kids.kill)
-      local server = kids.start(child.script(name, "127.0.0.1", "0"), { stdin = "null" })
-      local _, port = server:address(prefix)
-      local bad <close> = child.connect(port)
+      local server, port = start(name, prefix)
+      local bad <close> = support.connect(port)
       assert.is_true(hung_up(bad, ("A"):rep(200 * 1024)), "the server kept the connection")
-      local good <close> = child.connect(port)
+      local good <close> = support.connect(port)
       assert(good:sendall(request))
       local got = assert(good:recv(4096))
       assert.is_truthy(got:find(answer), got)
@@ -221,11 +225,8 @@ describe("line-protocol scripts under a flood without newlines", function()
   end
 
   it("redis_server.lua refuses a bulk string past its request limit", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server = kids.start(child.script("redis_server.lua", "127.0.0.1", "0"), { stdin = "null" })
-    local _, port = server:address("Redis server at:")
-    local c <close> = child.connect(port)
+    local server, port = start("redis_server.lua", "Redis server at:")
+    local c <close> = support.connect(port)
     assert(c:sendall("*2\r\n$3\r\nGET\r\n$100000000000\r\n"))
     assert.equal("-ERR Protocol error: invalid bulk length\r\n", c:recv(4096))
     assert.equal("", c:recv(4096))
@@ -233,11 +234,8 @@ describe("line-protocol scripts under a flood without newlines", function()
   end)
 
   it("http_hello.lua skips a huge body in pieces", function()
-    local kids = child.scope()
-    finally(kids.kill)
-    local server = kids.start(child.script("http_hello.lua", "127.0.0.1", "0"), { stdin = "null" })
-    local _, port = server:address("HTTP server at:")
-    local c <close> = child.connect(port)
+    local server, port = start("http_hello.lua", "HTTP server at:")
+    local c <close> = support.connect(port)
     assert(c:sendall("POST / HTTP/1.1\r\nContent-Length: 100000000000000\r\n\r\nabc"))
     c:shutdown(socket.SHUT_WR)
     assert.equal("", c:recv(4096))   -- the body ended early: no answer
@@ -311,3 +309,4 @@ describe("memory after many tasks and sockets", function()
     assert.is_true(lua < 64, ("the Lua heap grew by %.0f KiB"):format(lua))
   end)
 end)
+
