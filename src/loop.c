@@ -297,7 +297,7 @@ void watch_close(lua_State *L, Watch *w) {
 ** on the timer only (sleep) has simply waited long enough. */
 void loop_expire(Loop *loop) {
   if (loop->nheap == 0) return;
-  double now = wait_now();
+  double now = clock_now();
   while (loop->nheap > 0 && loop->heap[0]->deadline <= now) {
     Task *t = loop->heap[0];
     loop_ready(t, t->w != NULL ? LSOCK_ETIMEOUT : 0);

@@ -102,14 +102,16 @@ int err_pushresult(lua_State *L, int err);  /* true, or (err != 0) err_push */
 const char *err_message(int err);           /* text for an err int */
 void err_pusherrnotable(lua_State *L);      /* pushes the socket.errno table */
 
-/* ---- wait.c: clock, deadlines, the one wait point ------------------- */
-double wait_now(void);                      /* monotonic seconds */
+/* ---- clock.c: the monotonic clock, deadlines ----------------------- */
+double clock_now(void);                     /* monotonic seconds */
 /* Absolute deadline for a timeout: -1 for none (t < 0), 0 for
 ** non-blocking (t == 0), else now + t. */
-double wait_deadline(double timeout);
+double clock_deadline(double timeout);
 /* Milliseconds from now until deadline, rounded up, for poll/epoll:
 ** -1 for no deadline. */
-int wait_ms(double deadline);
+int clock_ms(double deadline);
+
+/* ---- wait.c: the one wait point ------------------------------------ */
 /*
 ** The one wait point.  Wait until w is ready in direction dir, or until
 ** deadline.  Outside a task it polls and returns 0 (ready), LSOCK_ETIMEOUT,

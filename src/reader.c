@@ -103,7 +103,7 @@ int stream_resumed(lua_State *L, LStream *st, int status, lua_KContext ctx) {
 ** the clock out of calls served from the buffer. */
 static double call_deadline(lua_State *L, LStream *st, int idx) {
   if (lua_isnil(L, idx)) {
-    lua_pushnumber(L, wait_deadline(st->sock->timeout));
+    lua_pushnumber(L, clock_deadline(st->sock->timeout));
     lua_replace(L, idx);
   }
   return lua_tonumber(L, idx);

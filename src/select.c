@@ -241,7 +241,7 @@ static int lsock_select(lua_State *L) {
   int nr = list_len(L, READERS), nw = list_len(L, WRITERS);
   lua_settop(L, 3);
   SelectSet *set = set_push(L, nr, nw);   /* SET_IDX */
-  lua_pushnumber(L, wait_deadline(t));    /* DEADLINE_IDX */
+  lua_pushnumber(L, clock_deadline(t));    /* DEADLINE_IDX */
   lua_getiuservalue(L, SET_IDX, 1);
   set_fill(L, set, 0, READERS, nr, POLLIN);
   set_fill(L, set, nr, WRITERS, nw, POLLOUT);

@@ -230,7 +230,7 @@ int sock_optflags(lua_State *L, int idx) {
 }
 
 double sock_deadline(const LSocket *s, int flags) {
-  return (flags & MSG_DONTWAIT) ? 0 : wait_deadline(s->timeout);
+  return (flags & MSG_DONTWAIT) ? 0 : clock_deadline(s->timeout);
 }
 
 /* An int argument that must fit a C int (levels, options, flags). */
@@ -413,7 +413,7 @@ static int lsock_socketpair(lua_State *L) {
 
 /* socket.gettime(): monotonic seconds, the clock of every deadline. */
 static int lsock_gettime(lua_State *L) {
-  lua_pushnumber(L, wait_now());
+  lua_pushnumber(L, clock_now());
   return 1;
 }
 
@@ -426,7 +426,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   int err = wait_resumed(L, status);
   double deadline = lua_tonumber(L, 2);
   while (err == 0 || err == LSOCK_ETIMEOUT) {
-    if (wait_now() >= deadline) {
+    if (clock_now() >= deadline) {
       lua_pushboolean(L, 1);
       return 1;
     }
@@ -440,7 +440,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 static int lsock_sleep(lua_State *L) {
   double t = sock_checktimeout(L, 1, 0, "sleep length");
   lua_settop(L, 1);
-  lua_pushnumber(L, wait_now() + t);   /* index 2: the deadline */
+  lua_pushnumber(L, clock_now() + t);   /* index 2: the deadline */
   int err = wait_until(L, lua_tonumber(L, 2), 0, sleep_k);
   if (err != 0 && err != LSOCK_ETIMEOUT) return err_push(L, err);
   return sleep_k(L, LUA_OK, 0);

@@ -48,7 +48,7 @@ static SockAddr *push_sockaddr(lua_State *L, LSocket *s, int idx) {
 static int wait_for(lua_State *L, LSocket *s, int dir, int idx, lua_KContext ctx,
                     lua_KFunction k) {
   double deadline = lua_tonumber(L, idx);
-  if (deadline > 0 && wait_now() >= deadline) return LSOCK_ETIMEOUT;
+  if (deadline > 0 && clock_now() >= deadline) return LSOCK_ETIMEOUT;
   return wait_fd(L, &s->w, dir, deadline, ctx, k);
 }
 

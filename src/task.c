@@ -233,7 +233,7 @@ static void run_ready(lua_State *L, Loop *loop) {
 /* Wait for events (not at all when tasks are ready; else until the
 ** nearest deadline) and mark their tasks ready. */
 static void run_poll(lua_State *L, Loop *loop) {
-  int ms = loop->qcount ? 0 : loop->nheap ? wait_ms(loop->heap[0]->deadline) : -1;
+  int ms = loop->qcount ? 0 : loop->nheap ? clock_ms(loop->heap[0]->deadline) : -1;
   if (loop->interrupted) interrupt_check(L);   /* later, loop_wakeup ends the wait */
   loop_pollevents(L, loop, ms);
 }
@@ -273,9 +273,9 @@ static int run_core(lua_State *L) {
 ** outside deadline or the nearest timer.  Returns 0 when p[0] is ready,
 ** LSOCK_ETIMEOUT past the deadline, else EAGAIN (tasks may be ready). */
 static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline) {
-  int ms = loop->qcount ? 0 : wait_ms(deadline);
+  int ms = loop->qcount ? 0 : clock_ms(deadline);
   if (ms != 0 && loop->nheap > 0) {
-    int timer = wait_ms(loop->heap[0]->deadline);
+    int timer = clock_ms(loop->heap[0]->deadline);
     if (ms < 0 || timer < ms) ms = timer;
   }
   if (loop->interrupted) interrupt_check(L);   /* later, loop_wakeup ends the poll */
@@ -287,7 +287,7 @@ static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline
   }
   if (p[0].revents) return 0;   /* ready, or an error the syscall will report */
   if (p[1].revents) loop_pollevents(L, loop, 0);
-  if (deadline >= 0 && wait_now() >= deadline) return LSOCK_ETIMEOUT;
+  if (deadline >= 0 && clock_now() >= deadline) return LSOCK_ETIMEOUT;
   return EAGAIN;
 }
 

@@ -1,5 +1,5 @@
 /*
-** wait.c - the monotonic clock, deadlines, and the one wait point.
+** wait.c - the one wait point.
 **
 ** Every operation that may block comes here after its syscall said
 ** EAGAIN.  Inside a task the wait is handed to the scheduler (loop.c) and
@@ -8,32 +8,9 @@
 ** any (loop_turn).  The caller cannot tell the difference.
 */
 #include <errno.h>
-#include <math.h>
 #include <poll.h>
-#include <time.h>
 
 #include "lsock.h"
-
-double wait_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-double wait_deadline(double timeout) {
-  if (timeout < 0) return -1;
-  if (timeout == 0) return 0;
-  return wait_now() + timeout;
-}
-
-/* Rounded up, so that a wait never ends before its deadline and then
-** spins on a zero timeout (see cqueues' regress/63-timeouts-early.lua). */
-int wait_ms(double deadline) {
-  if (deadline < 0) return -1;
-  double ms = ceil((deadline - wait_now()) * 1000.0);
-  if (ms <= 0) return 0;
-  return ms > 86400000.0 ? 86400000 : (int)ms;  /* re-armed after a day */
-}
 
 /* Outside a task, with tasks to run, the loop turns while we wait
 ** (loop_turn); else, or once no task is left, poll w alone (or nothing,
@@ -47,10 +24,10 @@ static int wait_watch(lua_State *L, Watch *w, short events, double deadline) {
   struct pollfd p = { w != NULL ? w->fd : -1, events, 0 };
   for (;;) {
     interrupt_check(L);   /* came before the poll */
-    int n = poll(&p, w != NULL ? 1 : 0, wait_ms(deadline));
+    int n = poll(&p, w != NULL ? 1 : 0, clock_ms(deadline));
     if (n > 0) return 0;                 /* ready, or an error the syscall will report */
     if (n == 0) {
-      if (deadline >= 0 && wait_now() < deadline) continue;  /* woke early */
+      if (deadline >= 0 && clock_now() < deadline) continue;  /* woke early */
       return LSOCK_ETIMEOUT;
     }
     if (errno != EINTR) return errno;
@@ -88,7 +65,7 @@ void *wait_same(lua_State *L, int idx, const void *p, const char *tname) {
 
 /* Callers read their deadline back from a stack slot: no code of ours
 ** makes a NaN (timeouts reject it), so one means debug.setlocal changed
-** the slot; it would never expire and wait_ms could not convert it. */
+** the slot; it would never expire and clock_ms could not convert it. */
 static void check_deadline(lua_State *L, double deadline) {
   if (deadline != deadline) wait_changed(L);
 }
