@@ -114,13 +114,13 @@ static void on_wake(int sig) {
   (void)sig;   /* only there to make a blocked poll return EINTR */
 }
 
-/* An input that runs for more than 0.2 to 0.4 s is interrupted as Ctrl-C
+/* An input that runs for more than 0.1 to 0.2 s is interrupted as Ctrl-C
 ** does it: the stop flag, then a signal so that a poll returns EINTR. */
 static void *watchdog(void *arg) {
   (void)arg;
   long seen = -1;
   for (;;) {
-    struct timespec t = { 0, 200 * 1000 * 1000 };
+    struct timespec t = { 0, 100 * 1000 * 1000 };
     nanosleep(&t, NULL);
     long now = calls;
     if (now == seen && now % 2 == 1) {   /* odd: an input runs */
