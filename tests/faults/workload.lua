@@ -148,6 +148,33 @@ local function udp_pair()
   return a, b
 end
 
+-- Accept outside any task, from clients in tasks, each echoing a line.
+local function accept_outside()
+  local l2 <close> = assert(socket.create_server({ "127.0.0.1", 0 }))
+  l2:settimeout(TIMEOUT)
+  local port = l2:getsockname().port
+  for i = 1, 5 do
+    socket.spawn(function()
+      local s <close> = connect(port)
+      assert(s:sendall("hello " .. i .. "\n"))
+    end)
+  end
+  local got = {}
+  while #got < 5 do
+    local c, err = l2:accept()
+    if c then
+      c:settimeout(TIMEOUT)
+      local f <close> = c:makefile()
+      got[#got + 1] = f:read("l")
+      c:close()
+    else
+      assert(err ~= "timeout", "accept timed out")
+    end
+  end
+  table.sort(got)
+  assert(table.concat(got, ",") == "hello 1,hello 2,hello 3,hello 4,hello 5", table.concat(got, ","))
+end
+
 -- ---- the run --------------------------------------------------------
 
 -- One round: a listener and its server task; the clients outside a task,
@@ -170,6 +197,7 @@ local function round()
   socket.spawn(server, l)
   clients()                                  -- outside: waits turn the loop
   udp()
+  accept_outside()
   local left = 3
   local last = setmetatable({}, { __close = function()
     left = left - 1
