@@ -10,7 +10,15 @@
 ** the event loop (wait_fdready).  The rest knows nothing of the loop.
 **
 ** Unlike lua5.4, Ctrl-C at the prompt drops the line being typed (as a
-** shell does) instead of ending the program; Ctrl-D leaves.
+** shell does) instead of ending the program; Ctrl-D leaves.  A statement
+** that Ctrl-C stopped reports one line, "interrupted!", no traceback.
+**
+** Output of tasks while the prompt waits (print, io.write, io.stderr,
+** error reports) must not land after the prompt: stdout and stderr (the C
+** streams and io's) go through screen streams that clear the prompt line
+** first, then redraw the prompt and the half-typed line under the output.
+** Output written straight to the descriptors (a child process) bypasses
+** them.
 */
 #include <poll.h>
 #include <signal.h>
@@ -21,6 +29,8 @@
 
 #include <readline/readline.h>
 #include <readline/history.h>
+
+#include <lualib.h>   /* LUA_IOLIBNAME */
 
 #include "lsock.h"
 
@@ -34,6 +44,14 @@ enum { LOAD_EOF = -1, LOAD_CANCEL = -2 };    /* load_line, besides a status */
 static char *history_path = NULL;   /* NULL: no history on disk */
 static char *line_got;              /* what readline handed to on_line */
 static int line_ready;              /* on_line was called */
+
+/* The screen while a line is read: a prompt waits for keys (reading); the
+** prompt and line are visible (shown), or output took their place and left
+** the cursor at column 0 or mid-line (partial). */
+static struct {
+  int reading, shown, partial;
+  FILE *out, *err;          /* the real stdout and stderr */
+} screen;
 
 /* ---- history ------------------------------------------------------- */
 
@@ -63,17 +81,111 @@ static void history_save(const char *line) {
     write_history(history_path);   /* the first session: no file yet */
 }
 
+/* ---- the screen under the prompt ---------------------------------- */
+
+/* Output is coming: take the prompt's line off the screen. */
+static void screen_clear(void) {
+  if (!screen.shown) return;
+  rl_clear_visible_line();
+  fflush(rl_outstream);
+  screen.shown = 0;
+}
+
+/* Put the prompt and the line being typed back, on a line of their own. */
+static void screen_redraw(void) {
+  if (!screen.reading || screen.shown) return;
+  if (screen.partial) fputc('\n', screen.out);
+  screen.partial = 0;
+  rl_on_new_line();
+  rl_redisplay();
+  fflush(rl_outstream);
+  screen.shown = 1;
+}
+
+/* Write function of the screen streams (cookie: the real FILE).  A whole
+** line redraws the prompt at once; a partial one waits for the rest, or
+** for the next key. */
+static ssize_t screen_write(void *cookie, const char *buf, size_t n) {
+  FILE *real = cookie;
+  if (n == 0) return 0;
+  screen_clear();
+  fflush(screen.out);   /* stdout's and stderr's bytes keep their order */
+  size_t put = fwrite(buf, 1, n, real);
+  fflush(real);
+  if (put == 0) return -1;
+  screen.partial = buf[put - 1] != '\n';
+  if (!screen.partial) screen_redraw();
+  return (ssize_t)put;
+}
+
+/* A stream writing to real through screen_write, buffered as mode. */
+static FILE *screen_open(FILE *real, int mode) {
+  cookie_io_functions_t io = { .write = screen_write };
+  FILE *f = fopencookie(real, "w", io);
+  if (f != NULL) setvbuf(f, NULL, mode, BUFSIZ);
+  return f;
+}
+
+/* Make io.stdout or io.stderr (name) write to f instead of from; returns
+** whether it did (io is loaded and the file still the standard one). */
+static int io_swap(lua_State *L, const char *name, FILE *from, FILE *f) {
+  int done = 0;
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, LUA_IOLIBNAME) == LUA_TTABLE) {
+    lua_getfield(L, -1, name);
+    luaL_Stream *p = luaL_testudata(L, -1, LUA_FILEHANDLE);
+    if (p != NULL && p->closef != NULL && p->f == from) {
+      p->f = f;
+      done = 1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return done;
+}
+
+/* Route stdout and stderr (C's and io's) through screen streams; readline
+** keeps the real stdout.  Without streams, output goes as it did. */
+static void screen_open_all(lua_State *L) {
+  screen.out = stdout, screen.err = stderr;
+  rl_outstream = screen.out;
+  FILE *out = screen_open(screen.out, _IOLBF), *err = screen_open(screen.err, _IONBF);
+  if (out == NULL || err == NULL) {
+    if (out) fclose(out);
+    if (err) fclose(err);
+    return;
+  }
+  fflush(screen.out);
+  io_swap(L, "stdout", screen.out, out);
+  io_swap(L, "stderr", screen.err, err);
+  stdout = out, stderr = err;   /* glibc's streams are variables */
+}
+
+/* Back to the real streams, flushing what is pending. */
+static void screen_close_all(lua_State *L) {
+  FILE *out = stdout, *err = stderr;
+  if (screen.out == NULL || out == screen.out) return;
+  io_swap(L, "stdout", out, screen.out);
+  io_swap(L, "stderr", err, screen.err);
+  stdout = screen.out, stderr = screen.err;
+  fclose(out);
+  fclose(err);
+}
+
 /* ---- reading a line ------------------------------------------------ */
 
 static void on_line(char *line) {
   line_got = line;
   line_ready = 1;
+  screen.reading = screen.shown = 0;
   rl_callback_handler_remove();   /* the terminal is ours again */
 }
 
 /* Ctrl-C at the prompt: show ^C, forget the line and leave the terminal
 ** as it was. */
 static void cancel_line(void) {
+  screen_redraw();   /* the ^C goes after the line, wherever output left it */
+  screen.reading = screen.shown = 0;
   rl_callback_sigcleanup();
   rl_echo_signal_char(SIGINT);
   rl_replace_line("", 1);
@@ -111,9 +223,14 @@ static int wait_key(lua_State *L) {
 ** when Ctrl-C dropped the line.  Tasks run while we wait for each key. */
 static int read_line(lua_State *L, const char *prompt, char **line) {
   line_ready = 0;
+  fflush(stdout);   /* the statement's output first, then the prompt */
+  fflush(stderr);
   rl_callback_handler_install(prompt, on_line);
+  screen.reading = screen.shown = 1;
+  screen.partial = 0;
   while (!line_ready && !interrupt_pending(L)) {   /* Ctrl-C between keys */
     int got = wait_key(L);
+    screen_redraw();   /* after output that ended mid-line */
     if (got == 0) rl_callback_read_char();
     else if (got == READ_CANCEL) break;
     else on_line(NULL);   /* cannot wait: end of input */
@@ -253,26 +370,42 @@ static void set_socket_global(lua_State *L) {
   }
 }
 
+/* Whether msg's first line is the interrupt's error, "interrupted!" alone
+** or after a position ("stdin:1: interrupted!"). */
+static int is_interrupt(const char *msg) {
+  static const char word[] = "interrupted!";
+  size_t n = sizeof word - 1, len = strcspn(msg, "\n");
+  if (len < n || memcmp(msg + len - n, word, n) != 0) return 0;
+  return len == n || (len >= n + 2 && memcmp(msg + len - n - 2, ": ", 2) == 0);
+}
+
+/* Report the error on top (no program name here) and pop it.  A statement
+** that Ctrl-C stopped says only "interrupted!": where it was stopped is
+** no news to the user who pressed the keys. */
+static void report_error(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  main_message(NULL, msg != NULL && is_interrupt(msg) ? "interrupted!" : msg);
+  lua_pop(L, 1);
+}
+
 void repl_run(lua_State *L) {
   int status;
   rl_readline_name = "luasock";   /* for $if luasock in ~/.inputrc */
   rl_catch_signals = 0;           /* Ctrl-C is ours: read_line, main_docall */
   interrupt_catch(L, INTERRUPT_PROMPT);   /* main_docall puts it back after each run */
+  screen_open_all(L);
   history_open();
   set_socket_global(L);
   while ((status = load_line(L)) != LOAD_EOF) {
     if (status == LOAD_CANCEL) continue;
     if (status == LUA_OK) status = run_chunk(L);
-    if (status == LUA_OK) {
-      print_results(L);
-    } else {
-      main_message(NULL, lua_tostring(L, -1));   /* no program name here */
-      lua_pop(L, 1);
-    }
+    if (status == LUA_OK) print_results(L);
+    else report_error(L);
   }
   lua_settop(L, 0);
   fputs("\n", stdout);
   fflush(stdout);
+  screen_close_all(L);
   free(history_path);
   history_path = NULL;
   interrupt_catch(L, INTERRUPT_OFF);

@@ -12,6 +12,11 @@ STEPS is a file, one step a line (text takes \\n, \\r, \\x03... escapes):
     exit STATUS    wait for the program to end with STATUS (or "signal N")
     sleeping       wait until the program sleeps in a system call (state S
                    in /proc/PID/stat), e.g. a socket wait after its output
+    screen TEXT    wait until the screen (the output drawn on an 80-column
+                   terminal: \\r, \\n, \\b, erase and cursor moves applied)
+                   ends with the lines of TEXT up to the cursor's line, the
+                   cursor just after TEXT (trailing spaces of the lines
+                   drawn are ignored)
     capture NAME RE  wait until the regular expression RE matches the output
                    after what earlier steps matched; its group 1 becomes
                    the environment variable NAME of later shell steps
@@ -36,6 +41,74 @@ import termios
 import time
 
 
+class Screen:
+    """What a terminal 80 columns wide shows for a stream of output: the
+    lines (no scrolling: the list grows) and the cursor."""
+    WIDTH = 80
+    CSI = re.compile(r"\x1b\[([0-9;?]*)([@-~])")
+
+    def __init__(self, text):
+        self.lines, self.row, self.col = [[]], 0, 0
+        i = 0
+        while i < len(text):
+            m = self.CSI.match(text, i)
+            if m:
+                self.control(m.group(1), m.group(2))
+                i = m.end()
+                continue
+            self.put(text[i])
+            i += 1
+
+    def line(self):
+        while len(self.lines) <= self.row:
+            self.lines.append([])
+        return self.lines[self.row]
+
+    def put(self, ch):
+        if ch == "\r":
+            self.col = 0
+        elif ch == "\n":
+            self.row += 1
+        elif ch == "\b":
+            self.col = max(0, self.col - 1)
+        elif ch == "\t":
+            self.col = min(self.WIDTH - 1, (self.col // 8 + 1) * 8)
+        elif ch == "\x1b" or ch < " ":
+            pass                      # bell, a lone ESC: nothing drawn
+        else:
+            if self.col >= self.WIDTH:  # the pending wrap of a full line
+                self.row, self.col = self.row + 1, 0
+            line = self.line()
+            line.extend(" " * (self.col + 1 - len(line)))
+            line[self.col] = ch
+            self.col += 1
+
+    def control(self, params, final):
+        n = int(params) if params.isdigit() else 1
+        if final == "K":              # erase to the end of the line
+            del self.line()[self.col:]
+        elif final == "C":
+            self.col = min(self.WIDTH - 1, self.col + n)
+        elif final == "D":
+            self.col = max(0, self.col - n)
+        elif final == "A":
+            self.row = max(0, self.row - n)
+        elif final == "B":
+            self.row += n
+
+    def text(self):
+        """The lines up to the cursor's, trailing spaces removed."""
+        self.line()
+        return ["".join(l).rstrip() for l in self.lines[:self.row + 1]]
+
+    def ends_with(self, want):
+        want_lines = want.split("\n")
+        shown = self.text()
+        return (len(shown) >= len(want_lines)
+                and shown[-len(want_lines):] == [w.rstrip() for w in want_lines]
+                and self.col == len(want_lines[-1]))
+
+
 class Session:
     def __init__(self, argv):
         self.pid, self.fd = pty.fork()
@@ -46,6 +119,7 @@ class Session:
                 os._exit(127)
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         self.out = ""      # everything read, without "\r"
+        self.raw = ""      # everything read, as the terminal got it
         self.pos = 0       # where the next expect starts looking
         self.status = None
 
@@ -63,6 +137,7 @@ class Session:
             data = b""
         if not data:
             return False
+        self.raw += data.decode("utf-8", "replace")
         self.out += data.decode("utf-8", "replace").replace("\r", "")
         return True
 
@@ -75,6 +150,17 @@ class Session:
                 return None
             if time.monotonic() >= deadline:
                 return "timed out after %gs" % limit
+            if not self.read_some(deadline):
+                return "output ended"
+
+    def screen(self, want, limit):
+        deadline = time.monotonic() + limit
+        while True:
+            if Screen(self.raw).ends_with(want):
+                return None
+            if time.monotonic() >= deadline:
+                return "timed out after %gs; the screen:\n%s" % (
+                    limit, "\n".join(Screen(self.raw).text()))
             if not self.read_some(deadline):
                 return "output ended"
 
@@ -142,13 +228,18 @@ def run(steps, session):
     env = dict(os.environ)
     for n, line in enumerate(steps, 1):
         verb, _, arg = line.rstrip("\n").partition(" ")
-        text = codecs.decode(arg, "unicode_escape") if verb in ("send", "expect") else arg
+        text = (codecs.decode(arg, "unicode_escape") if verb in ("send", "expect", "screen")
+                else arg)
         if verb == "send":
             os.write(session.fd, text.encode())
         elif verb == "expect":
             err = session.expect(text, limit)
             if err:
                 return "step %d (expect %r): %s" % (n, arg, err)
+        elif verb == "screen":
+            err = session.screen(text, limit)
+            if err:
+                return "step %d (screen %r): %s" % (n, arg, err)
         elif verb == "sleeping":
             err = session.wait_state("S", limit)
             if err:
