@@ -2,21 +2,31 @@
 -- inet_pton/inet_ntop, gethostname, gethostbyname.  Names looked up here
 -- are only "localhost" (AF_INET, found in /etc/hosts) and literals; a name
 -- that must fail is looked up by a child inside a network namespace of its
--- own (unshare -rn), so no query leaves the machine.
+-- own (unshare -rn, or -n), so no query leaves the machine.
 local socket = require "socket"
 local support = require "tests.support"
 local E = socket.errno
 
+-- Run argv in a network namespace of its own: unshare -rn, else -n (root
+-- in a chroot may not make a user namespace).  Returns support.run's
+-- result, or nil and why when no namespace can be made here.
+local function in_netns(argv)
+  local why
+  for _, flags in ipairs({"-rn", "-n"}) do
+    local r = support.run({ "unshare", flags, table.unpack(argv) }, { stderr = "out" })
+    if r.code == 0 or not r.out:match("^unshare: ") then return r end
+    why = r.out
+  end
+  return nil, why
+end
+
 -- Run a Lua chunk in a child luasock with no network: its stdout, or nil
 -- and the reason when namespaces are unavailable.
 local function run_isolated(code)
-  for _, flags in ipairs({"-rn", "-n"}) do
-    local r = support.run({ "unshare", flags, support.LUASOCK, "-e", code }, { stderr = "out" })
-    local ok, out = r.how == "exit" and r.code == 0, r.out
-    if ok then return out end
-    if not out:match("unshare") then error("child failed: " .. out) end
-  end
-  return nil, "unshare -rn and -n both failed"
+  local r, why = in_netns({ support.LUASOCK, "-e", code })
+  if not r then return nil, why end
+  if r.code ~= 0 then error("child failed: " .. r.out) end
+  return r.out
 end
 
 describe("address tables", function()
@@ -81,11 +91,11 @@ describe("IPv6 scope", function()
       local data, from = assert(s:recvfrom(10))
       assert(c:connect(a))
       print(a.scope_id, tostring(a), data, from.scope_id, tostring(c:getpeername()) == tostring(a))]]
-    local r = support.run({ "unshare", "-rn", "sh", "-c",
+    local r, why = in_netns({ "sh", "-c",
       'ip link set lo up && ip addr add fe80::1/64 dev lo nodad && exec "$0" -e "$1"',
-      support.LUASOCK, code }, { stderr = "out" })
+      support.LUASOCK, code })
+    if not r then print("skipped: no network namespace: " .. why); return end
     local ok, out = r.how == "exit" and r.code == 0, r.out
-    if not ok and out:match("unshare") then print("skipped: no network namespace: " .. out); return end
     assert.is_true(ok, out)
     local scope, text, data, from_scope, same = out:match("^(%d+)\t(%S+)\t(%S+)\t(%d+)\t(%S+)")
     assert.equal("1", scope, out)
