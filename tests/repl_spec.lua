@@ -1,22 +1,16 @@
 -- tests/repl_spec.lua: the REPL on a real terminal.  Each session runs
 -- luasock under tests/pty_drive.py (a pseudo-terminal; HOME is a fresh
 -- temporary directory, TERM=dumb so readline writes no escape codes) and
--- follows a list of steps: type this, wait for that output (each wait has
--- a time limit), expect this exit status.  Nothing sleeps.
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "tests"
-
+-- follows a list of steps: type this, wait for that output or screen (each
+-- wait has a time limit), expect this exit status.  Nothing sleeps.  Tasks
+-- at the prompt: repl_tasks_spec.lua.
 local support = require "tests.support"
-local DRIVER = support.absolute(here .. "/pty_drive.py")
 
 local home
 
--- Run one terminal session; steps is the driver's step list (see
--- tests/pty_drive.py).  Fails the test with the transcript if a step fails.
+-- Run one terminal session; steps is the driver's step list.
 local function session(steps)
-  local r = support.run({ "python3", DRIVER, support.write_file(home .. "/steps", steps), "--",
-                          support.LUASOCK }, { env = { HOME = home, TERM = "dumb" },
-                                              stderr = "out", limit = 60 })
-  assert(r.out:match("^ok\n"), r.out)
+  support.terminal(steps, home)
 end
 
 -- The entries of the history file (timestamps start them).
@@ -202,132 +196,6 @@ exit 0
     assert.are.same({ "7+7" }, history_entries())
   end)
 
-  -- Tasks at the prompt: every wait outside a task (the prompt waiting for
-  -- a key, a line blocked in recv) turns the loop.  Had the prompt or the
-  -- line blocked alone, the echo task would never answer: the clients
-  -- below time out (2 s) and the expected lines never come.
-  -- A listening socket srv at the prompt, its port in PORT for shell steps.
-  local LISTENER = [[
-expect > 
-send srv = socket.create_server({"127.0.0.1", 0})\r
-expect \n> 
-send print("port=" .. srv:getsockname().port)\r
-capture PORT port=(\d+)
-expect \n> 
-]]
-
-  local ECHO_SERVER = LISTENER .. [[
-send function echo(c) c:settimeout(2) c:sendall(c:recv(100)) c:close() end\r
-expect \n> 
-send function serve() while true do echo(srv:accept()) end end\r
-expect \n> 
-send task = socket.spawn(serve)\r
-expect \n> 
-]]
-
-  -- A later line of the same session is a client of the task.
-  local ECHO_FROM_REPL = [[
-send c = socket.create_connection({"127.0.0.1", PORT}, 2)\r
-expect \n> 
-send c:sendall("hello") print("got", c:recv(100)) c:close()\r
-expect \ngot\thello\n> 
-]]
-
-  -- A client that is no part of the REPL (socat), while it waits for a key.
-  local ECHO_FROM_SOCAT = [[
-sleeping
-shell test "$(printf ping | socat -t2 - TCP:127.0.0.1:$PORT)" = ping
-]]
-
-  it("serves from a task spawned at the prompt, to a later line and to socat", function()
-    session(ECHO_SERVER .. [[
-send PORT = srv:getsockname().port\r
-expect \n> 
-]] .. ECHO_FROM_REPL .. ECHO_FROM_SOCAT .. ECHO_FROM_SOCAT .. [[
-send coroutine.status(task)\r
-expect \nsuspended\n> 
-send \x04
-exit 0
-]])
-  end)
-
-  it("Ctrl-C during a blocking line returns the prompt; the task still serves", function()
-    session(ECHO_SERVER .. [[
-send PORT = srv:getsockname().port\r
-expect \n> 
-send a, b = socket.socketpair() print("waiting") print(a:recv(10))\r
-expect \nwaiting\n
-sleeping
-]] .. ECHO_FROM_SOCAT .. [[
-send \x03
-screen waiting\n^Cinterrupted!\n> 
-]] .. ECHO_FROM_REPL .. ECHO_FROM_SOCAT .. [[
-send print("run:", socket.run())\r
-sleeping
-]] .. ECHO_FROM_SOCAT .. [[
-send \x03
-expect interrupted!
-expect \n> 
-]] .. ECHO_FROM_REPL .. [[
-send \x04
-exit 0
-]])
-  end)
-
-  it("Ctrl-C stops a task spinning while the prompt waits; the others go on", function()
-    session(ECHO_SERVER .. [[
-send PORT = srv:getsockname().port\r
-expect \n> 
-send spin = socket.spawn(function() print("spinning") while true do end end)\r
-expect \n> 
-expect spinning\n
-send \x03
-expect error in task: 
-expect interrupted!
-expect stack traceback:
-expect \n> 
-send coroutine.status(spin)\r
-expect \ndead\n> 
-]] .. ECHO_FROM_REPL .. ECHO_FROM_SOCAT .. [[
-send \x04
-exit 0
-]])
-  end)
-
-  -- Output of a task while the prompt waited landed after the "> " and the
-  -- half-typed line, which was not redrawn: the user typed on a bare line.
-  -- Now the line is cleared, the output printed, and the prompt and the
-  -- line drawn again below it, the cursor where it was; what is typed next
-  -- continues the same line.
-  local GREETER = LISTENER .. [[
-send function greet(c) local m = c:recv(100) c:close() return m end\r
-expect \n> 
-send function fail(m) if m == "fail" then error("task failed") end end\r
-expect \n> 
-send function serve(c) local m = greet(c) fail(m) print("hello, " .. m) end\r
-expect \n> 
-send function warn(c) io.stderr:write("a warning\\n") serve(c) end\r
-expect \n> 
-send t = socket.spawn(function() while true do warn(srv:accept()) end end)\r
-expect \n> 
-]]
-
-  it("redraws the prompt and the half-typed line below a task's output", function()
-    session(GREETER .. [[
-send x = "half
-screen > x = "half
-sleeping
-shell printf socat | socat -t2 - TCP:127.0.0.1:$PORT
-screen > t = socket.spawn(function() while true do warn(srv:accept()) end end)\na warning\nhello, socat\n> x = "half
-send way"\r
-expect \n> 
-send x\r
-screen > x = "halfway"\n> x\nhalfway\n> 
-send \x04
-exit 0
-]])
-  end)
-
   it("shows a statement's output that ends mid-line before the next prompt", function()
     session([[
 expect > 
@@ -335,25 +203,6 @@ send do io.write("no newline") end\r
 screen > do io.write("no newline") end\nno newline> 
 send do io.stderr:write("to stderr") end\r
 screen no newline> do io.stderr:write("to stderr") end\nto stderr> 
-send \x04
-exit 0
-]])
-  end)
-
-  it("redraws the continuation prompt below a task's error report", function()
-    session(GREETER .. [[
-send if x == nil then\r
-expect \n>> 
-send y = "cont
-screen >> y = "cont
-sleeping
-shell printf fail | socat -t2 - TCP:127.0.0.1:$PORT
-expect luasock: error in task: stdin:1: task failed\nstack traceback:\n
-screen >> y = "cont
-send inued" end\r
-expect \n> 
-send y\r
-screen > y\ncontinued\n> 
 send \x04
 exit 0
 ]])

@@ -408,6 +408,19 @@ end
 M.LUASOCK = M.absolute(child.LUASOCK)
 M.PYTHON = child.PYTHON
 
+-- Run a session of the luasock REPL on a pseudo-terminal: steps is the
+-- step list of tests/pty_drive.py (type this, wait for that output or
+-- screen, run this shell command...); HOME is the directory home, TERM
+-- dumb (readline then writes no escape codes).  Fails the test with the
+-- transcript if a step fails.
+local PTY_DRIVE = M.absolute((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "tests")
+                             .. "/pty_drive.py")
+function M.terminal(steps, home)
+  local r = M.run({ "python3", PTY_DRIVE, M.write_file(home .. "/steps", steps), "--", M.LUASOCK },
+                  { env = { HOME = home, TERM = "dumb" }, stderr = "out", limit = 60 })
+  assert(r.out:match("^ok\n"), r.out)
+end
+
 -- Run argv (a list of words, quoted here) to its end and return
 -- { out = stdout, err = stderr, how = "exit" or "signal", code = n }.
 -- Raises if it runs longer than opts.limit seconds (default 10).
