@@ -45,3 +45,8 @@ if(LUASOCK_SANITIZE)
   add_test(NAME fuzz COMMAND sh ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh ${CMAKE_BINARY_DIR} 5)
   set_tests_properties(fuzz PROPERTIES TIMEOUT 600)
 endif()
+
+# The REPL specs start python3 (tests/pty_drive.py) for every terminal
+# session, about half a CPU second each: on a loaded machine (two cores,
+# a dozen busy processes) they need more than a spec's 120 s.
+set_tests_properties(repl_spec repl_tasks_spec PROPERTIES TIMEOUT 300)
