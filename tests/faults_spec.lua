@@ -9,37 +9,35 @@
 --
 -- Under AddressSanitizer the ASan runtime is preloaded first (the one
 -- luasock links, from ldd), so that its interceptors wrap ours.
-local LUASOCK = os.getenv("LUASOCK") or "build/luasock"
+local support = require "tests.support"
 local BUILD = os.getenv("LUASOCK_BUILD") or "build"
-local SHIM = BUILD .. "/libfaultshim.so"
-
-local function shell(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, status = p:close()
-  return out, status
-end
+local SHIM = support.absolute(BUILD .. "/libfaultshim.so")
 
 -- LD_PRELOAD for the child: the shim, after the ASan runtime if linked.
 local function preload()
-  local asan = shell("ldd " .. LUASOCK .. " | awk '/libasan/ { print $3 }'"):match("%S+")
+  local asan = support.run({ "ldd", support.LUASOCK }).out:match("libasan%S* => (%S+)")
   return asan and (asan .. ":" .. SHIM) or SHIM
+end
+
+-- Run the workload (env: what to set for it); returns its output
+-- (stdout and stderr) and exit status.
+local function workload(rounds, env, limit)
+  local r = support.run({ support.LUASOCK, "tests/faults/workload.lua", rounds },
+                        { env = env, stderr = "out", limit = limit })
+  return r.out, r.code
 end
 
 -- Run the workload under the shim; returns its output, exit status and
 -- the counts of faults injected by kind.
 local function run_workload(seed, faults, rounds)
-  local report = os.tmpname()
-  local cmd = ("timeout 120 env FAULT_SEED=%d FAULT_RATE=10 FAULTS=%s FAULT_REPORT=%s "
-    .. "LD_PRELOAD=%s %s tests/faults/workload.lua %d 2>&1"):format(
-    seed, faults, report, preload(), LUASOCK, rounds)
-  local out, status = shell(cmd)
+  local report = support.temp_path()
+  local out, status = workload(rounds, { FAULT_SEED = seed, FAULT_RATE = 10, FAULTS = faults,
+                                         FAULT_REPORT = report, LD_PRELOAD = preload() }, 120)
   local counts = {}
   for line in io.lines(report) do
     local kind, n = line:match("^(%a+) (%d+)$")
     counts[kind] = (counts[kind] or 0) + tonumber(n)
   end
-  os.remove(report)
   return out, status, counts
 end
 
@@ -63,7 +61,7 @@ describe("under injected syscall faults", function()
   end)
 
   it("the workload passes without the shim", function()
-    local out, status = shell(("timeout 60 %s tests/faults/workload.lua 1 2>&1"):format(LUASOCK))
+    local out, status = workload(1, {}, 60)
     assert.equal(0, status, out)
     assert.equal("ok\n", out)
   end)

@@ -17,19 +17,14 @@
 --
 -- Each case runs in a child luasock, so that a crash fails the test
 -- instead of killing busted.
-local LUASOCK = os.getenv("LUASOCK") or "build/luasock"
+local support = require "tests.support"
 
--- Run a chunk in a child luasock; returns its output and exit status.
+-- Run a chunk in a child luasock; returns its output (stdout and stderr)
+-- and exit status.
 local function child(code)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write('local socket = require "socket"\n', code)
-  f:close()
-  local p = assert(io.popen(LUASOCK .. " " .. path .. " 2>&1", "r"))
-  local out = p:read("a")
-  local _, _, status = p:close()
-  os.remove(path)
-  return out, status
+  local script = support.temp_file('local socket = require "socket"\n' .. code)
+  local r = support.run({ support.LUASOCK, script }, { stderr = "out", limit = 30 })
+  return r.out, r.code
 end
 
 local function expect(code, pattern)

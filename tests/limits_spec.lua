@@ -11,13 +11,8 @@
 -- nil, "line too long", EMSGSIZE as soon as the limit is passed, with the
 -- bytes left readable, and "n" skips spaces in constant memory.
 local socket = require "socket"
+local support = require "tests.support"
 local E = socket.errno
-
-local function pair(timeout)
-  local a, b = assert(socket.socketpair())
-  a:settimeout(timeout or 2); b:settimeout(timeout or 2)
-  return a, b
-end
 
 -- Every socket has a timeout, so the loop drains in bounded time.
 local function run()
@@ -50,7 +45,7 @@ local FLOOD = 512   -- chunks of 64 KiB: 32 MiB
 
 describe("line limit", function()
   it("a line past 64 KiB fails at once with its bytes left readable", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local f = b:makefile()
     assert(a:sendall(("x"):rep(65536) .. "\n" .. ("y"):rep(65537) .. "\nrest\n"))
     assert.equal(65536, #f:read("l"))                     -- exactly the limit: a line
@@ -62,7 +57,7 @@ describe("line limit", function()
   end)
 
   it("fails before the peer sends a newline, without waiting for more", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local f = b:makefile()
     assert(a:sendall(("x"):rep(70000)))       -- and the peer stays silent
     local t0 = socket.gettime()
@@ -72,7 +67,7 @@ describe("line limit", function()
   end)
 
   it("counts the limit in bytes before the '\\n', also at end of stream", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local f = b:makefile("r", { max_line = 4 })
     assert(a:sendall("abcd\nabcde\nabcd"))
     a:close()
@@ -86,7 +81,7 @@ describe("line limit", function()
   end)
 
   it("setlimit changes the limit of the next read", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local f = b:makefile()
     assert(a:sendall(("z"):rep(100000) .. "\n"))
     assert.same(shape(nil, "line too long", E.EMSGSIZE), shape(f:read("l")))
@@ -96,7 +91,7 @@ describe("line limit", function()
   end)
 
   it("ends a lines() loop with nil, 'line too long' instead of raising", function()
-    local a, b = pair()
+    local a, b = support.pair()
     local f = b:makefile("r", { max_line = 8 })
     assert(a:sendall("short\nmuch too long\n"))
     local got, it = {}, f:lines()
@@ -108,7 +103,7 @@ describe("line limit", function()
   end)
 
   it("checks the limit's arguments", function()
-    local a, b = pair()
+    local a, b = support.pair()
     assert.error_matches(function() a:makefile("r", { max_line = 0 }) end,
       "max_line must be a positive integer")
     assert.error_matches(function() a:makefile("r", { max_line = 1.5 }) end,
@@ -127,7 +122,7 @@ describe("line limit", function()
 
   -- The peer writes 32 MiB; the reader's memory is sampled between writes.
   local function flood(format, byte)
-    local a, b = pair(20)   -- a deadline for the whole 32 MiB read, on a loaded machine
+    local a, b = support.pair("socketpair", 20)   -- a deadline for the whole 32 MiB read, on a loaded machine
     local base, peak, res = kib(), 0, nil
     socket.spawn(function()
       local f = b:makefile()
@@ -162,7 +157,7 @@ describe("line limit", function()
   end)
 
   it("read('n') after another format skips spaces without keeping them", function()
-    local a, b = pair(20)
+    local a, b = support.pair("socketpair", 20)
     local f = b:makefile()
     local base, peak, res = kib(), 0, nil
     socket.spawn(function() res = table.pack(f:read("l", "n")) end)
@@ -263,7 +258,7 @@ describe("memory after many tasks and sockets", function()
   -- ASan keeps freed memory in quarantine, so RSS says nothing there;
   -- LeakSanitizer checks that build's C memory at exit instead.
   local function check_rss(growth)
-    if os.getenv("LUASOCK_SANITIZE") == "1" then return end
+    if support.SANITIZED then return end
     assert.is_true(growth < 1024, ("RSS grew by %d KiB"):format(growth))
   end
 

@@ -11,7 +11,7 @@
 local support = require "tests.support"
 
 local LUASOCK = support.LUASOCK
-local SLOW = os.getenv("LUASOCK_SANITIZE") == "1" or os.getenv("LUASOCK_SANITIZE") == "ON"
+local SLOW = support.SANITIZED
 
 -- The echo server: one task per connection.  It prints its address, then
 -- "closed N" each time N connections (a multiple of 1000) have ended, so

@@ -72,8 +72,7 @@ describe("socket.spawn and socket.run", function()
   -- invalid write in lua_pushvalue).  They are moved now.  The bug did not
   -- crash by itself, so this test runs the case under valgrind.
   it("passes many arguments from a coroutine with a full stack (valgrind)", function()
-    local sanitized = os.getenv("LUASOCK_SANITIZE")
-    if sanitized == "1" or sanitized == "ON" then
+    if support.SANITIZED then
       print("skipped: valgrind does not run a sanitizer build")
       return
     end

@@ -406,6 +406,11 @@ end
 
 -- The luasock under test.
 M.LUASOCK = M.absolute(child.LUASOCK)
+
+-- Whether it is the sanitizer build (CTest sets LUASOCK_SANITIZE to 1 or 0;
+-- by hand, ON or OFF): slower, and with its own malloc.
+M.SANITIZED = ({ ["1"] = true, ON = true, TRUE = true })[(os.getenv("LUASOCK_SANITIZE") or ""):upper()]
+  or false
 M.PYTHON = child.PYTHON
 
 -- Run a session of the luasock REPL on a pseudo-terminal: steps is the
