@@ -8,7 +8,7 @@ STEPS is a file, one step a line (text takes \\n, \\r, \\x03... escapes):
     send TEXT      type TEXT on the terminal
     expect TEXT    wait until TEXT shows in the output after what earlier
                    steps matched ("\\r" is dropped from the output first)
-    timeout SECS   time limit of the next expect/exit steps (default 5)
+    timeout SECS   time limit of the next expect/exit steps (default 10: generous, for a loaded machine)
     exit STATUS    wait for the program to end with STATUS (or "signal N")
     sleeping       wait until the program sleeps in a system call (state S
                    in /proc/PID/stat), e.g. a socket wait after its output
@@ -224,7 +224,7 @@ def shell(cmd, env, limit):
 
 
 def run(steps, session):
-    limit = 5.0
+    limit = 10.0
     env = dict(os.environ)
     for n, line in enumerate(steps, 1):
         verb, _, arg = line.rstrip("\n").partition(" ")
