@@ -2,7 +2,8 @@
 -- README cannot drift from the code.  Each block is fenced and follows a
 -- marker line that says how to test it:
 --
---   <!-- test: program -->      Lua, a complete program run by luasock: it
+--   <!-- test: program -->      Lua, a complete program run by luasock (in
+--                               a network namespace of its own if it can): it
 --                               must exit 0, stderr empty, and print exactly
 --                               the lines its "--> " comments show, in order
 --                               (blanks compare as one space; a <word> in
@@ -86,9 +87,30 @@ local function shown_output(code)
   return t
 end
 
+-- The words that run argv in a network namespace of its own with its
+-- loopback up, when this machine lets us make one: a block's fixed names
+-- (an abstract unix name) then cannot clash with a run beside it.
+local netns_prefix
+local function isolated(argv)
+  if netns_prefix == nil then
+    netns_prefix = false
+    for _, flags in ipairs({ "-rn", "-n" }) do
+      local words = { "unshare", flags, "sh", "-c", 'ip link set lo up && exec "$@"', "sh" }
+      local probe = { table.unpack(words) }
+      probe[#probe + 1] = "true"
+      if support.run(probe).code == 0 then
+        netns_prefix = words
+        break
+      end
+    end
+  end
+  if not netns_prefix then return argv end
+  return table.move(argv, 1, #argv, #netns_prefix + 1, { table.unpack(netns_prefix) })
+end
+
 local function run_program(b)
   local file = support.temp_file(b.code, "block.lua")
-  local r = support.run({ support.LUASOCK, file })
+  local r = support.run(isolated({ support.LUASOCK, file }))
   assert.are.equal("", r.err)
   assert.are.equal(0, r.code, r.out)
   local want, got = shown_output(b.code), lines(r.out)
