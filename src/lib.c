@@ -38,6 +38,8 @@ void luasock_openlibs(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, preload_socket);
   lua_setfield(L, -2, "socket");
+  lua_pushcfunction(L, luaopen_socket_ssl);
+  lua_setfield(L, -2, "socket.ssl");
   for (const LuaModule *m = lsock_lua_modules; m->name; m++) {
     lua_pushstring(L, m->name);
     lua_pushcclosure(L, preload_bundled, 1);

@@ -58,12 +58,15 @@ typedef struct Watch {
 typedef struct LSocket {
   Watch w;              /* w.fd == -1 means closed */
   int family, type, proto;
+  unsigned char tls;    /* a TLS socket: an LTLS (tls.h) begins with this */
   double timeout;       /* < 0 blocking, 0 non-blocking, > 0 seconds */
   const void *meta;     /* its metatable, for sock_test */
 } LSocket;
 
 /* ---- socket.c: the object ---------------------------------------- */
-LSocket *sock_test(lua_State *L, int idx);       /* the socket at idx, or NULL */
+/* The socket at idx, or NULL; a TLS socket is one too (a larger block
+** that begins with an LSocket). */
+LSocket *sock_test(lua_State *L, int idx);
 LSocket *sock_check(lua_State *L, int idx);      /* any socket, maybe closed */
 LSocket *sock_checkopen(lua_State *L, int idx);  /* raises on a closed one */
 /* The socket at idx in a continuation (a _k or _resolved function).
@@ -83,6 +86,10 @@ LSocket *sock_push(lua_State *L, int family, int type, int proto);
 lua_Integer sock_checkint(lua_State *L, int idx, lua_Integer min, lua_Integer max);
 lua_Integer sock_optint(lua_State *L, int idx, lua_Integer def, lua_Integer min,
                         lua_Integer max);             /* nil or none: def */
+/* Copy the fields of the table at from into the table on top. */
+void sock_copyfields(lua_State *L, int from);
+/* Push a new table with weak keys ("k"), values ("v") or both ("kv"). */
+void sock_pushweak(lua_State *L, const char *mode);
 /* An optional flags argument (MSG_*; default 0): any C int. */
 int sock_optflags(lua_State *L, int idx);
 /* The deadline of one call on s: MSG_DONTWAIT in flags makes it 0 (EAGAIN
@@ -268,6 +275,11 @@ extern const luaL_Reg msg_methods[];      /* msg.c: sendmsg, recvmsg */
 extern const luaL_Reg msg_funcs[];        /* msg.c: send_fds, recv_fds */
 extern const luaL_Reg select_funcs[];     /* select.c: select */
 extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
+/* reader.c: the streams made from the socket at idx are closed, their
+** output sent if it goes without waiting; pushes the input they had read
+** and not returned, and returns it (length in *len): a TLS socket taking
+** the descriptor over reads those bytes first. */
+const char *stream_takeover(lua_State *L, int idx, size_t *len);
 extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
 void stream_open(lua_State *L);           /* reader.c: its metatable */
 /* loop.c: create L's Loop (once) and mark L's main thread "no task" in

@@ -21,7 +21,10 @@
 /* The socket module: pushes its table (the `socket` global of the REPL). */
 int luaopen_socket(lua_State *L);
 
-/* Open Lua's standard libraries, then put `socket` and the bundled Lua
+/* The TLS module socket.ssl (on OpenSSL): pushes its table. */
+int luaopen_socket_ssl(lua_State *L);
+
+/* Open Lua's standard libraries, then put `socket`, `socket.ssl` and the bundled Lua
 ** modules into package.preload so that require finds them. */
 void luasock_openlibs(lua_State *L);
 

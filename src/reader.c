@@ -247,16 +247,11 @@ static int rd_close(lua_State *L) {
 /* __gc: one last non-blocking try to send pending output (nobody can wait
 ** here), then release.  The socket is still in memory: it is our user
 ** value, so it is collected after us. */
+static void stream_lastsend(LStream *st);
+
 static int rd_gc(lua_State *L) {
   LStream *st = stream_check(L, 1);
-  if (stream_fd(st) >= 0) {
-    while (st->wstart < st->wlen) {
-      ssize_t n = send(st->sock->w.fd, st->wbuf + st->wstart, st->wlen - st->wstart,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) st->wstart += (size_t)n;
-      else if (n == 0 || errno != EINTR) break;
-    }
-  }
+  stream_lastsend(st);
   stream_release(L, st);
   return 0;
 }
@@ -297,6 +292,31 @@ static int rd_tostring(lua_State *L) {
   if (st->closed) lua_pushliteral(L, "stream (closed)");
   else lua_pushfstring(L, "stream (fd %d, %s)", st->sock->w.fd, modes[st->flags]);
   return 1;
+}
+
+/* The registry's table of the streams of each socket (weak keys: it
+** holds neither): socket -> {stream = true}, for stream_takeover. */
+#define STREAMS_KEY "luasock.streams"
+
+static void streams_add(lua_State *L, int sockidx) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, STREAMS_KEY) == LUA_TNIL) {
+    lua_pop(L, 1);
+    sock_pushweak(L, "k");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, STREAMS_KEY);
+  }
+  lua_pushvalue(L, sockidx);
+  if (lua_rawget(L, -2) == LUA_TNIL) {
+    lua_pop(L, 1);
+    sock_pushweak(L, "k");
+    lua_pushvalue(L, sockidx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushvalue(L, -3);                /* the stream */
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 2);
 }
 
 /* Python's rule for modes: letters r, w, b; reading unless only "w" is
@@ -348,7 +368,49 @@ static int sock_makefile(lua_State *L) {
   luaL_setmetatable(L, LSOCK_STREAM);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
+  streams_add(L, 1);
   return 1;
+}
+
+/* A last non-blocking try to send st's pending output (nobody may wait:
+** __gc, a TLS takeover); what does not go is dropped. */
+static void stream_lastsend(LStream *st) {
+  if (stream_fd(st) < 0) return;
+  while (st->wstart < st->wlen) {
+    ssize_t n = send(st->sock->w.fd, st->wbuf + st->wstart, st->wlen - st->wstart,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) st->wstart += (size_t)n;
+    else if (n == 0 || errno != EINTR) break;
+  }
+}
+
+const char *stream_takeover(lua_State *L, int idx, size_t *len) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, LUA_REGISTRYINDEX, STREAMS_KEY);
+  int base = lua_gettop(L);
+  lua_pushvalue(L, idx);
+  if (lua_type(L, base) != LUA_TTABLE || lua_rawget(L, base) == LUA_TNIL) {
+    lua_settop(L, base - 1);
+    lua_pushliteral(L, "");
+    return lua_tolstring(L, -1, len);
+  }
+  int pieces = 0;
+  lua_pushnil(L);
+  while (lua_next(L, base + 1)) {      /* base + 1: {stream = true} */
+    lua_pop(L, 1);
+    LStream *st = (LStream *)lua_touserdata(L, -1);
+    if (st->closed) continue;
+    luaL_checkstack(L, 2, "too many streams");
+    lua_pushlstring(L, st->rbuf + st->rstart, st->rend - st->rstart);
+    lua_insert(L, -2);                 /* below the key */
+    pieces++;
+    stream_lastsend(st);
+    stream_release(L, st);
+  }
+  lua_concat(L, pieces);               /* "" when none */
+  lua_replace(L, base);
+  lua_settop(L, base);
+  return lua_tolstring(L, -1, len);
 }
 
 static const luaL_Reg rd_methods[] = {

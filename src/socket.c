@@ -26,12 +26,13 @@
 
 /* A socket is a userdata of our size whose metatable is the one recorded
 ** in it at creation: a few API calls, where a marker looked up in the
-** metatable cost a hash lookup on every method call.  Another library's
-** userdata would need our size and its own metatable's address at our
+** metatable cost a hash lookup on every method call.  A TLS socket is a
+** larger block that begins with an LSocket.  Another library's userdata
+** would need at least our size and its own metatable's address at our
 ** offset; debug.setmetatable cannot pass one off as a socket. */
 LSocket *sock_test(lua_State *L, int idx) {
   LSocket *s = (LSocket *)lua_touserdata(L, idx);   /* light userdata: length 0 */
-  if (s == NULL || lua_rawlen(L, idx) != sizeof(LSocket) || !lua_getmetatable(L, idx))
+  if (s == NULL || lua_rawlen(L, idx) < sizeof(LSocket) || !lua_getmetatable(L, idx))
     return NULL;
   const void *meta = lua_topointer(L, -1);
   lua_pop(L, 1);
@@ -58,14 +59,21 @@ static double sock_defaulttimeout(lua_State *L) {
   return t;
 }
 
-/* Copy the fields of the table at from into the table on top. */
-static void copy_fields(lua_State *L, int from) {
+void sock_copyfields(lua_State *L, int from) {
   lua_pushnil(L);
   while (lua_next(L, from)) {
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
     lua_rawset(L, -4);
   }
+}
+
+void sock_pushweak(lua_State *L, const char *mode) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
 }
 
 /* Make the metatable of sockets of one kind: the metamethods of the
@@ -78,9 +86,9 @@ static void new_kindmeta(lua_State *L, int family, int type, int proto) {
   int base = lua_gettop(L);
   lua_getfield(L, base, "__index");     /* base + 1: the methods */
   lua_newtable(L);                      /* base + 2: the new metatable */
-  copy_fields(L, base);
+  sock_copyfields(L, base);
   lua_newtable(L);                      /* its __index */
-  copy_fields(L, base + 1);
+  sock_copyfields(L, base + 1);
   lua_pushinteger(L, family);
   lua_setfield(L, -2, "family");
   lua_pushinteger(L, type);
@@ -609,11 +617,7 @@ static void create_meta(lua_State *L) {
     luaL_setfuncs(L, method_lists[i], 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  lua_newtable(L);
-  lua_newtable(L);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
+  sock_pushweak(L, "v");
   lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
 }
 

@@ -5,7 +5,7 @@
 # silent when everything is already there.  Packages named as arguments
 # are installed too (tests/bench/deps.sh adds the benchmark's peers).
 #
-# Besides the build: lua5.4 (host_spec compares with it), python3 (pty
+# Besides the build (libssl-dev; openssl makes the TLS tests' certificates): lua5.4 (host_spec compares with it), python3 (pty
 # driver, peers), nc, socat, curl, wrk, redis-tools (the scripts' peers),
 # iproute2, util-linux, procps (ip, unshare, setpriv, sysctl, kill),
 # strace and valgrind (tests that count syscalls or check memory), clang
@@ -13,7 +13,7 @@
 # netbase: /etc/services, which service names such as "http" need.
 set -e
 PACKAGES="gcc cmake make pkg-config liblua5.4-dev lua5.4 lua-busted
-  libreadline-dev python3 netcat-openbsd socat curl wrk redis-tools
+  libreadline-dev libssl-dev openssl python3 netcat-openbsd socat curl wrk redis-tools
   iproute2 util-linux procps strace valgrind netbase clang libclang-rt-dev $*"
 
 # Tests resolve "localhost", which must not need DNS: an installed Debian

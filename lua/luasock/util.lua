@@ -102,17 +102,55 @@ return function(socket)
     return false
   end
 
-  -- socket.create_connection({host, port} [, timeout [, source_address]])
-  -- races the addresses getaddrinfo gives for host (Happy Eyeballs) and
-  -- returns the first socket that connects, with the timeout (or the
-  -- default timeout) set.  The timeout is one deadline for the whole call.
-  function socket.create_connection(address, timeout, source)
+  -- The TLS options of create_connection and create_server: opts.ssl is
+  -- a context, or true for ssl.create_default_context().  TLS is loaded
+  -- only when asked for.
+  local function tls_context(opts, fname)
+    if opts == nil or opts.ssl == nil or opts.ssl == false then return nil end
+    if opts.ssl == true and fname == "create_connection" then
+      return require("socket.ssl").create_default_context()
+    end
+    if type(opts.ssl) ~= "userdata" then
+      error(("bad argument to '%s' (ssl: an SSLContext%s expected)")
+        :format(fname, fname == "create_connection" and " or true" or ""), 3)
+    end
+    return opts.ssl
+  end
+
+  -- Wrap s (connected or listening) with the TLS context ctx, closing s
+  -- when the handshake fails.
+  local function tls_wrap(s, ctx, wrap_opts)
+    local t, m, c = ctx:wrap_socket(s, wrap_opts)
+    if not t then return fail(s, m, c) end
+    return t
+  end
+
+  local connect
+
+  -- socket.create_connection({host, port} [, timeout [, source_address
+  -- [, opts]]]) races the addresses getaddrinfo gives for host (Happy
+  -- Eyeballs) and returns the first socket that connects, with the
+  -- timeout (or the default timeout) set.  The timeout is one deadline for
+  -- the whole call.  opts.ssl (a context, or true for the default one)
+  -- makes it a TLS socket that has shaken hands with
+  -- opts.server_hostname (default: the host of the address).
+  function socket.create_connection(address, timeout, source, opts)
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("bad argument #4 to 'create_connection' (table expected, got %s)"):format(type(opts)), 2)
+    end
+    local ctx = tls_context(opts, "create_connection")
+    local s, m, c = connect(address, timeout, source)
+    if not s or not ctx then return s, m, c end
+    return tls_wrap(s, ctx, { server_hostname = opts.server_hostname or address[1] })
+  end
+
+  function connect(address, timeout, source)
     if type(address) ~= "table" then
       error(("bad argument #1 to 'create_connection' (address {host, port} expected, got %s)")
-        :format(type(address)), 2)
+        :format(type(address)), 3)
     end
     if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
-      error("bad argument #2 to 'create_connection' (non-negative number expected)", 2)
+      error("bad argument #2 to 'create_connection' (non-negative number expected)", 3)
     end
     if timeout == nil then timeout = socket.getdefaulttimeout() end
     local deadline = timeout and socket.gettime() + timeout
@@ -167,10 +205,13 @@ return function(socket)
 
   -- socket.create_server(address [, opts]) -> a listening socket with
   -- SO_REUSEADDR set.  opts: family (AF_INET), backlog, reuse_port,
-  -- dualstack_ipv6 (AF_INET6 accepting IPv4 too).
+  -- dualstack_ipv6 (AF_INET6 accepting IPv4 too), ssl (a server context:
+  -- a TLS listening socket, whose accepted sockets shake hands on their
+  -- first call).
   function socket.create_server(address, opts)
     local family
     opts, family = check_opts(opts)
+    local ctx = tls_context(opts, "create_server")
     local s, msg, code = socket.socket(family, socket.SOCK_STREAM)
     if not s then return nil, msg, code end
     local ok, m, c = server_options(s, family, opts)
@@ -179,6 +220,7 @@ return function(socket)
     if not ok then return fail(s, m, c) end
     ok, m, c = s:listen(opts.backlog)
     if not ok then return fail(s, m, c) end
+    if ctx then return tls_wrap(s, ctx, { server_side = true }) end
     return s
   end
 end
