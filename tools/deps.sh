@@ -5,7 +5,8 @@
 # silent when everything is already there.  Packages named as arguments
 # are installed too (tests/bench/deps.sh adds the benchmark's peers).
 #
-# Besides the build (libssl-dev; openssl makes the TLS tests' certificates): lua5.4 (host_spec compares with it), python3 (pty
+# Besides the build: lua5.4 (host_spec compares with it), openssl (the TLS
+# tests make their certificates and run s_server/s_client), python3 (pty
 # driver, peers), nc, socat, curl, wrk, redis-tools (the scripts' peers),
 # iproute2, util-linux, procps (ip, unshare, setpriv, sysctl, kill),
 # strace and valgrind (tests that count syscalls or check memory), clang
