@@ -275,6 +275,9 @@ extern const luaL_Reg msg_methods[];      /* msg.c: sendmsg, recvmsg */
 extern const luaL_Reg msg_funcs[];        /* msg.c: send_fds, recv_fds */
 extern const luaL_Reg select_funcs[];     /* select.c: select */
 extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
+/* tls_sock.c: whether s is a TLS socket holding input it can return
+** without reading its descriptor (select counts it readable). */
+int tls_readable(const LSocket *s);
 /* reader.c: the streams made from the socket at idx are closed, their
 ** output sent if it goes without waiting; pushes the input they had read
 ** and not returned, and returns it (length in *len): a TLS socket taking

@@ -205,6 +205,21 @@ static int push_results(lua_State *L, SelectSet *set) {
   return 2;
 }
 
+/* Readers that are TLS sockets holding bytes already decrypted (or read
+** ahead) are readable, though their descriptor may have nothing: mark
+** them; returns how many were marked. */
+static int tls_ready(SelectSet *set) {
+  int n = 0;
+  for (int i = 0; i < set->nr; i++) {
+    if (set->ws[i] == NULL || (set->p[i].revents & POLLIN)) continue;
+    if (tls_readable((LSocket *)set->ws[i])) {   /* a socket's Watch begins it */
+      set->p[i].revents |= POLLIN;
+      n++;
+    }
+  }
+  return n;
+}
+
 /* Poll without waiting; when nothing is ready, wait on the epoll set
 ** until something is or the deadline passes (then two empty lists).  ctx
 ** is the set's address: after a yield, SET_IDX must still hold that very
@@ -216,6 +231,7 @@ static int select_k(lua_State *L, int status, lua_KContext ctx) {
   while (err == 0) {
     if (set_closed(set)) { err = LSOCK_ECLOSED; break; }   /* its fd may be reused */
     int n = poll(set->p, (nfds_t)(set->nr + set->nw), 0);
+    if (n >= 0) n += tls_ready(set);
     if (n > 0) return push_results(L, set);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) err = errno;

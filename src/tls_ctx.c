@@ -457,8 +457,16 @@ static void set_constants(lua_State *L) {
   lua_setfield(L, -2, "Purpose");
 }
 
+/* ssl._live_objects(): the SSL objects alive in the process, for tests
+** that check collected TLS sockets freed theirs. */
+static int tls_live_objects(lua_State *L) {
+  lua_pushinteger(L, tlsconn_live());
+  return 1;
+}
+
 static const luaL_Reg tls_funcs[] = {
   {"SSLContext", tls_SSLContext},
+  {"_live_objects", tls_live_objects},
   {"create_default_context", tls_create_default_context},
   {NULL, NULL}
 };

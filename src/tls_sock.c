@@ -59,6 +59,10 @@ static LTLS *tls_checkopen(lua_State *L, int idx) {
   return t;
 }
 
+int tls_readable(const LSocket *s) {
+  return s->tls && tlsconn_pending((const LTLS *)s);
+}
+
 /* ---- running a call ---------------------------------------------------- */
 
 /* The deadline of the next wait: a server's unfinished handshake is also
@@ -83,11 +87,12 @@ static int op_try(lua_State *L, LTLS *t, TLSOp *op, int *nres) {
     }
     case OP_SEND: case OP_SENDALL: {
       const char *data = lua_tolstring(L, 2, &len);
-      step = tlsconn_write(L, t, data + op->done, op->size - op->done, &n);
-      if (step != TLS_DONE) return step;
-      op->done += n;
+      do {                             /* sendall: until all went or a wait */
+        step = tlsconn_write(L, t, data + op->done, op->size - op->done, &n);
+        if (step != TLS_DONE) return step;
+        op->done += n;
+      } while (op->kind == OP_SENDALL && op->done < op->size);
       if (op->kind == OP_SEND) lua_pushinteger(L, (lua_Integer)n);
-      else if (op->done < op->size) return TLS_WANTWRITE;   /* try again at once */
       else lua_pushboolean(L, 1);
       return TLS_DONE;
     }

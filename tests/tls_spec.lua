@@ -97,6 +97,28 @@ describe("TLS sockets", function()
     end)
   end)
 
+  it("are readable for select while OpenSSL holds decrypted bytes", function()
+    local _, port = serve(tls.server_ctx(), function(conn)
+      assert(conn:sendall(("y"):rep(100)))
+      assert.are.equal("done", conn:recv(10))
+    end)
+    run(function()
+      local t = assert(tls.client_ctx():wrap_socket(tcp(port), { server_hostname = "localhost" }))
+      local r = socket.select({ t }, {}, 4)     -- the record arrives
+      assert.are.equal(t, r[1])
+      assert.are.equal(("y"):rep(10), t:recv(10))
+      assert.are.equal(90, t:pending())          -- the rest of the record, decrypted
+      r = socket.select({ t }, {}, 0)            -- the descriptor has nothing
+      assert.are.equal(t, r[1])
+      assert.are.equal(("y"):rep(90), t:recv(100))
+      assert.are.equal(0, t:pending())
+      r = socket.select({ t }, {}, 0)
+      assert.are.same({}, r)
+      assert(t:sendall("done"))
+      t:close()
+    end)
+  end)
+
   it("tell the certificate, cipher and version after the handshake", function()
     local _, port = serve(tls.server_ctx(), echo())
     run(function()
