@@ -41,7 +41,7 @@ describe("socket.ssl", function()
   end)
 
   it("keeps Python's rules between verify_mode and check_hostname", function()
-    local ctx = ssl.create_default_context()
+    local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     assert.has_error(function() ctx.verify_mode = ssl.CERT_NONE end,
       "cannot set verify_mode to CERT_NONE when check_hostname is enabled")
     ctx.check_hostname = false
@@ -52,7 +52,7 @@ describe("socket.ssl", function()
   end)
 
   it("sets the versions, the handshake timeout and an SNI callback", function()
-    local ctx = ssl.create_default_context("server")
+    local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     assert.are.equal(ssl.TLSVersion.TLSv1_3, ctx.minimum_version)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -69,7 +69,7 @@ describe("socket.ssl", function()
   end)
 
   it("raises on misuse", function()
-    local ctx = ssl.create_default_context()
+    local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     assert.has_error(function() ssl.SSLContext(3) end)
     assert.has_error(function() ssl.create_default_context("both") end)
     assert.has_error(function() ctx.verify_mode = 7 end)
@@ -91,7 +91,7 @@ describe("socket.ssl", function()
 
   it("loads a certificate chain and its key, and says why it cannot", function()
     local c = tls.certs()
-    local ctx = ssl.create_default_context("server")
+    local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     assert.is_true(ctx:load_cert_chain(c.server, c.server_key))
     local ok, msg, code = ctx:load_cert_chain(c.dir .. "/missing.pem")
     assert.is_nil(ok)
@@ -105,7 +105,7 @@ describe("socket.ssl", function()
 
   it("loads an encrypted key with a password string or function", function()
     local c = tls.certs()
-    local ctx = ssl.create_default_context("server")
+    local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     assert.is_true(ctx:load_cert_chain(c.server, c.encrypted_key, "secret"))
     local calls = 0
     assert.is_true(ctx:load_cert_chain(c.server, c.encrypted_key, function()
@@ -122,7 +122,7 @@ describe("socket.ssl", function()
 
   it("loads CA certificates from a file, a directory or a string", function()
     local c = tls.certs()
-    local ctx = ssl.create_default_context()
+    local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     assert.is_true(ctx:load_verify_locations(c.ca))
     assert.is_true(ctx:load_verify_locations(nil, c.dir))
     local f = assert(io.open(c.ca, "rb"))
@@ -140,7 +140,7 @@ describe("socket.ssl", function()
   end)
 
   it("sets ALPN protocols and cipher lists", function()
-    local ctx = ssl.create_default_context()
+    local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     assert.is_true(ctx:set_alpn_protocols({ "h2", "http/1.1" }))
     assert.is_true(ctx:set_alpn_protocols({}))
     assert.is_true(ctx:set_ciphers("ECDHE+AESGCM"))

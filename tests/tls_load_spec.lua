@@ -1,6 +1,5 @@
--- tests/tls_load_spec.lua: TLS under load and misbehaving peers: 500
--- connections at once in tasks, a client stalled mid-handshake that
--- delays nobody, a peer vanishing in the middle of a record, 64 MiB
+-- tests/tls_load_spec.lua: TLS under load and misbehaving peers: a
+-- client stalled mid-handshake that delays nobody, a peer vanishing in the middle of a record, 64 MiB
 -- through sendall intact, no descriptor or SSL object left behind by
 -- collected sockets, and no SIGPIPE (every send says MSG_NOSIGNAL).
 local socket = require "socket"
@@ -34,39 +33,6 @@ local function client(port, cctx, opts)
 end
 
 describe("TLS under load", function()
-  it("serves 500 connections at once, each in its task", function()
-    local N = 500
-    local srv, port = listener(nil, N)
-    local cctx = tls.client_ctx()
-    local served, answered = 0, 0
-    run(function()
-      socket.spawn(function()
-        for _ = 1, N do
-          local conn = assert(srv:accept())
-          socket.spawn(function()
-            conn:settimeout(20)
-            local data = assert(conn:recv(100))
-            assert(conn:sendall("re:" .. data))
-            served = served + 1
-            conn:close()
-          end)
-        end
-        srv:close()
-      end)
-      for i = 1, N do
-        socket.spawn(function()
-          local t = assert(client(port, cctx))
-          assert(t:sendall("n" .. i))
-          assert.are.equal("re:n" .. i, t:recv(100))
-          answered = answered + 1
-          t:close()
-        end)
-      end
-    end, 90)
-    assert.are.equal(N, served)
-    assert.are.equal(N, answered)
-  end)
-
   it("lets other clients shake hands while one stalls mid-handshake", function()
     local sctx = tls.server_ctx()
     sctx.handshake_timeout = 3
@@ -249,7 +215,8 @@ describe("TLS resources", function()
     ]])
     local trace = support.temp_path("trace")
     local res = support.run({ "strace", "-f", "-qq", "-e", "trace=sendto,sendmsg", "-o", trace,
-                              support.LUASOCK, script, support.absolute(".") }, { limit = 30 })
+                              support.LUASOCK, script, support.absolute(".") },
+                            { limit = 30, env = { ASAN_OPTIONS = "detect_leaks=0" } })  -- LeakSanitizer cannot run under ptrace
     assert.are.equal(0, res.code, res.err)
     local code = tonumber(res.out:match("send failed\t(%d+)"))
     assert.is_true(code == E.EPIPE or code == E.ECONNRESET, res.out)
