@@ -10,7 +10,8 @@ build=$1 out=$2
 mkdir -p "$out"
 wraps="-Wl,--wrap=getaddrinfo,--wrap=getnameinfo,--wrap=connect,--wrap=sendto,--wrap=sendmsg,--wrap=close"
 flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
-  -D_GNU_SOURCE -std=gnu11 -I$src/src $(pkg-config --cflags lua5.4)"
+  -D_GNU_SOURCE -std=gnu11 -I$src/src $(pkg-config --cflags lua5.4 openssl)
+  -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED"
 objs=""
 for f in "$src"/src/*.c "$build/lua_modules.c"; do
   case $(basename "$f") in main.c|repl.c) continue ;; esac
@@ -21,5 +22,5 @@ done
 for t in addr stream api; do
   clang $flags -fsanitize=fuzzer -DFUZZ_SCRIPT="\"$src/tests/fuzz/$t.lua\"" \
     -DFUZZ_DIR="\"$src/tests/fuzz\"" "$src/tests/fuzz/fuzz_main.c" $objs \
-    $wraps $(pkg-config --libs lua5.4) -lpthread -lm -o "$out/fuzz_$t"
+    $wraps $(pkg-config --libs lua5.4 openssl) -lpthread -lm -o "$out/fuzz_$t"
 done
