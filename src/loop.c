@@ -84,7 +84,7 @@ static void poller_close(Poller *p) {
 /* Make room for one more task in the run queue and in the heap; called by
 ** spawn, so that pushing and inserting later can never fail. */
 void loop_reserve(lua_State *L, Loop *loop) {
-  unsigned need = (unsigned)loop->ntasks + 1;
+  unsigned need = (unsigned)(loop->ntasks + loop->nheld) + 1;
   if (need > loop->qcap) {
     unsigned cap = loop->qcap ? loop->qcap * 2 : 64;
     Task **q = (Task **)malloc(cap * sizeof *q);
@@ -164,13 +164,19 @@ static void heap_remove(Loop *loop, Task *t) {
 
 /* ---- parking and waking --------------------------------------------- */
 
-/* Take t off its watch and out of the heap, wherever it is parked. */
+/* Take t off its watch, out of the heap and off its wait list, wherever
+** it is parked. */
 static void task_detach(Task *t) {
   if (t->w != NULL) {
     if (t->w->waiter[t->dir] == t) t->w->waiter[t->dir] = NULL;
     t->w = NULL;
   }
   if (t->heapidx >= 0) heap_remove(t->loop, t);
+  waitnode_unlink(&t->node);
+}
+
+void loop_unpark(Task *t) {
+  task_detach(t);
 }
 
 /* The wait of t ended with outcome: queue it to be resumed. */
@@ -232,6 +238,7 @@ int loop_park(Task *t, Watch *w, int dir, double deadline) {
   if (deadline >= 0) heap_insert(loop, t);
   t->outcome = 0;
   t->state = T_PARKED;
+  if (t->cancelled) loop_ready(t, LSOCK_ECANCELLED);   /* its next wait ends it */
   return 0;
 }
 
@@ -300,14 +307,18 @@ void loop_expire(Loop *loop) {
   double now = clock_now();
   while (loop->nheap > 0 && loop->heap[0]->deadline <= now) {
     Task *t = loop->heap[0];
-    loop_ready(t, t->w != NULL ? LSOCK_ETIMEOUT : 0);
+    loop_ready(t, t->w != NULL || t->node.next != NULL ? LSOCK_ETIMEOUT : 0);
   }
 }
 
 /* ---- helper threads ------------------------------------------------- */
 
+/* A job ended.  A task that ended meanwhile (cancelled) drops the result:
+** the run queue hands it to task.c, which lets it go. */
 static void task_threaddone(Task *t) {
-  loop_ready(t, 0);
+  t->injob = 0;
+  if (t->state == T_DONE) loop_runqpush(t->loop, t);
+  else loop_ready(t, 0);
 }
 
 /* A reference to the userdata on co's stack whose block is arg, if any:
@@ -324,6 +335,11 @@ static int anchor_arg(lua_State *co, void *arg) {
 }
 
 int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
+  if (t->cancelled) {   /* its next wait ends it: no job */
+    t->state = T_PARKED;
+    loop_ready(t, LSOCK_ECANCELLED);
+    return 0;
+  }
   if (t->loop->pool == NULL) return ENOMEM;   /* inline, then */
   int ref = anchor_arg(t->co, arg);
   int err = pool_submit(t->loop->pool, t, work, arg);
@@ -333,6 +349,7 @@ int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
   }
   t->argref = ref;
   t->jobarg = arg;
+  t->injob = 1;
   task_detach(t);
   t->outcome = 0;
   t->state = T_THREAD;
@@ -437,10 +454,7 @@ void loop_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);   /* first: an allocation failing later leaks nothing */
-  luaL_newmetatable(L, TASK_META);
-  lua_pushcfunction(L, task_closed);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  task_open(L);
   int err = loop_init(loop);
   if (err) {
     loop_close(loop);

@@ -20,14 +20,22 @@
 /* What a task is doing; READY tasks are in the run queue exactly once. */
 enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
 
-/* Ordered by size and with one-bit flags, so that it fits in 64 bytes:
-** one per connection in a server. */
+/* How a task in state T_DONE ended (Task.end). */
+enum { END_OK, END_FAILED, END_CANCELLED };
+
+/* The outcome of a wait that a cancel ended: the task ends when resumed. */
+#define LSOCK_ECANCELLED (-1002)
+
+/* Ordered by size and with one-bit flags, so that it stays small: one per
+** connection in a server.  Once it ended, co is NULL and user value 1
+** holds what join returns (a table of its results, or its error). */
 struct Task {
   lua_State *co;            /* the coroutine (our user value 1) */
   Loop *loop;
   Watch *w;                 /* watch it is parked on, or NULL */
   double deadline;          /* absolute; < 0 none */
   const void *jobarg;       /* arg of its last pool job, for loop_jobarg */
+  WaitNode node;            /* its place in a wait list (waitlist.c), if on one */
   int heapidx;              /* index in the timer heap, -1 if not there */
   int ref;                  /* registry reference keeping us alive */
   int outcome;              /* 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED */
@@ -35,9 +43,12 @@ struct Task {
   int argref;               /* registry reference to the userdata of a pool job */
   unsigned char dir, state;
   unsigned char inq : 1;        /* in the run queue (at most once) */
-  unsigned char cancelled : 1;  /* the user closed its coroutine (coroutine.close) */
+  unsigned char cancelled : 1;  /* cancel asked: its current or next wait ends it */
+  unsigned char end : 2;        /* T_DONE: how it ended (END_*) */
+  unsigned char injob : 1;      /* a helper thread's job still names it */
+  unsigned char joined : 1;     /* someone waits for its end (task.c's join lists) */
 };
-_Static_assert(sizeof(Task) <= 64, "one Task per connection: keep it in 64 bytes");
+_Static_assert(sizeof(Task) <= 80, "one Task per connection: keep it in 80 bytes");
 
 typedef struct Poller {
   int fd;
@@ -57,6 +68,8 @@ struct Loop {
   int closed, running;      /* running: run or a turn (loop_turn) is active */
   int failed;               /* a task failed: its error is at &error_key (task.c) */
   int ntasks;               /* tasks spawned and not ended */
+  int nheld;                /* ended tasks the run queue or a helper thread still names */
+  WaitNode *outwaiter;      /* the wait-list node of the outside wait, or NULL */
   Task **runq;              /* ring of ready tasks, capacity >= ntasks */
   unsigned qhead, qcount, qcap;
   Task **heap;              /* timer heap on deadline, capacity >= ntasks */
@@ -83,7 +96,10 @@ Loop *loop_of(lua_State *L);
 /* The Loop of L when an outside wait should turn it, else NULL. */
 Loop *loop_idle(lua_State *L);
 
+void loop_unpark(Task *t);                 /* off its watch, timer and wait list */
+
 /* ---- task.c: tasks, for loop.c -------------------------------------- */
-int task_closed(lua_State *L);   /* the Task's __close (loop_open sets it) */
+int task_closed(lua_State *L);   /* the Task's __close */
+void task_open(lua_State *L);    /* the Task metatable */
 
 #endif

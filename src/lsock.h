@@ -28,6 +28,7 @@
 #define LSOCK_ADDRESS "luasock.address"
 
 #define WATCH_HUP 4   /* in Watch.idle, set by the loop for good */
+#define WATCH_NOFD 8  /* in Watch.idle: a wait list's stand-in, never an fd */
 
 /* Our own error codes: negative and far from the EAI_* codes. */
 #define LSOCK_ETIMEOUT (-1000)  /* a deadline passed: nil, "timeout", ETIMEDOUT */
@@ -53,6 +54,20 @@ typedef struct Watch {
   Loop *loop;           /* poller it is registered with, or NULL */
   Task *waiter[2];      /* task waiting to read / to write, or NULL */
 } Watch;
+
+/*
+** A FIFO of waiting calls (waitlist.c), for what has no descriptor:
+** queues, events, locks, the end of a task.  A node is linked around the
+** list's sentinel, so that a waiter leaves it in O(1) when its wait times
+** out or is cancelled; next is NULL when a node is on no list.  A task's
+** node lives in its Task; the one outside wait (code outside tasks) keeps
+** its node on the C stack while it turns the loop.
+*/
+typedef struct WaitNode { struct WaitNode *next, *prev; } WaitNode;
+typedef struct WaitList {
+  WaitNode head;        /* sentinel */
+  Loop *loop;
+} WaitList;
 
 /* The userdata behind every socket object. */
 typedef struct LSocket {
@@ -194,6 +209,32 @@ int interrupt_clear(lua_State *L);
 ** (OFF when the handler was not ours), for the caller to put back. */
 enum { INTERRUPT_OFF, INTERRUPT_CHUNK, INTERRUPT_PROMPT };
 int interrupt_catch(lua_State *L, int mode);
+
+/* ---- waitlist.c: waiting on a WaitList -------------------------------- */
+/* Make l empty; raises when the loop is closed. */
+void waitlist_init(lua_State *L, WaitList *l);
+int waitlist_empty(const WaitList *l);
+/*
+** Wait on l until a waitlist_wake* or waitlist_take ends the wait, until
+** deadline (< 0: none), or until the task is cancelled.  With box 1, the
+** value on top of L is this waiter's box: others may replace it
+** (waitlist_wake with a value) or take it (waitlist_take); after the wait
+** it is on top again.  In a task it parks and yields like wait_fd (the
+** continuation k learns the outcome from wait_resumed).  Outside a task it
+** turns the loop; with no task to run it can only time out.  Returns the
+** outcome: 0 (woken), LSOCK_ETIMEOUT, or what the waker chose (LSOCK_ECLOSED).
+** Raises where nothing could wake it: in a task that cannot yield.
+*/
+int waitlist_wait(lua_State *L, WaitList *l, double deadline, int box,
+                  lua_KContext ctx, lua_KFunction k);
+/* Wake the first waiter with outcome; with give, pop the value on top of
+** L into its box.  Returns 0 when nobody waited (nothing popped). */
+int waitlist_wake(lua_State *L, WaitList *l, int outcome, int give);
+/* Push the first waiter's box (leaving nil there) and wake it with 0;
+** returns 0 (nothing pushed) when nobody waited. */
+int waitlist_take(lua_State *L, WaitList *l);
+void waitlist_wakeall(WaitList *l, int outcome);   /* wake every waiter */
+void waitnode_unlink(WaitNode *n);   /* off its list, if on one */
 
 /* ---- loop.c, task.c: the scheduler the wait point yields to -------- */
 Task *loop_current(lua_State *L);     /* the task running on L, or NULL */

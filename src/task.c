@@ -34,6 +34,16 @@ static const char error_key = 0;  /* registry key of the first error not yet ret
 
 /* ---- tasks: spawn, resume, end --------------------------------------- */
 
+static Task *task_check(lua_State *L, int idx) {
+  return (Task *)luaL_checkudata(L, idx, TASK_META);
+}
+
+/* Push the Task object of t, which has not been let go (its registry
+** reference holds it). */
+static void task_pushself(lua_State *L, Task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+}
+
 /* Make a task of the function at index first and the arguments after it
 ** up to the top; pushes its coroutine.  The Task is a userdata holding the
 ** coroutine as user value, kept alive by a registry reference until the
@@ -57,7 +67,9 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   lua_toclose(co, 1);   /* coroutine.close(co) tells us: task_closed */
   lua_rotate(L, first, -n);   /* ... co t fn args */
   lua_xmove(L, co, n);
+  lua_pushvalue(L, -1);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_remove(L, -2);   /* ... t */
   loop_setcurrent(co, t);
   loop->ntasks++;
   t->state = T_READY;
@@ -65,7 +77,7 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   return t;
 }
 
-/* socket.spawn(fn, ...) -> the task's coroutine; it runs under socket.run. */
+/* socket.spawn(fn, ...) -> the Task; it runs when the loop turns. */
 static int lsock_spawn(lua_State *L) {
   task_spawn(L, loop_get(L), 1);
   return 1;
@@ -105,66 +117,132 @@ static int report_push(lua_State *L, lua_State *co, int idx, int meta) {
   return 0;
 }
 
-/* Task t failed: print its error and traceback on stderr and keep the
-** first error object in the registry, for the next socket.run to return
-** (the task may have run in run or in a turn of an outside wait).  The
-** text is built in protected calls: the error object is the user's, and
-** its __tostring may raise.  L's hook is off meanwhile: a pending Ctrl-C
-** (stop_hook) must stop the code after us, not the call of report_text. */
-static void task_report(lua_State *L, Task *t) {
+/* Task t failed with the error at idx: print it and its traceback on
+** stderr and keep the first error object in the registry, for the next
+** socket.run to return (the task may have run in run or in a turn of an
+** outside wait).  The text is built in protected calls: the error object
+** is the user's, and its __tostring may raise.  L's hook is off
+** meanwhile: a pending Ctrl-C (stop_hook) must stop the code after us,
+** not the call of report_text. */
+static void task_report(lua_State *L, Task *t, int idx) {
   int top = lua_gettop(L);
   lua_Hook hook = lua_gethook(L);
   int mask = lua_gethookmask(L), count = lua_gethookcount(L);
-  lua_xmove(t->co, L, 1);   /* the error: no room needed on a full stack */
   lua_sethook(L, NULL, 0, 0);
-  int ok = report_push(L, t->co, top + 1, 1) || report_push(L, t->co, top + 1, 0);
+  int ok = report_push(L, t->co, idx, 1) || report_push(L, t->co, idx, 0);
   lua_sethook(L, hook, mask, count);
   fprintf(stderr, "luasock: error in task: %s\n",
           ok ? lua_tostring(L, -1) : "(no memory to describe it)");
   fflush(stderr);
   if (!t->loop->failed) {
     t->loop->failed = 1;
-    lua_pushvalue(L, top + 1);
+    lua_pushvalue(L, idx);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &error_key);
   }
   lua_settop(L, top);
 }
 
-/* t's coroutine returned or failed: let it go (first, so that nothing
-** below can leave run counting a dead task), report a failure, and close
-** its pending to-be-closed variables (it is no task any more while they
-** run, so a socket operation there blocks instead of yielding).  The Task
-** stays on L's stack meanwhile, its coroutine with it. */
-static void task_end(lua_State *L, Task *t, int status) {
+/* Push a table of the nres values on top of co, popped one by one (L has
+** room for two more values; co may have none), with their count in n. */
+static void results_pack(lua_State *L, lua_State *co, int nres) {
+  lua_createtable(L, nres, 1);
+  for (int i = nres; i > 0; i--) {
+    lua_xmove(co, L, 1);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushinteger(L, nres);
+  lua_setfield(L, -2, "n");
+}
+
+/* Close co's pending to-be-closed variables (the task's <close>
+** sockets); returns the status, an error of a __close on co's top. */
+static int close_thread(lua_State *co, lua_State *L) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  return lua_closethread(co, L);
+#else
+  (void)L;
+  return lua_resetthread(co);
+#endif
+}
+
+/* The end of t is known: wake whoever joins it (task_join). */
+static void join_wake(lua_State *L, Task *t) {
+  if (!t->joined) return;
+  t->joined = 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, t);
+  WaitList *list = (WaitList *)lua_touserdata(L, -1);
+  if (list != NULL) waitlist_wakeall(list, 0);
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, t);
+}
+
+/* Drop the task table's hold on an ended task, unless the run queue or a
+** helper thread still names it: then run_ready lets it go later. */
+static void task_letgo(lua_State *L, Task *t, int held) {
+  if (t->inq || t->injob) {
+    if (!held) t->loop->nheld++;
+    return;
+  }
+  if (held) t->loop->nheld--;
+  if (t->argref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, t->argref);
+  t->argref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  t->ref = LUA_NOREF;
+}
+
+/* t ended as how says, its results (END_OK) the nres values on top of
+** its coroutine (lua_resume counts our marker below them too), its error
+** (END_FAILED) on top of it.  It is let go first
+** (nothing below can leave run counting a dead task), a failure is
+** reported, its pending to-be-closed variables close (it is no task any
+** more while they run, so a socket operation there blocks instead of
+** yielding), join's answer replaces the coroutine as the Task's user
+** value, and its joiners wake. */
+static void task_end(lua_State *L, Task *t, int how, int nres) {
   lua_State *co = t->co;
+  luaL_checkstack(L, 6, "no room to end a task");
   loop_setcurrent(co, &t->loop->outside);
   t->state = T_DONE;   /* before task_closed runs */
+  t->end = (unsigned char)how;
   t->loop->ntasks--;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-  if (status != LUA_OK) {
-    task_report(L, t);
-#if LUA_VERSION_RELEASE_NUM >= 50406
-    lua_closethread(co, L);
-#else
-    lua_resetthread(co);
-#endif
-    lua_settop(co, 0);   /* reset left the error there: status "dead", not "suspended" */
-  } else if (!t->cancelled && lua_status(co) == LUA_OK) {
-    lua_settop(co, 0);   /* drop our marker and the results: status "dead" */
+  task_pushself(L, t);
+  int self = lua_gettop(L);
+  if (how == END_FAILED) {
+    lua_xmove(co, L, 1);   /* the error: no room needed on a full stack */
+    task_report(L, t, self + 1);
+  } else if (how == END_OK && nres > 1) {
+    results_pack(L, co, nres - 1);
+  } else {
+    lua_pushnil(L);
   }
+  int prior = lua_status(co);   /* an error here was raised to the script that resumed it */
+  if (how == END_OK && prior == LUA_OK) lua_settop(co, 0);   /* status "dead" */
+  else if (close_thread(co, L) == LUA_OK || how == END_FAILED || prior != LUA_YIELD)
+    lua_settop(co, 0);
+  else {   /* a __close of a cancelled task raised: it failed */
+    lua_pop(L, 1);
+    lua_xmove(co, L, 1);
+    t->end = END_FAILED;
+    task_report(L, t, self + 1);
+    lua_settop(co, 0);
+  }
+  lua_setiuservalue(L, self, 1);   /* the coroutine goes */
+  t->co = NULL;
+  join_wake(L, t);
+  task_letgo(L, t, 0);
   lua_pop(L, 1);
 }
 
 /* __close of the Task, the to-be-closed value under the task's function:
-** coroutine.close(co) of a task that has not ended (a cancel).  A parked
-** task is woken to end at once; one in the run queue or the thread pool
-** ends when its turn comes. */
+** coroutine.close(co) of a task that has not ended.  A parked task is
+** woken to end at once; one in the run queue or the thread pool ends when
+** its turn comes. */
 int task_closed(lua_State *L) {
-  Task *t = (Task *)luaL_checkudata(L, 1, TASK_META);   /* reachable through the registry */
+  Task *t = task_check(L, 1);
   if (t->state == T_DONE) return 0;
   t->cancelled = 1;
-  if (t->state == T_PARKED) loop_ready(t, LSOCK_ECLOSED);
+  if (t->state == T_PARKED) loop_ready(t, LSOCK_ECANCELLED);
   return 0;
 }
 
@@ -183,10 +261,17 @@ static int co_state(lua_State *co) {
   return lua_gettop(co) > 0 ? CO_FRESH : CO_DEAD;
 }
 
+/* Whether t, whose coroutine is in costate, is to end now rather than
+** run: the user closed its coroutine, or a cancel ended its wait or came
+** before it ever ran. */
+static int task_mustend(Task *t, int costate) {
+  if (costate == CO_DEAD) return 1;
+  return t->cancelled && (costate == CO_FRESH || t->outcome == LSOCK_ECANCELLED);
+}
+
 /* Resume t.  A yield that parked it (state changed) is a wait; a yield
 ** that did not is the user's own coroutine.yield: the task goes to the
-** back of the run queue, giving the others the CPU.  A task whose
-** coroutine the user closed (coroutine.close) just ends. */
+** back of the run queue, giving the others the CPU. */
 static void task_resume(lua_State *L, Task *t) {
   int nres, nargs = t->nargs;
   if (t->argref != LUA_NOREF) {   /* back from the pool: the job is done */
@@ -198,8 +283,8 @@ static void task_resume(lua_State *L, Task *t) {
     loop_runqpush(t->loop, t);   /* stays ready for a later run */
     luaL_error(L, "socket.run called while a task runs outside the loop");
   }
-  if (t->cancelled || costate == CO_DEAD) {
-    task_end(L, t, LUA_OK);   /* the user closed or finished it himself */
+  if (task_mustend(t, costate)) {
+    task_end(L, t, t->cancelled ? END_CANCELLED : END_OK, 0);
     return;
   }
   t->nargs = 0;
@@ -216,7 +301,7 @@ static void task_resume(lua_State *L, Task *t) {
       loop_runqpush(t->loop, t);
     }
   } else {
-    task_end(L, t, status);
+    task_end(L, t, status == LUA_OK ? END_OK : END_FAILED, nres);
   }
 }
 
@@ -227,6 +312,7 @@ static void run_ready(lua_State *L, Loop *loop) {
     if (loop->interrupted) interrupt_check(L);   /* before: a task resumed now has no hook */
     Task *t = loop_runqpop(loop);
     if (t->state == T_READY) task_resume(L, t);
+    else if (t->state == T_DONE) task_letgo(L, t, 1);   /* ended while queued */
   }
 }
 
@@ -254,12 +340,14 @@ static int run_results(lua_State *L, Loop *loop) {
   return 2;
 }
 
-/* The loop proper, run protected by lsock_run: slot 1 the Loop. */
+/* The loop proper, run protected by lsock_run: slot 1 the Loop.  It also
+** waits for the helper-thread jobs of cancelled tasks (nheld): their
+** results must be collected and freed before the state may close. */
 static int run_core(lua_State *L) {
   Loop *loop = (Loop *)lua_touserdata(L, 1);
-  while (loop->ntasks > 0) {
-    run_ready(L, loop);
-    if (loop->ntasks == 0) break;
+  while (loop->ntasks > 0 || loop->nheld > 0) {
+    run_ready(L, loop);   /* also lets go of the ended tasks it finds queued */
+    if (loop->ntasks == 0 && loop->nheld == 0) break;
     run_poll(L, loop);
     loop_expire(loop);
   }
@@ -296,7 +384,7 @@ static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline
 ** called loop_wake(w), else EAGAIN (wait on). */
 static int turn_check(Watch *w) {
   if (w == NULL) return EAGAIN;
-  if (w->fd < 0) return LSOCK_ECLOSED;
+  if (w->fd < 0 && !(w->idle & WATCH_NOFD)) return LSOCK_ECLOSED;
   if (w->woken) return 0;
   return EAGAIN;
 }
@@ -363,8 +451,210 @@ static int lsock_run(lua_State *L) {
   return 2;
 }
 
+/* ---- the Task object: join, cancel, status --------------------------- */
+
+static const char *const end_names[] = { "done", "failed", "cancelled" };
+
+/* The state a script sees: "ready", "running", "waiting", or how it ended. */
+static const char *task_statusname(const Task *t) {
+  switch (t->state) {
+    case T_READY: return "ready";
+    case T_RUNNING: return "running";
+    case T_DONE: return end_names[t->end];
+    default: return "waiting";
+  }
+}
+
+/* t:status() -> "ready", "running", "waiting", "done", "failed", "cancelled" */
+static int task_status(lua_State *L) {
+  lua_pushstring(L, task_statusname(task_check(L, 1)));
+  return 1;
+}
+
+/* Add to the buffer what the waiting t waits in: the name of the call
+** its coroutine is suspended in and, when its first argument is a
+** userdata (a socket, a queue), that object as tostring shows it. */
+static void describe_wait(luaL_Buffer *b, lua_State *L, Task *t) {
+  lua_Debug ar;
+  if (t->w != NULL)
+    lua_pushfstring(L, " to %s fd %d", t->dir == WAIT_READ ? "read" : "write", t->w->fd);
+  else
+    lua_pushliteral(L, "");
+  luaL_addvalue(b);
+  if (!lua_getstack(t->co, 0, &ar) || !lua_getinfo(t->co, "n", &ar) || ar.name == NULL) return;
+  lua_pushfstring(L, " in %s", ar.name);
+  luaL_addvalue(b);
+  if (!lua_checkstack(t->co, 1) || lua_getlocal(t->co, &ar, 1) == NULL) return;
+  lua_xmove(t->co, L, 1);
+  if (lua_type(L, -1) == LUA_TUSERDATA && luaL_getmetafield(L, -1, "__name") != LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_addstring(b, " on ");
+    luaL_tolstring(L, -1, NULL);
+    lua_remove(L, -2);
+    luaL_addvalue(b);
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+/* tostring(t): "task 0x...: waiting to read fd 7 in recv on socket (...),
+** 1.5 s left", "task 0x...: done"... */
+static int task_tostring(lua_State *L) {
+  Task *t = task_check(L, 1);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "task %p: %s", (void *)t, task_statusname(t));
+  luaL_addvalue(&b);
+  if (t->state == T_PARKED || t->state == T_THREAD) {
+    describe_wait(&b, L, t);
+    if (t->state == T_THREAD) luaL_addstring(&b, " (on a helper thread)");
+    if (t->heapidx >= 0) {
+      char left[32];
+      snprintf(left, sizeof left, ", %.3f s left", t->deadline - clock_now());
+      luaL_addstring(&b, left);
+    }
+  }
+  if (t->cancelled && t->state != T_DONE) luaL_addstring(&b, " (cancel pending)");
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* t:cancel() -> true, or false when t had already ended.  A task that
+** waits (or has not started) ends now: its <close> variables close and
+** join gives false, "cancelled".  The running task, and one whose wait
+** just ended, end at their next wait. */
+static int task_cancel(lua_State *L) {
+  Task *t = task_check(L, 1);
+  if (t->state == T_DONE) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  t->cancelled = 1;
+  lua_pushboolean(L, 1);
+  if (t->state == T_RUNNING) return 1;
+  int costate = co_state(t->co);
+  if (costate == CO_DEAD || costate == CO_ACTIVE) return 1;   /* the user closed it or runs it */
+  if (t->state == T_READY && costate == CO_YIELDED && t->outcome != LSOCK_ECANCELLED)
+    return 1;   /* its wait is over: it ends at the next one */
+  loop_unpark(t);
+  task_end(L, t, END_CANCELLED, 0);
+  return 1;
+}
+
+/* Push join's answer for the ended task at slot 1: true and its results,
+** false and its error, or false, "cancelled". */
+static int join_results(lua_State *L, Task *t) {
+  lua_settop(L, 1);
+  lua_pushboolean(L, t->end == END_OK);
+  if (t->end == END_CANCELLED) {
+    lua_pushliteral(L, "cancelled");
+    return 2;
+  }
+  lua_getiuservalue(L, 1, 1);   /* the error, or the results (nil: none) */
+  if (t->end == END_FAILED) return 2;
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return 1; }
+  int tab = lua_gettop(L);
+  lua_getfield(L, tab, "n");
+  int n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  luaL_checkstack(L, n, "too many results to join");
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, tab, i);
+  lua_remove(L, tab);
+  return n + 1;
+}
+
+/* The list of those joining t, made on first use and kept in the
+** registry under t's address until t ends (join_wake). */
+static WaitList *join_list(lua_State *L, Task *t) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, t) == LUA_TUSERDATA) {
+    WaitList *list = (WaitList *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return list;
+  }
+  lua_pop(L, 1);
+  WaitList *list = (WaitList *)lua_newuserdatauv(L, sizeof *list, 0);
+  waitlist_init(L, list);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, t);
+  t->joined = 1;
+  return list;
+}
+
+/* Slot 1 the Task, 2 the deadline; err the outcome of the wait. */
+static int join_finish(lua_State *L, int err) {
+  Task *t = task_check(L, 1);
+  if (t->state == T_DONE) return join_results(L, t);
+  if (err == LSOCK_ETIMEOUT || (lua_tonumber(L, 2) >= 0 && clock_now() >= lua_tonumber(L, 2))) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "timeout");
+    return 2;
+  }
+  return luaL_error(L, "join woke before the task ended");
+}
+
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  return join_finish(L, wait_resumed(L, status));
+}
+
+/* t:join([timeout]) -> true, results... | false, err | nil, "timeout".
+** Outside a task it turns the loop until t ends. */
+static int task_join(lua_State *L) {
+  Task *t = task_check(L, 1);
+  double deadline = clock_deadline(sock_checktimeout(L, 2, 1, "timeout"));
+  lua_settop(L, 1);
+  lua_pushnumber(L, deadline);
+  if (t->state == T_DONE) return join_results(L, t);
+  if (t == loop_current(L)) return luaL_error(L, "a task cannot join itself");
+  return join_finish(L, waitlist_wait(L, join_list(L, t), deadline, 0, 0, join_k));
+}
+
+/* socket.current() -> the Task running this code, or nil outside tasks. */
+static int lsock_current(lua_State *L) {
+  Task *t = loop_current(L);
+  if (t == NULL || t->state == T_DONE) lua_pushnil(L);
+  else task_pushself(L, t);
+  return 1;
+}
+
+/* socket.tasks() -> a list of the tasks that have not ended, found among
+** the registry's references (a look from the REPL, not a hot path). */
+static int lsock_tasks(lua_State *L) {
+  int n = 0;
+  lua_newtable(L);
+  lua_pushvalue(L, LUA_REGISTRYINDEX);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    Task *t = (Task *)luaL_testudata(L, -1, TASK_META);
+    if (t != NULL && t->state != T_DONE) lua_rawseti(L, -4, ++n);
+    else lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+static const luaL_Reg task_methods[] = {
+  {"join", task_join},
+  {"cancel", task_cancel},
+  {"status", task_status},
+  {NULL, NULL}
+};
+
+void task_open(lua_State *L) {
+  if (luaL_newmetatable(L, TASK_META)) {
+    lua_pushcfunction(L, task_closed);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, task_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, task_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}
+
 const luaL_Reg loop_funcs[] = {
   {"spawn", lsock_spawn},
   {"run", lsock_run},
+  {"current", lsock_current},
+  {"tasks", lsock_tasks},
   {NULL, NULL}
 };

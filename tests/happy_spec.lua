@@ -267,7 +267,7 @@ local function happy_tests()
       socket.select = function(...)
         socket.select = select
         closed = count_sockets() - before   -- the attempt under way
-        socket.spawn(function() ok = coroutine.close(racer) end)
+        socket.spawn(function() ok = racer:cancel() end)
         return select(...)
       end
       racer = socket.spawn(function()

@@ -52,8 +52,13 @@ shell test "$(printf ping | socat -t2 - TCP:127.0.0.1:$PORT)" = ping
 send PORT = srv:getsockname().port\r
 expect \n> 
 ]] .. ECHO_FROM_REPL .. ECHO_FROM_SOCAT .. ECHO_FROM_SOCAT .. [[
-send coroutine.status(task)\r
-expect \nsuspended\n> 
+send task:status()\r
+expect \nwaiting\n> 
+send task\r
+capture TASKLINE \n(task 0x[0-9a-f]+: waiting to read fd \d+ in accept on socket \(fd \d+, AF_INET, SOCK_STREAM)
+expect \n> 
+send #socket.tasks(), socket.tasks()[1] == task\r
+expect \n1\ttrue\n> 
 send \x04
 exit 0
 ]])
@@ -94,8 +99,8 @@ expect error in task:
 expect interrupted!
 expect stack traceback:
 expect \n> 
-send coroutine.status(spin)\r
-expect \ndead\n> 
+send spin:status()\r
+expect \nfailed\n> 
 ]] .. ECHO_FROM_REPL .. ECHO_FROM_SOCAT .. [[
 send \x04
 exit 0

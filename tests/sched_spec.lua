@@ -25,13 +25,15 @@ describe("socket.spawn and socket.run", function()
     a:close(); b:close()
   end)
 
-  it("spawn returns the task's coroutine and passes the arguments", function()
-    local got
-    local co = socket.spawn(function(a, b) got = a .. b end, "x", "y")
-    assert.equal("thread", type(co))
+  it("spawn returns the Task and passes the arguments", function()
+    local got, co
+    local t = socket.spawn(function(a, b) got = a .. b; co = coroutine.running() end, "x", "y")
+    assert.equal("luasock.task", getmetatable(t).__name)
     assert.is_nil(got)                  -- spawned, not run yet
+    assert.equal("ready", t:status())
     assert.is_true(run())
     assert.equal("xy", got)
+    assert.equal("done", t:status())
     assert.equal("dead", coroutine.status(co))
   end)
 
@@ -165,25 +167,30 @@ print(socket.run())
   it("coroutine.close cancels a task wherever it waits, and run does not wait for it", function()
     local l = support.listener("tcp")
     l:settimeout(nil)                 -- would wait for ever
-    local log = {}
+    local log, cos = {}, {}
     local acceptor = socket.spawn(function()
+      cos.acceptor = coroutine.running()
       local mark <close> = setmetatable({}, { __close = function() log[#log + 1] = "closed" end })
       l:accept()
       log[#log + 1] = "accepted"
     end)
-    local sleeper = socket.spawn(function() socket.sleep(30); log[#log + 1] = "slept" end)
+    local sleeper = socket.spawn(function()
+      cos.sleeper = coroutine.running()
+      socket.sleep(30); log[#log + 1] = "slept"
+    end)
     local idle = socket.spawn(function() log[#log + 1] = "ran" end)
-    assert.is_true(coroutine.close(idle))   -- before it ever ran
+    assert.is_true(idle:cancel())   -- before it ever ran
     socket.spawn(function()
       socket.sleep(0.01)
-      assert.is_true(coroutine.close(acceptor))
-      assert.is_true(coroutine.close(sleeper))
+      assert.is_true(coroutine.close(cos.acceptor))
+      assert.is_true(coroutine.close(cos.sleeper))
     end)
     local t0 = socket.gettime()
     assert.is_true(run())
     assert.is_true(socket.gettime() - t0 < 1)
     assert.same({ "closed" }, log)
-    assert.equal("dead", coroutine.status(acceptor))
+    assert.equal("dead", coroutine.status(cos.acceptor))
+    for _, t in ipairs({ acceptor, sleeper, idle }) do assert.equal("cancelled", t:status()) end
     -- The listener is intact and can be waited on again.
     l:settimeout(0.05)
     assert.is_true(run(function() assert.equal("timeout", select(2, l:accept())) end))
@@ -205,7 +212,7 @@ for i = 1, 2000 do
   tasks[i] = socket.spawn(function() socket.getaddrinfo("localhost", 80); done = done + 1 end)
 end
 socket.spawn(function()
-  for i = 1, #tasks do assert(coroutine.close(tasks[i])) end
+  for i = 1, #tasks do assert(tasks[i]:cancel()) end
   collectgarbage(); collectgarbage()
   local junk = {}
   for i = 1, 2000 do junk[i] = ("x"):rep(100 + i % 7) end
@@ -228,7 +235,7 @@ local reader = socket.spawn(function()
   a:recv(10)        -- no timeout
 end)
 socket.spawn(function()
-  assert(coroutine.close(reader))
+  assert(reader:cancel())
   collectgarbage(); collectgarbage()   -- a goes, with the task still on it
 end)
 print(socket.run())

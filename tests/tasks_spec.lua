@@ -1,0 +1,194 @@
+-- tasks_spec: Task handles.  socket.spawn returns a Task: join (inside
+-- and outside tasks, with and without a timeout), cancel in every state a
+-- task can be in, status, tostring, socket.current and socket.tasks.
+--
+-- Nothing sleeps to synchronise: a task that must be waiting when another
+-- acts on it was spawned first, and the loop runs tasks in spawn order.
+local socket = require "socket"
+
+local LIMIT = 4   -- seconds any wait of this spec may take
+
+local function run(...)
+  local t0 = socket.gettime()
+  local ok, err = socket.run(...)
+  assert(socket.gettime() - t0 < LIMIT, "socket.run took too long")
+  return ok, err
+end
+
+-- A value whose __close records name in log.
+local function closer(log, name)
+  return setmetatable({}, { __close = function() log[#log + 1] = name end })
+end
+
+describe("Task handles", function()
+  it("join returns true and the results, from outside a task (turning the loop)", function()
+    local t = socket.spawn(function(a, b) socket.sleep(0.01); return a + b, nil, "x" end, 1, 2)
+    assert.equal("ready", t:status())
+    assert.same({ true, 3, nil, "x", n = 4 }, table.pack(t:join(LIMIT)))
+    assert.equal("done", t:status())
+    assert.same({ true, 3, nil, "x", n = 4 }, table.pack(t:join()))   -- again: kept
+    assert.same({ true, n = 1 }, table.pack(socket.spawn(function() end):join()))
+  end)
+
+  it("join gives false and the error object of a failed task", function()
+    local e = {}
+    local t = socket.spawn(function() socket.sleep(0); error(e) end)
+    local ok, err = t:join(LIMIT)
+    assert.is_false(ok)
+    assert.equal(e, err)
+    assert.equal("failed", t:status())
+    local ok2, err2 = run()   -- a failure is still reported to run
+    assert.is_false(ok2)
+    assert.equal(e, err2)
+  end)
+
+  it("join with a timeout gives nil, \"timeout\" and leaves the task running", function()
+    local a, b = socket.socketpair()
+    local t = socket.spawn(function() return a:recv(10) end)
+    local t0 = socket.gettime()
+    assert.same({ nil, "timeout" }, { t:join(0.05) })
+    assert.is_true(socket.gettime() - t0 >= 0.049)
+    assert.equal("waiting", t:status())
+    assert.same({ nil, "timeout" }, { t:join(0) })
+    b:send("hi")
+    assert.same({ true, "hi" }, { t:join(LIMIT) })
+    a:close(); b:close()
+  end)
+
+  it("join inside a task waits for the other task, in FIFO order with others", function()
+    local a, b = socket.socketpair()
+    local log = {}
+    local worker = socket.spawn(function() return a:recv(10) end)
+    for i = 1, 3 do
+      socket.spawn(function()
+        local ok, v = worker:join(LIMIT)
+        log[#log + 1] = i .. (ok and v or "?")
+      end)
+    end
+    socket.spawn(function()
+      assert.same({ nil, "timeout" }, { worker:join(0.01) })
+      b:send("v")
+    end)
+    assert.is_true(run())
+    assert.same({ "1v", "2v", "3v" }, log)
+    a:close(); b:close()
+  end)
+
+  it("join raises on misuse: not a task, a bad timeout, itself", function()
+    local t = socket.spawn(function() end)
+    assert.has_error(function() t.join({}) end)
+    assert.has_error(function() t:join(-1) end, "bad argument #1 to 'join' (timeout must be non-negative)")
+    assert.has_error(function() t:join("soon") end)
+    assert.is_true(run())
+    local ok, err = run(function() socket.current():join() end)
+    assert.is_false(ok)
+    assert.matches("a task cannot join itself", err)
+    assert.has_error(function() getmetatable(t).__close(42) end)
+  end)
+
+  it("cancel ends a waiting task at once: its <close> variables close", function()
+    local a, b = socket.socketpair()
+    local log = {}
+    local t = socket.spawn(function()
+      local c <close> = closer(log, "closed")
+      a:recv(10)
+      log[#log + 1] = "received"
+    end)
+    socket.spawn(function()
+      assert.equal("waiting", t:status())
+      assert.is_true(t:cancel())
+      assert.same({ "closed" }, log)     -- already
+      assert.equal("cancelled", t:status())
+      assert.same({ false, "cancelled" }, { t:join() })
+      assert.is_false(t:cancel())        -- ended already
+    end)
+    assert.is_true(run())
+    b:send("x")                          -- nobody waits on a any more
+    assert.same({ "closed" }, log)
+    a:close(); b:close()
+  end)
+
+  it("cancel from outside: a task that never ran, one asleep, one in accept", function()
+    local l = socket.create_server({ "127.0.0.1", 0 })
+    l:settimeout(nil)
+    local log = {}
+    local never = socket.spawn(function() log[#log + 1] = "ran" end)
+    local sleeper = socket.spawn(function() local c <close> = closer(log, "sleeper"); socket.sleep(30) end)
+    local acceptor = socket.spawn(function() local c <close> = closer(log, "acceptor"); l:accept() end)
+    assert.is_true(never:cancel())
+    socket.sleep(0)                      -- the loop turns: both start waiting
+    assert.is_true(sleeper:cancel())
+    assert.is_true(acceptor:cancel())
+    assert.same({ "sleeper", "acceptor" }, log)
+    for _, t in ipairs({ never, sleeper, acceptor }) do
+      assert.equal("cancelled", t:status())
+    end
+    local t0 = socket.gettime()
+    assert.is_true(run())
+    assert.is_true(socket.gettime() - t0 < 1)
+    l:close()
+  end)
+
+  it("a task that cancels itself ends at its next wait", function()
+    local log = {}
+    local t = socket.spawn(function()
+      local c <close> = closer(log, "closed")
+      assert.is_true(socket.current():cancel())
+      assert.equal("running", socket.current():status())
+      log[#log + 1] = "still running"
+      socket.sleep(0)
+      log[#log + 1] = "after the wait"
+    end)
+    assert.is_true(run())
+    assert.same({ "still running", "closed" }, log)
+    assert.equal("cancelled", t:status())
+  end)
+
+  it("a cancelled task's sockets are closed by their <close>", function()
+    local a, b = socket.socketpair()
+    local fd
+    local t = socket.spawn(function()
+      local s <close> = socket.socket()
+      fd = s:fileno()
+      a:recv(10)
+    end)
+    socket.sleep(0)
+    assert.is_true(fd >= 0)
+    t:cancel()
+    local f = io.open("/proc/self/fd/" .. fd)   -- closed: nothing there, or another file
+    if f then f:close() end
+    assert.is_true(run())
+    a:close(); b:close()
+  end)
+
+  it("a task cancelled while a helper thread resolves a name ends at once", function()
+    local t = socket.spawn(function() return socket.getaddrinfo("localhost", 80) end)
+    socket.spawn(function() assert.equal("waiting", t:status()); t:cancel() end)
+    assert.is_true(run())
+    assert.same({ false, "cancelled" }, { t:join() })
+  end)
+
+  it("tostring names what a task waits on; current and tasks look at them", function()
+    local a, b = socket.socketpair()
+    local t = socket.spawn(function() return a:recv(10) end)
+    local sl = socket.spawn(function() socket.sleep(10) end)
+    assert.matches("^task 0x%x+: ready$", tostring(t))
+    socket.sleep(0)
+    assert.matches("^task 0x%x+: waiting to read fd " .. a:fileno() .. " in recv on socket %(fd "
+                   .. a:fileno() .. ", AF_UNIX, SOCK_STREAM%)$", tostring(t))
+    assert.matches("^task 0x%x+: waiting in sleep, %d+%.%d+ s left$", tostring(sl))
+    local all = socket.tasks()
+    assert.equal(2, #all)
+    assert.is_true((all[1] == t and all[2] == sl) or (all[1] == sl and all[2] == t))
+    assert.is_nil(socket.current())
+    local me
+    local cur = socket.spawn(function() me = socket.current() end)
+    sl:cancel()
+    b:send("x")
+    assert.is_true(run())
+    assert.equal(cur, me)
+    assert.matches("^task 0x%x+: done$", tostring(t))
+    assert.same({}, socket.tasks())
+    a:close(); b:close()
+  end)
+end)
