@@ -234,6 +234,9 @@ int waitlist_wake(lua_State *L, WaitList *l, int outcome, int give);
 ** returns 0 (nothing pushed) when nobody waited. */
 int waitlist_take(lua_State *L, WaitList *l);
 void waitlist_wakeall(WaitList *l, int outcome);   /* wake every waiter */
+/* The object holding l is collected: wake its waiters with LSOCK_ECLOSED
+** (none unless debug.setlocal took it off their stacks). */
+void waitlist_drop(WaitList *l);
 void waitnode_unlink(WaitNode *n);   /* off its list, if on one */
 
 /* ---- loop.c, task.c: the scheduler the wait point yields to -------- */
@@ -325,6 +328,10 @@ int tls_readable(const LSocket *s);
 ** the descriptor over reads those bytes first. */
 const char *stream_takeover(lua_State *L, int idx, size_t *len);
 extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
+extern const luaL_Reg sync_funcs[];       /* sync.c: queue, event, lock, semaphore */
+void sync_open(lua_State *L);             /* sync.c: their metatables */
+extern const luaL_Reg signals_funcs[];    /* signals.c: signals */
+void signals_open(lua_State *L);          /* signals.c: its metatable */
 void stream_open(lua_State *L);           /* reader.c: its metatable */
 /* loop.c: create L's Loop (once) and mark L's main thread "no task" in
 ** its LUA_EXTRASPACE, which Lua leaves uninitialised and every new thread

@@ -631,6 +631,10 @@ int luaopen_socket(lua_State *L) {
   luaL_setfuncs(L, msg_funcs, 0);
   luaL_setfuncs(L, select_funcs, 0);
   luaL_setfuncs(L, loop_funcs, 0);
+  sync_open(L);
+  luaL_setfuncs(L, sync_funcs, 0);
+  signals_open(L);
+  luaL_setfuncs(L, signals_funcs, 0);
   set_constants(L);
   err_pusherrnotable(L);
   lua_setfield(L, -2, "errno");

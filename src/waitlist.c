@@ -118,6 +118,11 @@ void waitlist_wakeall(WaitList *l, int outcome) {
   while (!waitlist_empty(l)) node_wake(l, l->head.next, outcome);
 }
 
+void waitlist_drop(WaitList *l) {
+  if (l->loop == NULL || l->loop->closed) return;   /* lua_close: no task is left */
+  waitlist_wakeall(l, LSOCK_ECLOSED);
+}
+
 /* ---- waiting ------------------------------------------------------------ */
 
 /* Run protected by wait_outside: slot 1 the Outside, 2 the deadline. */

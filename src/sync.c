@@ -1,0 +1,433 @@
+/*
+** sync.c - what tasks use to work together: socket.queue, socket.event,
+** socket.lock and socket.semaphore.  Each keeps its waiting calls in wait
+** lists (waitlist.c), so a waiter costs nothing until it is woken, waiters
+** are served in the order they came, every wait takes a timeout, and
+** code outside tasks (the REPL) waits the same way while the loop runs
+** the tasks.
+**
+** Whoever wakes a waiter hands it what it waited for before it runs: the
+** item (queue:get), the room for its item (queue:put takes the value from
+** the waiter's box), the lock or a unit of the semaphore.  So a newcomer
+** can never take what a woken waiter was promised, and a waiter that
+** times out or is cancelled got nothing.  A task whose wait ended that
+** way and is cancelled before it runs keeps it (cancel then ends it at
+** its next wait, and its <close> guard releases a lock).
+**
+** Left out: coroutine.close of a task that was just handed something
+** (woken, not yet run) loses it: the item, or the lock for good.
+*/
+#include <string.h>
+
+#include "lsock.h"
+
+#define QUEUE_META "luasock.queue"
+#define EVENT_META "luasock.event"
+#define LOCK_META  "luasock.lock"
+#define SEMA_META  "luasock.semaphore"
+
+/* Deadline of the optional timeout argument at idx, for any wait here. */
+static double sync_deadline(lua_State *L, int idx) {
+  return clock_deadline(sock_checktimeout(L, idx, 1, "timeout"));
+}
+
+/* Push the result of a wait that did not get what it waited for. */
+static int sync_fail(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err == LSOCK_ECLOSED ? "closed" : "timeout");
+  return 2;
+}
+
+/* A new userdata of size bytes with metatable tname and nuv user values. */
+static void *sync_new(lua_State *L, size_t size, const char *tname, int nuv) {
+  void *p = lua_newuserdatauv(L, size, nuv);
+  memset(p, 0, size);
+  luaL_setmetatable(L, tname);
+  return p;
+}
+
+/* __gc: nobody can still wait (each waiter's stack holds the object)
+** unless debug.setlocal removed it; such waiters are woken as closed
+** rather than left linked to freed memory. */
+static void sync_release(WaitList *l) {
+  waitlist_drop(l);
+}
+
+/* ---- queue: a FIFO of values, bounded or not --------------------------- */
+
+/* Items live in the user value table, a ring of cap slots (1-based). */
+typedef struct Queue {
+  WaitList getters, putters;   /* getters wait for an item, putters for room */
+  lua_Integer maxsize;         /* 0: unbounded */
+  lua_Integer head, count, cap;
+  int closed;
+} Queue;
+
+static Queue *queue_check(lua_State *L, int idx) {
+  return (Queue *)luaL_checkudata(L, idx, QUEUE_META);
+}
+
+/* Append the value on top to the items of the queue at slot 1 (popped). */
+static void queue_push(lua_State *L, Queue *q) {
+  lua_getiuservalue(L, 1, 1);
+  if (q->count == q->cap) {   /* grow the ring: unwrap it into a new table */
+    lua_Integer cap = q->cap ? q->cap * 2 : 8;
+    lua_createtable(L, (int)cap, 0);
+    for (lua_Integer i = 0; i < q->count; i++) {
+      lua_rawgeti(L, -2, (q->head + i) % q->cap + 1);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_copy(L, -1, -2);
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 1);
+    q->head = 0, q->cap = cap;
+  }
+  lua_rotate(L, -2, 1);   /* ring, value */
+  lua_rawseti(L, -2, (q->head + q->count) % q->cap + 1);
+  q->count++;
+  lua_pop(L, 1);
+}
+
+/* Push the first item of the queue at slot 1 and remove it; a waiting
+** putter's value takes the room freed. */
+static void queue_pop(lua_State *L, Queue *q) {
+  lua_getiuservalue(L, 1, 1);
+  lua_rawgeti(L, -1, q->head + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, q->head + 1);   /* let it be collected */
+  lua_remove(L, -2);
+  q->head = (q->head + 1) % q->cap;
+  q->count--;
+  if (waitlist_take(L, &q->putters)) queue_push(L, q);
+}
+
+/* Slot 1 the queue, 2 the deadline, 3 the box: err the outcome. */
+static int get_finish(lua_State *L, int err) {
+  if (err) return sync_fail(L, err);
+  return 1;   /* the item the putter left in our box */
+}
+
+static int get_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  queue_check(L, 1);
+  return get_finish(L, wait_resumed(L, status));
+}
+
+/* q:get([timeout]) -> the first item; nil, "timeout"; nil, "closed" once
+** closed and empty. */
+static int queue_get(lua_State *L) {
+  Queue *q = queue_check(L, 1);
+  double deadline = sync_deadline(L, 2);
+  lua_settop(L, 1);
+  if (q->count > 0 && waitlist_empty(&q->getters)) {
+    queue_pop(L, q);
+    return 1;
+  }
+  if (q->closed) return sync_fail(L, LSOCK_ECLOSED);
+  lua_pushnumber(L, deadline);
+  lua_pushnil(L);   /* the box a putter fills */
+  return get_finish(L, waitlist_wait(L, &q->getters, deadline, 1, 0, get_k));
+}
+
+/* Slot 1 the queue, 2 the deadline, 3 the box (our value, or nil once a
+** getter took it): err the outcome. */
+static int put_finish(lua_State *L, int err) {
+  if (err) return sync_fail(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int put_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  queue_check(L, 1);
+  return put_finish(L, wait_resumed(L, status));
+}
+
+/* q:put(value [, timeout]) -> true; nil, "timeout" when the queue stayed
+** full; nil, "closed".  A waiting getter gets the value at once. */
+static int queue_put(lua_State *L) {
+  Queue *q = queue_check(L, 1);
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (a queue holds no nil)");
+  double deadline = sync_deadline(L, 3);
+  lua_settop(L, 2);
+  if (q->closed) return sync_fail(L, LSOCK_ECLOSED);
+  lua_pushvalue(L, 2);
+  if (waitlist_wake(L, &q->getters, 0, 1)) return put_finish(L, 0);
+  if (q->maxsize == 0 || (q->count < q->maxsize && waitlist_empty(&q->putters))) {
+    queue_push(L, q);
+    return put_finish(L, 0);
+  }
+  lua_pushnumber(L, deadline);
+  lua_replace(L, 2);   /* queue, deadline, box = the value */
+  return put_finish(L, waitlist_wait(L, &q->putters, deadline, 1, 0, put_k));
+}
+
+/* q:len() -> the number of items in the queue. */
+static int queue_len(lua_State *L) {
+  lua_pushinteger(L, queue_check(L, 1)->count);
+  return 1;
+}
+
+/* q:close() -> true.  Waiting getters and putters get nil, "closed";
+** later puts too, later gets once the items left are taken. */
+static int queue_close(lua_State *L) {
+  Queue *q = queue_check(L, 1);
+  q->closed = 1;
+  waitlist_wakeall(&q->getters, LSOCK_ECLOSED);
+  waitlist_wakeall(&q->putters, LSOCK_ECLOSED);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int queue_gc(lua_State *L) {
+  Queue *q = queue_check(L, 1);
+  sync_release(&q->getters);
+  sync_release(&q->putters);
+  return 0;
+}
+
+static int queue_tostring(lua_State *L) {
+  Queue *q = queue_check(L, 1);
+  lua_pushfstring(L, "queue (%I items%s)", (LUAI_UACINT)q->count, q->closed ? ", closed" : "");
+  return 1;
+}
+
+/* socket.queue([maxsize]) -> a queue; maxsize 0 or none: unbounded. */
+static int lsock_queue(lua_State *L) {
+  lua_Integer maxsize = sock_optint(L, 1, 0, 0, LUA_MAXINTEGER);
+  Queue *q = (Queue *)sync_new(L, sizeof *q, QUEUE_META, 1);
+  q->maxsize = maxsize;
+  waitlist_init(L, &q->getters);
+  waitlist_init(L, &q->putters);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static const luaL_Reg queue_methods[] = {
+  {"get", queue_get}, {"put", queue_put}, {"len", queue_len}, {"close", queue_close},
+  {NULL, NULL}
+};
+static const luaL_Reg queue_meta[] = {
+  {"__gc", queue_gc}, {"__tostring", queue_tostring}, {"__len", queue_len},
+  {"__index", NULL}, {NULL, NULL}
+};
+
+/* ---- event: a flag tasks wait for ------------------------------------- */
+
+typedef struct Event {
+  WaitList waiters;
+  int set;
+} Event;
+
+static Event *event_check(lua_State *L, int idx) {
+  return (Event *)luaL_checkudata(L, idx, EVENT_META);
+}
+
+/* ev:set() -> true; wakes every waiter. */
+static int event_set(lua_State *L) {
+  Event *e = event_check(L, 1);
+  e->set = 1;
+  waitlist_wakeall(&e->waiters, 0);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int event_clear(lua_State *L) {
+  event_check(L, 1)->set = 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int event_isset(lua_State *L) {
+  lua_pushboolean(L, event_check(L, 1)->set);
+  return 1;
+}
+
+static int flag_finish(lua_State *L, int err) {
+  if (err) return sync_fail(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int event_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  event_check(L, 1);
+  return flag_finish(L, wait_resumed(L, status));
+}
+
+/* ev:wait([timeout]) -> true once set; nil, "timeout". */
+static int event_wait(lua_State *L) {
+  Event *e = event_check(L, 1);
+  double deadline = sync_deadline(L, 2);
+  lua_settop(L, 1);
+  if (e->set) return flag_finish(L, 0);
+  return flag_finish(L, waitlist_wait(L, &e->waiters, deadline, 0, 0, event_k));
+}
+
+static int event_gc(lua_State *L) {
+  sync_release(&event_check(L, 1)->waiters);
+  return 0;
+}
+
+static int event_tostring(lua_State *L) {
+  lua_pushstring(L, event_check(L, 1)->set ? "event (set)" : "event (clear)");
+  return 1;
+}
+
+/* socket.event() -> an event, clear. */
+static int lsock_event(lua_State *L) {
+  Event *e = (Event *)sync_new(L, sizeof *e, EVENT_META, 0);
+  waitlist_init(L, &e->waiters);
+  return 1;
+}
+
+static const luaL_Reg event_methods[] = {
+  {"set", event_set}, {"clear", event_clear}, {"is_set", event_isset}, {"wait", event_wait},
+  {NULL, NULL}
+};
+static const luaL_Reg event_meta[] = {
+  {"__gc", event_gc}, {"__tostring", event_tostring}, {"__index", NULL}, {NULL, NULL}
+};
+
+/* ---- lock and semaphore: units handed out in order ---------------------- */
+
+/* A lock is a semaphore of one unit whose release checks it was held. */
+typedef struct Sema {
+  WaitList waiters;
+  lua_Integer count;   /* units free */
+  int islock;
+} Sema;
+
+static Sema *sema_check(lua_State *L, int idx) {
+  void *p = luaL_testudata(L, idx, LOCK_META);
+  if (p == NULL) p = luaL_checkudata(L, idx, SEMA_META);
+  return (Sema *)p;
+}
+
+/* Slot 1 the lock: acquired (it is the guard), or not. */
+static int acquire_finish(lua_State *L, int err) {
+  if (err) return sync_fail(L, err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  sema_check(L, 1);
+  return acquire_finish(L, wait_resumed(L, status));
+}
+
+/* l:acquire([timeout]) -> l itself, to close (local held <close> =
+** assert(l:acquire())), or nil, "timeout". */
+static int sema_acquire(lua_State *L) {
+  Sema *s = sema_check(L, 1);
+  double deadline = sync_deadline(L, 2);
+  lua_settop(L, 1);
+  if (s->count > 0 && waitlist_empty(&s->waiters)) {
+    s->count--;
+    return acquire_finish(L, 0);
+  }
+  return acquire_finish(L, waitlist_wait(L, &s->waiters, deadline, 0, 0, acquire_k));
+}
+
+/* l:release() -> true: the first waiter gets the unit, or it is free
+** again.  Releasing a lock nobody holds raises. */
+static int sema_release(lua_State *L) {
+  Sema *s = sema_check(L, 1);
+  if (s->islock && s->count > 0) return luaL_error(L, "release of a lock that is not held");
+  if (!waitlist_wake(L, &s->waiters, 0, 0)) {
+    if (s->count == LUA_MAXINTEGER) return luaL_error(L, "semaphore count overflow");
+    s->count++;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* __close of the guard acquire returned. */
+static int sema_close(lua_State *L) {
+  lua_settop(L, 1);
+  return sema_release(L);
+}
+
+static int sema_locked(lua_State *L) {
+  lua_pushboolean(L, sema_check(L, 1)->count == 0);
+  return 1;
+}
+
+static int sema_value(lua_State *L) {
+  lua_pushinteger(L, sema_check(L, 1)->count);
+  return 1;
+}
+
+static int sema_gc(lua_State *L) {
+  sync_release(&sema_check(L, 1)->waiters);
+  return 0;
+}
+
+static int sema_tostring(lua_State *L) {
+  Sema *s = sema_check(L, 1);
+  if (s->islock) lua_pushstring(L, s->count ? "lock (free)" : "lock (held)");
+  else lua_pushfstring(L, "semaphore (%I free)", (LUAI_UACINT)s->count);
+  return 1;
+}
+
+static Sema *sema_new(lua_State *L, lua_Integer n, const char *tname) {
+  Sema *s = (Sema *)sync_new(L, sizeof *s, tname, 0);
+  s->count = n;
+  waitlist_init(L, &s->waiters);
+  return s;
+}
+
+/* socket.lock() -> a lock, free. */
+static int lsock_lock(lua_State *L) {
+  sema_new(L, 1, LOCK_META)->islock = 1;
+  return 1;
+}
+
+/* socket.semaphore([n]) -> a semaphore with n units (default 1). */
+static int lsock_semaphore(lua_State *L) {
+  sema_new(L, sock_optint(L, 1, 1, 0, LUA_MAXINTEGER), SEMA_META);
+  return 1;
+}
+
+static const luaL_Reg lock_methods[] = {
+  {"acquire", sema_acquire}, {"release", sema_release}, {"locked", sema_locked},
+  {NULL, NULL}
+};
+static const luaL_Reg sema_methods[] = {
+  {"acquire", sema_acquire}, {"release", sema_release}, {"value", sema_value},
+  {NULL, NULL}
+};
+static const luaL_Reg sema_meta[] = {
+  {"__gc", sema_gc}, {"__close", sema_close}, {"__tostring", sema_tostring},
+  {"__index", NULL}, {NULL, NULL}
+};
+
+/* ---- the module -------------------------------------------------------- */
+
+static void sync_meta(lua_State *L, const char *tname, const luaL_Reg *meta,
+                      const luaL_Reg *methods) {
+  luaL_newmetatable(L, tname);
+  luaL_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+void sync_open(lua_State *L) {
+  sync_meta(L, QUEUE_META, queue_meta, queue_methods);
+  sync_meta(L, EVENT_META, event_meta, event_methods);
+  sync_meta(L, LOCK_META, sema_meta, lock_methods);
+  sync_meta(L, SEMA_META, sema_meta, sema_methods);
+}
+
+const luaL_Reg sync_funcs[] = {
+  {"queue", lsock_queue},
+  {"event", lsock_event},
+  {"lock", lsock_lock},
+  {"semaphore", lsock_semaphore},
+  {NULL, NULL}
+};

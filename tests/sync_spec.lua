@@ -1,0 +1,323 @@
+-- sync_spec: socket.queue, socket.event, socket.lock, socket.semaphore
+-- and socket.signals.  Each between tasks and between a task and code
+-- outside tasks; a timeout on every wait; waiters served in the order
+-- they came; cancellation while waiting leaves the object consistent.
+--
+-- Nothing sleeps to synchronise: tasks run in spawn order, so a task
+-- spawned first is waiting when one spawned after it acts.
+local socket = require "socket"
+local support = require "tests.support"
+
+local LIMIT = 4   -- seconds any socket.run of this spec may take
+
+local function run(...)
+  local t0 = socket.gettime()
+  local ok, err = socket.run(...)
+  assert(socket.gettime() - t0 < LIMIT, "socket.run took too long")
+  return ok, err
+end
+
+-- fn() must return nil, "timeout" after about secs seconds.
+local function times_out(secs, fn)
+  local t0 = socket.gettime()
+  local a, b = fn()
+  local took = socket.gettime() - t0
+  assert.same({ nil, "timeout" }, { a, b })
+  assert.is_true(took >= secs - 0.001 and took < secs + 1, "took " .. took)
+end
+
+describe("socket.queue", function()
+  it("passes values between tasks in order, waiters served first come first", function()
+    local q = socket.queue()
+    local got = {}
+    for i = 1, 3 do
+      socket.spawn(function()
+        local v = q:get(LIMIT)
+        got[#got + 1] = i .. ":" .. v
+      end)
+    end
+    socket.spawn(function()
+      for _, v in ipairs({ "a", "b", "c", "d" }) do assert.is_true(q:put(v)) end
+    end)
+    assert.is_true(run())
+    assert.same({ "1:a", "2:b", "3:c" }, got)
+    assert.equal(1, q:len())
+    assert.equal(1, #q)
+    assert.equal("d", q:get())
+  end)
+
+  it("works between a task and code outside tasks, both ways", function()
+    local q, back = socket.queue(), socket.queue()
+    socket.spawn(function()
+      local v = q:get(LIMIT)
+      back:put(v * 2)
+    end)
+    assert.is_true(q:put(21))          -- the task waits: handed over at once
+    assert.equal(42, back:get(LIMIT))  -- turns the loop until the task puts
+    assert.is_true(run())
+  end)
+
+  it("a bounded queue makes put wait for room, and a get lets the first putter in", function()
+    local q = socket.queue(2)
+    local log = {}
+    socket.spawn(function()
+      for i = 1, 5 do assert(q:put(i, LIMIT)); log[#log + 1] = "put" .. i end
+    end)
+    socket.spawn(function()
+      assert.equal(2, q:len())         -- the producer waits with 3
+      for _ = 1, 5 do
+        local v = q:get(LIMIT)
+        log[#log + 1] = "got" .. v
+      end
+    end)
+    assert.is_true(run())
+    -- got4 waits: the producer, woken when got1 made room for 3, goes on;
+    -- 4 goes straight to the waiting consumer, 5 into the queue.
+    assert.same({ "put1", "put2", "got1", "got2", "got3", "put3", "put4", "put5", "got4", "got5" }, log)
+  end)
+
+  it("times out on get and on put, inside and outside tasks", function()
+    local q = socket.queue(1)
+    times_out(0.05, function() return q:get(0.05) end)
+    assert.same({ nil, "timeout" }, { q:get(0) })
+    assert.is_true(q:put("x"))
+    times_out(0.05, function() return q:put("y", 0.05) end)
+    socket.spawn(function()
+      times_out(0.05, function() return q:put("y", 0.05) end)
+      assert.equal("x", q:get())
+      times_out(0.05, function() return q:get(0.05) end)
+    end)
+    assert.is_true(run())
+    assert.equal(0, q:len())
+  end)
+
+  it("close wakes getters and putters with nil, \"closed\"; items left can still be taken", function()
+    local q, full = socket.queue(), socket.queue(1)
+    full:put(1)
+    local res = {}
+    socket.spawn(function() res.get = { q:get(LIMIT) } end)
+    socket.spawn(function() res.put = { full:put(2, LIMIT) } end)
+    socket.spawn(function() q:close(); full:close() end)
+    assert.is_true(run())
+    assert.same({ nil, "closed" }, res.get)
+    assert.same({ nil, "closed" }, res.put)
+    assert.same({ nil, "closed" }, { full:put(3) })
+    assert.equal(1, full:get())
+    assert.same({ nil, "closed" }, { full:get() })
+    assert.matches("^queue %(0 items, closed%)$", tostring(full))
+  end)
+
+  it("a getter cancelled while it waits takes nothing: the next one gets the value", function()
+    local q = socket.queue()
+    local second
+    local first = socket.spawn(function() q:get(LIMIT); error("not reached") end)
+    socket.spawn(function() second = q:get(LIMIT) end)
+    socket.spawn(function() first:cancel(); q:put("v") end)
+    assert.is_true(run())
+    assert.equal("v", second)
+    assert.equal("cancelled", first:status())
+  end)
+
+  it("a putter cancelled while it waits adds nothing", function()
+    local q = socket.queue(1)
+    q:put("kept")
+    local p = socket.spawn(function() q:put("dropped", LIMIT) end)
+    socket.spawn(function() p:cancel() end)
+    assert.is_true(run())
+    assert.equal(1, q:len())
+    assert.equal("kept", q:get())
+    assert.same({ nil, "timeout" }, { q:get(0) })
+  end)
+
+  it("raises on misuse", function()
+    local q = socket.queue()
+    assert.has_error(function() q:put(nil) end, "bad argument #1 to 'put' (value expected (a queue holds no nil))")
+    assert.has_error(function() q:get(-1) end, "bad argument #1 to 'get' (timeout must be non-negative)")
+    assert.has_error(function() socket.queue(-1) end)
+    assert.has_error(function() socket.queue("x") end)
+    assert.has_error(function() q.get(socket.event()) end)
+  end)
+
+  it("10,000 tasks pass 1,000,000 values through queues without growing memory", function()
+    local NQ, PAIRS, EACH = 100, 50, 200       -- 100 queues, 5,000 producers, 5,000 consumers
+    local queues, received, samples = {}, 0, {}
+    for i = 1, NQ do queues[i] = socket.queue(8) end
+    for i = 1, NQ * PAIRS do
+      local q = queues[i % NQ + 1]
+      socket.spawn(function() for v = 1, EACH do q:put(v) end end)
+      socket.spawn(function()
+        for _ = 1, EACH do
+          q:get()
+          received = received + 1
+          if received % 100000 == 0 then
+            collectgarbage()
+            samples[#samples + 1] = collectgarbage("count")
+          end
+        end
+      end)
+    end
+    local t0 = socket.gettime()
+    assert.is_true(socket.run())
+    local took = socket.gettime() - t0
+    assert.equal(NQ * PAIRS * EACH, received)
+    assert.equal(10, #samples)
+    -- After the first tenth every task exists and waits: memory stays put
+    -- (the tasks end near the close, so the last samples only shrink).
+    local growth = math.max(table.unpack(samples, 2)) - samples[2]
+    assert.is_true(growth < 512, ("grew by %.0f KiB"):format(growth))
+    print(("(%d values in %.2f s)"):format(received, took))
+  end)
+end)
+
+describe("socket.event", function()
+  it("wakes every waiter in order when set; wait returns at once while set", function()
+    local ev, log = socket.event(), {}
+    for i = 1, 3 do socket.spawn(function() assert(ev:wait(LIMIT)); log[#log + 1] = i end) end
+    socket.spawn(function() assert.is_false(ev:is_set()); ev:set() end)
+    assert.is_true(run())
+    assert.same({ 1, 2, 3 }, log)
+    assert.is_true(ev:is_set())
+    assert.is_true(ev:wait())
+    ev:clear()
+    assert.is_false(ev:is_set())
+    assert.equal("event (clear)", tostring(ev))
+  end)
+
+  it("outside a task waits while a task sets it, and times out", function()
+    local ev = socket.event()
+    times_out(0.05, function() return ev:wait(0.05) end)
+    socket.spawn(function() socket.sleep(0.01); ev:set() end)
+    assert.is_true(ev:wait(LIMIT))
+    ev:clear()
+    socket.spawn(function() times_out(0.05, function() return ev:wait(0.05) end) end)
+    assert.is_true(run())
+  end)
+end)
+
+describe("socket.lock and socket.semaphore", function()
+  it("a lock is held by one task at a time, handed over in order; <close> releases", function()
+    local l, log = socket.lock(), {}
+    for i = 1, 3 do
+      socket.spawn(function()
+        local held <close> = assert(l:acquire(LIMIT))
+        log[#log + 1] = "in" .. i
+        socket.sleep(0.001)
+        log[#log + 1] = "out" .. i
+      end)
+    end
+    assert.is_true(run())
+    assert.same({ "in1", "out1", "in2", "out2", "in3", "out3" }, log)
+    assert.is_false(l:locked())
+    assert.has_error(function() l:release() end, "release of a lock that is not held")
+  end)
+
+  it("acquire times out, in and out of tasks; the main thread and a task share a lock", function()
+    local l = socket.lock()
+    assert.equal(l, l:acquire())
+    assert.is_true(l:locked())
+    times_out(0.05, function() return l:acquire(0.05) end)
+    local got
+    socket.spawn(function()
+      times_out(0.02, function() return l:acquire(0.02) end)
+      got = l:acquire(LIMIT)
+      l:release()
+    end)
+    socket.sleep(0.05)                 -- the task timed out once, now waits
+    l:release()                        -- hands it over
+    assert.is_true(run())
+    assert.equal(l, got)
+    assert.is_false(l:locked())
+  end)
+
+  it("a task cancelled while it waits for a lock does not get it", function()
+    local l = socket.lock()
+    l:acquire()
+    local waiter = socket.spawn(function() l:acquire(LIMIT); error("not reached") end)
+    local next_one = socket.spawn(function() return l:acquire(LIMIT) end)
+    socket.spawn(function() waiter:cancel(); l:release() end)
+    assert.is_true(run())
+    assert.same({ true, l }, { next_one:join() })
+    assert.is_true(l:locked())
+  end)
+
+  it("a semaphore lets n in at once", function()
+    local s, inside, most = socket.semaphore(2), 0, 0
+    for _ = 1, 5 do
+      socket.spawn(function()
+        local g <close> = assert(s:acquire(LIMIT))
+        inside = inside + 1
+        most = math.max(most, inside)
+        socket.sleep(0.001)
+        inside = inside - 1
+      end)
+    end
+    assert.is_true(run())
+    assert.equal(2, most)
+    assert.equal(2, s:value())
+    assert.equal("semaphore (2 free)", tostring(s))
+    assert.has_error(function() socket.semaphore(-1) end)
+    local zero = socket.semaphore(0)
+    times_out(0.02, function() return zero:acquire(0.02) end)
+  end)
+end)
+
+describe("socket.signals", function()
+  local function pid()
+    local f = assert(io.open("/proc/self/stat"))
+    local n = f:read("n")
+    f:close()
+    return n
+  end
+  local function kill(sig) assert(os.execute(("kill -%s %d"):format(sig, pid()))) end
+  -- Whether sig (a number) is blocked in this thread.
+  local function blocked(signo)
+    for line in io.lines("/proc/thread-self/status") do
+      local mask = line:match("^SigBlk:%s*(%x+)")
+      if mask then return (tonumber(mask:sub(-16), 16) >> (signo - 1)) & 1 == 1 end
+    end
+  end
+
+  it("a task waits for a signal while the others run; one sent between waits is kept", function()
+    local sig <close> = assert(socket.signals("USR1", "SIGUSR2"))
+    assert.equal("signals (USR1, USR2)", tostring(sig))
+    local got = {}
+    socket.spawn(function() got[1] = sig:wait(LIMIT) end)
+    socket.spawn(function() kill("USR2") end)
+    assert.is_true(run())
+    assert.same({ "USR2" }, got)
+    kill("USR1")                       -- nobody waits yet
+    assert.equal("USR1", sig:wait(0))
+    times_out(0.05, function() return sig:wait(0.05) end)
+  end)
+
+  it("close restores the signal mask it found", function()
+    assert.is_false(blocked(10))       -- SIGUSR1
+    local sig = socket.signals("USR1")
+    assert.is_true(blocked(10))
+    assert.is_true(sig:close())
+    assert.is_false(blocked(10))
+    assert.equal("signals (closed)", tostring(sig))
+    assert.has_error(function() sig:wait() end, "attempt to use closed signals")
+    assert.has_error(function() socket.signals("NOPE") end, "bad argument #1 to 'signals' (unknown signal 'NOPE')")
+    assert.has_error(function() socket.signals() end)
+  end)
+
+  it("Ctrl-C (SIGINT) stays an interruption unless a script asks for INT", function()
+    local c = support.start({ support.LUASOCK, "-e", [[
+io.stdout:setvbuf("line")
+local socket = require "socket"
+local sig = socket.signals("INT")
+print("asked")
+print(sig:wait(5))
+sig:close()
+print(pcall(function() print("closed") socket.sleep(5) end))
+]] }, { stdin = "null" })
+    assert.equal("asked", c:line())
+    assert(os.execute("kill -INT " .. c.pid))
+    assert.equal("INT", c:line())
+    assert.equal("closed", c:line())
+    assert(os.execute("kill -INT " .. c.pid))
+    assert.matches("^false\t.*interrupted!", c:line())
+    assert.equal(0, c:wait())
+  end)
+end)
