@@ -621,6 +621,15 @@ static void create_meta(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
 }
 
+/* Run the bundled module name, a chunk that returns function(socket),
+** on the module table on top. */
+static void add_luafuncs(lua_State *L, const char *name) {
+  lsock_loadmodule(L, name);
+  lua_call(L, 0, 1);
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+}
+
 int luaopen_socket(lua_State *L) {
   create_meta(L);
   stream_open(L);
@@ -638,10 +647,8 @@ int luaopen_socket(lua_State *L) {
   set_constants(L);
   err_pusherrnotable(L);
   lua_setfield(L, -2, "errno");
-  /* Functions written in Lua (lua/luasock/util.lua) add themselves. */
-  lsock_loadmodule(L, "luasock.util");
-  lua_call(L, 0, 1);                   /* the chunk returns function(socket) */
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0);
+  /* Functions written in Lua (lua/luasock/) add themselves. */
+  add_luafuncs(L, "luasock.util");
+  add_luafuncs(L, "luasock.group");
   return 1;
 }

@@ -192,3 +192,76 @@ describe("Task handles", function()
     a:close(); b:close()
   end)
 end)
+
+describe("socket.group", function()
+  it("wait returns true once every task ended cleanly, in and out of tasks", function()
+    local g <close> = socket.group()
+    local done = {}
+    for i = 1, 3 do g:spawn(function() socket.sleep(0.001 * i); done[#done + 1] = i end) end
+    assert.is_true(g:wait(LIMIT))
+    assert.same({ 1, 2, 3 }, done)
+    local inner
+    assert.is_true(run(function()
+      local h <close> = socket.group()
+      local t = h:spawn(function() return "r" end)
+      inner = { h:wait(LIMIT) }
+      assert.same({ true, "r" }, { t:join() })
+    end))
+    assert.same({ true }, inner)
+  end)
+
+  it("the first failure cancels the others and is returned", function()
+    local log = {}
+    local g <close> = socket.group()
+    local slow = g:spawn(function() local c <close> = closer(log, "slow closed"); socket.sleep(30) end)
+    local bad = g:spawn(function() socket.sleep(0.01); error("boom", 0) end)
+    local t0 = socket.gettime()
+    assert.same({ false, "boom" }, { g:wait(LIMIT) })
+    assert.is_true(socket.gettime() - t0 < 1)
+    assert.same({ "slow closed" }, log)
+    assert.equal("cancelled", slow:status())
+    assert.equal("failed", bad:status())
+    assert.is_false(run())             -- the failure was reported too
+  end)
+
+  it("a failure cancels the others even while nobody waits on the group", function()
+    local g <close> = socket.group()
+    local slow = g:spawn(function() socket.sleep(30) end)
+    g:spawn(function() error("boom", 0) end)
+    assert.same({ false, "boom" }, { run() })
+    assert.equal("cancelled", slow:status())
+  end)
+
+  it("wait times out and the tasks go on; leaving the scope cancels them", function()
+    local a, b = socket.socketpair()
+    local log, t = {}, nil
+    do
+      local g <close> = socket.group()
+      t = g:spawn(function() local c <close> = closer(log, "closed"); return a:recv(10) end)
+      assert.same({ nil, "timeout" }, { g:wait(0.02) })
+      assert.equal("waiting", t:status())
+      assert.same({}, log)
+    end
+    assert.same({ "closed" }, log)
+    assert.equal("cancelled", t:status())
+    assert.is_true(run())
+    a:close(); b:close()
+  end)
+
+  it("an error leaving the scope cancels the tasks too; a closed group takes none", function()
+    local t, g
+    local ok = pcall(function()
+      local grp <close> = socket.group()
+      g = grp
+      t = grp:spawn(function() socket.sleep(30) end)
+      error("leaving")
+    end)
+    assert.is_false(ok)
+    assert.equal("cancelled", t:status())
+    assert.has_error(function() g:spawn(function() end) end, "attempt to spawn in a closed group")
+    assert.has_error(function() socket.group():spawn(42) end)
+    assert.has_error(function() socket.group():wait(-1) end)
+    assert.has_error(function() socket.group().wait({}) end)
+    assert.is_true(run())
+  end)
+end)
