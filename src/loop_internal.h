@@ -69,6 +69,7 @@ struct Loop {
   int failed;               /* a task failed: its error is at &error_key (task.c) */
   int ntasks;               /* tasks spawned and not ended */
   int nheld;                /* ended tasks the run queue or a helper thread still names */
+  int nscopes;              /* deadline scopes open, in any thread (scope.c) */
   WaitNode *outwaiter;      /* the wait-list node of the outside wait, or NULL */
   Task **runq;              /* ring of ready tasks, capacity >= ntasks */
   unsigned qhead, qcount, qcap;

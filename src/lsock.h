@@ -210,6 +210,15 @@ int interrupt_clear(lua_State *L);
 enum { INTERRUPT_OFF, INTERRUPT_CHUNK, INTERRUPT_PROMPT };
 int interrupt_catch(lua_State *L, int mode);
 
+/* ---- scope.c: deadline scopes (socket.timeout) ----------------------- */
+/* The deadline a wait of L's thread really ends at: the earlier of
+** deadline (< 0: none) and that of the innermost socket.timeout scope L
+** runs in; *cut tells that the scope's is the earlier one (a wait that
+** ends there times out, even a pure delay). */
+double scope_deadline(lua_State *L, double deadline, int *cut);
+extern const luaL_Reg scope_funcs[];      /* timeout */
+void scope_open(lua_State *L);            /* the scope guard's metatable */
+
 /* ---- waitlist.c: waiting on a WaitList -------------------------------- */
 /* Make l empty; raises when the loop is closed. */
 void waitlist_init(lua_State *L, WaitList *l);

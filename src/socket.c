@@ -433,7 +433,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   if (status != LUA_OK && lua_type(L, 2) != LUA_TNUMBER) wait_changed(L);
   int err = wait_resumed(L, status);
   double deadline = lua_tonumber(L, 2);
-  while (err == 0 || err == LSOCK_ETIMEOUT) {
+  while (err == 0) {   /* LSOCK_ETIMEOUT: a deadline scope ended the sleep */
     if (clock_now() >= deadline) {
       lua_pushboolean(L, 1);
       return 1;
@@ -450,7 +450,7 @@ static int lsock_sleep(lua_State *L) {
   lua_settop(L, 1);
   lua_pushnumber(L, clock_now() + t);   /* index 2: the deadline */
   int err = wait_until(L, lua_tonumber(L, 2), 0, sleep_k);
-  if (err != 0 && err != LSOCK_ETIMEOUT) return err_push(L, err);
+  if (err != 0) return err_push(L, err);
   return sleep_k(L, LUA_OK, 0);
 }
 
@@ -644,6 +644,8 @@ int luaopen_socket(lua_State *L) {
   luaL_setfuncs(L, sync_funcs, 0);
   signals_open(L);
   luaL_setfuncs(L, signals_funcs, 0);
+  scope_open(L);
+  luaL_setfuncs(L, scope_funcs, 0);
   set_constants(L);
   err_pusherrnotable(L);
   lua_setfield(L, -2, "errno");

@@ -72,8 +72,11 @@ static void check_deadline(lua_State *L, double deadline) {
 
 int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
             lua_KContext ctx, lua_KFunction k) {
+  int cut;
   check_deadline(L, deadline);
   if (deadline == 0) return EAGAIN;   /* non-blocking: report as Python does */
+  deadline = scope_deadline(L, deadline, &cut);
+  if (cut && clock_now() >= deadline) return LSOCK_ETIMEOUT;   /* the scope ended */
   Task *t = task_to_park(L);
   if (t == NULL) return wait_watch(L, w, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
   int err = loop_park(t, w, dir, deadline);
@@ -82,11 +85,14 @@ int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
 }
 
 int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k) {
+  int cut;
   check_deadline(L, deadline);
+  deadline = scope_deadline(L, deadline, &cut);
+  if (cut && clock_now() >= deadline) return LSOCK_ETIMEOUT;   /* the scope ended */
   Task *t = task_to_park(L);
   if (t == NULL) {
     int err = wait_watch(L, NULL, 0, deadline);
-    return err == LSOCK_ETIMEOUT ? 0 : err;
+    return err == LSOCK_ETIMEOUT && !cut ? 0 : err;
   }
   loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */
   return lua_yieldk(L, 0, ctx, k);

@@ -168,7 +168,9 @@ static int wait_outside(lua_State *L, WaitList *l, double deadline, int box) {
 
 int waitlist_wait(lua_State *L, WaitList *l, double deadline, int box,
                   lua_KContext ctx, lua_KFunction k) {
-  if (deadline == 0) return LSOCK_ETIMEOUT;
+  int cut;
+  deadline = scope_deadline(L, deadline, &cut);
+  if (deadline == 0 || (cut && clock_now() >= deadline)) return LSOCK_ETIMEOUT;
   Task *t = loop_current(L);
   if (t == NULL || !lua_isyieldable(L)) return wait_outside(L, l, deadline, box);
   loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */

@@ -265,3 +265,82 @@ describe("socket.group", function()
     assert.is_true(run())
   end)
 end)
+
+describe("socket.timeout", function()
+  -- fn must end with nil, "timeout" after about secs.
+  local function cut_after(secs, fn)
+    local t0 = socket.gettime()
+    local r = table.pack(fn())
+    local took = socket.gettime() - t0
+    assert.same({ nil, "timeout" }, { r[1], r[2] })
+    assert.is_true(took >= secs - 0.001 and took < secs + 1, "took " .. took)
+  end
+
+  it("ends every wait inside fn by its deadline, whatever the socket's timeout", function()
+    local a, b = socket.socketpair()
+    a:settimeout(nil)
+    cut_after(0.05, function() return socket.timeout(0.05, function() return a:recv(10) end) end)
+    cut_after(0.05, function() return socket.timeout(0.05, socket.sleep, 10) end)
+    local inner
+    cut_after(0.05, function()
+      return socket.timeout(0.05, function()
+        inner = { a:recv(10) }
+        local t0 = socket.gettime()
+        local later = { socket.sleep(1) }          -- times out at once
+        assert.is_true(socket.gettime() - t0 < 0.5)
+        assert.same({ nil, "timeout" }, { later[1], later[2] })
+        return "done"
+      end)
+    end)
+    assert.same({ nil, "timeout" }, { inner[1], inner[2] })
+    assert.same({ "x", 2 }, { socket.timeout(1, function(v) return v, 2 end, "x") })
+    b:send("late")
+    assert.equal("late", a:recv(10))               -- no scope any more
+    a:close(); b:close()
+  end)
+
+  it("works in tasks; nested scopes take the earliest deadline", function()
+    local a, b = socket.socketpair()
+    local q, l = socket.queue(), socket.lock()
+    l:acquire()
+    assert.is_true(run(function()
+      cut_after(0.05, function()
+        return socket.timeout(1, function() return socket.timeout(0.05, a.recv, a, 10) end)
+      end)
+      cut_after(0.05, function()
+        return socket.timeout(0.05, function() return socket.timeout(1, a.recv, a, 10) end)
+      end)
+      cut_after(0.03, function() return socket.timeout(0.03, q.get, q) end)
+      cut_after(0.03, function() return socket.timeout(0.03, l.acquire, l) end)
+    end))
+    a:close(); b:close()
+  end)
+
+  it("an error in fn leaves the scope: later waits have their own deadlines", function()
+    local ok, err = pcall(socket.timeout, 0.01, function() error("inside", 0) end)
+    assert.same({ false, "inside" }, { ok, err })
+    local t0 = socket.gettime()
+    assert.is_true(socket.sleep(0.05))
+    assert.is_true(socket.gettime() - t0 >= 0.049)
+    assert.has_error(function() socket.timeout(-1, print) end)
+    assert.has_error(function() socket.timeout(1, 42) end)
+  end)
+
+  it("a task cancelled inside a group inside a scope: the scope's end cancels it", function()
+    local log, member = {}, nil
+    local res = { run(function()
+      local r = { socket.timeout(0.05, function()
+        local g <close> = socket.group()
+        member = g:spawn(function()
+          local c <close> = closer(log, "closed")
+          socket.sleep(30)
+        end)
+        return g:wait()
+      end) }
+      log[#log + 1] = r[2]
+    end) }
+    assert.same({ true }, { res[1] })
+    assert.same({ "closed", "timeout" }, log)
+    assert.equal("cancelled", member:status())
+  end)
+end)

@@ -40,6 +40,13 @@ do
   assert(u:bind({ "127.0.0.1", 0 }))
   functions_of(getmetatable(u:getsockname()), "address.", TARGETS)
   u:close()
+  for name, obj in pairs({ queue = socket.queue(), event = socket.event(), lock = socket.lock(),
+                           semaphore = socket.semaphore(2), task = socket.spawn(function() end),
+                           group = socket.group() }) do
+    functions_of(getmetatable(obj).__index, name .. ":", TARGETS)
+    functions_of(getmetatable(obj), name .. ".", TARGETS)
+  end
+  socket.run()
 end
 
 -- The values of one input: fresh sockets (non-blocking) and constants.
@@ -76,6 +83,8 @@ local function pool()
   closed:close()
   local co = socket.spawn(function() return 1 end)
   v[#v + 1] = co
+  v[#v + 1] = socket.queue(1)
+  v[#v + 1] = socket.lock()
   return v, socks
 end
 
@@ -92,8 +101,8 @@ local function call(input, v, fn)
   elseif how == 2 then
     coroutine.resume(coroutine.create(function() return fn(table.unpack(args, 1, n)) end))
   else
-    local co = socket.spawn(function() return fn(table.unpack(args, 1, n)) end)
-    coroutine.resume(co)
+    local task = socket.spawn(function() return fn(table.unpack(args, 1, n)) end)
+    coroutine.resume(debug.getuservalue(task))   -- the task's coroutine, resumed by the script
     pcall(socket.run)
   end
 end
