@@ -7,6 +7,8 @@
 -- each direction in its own task.  When one side ends its stream, the
 -- proxy passes the end on (shutdown SHUT_WR) and the other direction goes
 -- on until it ends too: half-closed connections work, as with `nc -N`.
+-- SIGTERM ends it cleanly: it stops accepting, lets the relays under way
+-- finish for 5 seconds, closes the others and exits with 0.
 local socket = require "socket"
 
 local host, port = arg[1] or "127.0.0.1", tonumber(arg[2] or 8001)
@@ -37,12 +39,13 @@ local function pump(from, to, done)
 end
 
 local function relay(client, addr)
+  local _ <close> = client              -- closed however this ends (a cancel too)
   local server, err = socket.create_connection(target, 10)
   if not server then
     print(("%s: cannot reach the target: %s"):format(addr, err))
-    client:close()
     return
   end
+  local _ <close> = server
   server:settimeout(nil)                -- the 10 s were for connecting; idle is fine
   -- Pass data on at once, cut as it came: with Nagle's algorithm, a piece
   -- sent while the previous one is unacknowledged would wait for the ACK.
@@ -58,13 +61,24 @@ local function relay(client, addr)
     server:close()
     print(addr .. " closed")
   end
-  socket.spawn(pump, server, client, done)
+  local back <close> = socket.group()    -- a cancel of the relay ends it too
+  back:spawn(pump, server, client, done)
   pump(client, server, done)
+  back:wait()
 end
 
+local term = socket.signals("TERM")
+
 socket.run(function()
+  local relays <close> = socket.group()  -- cancels the relays left at the end
+  socket.spawn(function()
+    term:wait()
+    s:close()                           -- accept returns nil, "closed"
+  end)
   while true do
-    local conn, addr = s:accept()   -- nil, err: that connection failed; go on
-    if conn then socket.spawn(relay, conn, tostring(addr)) end
+    local conn, addr = s:accept()
+    if not conn then break end
+    relays:spawn(relay, conn, tostring(addr))
   end
+  relays:wait(5)
 end)

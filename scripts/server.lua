@@ -8,9 +8,12 @@
 -- "server received you message.".
 --
 -- Two lines (marked) make it serve many clients at once: socket.run runs
--- the accept loop as a task, and socket.spawn gives each client a task of
--- its own.  Without socket.run, and with serve(conn) called directly, it
--- is the blocking server that serves one client after another.
+-- the accept loop as a task, and each client gets a task of its own.
+-- Without socket.run, and with serve(conn) called directly, it is the
+-- blocking server that serves one client after another.
+--
+-- SIGTERM ends it cleanly: it stops accepting, gives the clients still
+-- connected 5 seconds to leave, closes the others and exits with 0.
 local socket = require "socket"
 
 local host, port = arg[1] or "127.0.0.1", tonumber(arg[2] or 8001)
@@ -27,21 +30,28 @@ print("wait for connection...")
 -- Talk to one client until it leaves: recv returns "" at the end of the
 -- stream, or nil and an error if the connection broke.
 local function serve(conn)
+  local _ <close> = conn   -- closed however this ends (a cancel too)
   while true do
     local data = conn:recv(1024)
     if not data or data == "" then break end
     print((data:gsub("\r?\n$", "")))
     conn:sendall("server received you message.")
   end
-  conn:close()
 end
 
+local term = socket.signals("TERM")
+
 socket.run(function()                -- (1) run the accept loop as a task
+  local clients <close> = socket.group()   -- cancels the clients left at the end
+  socket.spawn(function()
+    term:wait()
+    s:close()                        -- accept returns nil, "closed"
+  end)
   while true do
-    local conn, addr = s:accept()    -- nil, err: that connection failed; go on
-    if conn then
-      print("Connected by  " .. tostring(addr))
-      socket.spawn(serve, conn)      -- (2) a task per client: serve(conn)
-    end
+    local conn, addr = s:accept()
+    if not conn then break end
+    print("Connected by  " .. tostring(addr))
+    clients:spawn(serve, conn)       -- (2) a task per client: serve(conn)
   end
+  clients:wait(5)
 end)
