@@ -161,6 +161,36 @@ describe("Task handles", function()
     a:close(); b:close()
   end)
 
+  it("cancel ends a task waiting in sendall, a stream read, select, join", function()
+    local a, b = socket.socketpair()
+    local c, d = socket.socketpair()
+    local waits = {
+      sendall = function() return a:sendall(("x"):rep(8 * 1024 * 1024)) end,
+      read = function() return c:makefile("r"):read("l") end,
+      select = function() return socket.select({ d }, {}, 30) end,
+      join = function() return socket.spawn(socket.sleep, 30):join() end,
+    }
+    local log, tasks = {}, {}
+    for name, fn in pairs(waits) do
+      tasks[name] = socket.spawn(function()
+        local c <close> = closer(log, name)
+        fn()
+        log[#log + 1] = name .. " returned"
+      end)
+    end
+    socket.sleep(0)                    -- the loop turns: each task waits
+    for name, t in pairs(tasks) do
+      assert.equal("waiting", t:status(), name)
+      assert.is_true(t:cancel())
+      assert.same({ false, "cancelled" }, { t:join() })
+    end
+    table.sort(log)
+    assert.same({ "join", "read", "select", "sendall" }, log)
+    for _, t in ipairs(socket.tasks()) do t:cancel() end   -- the sleeper join spawned
+    assert.is_true(run())
+    a:close(); b:close(); c:close(); d:close()
+  end)
+
   it("a task cancelled while a helper thread resolves a name ends at once", function()
     local t = socket.spawn(function() return socket.getaddrinfo("localhost", 80) end)
     socket.spawn(function() assert.equal("waiting", t:status()); t:cancel() end)
