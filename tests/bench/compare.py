@@ -74,6 +74,10 @@ SERVERS = {
     "lua-cqueues": ("echo http", ["lua5.4", PEERS + "/lua_cqueues.lua", "{mode}", "0"]),
 }
 
+# Servers started through a wrapper script: the program the wrapper runs,
+# without which the server is not installed.
+WRAPPED = {"nginx": "nginx"}
+
 # Startup: whole processes, each loading its socket library.
 STARTUP = {
     "lua5.4": ["lua5.4", "-e", ""],
@@ -170,9 +174,10 @@ class Server:
         self.fail("is not listening on port %d" % self.port)
 
     def fail(self, why):
-        self.stop()
         self.err.seek(0)
-        raise RuntimeError("server %s: %s" % (why, self.err.read()[-2000:]))
+        said = self.err.read()[-2000:]   # stop() closes the file
+        self.stop()
+        raise RuntimeError("server %s: %s" % (why, said))
 
     def cpu(self):
         """utime + stime of the server so far, seconds."""
@@ -302,6 +307,8 @@ def installed(name, opts, cache={}):
             probe = None
         prog = argv[0].format(build=opts.build, luasock=opts.luasock)
         ok = shutil.which(prog) is not None or os.access(prog, os.X_OK)
+        if ok and name in WRAPPED:
+            ok = shutil.which(WRAPPED[name]) is not None
         if ok and probe:
             ok = subprocess.run(probe, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL).returncode == 0
