@@ -18,19 +18,28 @@
 
 #define LUASOCK_VERSION "luasock 0.1"
 
+/* What the library exports: everything else in it is hidden. */
+#if defined(__GNUC__)
+#define LUASOCK_API extern __attribute__((visibility("default")))
+#else
+#define LUASOCK_API extern
+#endif
+
 /* The socket module: pushes its table (the `socket` global of the REPL). */
-int luaopen_socket(lua_State *L);
+LUASOCK_API int luaopen_socket(lua_State *L);
 
 /* The TLS module socket.ssl (on OpenSSL): pushes its table. */
 int luaopen_socket_ssl(lua_State *L);
 
 /* Open Lua's standard libraries, then put `socket`, `socket.ssl` and the bundled Lua
 ** modules into package.preload so that require finds them. */
-void luasock_openlibs(lua_State *L);
+LUASOCK_API void luasock_openlibs(lua_State *L);
 
-/* Ask L to stop what it is running with the error "interrupted!", as
-** Ctrl-C does in lua5.4.  Safe to call from a signal handler: it wakes a
-** socket wait too (the waiting poll sees EINTR and checks a flag). */
-void luasock_interrupt(lua_State *L);
+/* Ask L (a state that opened luasock) to stop what it is running with
+** the error "interrupted!", as Ctrl-C does in lua5.4.  Safe to call from
+** a signal handler: it wakes L's socket waits too (a poll sees EINTR, the
+** loop's epoll_wait an eventfd, and both check L's flag).  Only L stops:
+** other states, on other threads, go on. */
+LUASOCK_API void luasock_interrupt(lua_State *L);
 
 #endif

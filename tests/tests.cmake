@@ -2,11 +2,17 @@
 # CMakeLists.txt).  The embedding program is built against the build tree
 # and run (embed), then again against an installed prefix through
 # pkg-config, beside the installed luasock (embed_installed); two states
-# run on two threads of one program (embed_threads).
+# run on two threads of one program (embed_threads); the library exports
+# its public API only (exports).
 add_executable(embed ${CMAKE_SOURCE_DIR}/tests/embed/embed.c)
 target_link_libraries(embed PRIVATE luasock_lib)
 add_test(NAME embed COMMAND embed $<TARGET_FILE_DIR:luasock_lib>)
 set_tests_properties(embed PROPERTIES TIMEOUT 30)
+
+# The shared library exports luasock.h's functions and nothing else.
+add_test(NAME exports
+  COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/exports.sh $<TARGET_FILE:luasock_lib>)
+set_tests_properties(exports PROPERTIES TIMEOUT 30)
 
 # Two states, each with its own loop, on two threads of one program.
 add_executable(embed_threads ${CMAKE_SOURCE_DIR}/tests/embed/threads.c)
