@@ -347,6 +347,9 @@ void stream_open(lua_State *L);           /* reader.c: its metatable */
 ** copies: luasock_openlibs and luaopen_socket call it, before coroutines
 ** that could inherit garbage exist. */
 void loop_open(lua_State *L);
+/* tls_ctx.c: the TLS module socket.ssl (on OpenSSL), which
+** luasock_openlibs preloads; not exported (luasock.h). */
+int luaopen_socket_ssl(lua_State *L);
 
 /* ---- addr.c: addresses --------------------------------------------- */
 /* Read the address at idx (and idx+1 for "host, port") for family into

@@ -28,9 +28,6 @@
 /* The socket module: pushes its table (the `socket` global of the REPL). */
 LUASOCK_API int luaopen_socket(lua_State *L);
 
-/* The TLS module socket.ssl (on OpenSSL): pushes its table. */
-int luaopen_socket_ssl(lua_State *L);
-
 /* Open Lua's standard libraries, then put `socket`, `socket.ssl` and the bundled Lua
 ** modules into package.preload so that require finds them. */
 LUASOCK_API void luasock_openlibs(lua_State *L);
