@@ -27,7 +27,8 @@ end
 -- Seconds for 50 rounds of 16 pipelined requests, each round read back
 -- in full (count lines of the answer per request, read from stream f)
 -- before the next.  A server that flushes each answer with Nagle's
--- algorithm on waits for the client's delayed ACK (~40 ms) every round.
+-- algorithm on waits for the client's delayed ACK (40 ms at least) every
+-- round: 2 s or more in all, where 1.5 s leaves room for a loaded machine.
 local function pipelined_rounds(port, request, lines_per_answer)
   local s <close> = support.connect(port)
   local f <close> = s:makefile("r")
@@ -132,6 +133,7 @@ describe("scripts/chat.lua", function()
     local b <close> = support.connect(port)
     server:expect(" joined$")
     local line = ("y"):rep(99) .. "\n"
+    a:settimeout(10); b:settimeout(10)   -- the server is slow to drain them under ASan
     local ok, err = socket.run(function()
       for _, sender in ipairs({ a, b }) do
         socket.spawn(function()          -- read what the other one says
@@ -146,7 +148,7 @@ describe("scripts/chat.lua", function()
       end
     end)
     assert(ok, err)
-    server:expect("^" .. deaf_name:gsub("%p", "%%%0") .. " left$", 10)   -- slow under ASan
+    server:expect("^" .. deaf_name:gsub("%p", "%%%0") .. " left$")
     assert.are.equal("", server:stderr())
   end)
 end)
@@ -214,7 +216,7 @@ describe("scripts/http_hello.lua", function()
     start()
     -- Each answer is 5 lines: status, 2 headers, blank line, body.
     local t = pipelined_rounds(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5)
-    assert.is_true(t < 0.5, ("50 rounds took %.2f s"):format(t))
+    assert.is_true(t < 1.5, ("50 rounds took %.2f s"):format(t))
   end)
 
   it("answers a malformed request with 400 and closes", function()
@@ -339,7 +341,7 @@ describe("scripts/redis_server.lua", function()
   it("answers pipelined commands without waiting for ACKs (TCP_NODELAY)", function()
     start()
     local t = pipelined_rounds(port, "*1\r\n$4\r\nPING\r\n", 1)
-    assert.is_true(t < 0.5, ("50 rounds took %.2f s"):format(t))
+    assert.is_true(t < 1.5, ("50 rounds took %.2f s"):format(t))
   end)
 
   it("takes redis-cli --pipe", function()
@@ -422,7 +424,7 @@ describe("scripts/proxy.lua", function()
       { stdin = "null" })
     local port = tonumber(proxy:expect("^Proxy at: 127%.0%.0%.1:(%d+)"))
     local t = pipelined_rounds(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5)
-    assert.is_true(t < 0.5, ("50 rounds took %.2f s"):format(t))
+    assert.is_true(t < 1.5, ("50 rounds took %.2f s"):format(t))
   end)
 
   it("closes the client when the target refuses", function()

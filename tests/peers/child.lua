@@ -30,7 +30,7 @@ local socket = require "socket"
 local M = {}
 M.LUASOCK = os.getenv("LUASOCK") or "build/luasock"
 M.PYTHON = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
-M.TIMEOUT = 2   -- seconds for any single wait on a child (unless told)
+M.TIMEOUT = 10  -- seconds for any single wait on a child (unless told): a loaded machine
 
 local Child = {}
 Child.__index = Child
