@@ -13,8 +13,13 @@
 ** before.  Memory our C code takes with malloc is checked by
 ** LeakSanitizer in the ASan build.  Task errors a run reports go to
 ** /dev/null (to stderr with ALLOCFAIL_VERBOSE set); what went wrong is
-** printed on stdout.  Exit status 0 when
-** every run was clean.
+** printed on stdout.  Exit status 0 when every run was clean.
+**
+** What it found: descriptors received with recvmsg/recv_fds leaked when
+** building the results ran out of memory (they are closed now); require
+** "socket" leaked the epoll and event descriptors and the helper pool
+** when an allocation failed before the Loop had its __gc (it gets it
+** first now).
 */
 #include <dirent.h>
 #include <fcntl.h>
