@@ -379,6 +379,16 @@ function M.tasks_left()
   return n
 end
 
+-- socket.run(fn, ...) that must end cleanly (return true) within limit
+-- seconds.
+function M.run_ok(limit, fn, ...)
+  local t0 = socket.gettime()
+  local ok, err = socket.run(fn, ...)
+  local took = socket.gettime() - t0
+  assert(ok, err)
+  assert(took < limit, ("socket.run took %.1f s"):format(took))
+end
+
 -- A task that counts its turns (tk.n) until tk.stop is set: proof that the
 -- loop ran other tasks while one waited.
 function M.ticker()

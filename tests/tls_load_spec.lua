@@ -9,13 +9,7 @@ local tls = require "tests.tls_support"
 local E = socket.errno
 
 -- socket.run(fn) that must end cleanly within limit seconds.
-local function run(fn, limit)
-  local t0 = socket.gettime()
-  local ok, err = socket.run(fn)
-  assert(ok, err)
-  local took = socket.gettime() - t0
-  assert(took < limit, ("socket.run took %.1f s"):format(took))
-end
+local function run(fn, limit) return support.run_ok(limit, fn) end
 
 -- A TLS listener on 127.0.0.1 (context sctx, default the test server's).
 local function listener(sctx, backlog)

@@ -3,15 +3,10 @@
 -- that its time (seconds under ASan on a loaded machine) has CTest's whole
 -- budget.  Timeouts are generous: the test is about all of them finishing.
 local socket = require "socket"
+local support = require "tests.support"
 local tls = require "tests.tls_support"
 
-local function run(fn, limit)
-  local t0 = socket.gettime()
-  local ok, err = socket.run(fn)
-  assert(ok, err)
-  local took = socket.gettime() - t0
-  assert(took < limit, ("socket.run took %.1f s"):format(took))
-end
+local function run(fn, limit) return support.run_ok(limit, fn) end
 
 describe("TLS at scale", function()
   it("serves 500 connections at once, each in its task", function()

@@ -5,18 +5,14 @@
 -- timeouts, a server's handshake deadline, unwrap.  Servers run in tasks;
 -- clients in tasks too, or outside any task (the loop turns meanwhile).
 local socket = require "socket"
+local support = require "tests.support"
 local ssl = require "socket.ssl"
 local tls = require "tests.tls_support"
 local E = socket.errno
 
 local LIMIT = 8   -- seconds any socket.run of this spec may take
 
-local function run(fn)
-  local t0 = socket.gettime()
-  local ok, err = socket.run(fn)
-  assert(socket.gettime() - t0 < LIMIT, "socket.run took too long")
-  assert(ok, err)
-end
+local function run(fn) return support.run_ok(LIMIT, fn) end
 
 -- A TLS listening socket on 127.0.0.1 with context sctx; a task accepts
 -- `count` connections (default 1) and runs handler(conn) for each in its
