@@ -37,7 +37,7 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 ** well as L, so that a task spinning in Lua code stops too. */
 void luasock_interrupt(lua_State *L) {
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
-  Loop *loop = loop_of(L);
+  Loop *loop = loop_peek(L);
   if (loop != NULL) loop->interrupted = 1;
   lua_sethook(L, stop_hook, mask, 1);
   if (loop == NULL) return;
@@ -86,7 +86,7 @@ static void on_sigint_chunk(int sig) {
 ** gives up, and the REPL drops the line. */
 static void on_sigint_prompt(int sig) {
   (void)sig;
-  Loop *loop = loop_of(sigint_state);
+  Loop *loop = loop_peek(sigint_state);
   if (loop == NULL) return;
   loop->interrupted = 1;
   loop_wakeup(loop);

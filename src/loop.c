@@ -378,9 +378,22 @@ void loop_pollevents(lua_State *L, Loop *loop, int ms) {
 
 /* ---- the Loop object ------------------------------------------------- */
 
-Loop *loop_of(lua_State *L) {
+Loop *loop_peek(lua_State *L) {
   Task *t = *(Task **)lua_getextraspace(L);
   return t != NULL ? t->loop : NULL;
+}
+
+/* A thread made before the Loop (the stock lua5.4 loading the module
+** after it made coroutines) has NULL there, if its allocator zeroed the
+** state: it learns the Loop from the registry once. */
+Loop *loop_of(lua_State *L) {
+  Loop *loop = loop_peek(L);
+  if (loop != NULL) return loop;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  loop = (Loop *)luaL_testudata(L, -1, LOOP_META);
+  lua_pop(L, 1);
+  if (loop != NULL) loop_setcurrent(L, &loop->outside);
+  return loop;
 }
 
 Loop *loop_get(lua_State *L) {

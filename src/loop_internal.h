@@ -92,8 +92,10 @@ void loop_pollevents(lua_State *L, Loop *loop, int ms);
 void loop_wakeup(Loop *loop);
 Loop *loop_get(lua_State *L);   /* the Loop of L; raises when closed */
 /* The Loop of L, from its extra space (loop_open sets the main thread's,
-** which new threads copy); safe in a signal handler. */
+** which new threads copy), else from the registry; NULL when L has none. */
 Loop *loop_of(lua_State *L);
+/* The same from the extra space alone: safe in a signal handler. */
+Loop *loop_peek(lua_State *L);
 /* The Loop of L when an outside wait should turn it, else NULL. */
 Loop *loop_idle(lua_State *L);
 
