@@ -362,7 +362,7 @@ describe("name resolution inside tasks", function()
     c:close(); u:close()
   end)
 
-  -- Review finding 14: bind and sendmsg resolved a name inline (in
+  -- Story: bind and sendmsg resolved a name inline (in
   -- addr_check), stopping every task until the lookup returned; they now
   -- go through addr_resolve as connect and sendto do.
   it("bind and sendmsg with a name yield", function()
@@ -379,10 +379,10 @@ describe("name resolution inside tasks", function()
   end)
 end)
 
--- Review finding 12: strings were handed to C up to their first NUL, so
+-- Story: strings were handed to C up to their first NUL, so
 -- bind({"127.0.0.1\0junk", 0}) bound 127.0.0.1 and inet_pton accepted
 -- "127.0.0.1\0junk".  A string with a zero byte where C needs a C string
--- now raises.  Finding 11: getaddrinfo's hints and getnameinfo's flags
+-- now raises.  And getaddrinfo's hints and getnameinfo's flags
 -- were cast to int unchecked (2^32 + 1 became 1).
 describe("C strings and integers", function()
   local zero = "string contains a zero byte"

@@ -1,5 +1,5 @@
 -- limits_spec: what a peer can make a luasock process do, and what it
--- cannot (DESIGN "Limits").
+-- cannot.
 --
 -- Line limit.  A stream read with "l", "L" or lines() used to buffer until
 -- a '\n' came, however long that took: 300 MiB without a newline sent to

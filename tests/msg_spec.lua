@@ -314,7 +314,7 @@ describe("socket.send_fds and socket.recv_fds", function()
     a:close(); b:close()
   end)
 
-  -- Review finding 1: sendmsg read the ancillary list twice through
+  -- Story: sendmsg read the ancillary list twice through
   -- lua_geti (which runs __index), once to size the control buffer and
   -- once to copy into it: an item whose data grew between the two reads
   -- overflowed the heap (ASan: heap-buffer-overflow WRITE in fill_anc).
@@ -339,8 +339,8 @@ describe("socket.send_fds and socket.recv_fds", function()
     a:close(); b:close()
   end)
 
-  -- Review finding 11: flags were range-checked here but cast to int in
-  -- sockio.c; both now use sock_checkint.  Finding 8 had MSG_DONTWAIT work
+  -- Story: flags were range-checked here but cast to int in
+  -- sockio.c; both now use sock_checkint.  An earlier fix had MSG_DONTWAIT work
   -- here already: it still does.
   it("raises on flags out of range; MSG_DONTWAIT does not wait", function()
     local a, b = support.pair("socketpair_dgram")

@@ -57,7 +57,7 @@ print(ok, err, table.concat(log, ","))
     assert.equal(e, err)
   end)
 
-  -- Story (review finding 5): the report called the error object's
+  -- Story: the report called the error object's
   -- __tostring unprotected, before the task was let go.  One that raised
   -- escaped from socket.run, and the dead task stayed counted: every later
   -- run waited for ever.  The task is now let go first and the text built

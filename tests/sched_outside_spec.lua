@@ -83,7 +83,7 @@ describe("a wait outside any task turns the loop", function()
     b:close()
   end)
 
-  -- Story (review finding 7): the outside wait polled the fd number it saw
+  -- Story: the outside wait polled the fd number it saw
   -- at entry.  A task that closed the socket and made a new one got the
   -- same number back, so the main thread watched the new socket: recv
   -- returned nil, "timeout" at the deadline (or never, with no timeout)

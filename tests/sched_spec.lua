@@ -67,7 +67,7 @@ describe("socket.spawn and socket.run", function()
     assert.equal(3, n)
   end)
 
-  -- Story (review finding 3): spawn made room for the arguments on the new
+  -- Story: spawn made room for the arguments on the new
   -- coroutine but copied them on the caller's stack first, where nothing
   -- made room for a second copy: spawn(f, 200 arguments) from a coroutine
   -- whose stack had just grown to fit them wrote past its end (valgrind:

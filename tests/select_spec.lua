@@ -177,13 +177,13 @@ describe("socket.select", function()
     a:close(); b:close()
   end)
 
-  -- Story (review finding 9): a task in select on a socket that another
+  -- Story: a task in select on a socket that another
   -- task closed was never woken: the close only made the kernel drop the
   -- fd from select's private epoll set, so select waited until its
   -- timeout (for ever without one) and then said "nothing ready".
   -- Chosen behaviour: a waiting select is told of the close and returns
   -- nil, "closed", EBADF, as any wait on a socket closed meanwhile does
-  -- (DESIGN); the caller finds the closed one by fileno() == -1.
+  -- (docs/architecture.md); the caller finds the closed one by fileno() == -1.
   it("in a task, returns nil, 'closed', EBADF when another task closes a listed socket", function()
     local a, b = support.pair()
     local c, d = support.pair()

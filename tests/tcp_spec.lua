@@ -328,7 +328,7 @@ describe("tcp inside tasks", function()
   end)
 end)
 
--- Review finding 8: MSG_DONTWAIT was passed to the syscall but ignored by
+-- Story: MSG_DONTWAIT was passed to the syscall but ignored by
 -- the wait: with a timeout (or none) recv, send and sendall waited anyway
 -- (recv(10, MSG_DONTWAIT) with settimeout(nil) blocked for ever).  The
 -- flag now makes the deadline 0: EAGAIN at once, whatever the timeout.
@@ -365,10 +365,10 @@ describe("MSG_DONTWAIT", function()
   end)
 end)
 
--- Review finding 10: recv(bufsize) allocated bufsize bytes up front:
+-- Story: recv(bufsize) allocated bufsize bytes up front:
 -- recv(2^40) raised "not enough memory" (aborted under ASan) and recv(1e9)
 -- took a gigabyte per call for two bytes.  A size above the stack buffer
--- is now cut to what is queued (FIONREAD on a stream).  Finding 11: flags
+-- is now cut to what is queued (FIONREAD on a stream).  And flags
 -- were cast to int, so send("x", 2^32) sent with flags 0.
 describe("recv sizes and flags", function()
   it("recv with a huge bufsize returns what is queued", function()
@@ -419,7 +419,7 @@ describe("recv sizes and flags", function()
     a:close(); b:close()
   end)
 
-  -- Review finding 13: the address userdata was pushed before the port
+  -- Story: the address userdata was pushed before the port
   -- argument was read, so bind("127.0.0.1") complained about a userdata.
   it("bind with a host and no port raises about the port", function()
     local s = socket.socket()

@@ -119,7 +119,7 @@ describe("udp", function()
   end)
 end)
 
--- Review findings 10 and 13 for datagrams.  recvfrom(2^40) allocated its
+-- The bugs below, for datagrams.  recvfrom(2^40) allocated its
 -- bufsize up front ("not enough memory"; an abort under ASan); the size
 -- of the next datagram (MSG_PEEK | MSG_TRUNC) now bounds the buffer.
 -- sendto(data, "127.0.0.1") pushed the address userdata before reading

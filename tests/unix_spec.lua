@@ -174,7 +174,7 @@ describe("unix", function()
     s:close()
   end)
 
-  -- Review finding 10: recv(1e9) allocated a gigabyte per call.  The
+  -- Story: recv(1e9) allocated a gigabyte per call.  The
   -- buffer is now sized by the next datagram (MSG_PEEK | MSG_TRUNC, which
   -- AF_UNIX honours too), so a datagram larger than the stack buffer
   -- still arrives whole, and recv(2^40) no longer runs out of memory.
