@@ -8,22 +8,23 @@ local support = require "tests.support"
 local E = socket.errno
 
 -- A child luasock that connects to a listener of ours and runs code with
--- the connected socket as `c` (2 s timeout).  Returns our end and a
--- function that closes it, waits for the child to end and returns what it
--- printed.
+-- the connected socket as `c`.  Returns our end and a function that closes
+-- it, waits for the child to end and returns what it printed.  Both ends
+-- have a 20 s timeout: a timeout is a deadline for the whole call, and a
+-- sendall of 10 MB took over 2 s under ASan on a loaded machine.
 local function peer(code)
   local l, addr = support.listener("tcp")
   local child = support.start({ support.LUASOCK, "-e", ([[local socket = require "socket"
-    local c = socket.socket(); c:settimeout(2)
+    local c = socket.socket(); c:settimeout(20)
     assert(c:connect({"127.0.0.1", %d}))
     %s]]):format(addr.port, code) }, { stdin = "null" })
   local conn, err = l:accept()
   l:close()
   if not conn then error("peer did not connect: " .. tostring(err) .. "\n" .. child:stderr()) end
-  conn:settimeout(2)
+  conn:settimeout(20)
   local function finish()
     conn:close()
-    return assert(child:rest(20))
+    return assert(child:rest(30))
   end
   return conn, finish
 end
