@@ -216,13 +216,16 @@ describe("socket.lock and socket.semaphore", function()
     assert.equal(l, l:acquire())
     assert.is_true(l:locked())
     times_out(0.05, function() return l:acquire(0.05) end)
-    local got
+    local got, timed_out = nil, socket.event()
     socket.spawn(function()
       times_out(0.02, function() return l:acquire(0.02) end)
+      timed_out:set()
       got = l:acquire(LIMIT)
       l:release()
     end)
-    socket.sleep(0.05)                 -- the task timed out once, now waits
+    -- The task timed out once; the round of the loop that woke us ran it
+    -- on to its second acquire, where it waits.
+    assert.is_true(timed_out:wait(LIMIT))
     l:release()                        -- hands it over
     assert.is_true(run())
     assert.equal(l, got)
