@@ -1,9 +1,9 @@
 # tests/tests.cmake - test programs besides the busted specs (included by
-# CMakeLists.txt).  The embedding program is built against the build tree
-# and run (embed), then again against an installed prefix through
-# pkg-config, beside the installed luasock (embed_installed); two states
-# run on two threads of one program (embed_threads); the library exports
-# its public API only (exports).
+# CMakeLists.txt when BUILD_TESTING is on).  The embedding program is built
+# against the build tree and run (embed), then again against an installed
+# prefix through pkg-config, beside the installed luasock (embed_installed);
+# two states run on two threads of one program (embed_threads); the library
+# exports its public API only (exports).
 add_executable(embed ${CMAKE_SOURCE_DIR}/tests/embed/embed.c)
 target_link_libraries(embed PRIVATE luasock_lib)
 add_test(NAME embed COMMAND embed $<TARGET_FILE_DIR:luasock_lib>)
@@ -56,3 +56,11 @@ endif()
 # session, about half a CPU second each: on a loaded machine (two cores,
 # a dozen busy processes) they need more than a spec's 120 s.
 set_tests_properties(repl_spec repl_tasks_spec PROPERTIES TIMEOUT 300)
+
+# A fresh build with -DBUILD_TESTING=OFF where busted cannot be found.  It
+# checks the build files, not the code, so the sanitizer pass skips it.
+if(NOT LUASOCK_SANITIZE)
+  add_test(NAME build_without_busted
+    COMMAND sh ${CMAKE_SOURCE_DIR}/tests/build/without_busted.sh ${CMAKE_SOURCE_DIR})
+  set_tests_properties(build_without_busted PROPERTIES TIMEOUT 300)
+endif()
