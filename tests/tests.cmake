@@ -20,6 +20,16 @@ target_link_libraries(embed_threads PRIVATE luasock_lib Threads::Threads)
 add_test(NAME embed_threads COMMAND embed_threads)
 set_tests_properties(embed_threads PROPERTIES TIMEOUT 60)
 
+# embed compared the library path in /proc/self/maps (always the real path)
+# with the libdir it was given, as given: with a build directory reached
+# through a symbolic link it failed, "mapped /real/libluasock.so.0.1, not
+# from /link".  Here it gets its libdir through a link.
+add_test(NAME embed_symlinked_libdir
+  COMMAND sh -c "link=$(mktemp -u /tmp/luasock-link.XXXXXX) && ln -s \"$0\" \"$link\" &&
+                 { \"$1\" \"$link\"; status=$?; rm -f \"$link\"; exit $status; }"
+          $<TARGET_FILE_DIR:luasock_lib> $<TARGET_FILE:embed>)
+set_tests_properties(embed_symlinked_libdir PROPERTIES TIMEOUT 30)
+
 # The installed copy must be compiled with the same sanitizers as the
 # library it links (the ASan runtime must come first).
 set(embed_cflags "")

@@ -8,10 +8,13 @@
 ** luasock_openlibs, in a state that only registers luaopen_socket, and in
 ** a coroutine made before the module was opened.
 ** With libdir, also checks that the libluasock this process mapped is
-** the one under libdir (so the test really uses the installed library).
-** Exits 0 only if everything went well.
+** the one under libdir (so the test really uses the installed library);
+** libdir may be reached through symbolic links, /proc/self/maps names the
+** real path.  Exits 0 only if everything went well.
 */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -95,7 +98,12 @@ static int with_early_thread(const char *libdir) {
 }
 
 int main(int argc, char **argv) {
-  const char *libdir = argc > 1 ? argv[1] : NULL;
+  static char real[PATH_MAX];
+  const char *libdir = NULL;
+  if (argc > 1 && (libdir = realpath(argv[1], real)) == NULL) {
+    perror(argv[1]);
+    return 1;
+  }
   int ok = with_openlibs(libdir);
   ok = with_requiref(libdir) && ok;
   ok = with_early_thread(libdir) && ok;
