@@ -5,15 +5,16 @@
 **
 ** It behaves as lua.c of Lua 5.4.4 does (same messages, same order of
 ** work), so nobody has to learn a new command line.  The only visible
-** differences: the version line names luasock, `require "socket"` works
-** (luasock_openlibs), SIGPIPE is caught (a write to a dead peer reports
-** EPIPE instead of killing the process), and the REPL has the `socket`
-** global.
+** differences: the version line names luasock, `-h`/`--help` and
+** `--version` print and exit, `require "socket"` works (luasock_openlibs),
+** SIGPIPE is caught (a write to a dead peer reports EPIPE instead of
+** killing the process), and the REPL has the `socket` global.
 */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "lualib.h"
@@ -21,7 +22,8 @@
 #include "lsock.h"
 
 /* Options collected before any Lua code runs, as bits. */
-enum { OPT_ERROR = 1, OPT_I = 2, OPT_V = 4, OPT_E = 8, OPT_NOENV = 16 };
+enum { OPT_ERROR = 1, OPT_I = 2, OPT_V = 4, OPT_E = 8, OPT_NOENV = 16,
+       OPT_HELP = 32, OPT_VERSION = 64 };
 
 static const char *progname = "luasock";  /* argv[0] once known */
 
@@ -75,26 +77,66 @@ static void print_version(void) {
   fflush(stdout);
 }
 
-/* The usage message of lua5.4, word for word. */
+/* The usage message of lua5.4, word for word (%s: the program's name). */
+static const char usage[] =
+  "usage: %s [options] [script [args]]\n"
+  "Available options are:\n"
+  "  -e stat   execute string 'stat'\n"
+  "  -i        enter interactive mode after executing 'script'\n"
+  "  -l mod    require library 'mod' into global 'mod'\n"
+  "  -l g=mod  require library 'mod' into global 'g'\n"
+  "  -v        show version information\n"
+  "  -E        ignore environment variables\n"
+  "  -W        turn warnings on\n"
+  "  --        stop handling options\n"
+  "  -         stop handling options and execute stdin\n";
+
 static void print_usage(const char *badoption) {
   fprintf(stderr, "%s: ", progname);
   if (badoption[1] == 'e' || badoption[1] == 'l')
     fprintf(stderr, "'%s' needs argument\n", badoption);
   else
     fprintf(stderr, "unrecognized option '%s'\n", badoption);
-  fprintf(stderr,
-    "usage: %s [options] [script [args]]\n"
-    "Available options are:\n"
-    "  -e stat   execute string 'stat'\n"
-    "  -i        enter interactive mode after executing 'script'\n"
-    "  -l mod    require library 'mod' into global 'mod'\n"
-    "  -l g=mod  require library 'mod' into global 'g'\n"
-    "  -v        show version information\n"
-    "  -E        ignore environment variables\n"
-    "  -W        turn warnings on\n"
-    "  --        stop handling options\n"
-    "  -         stop handling options and execute stdin\n", progname);
+  fprintf(stderr, usage, progname);
   fflush(stderr);
+}
+
+/* Where the documentation of this very program is installed: the doc
+** directory beside its bin directory (LUASOCK_DOCS_FROM_BIN is that path
+** relative to bin, as installed).  NULL when not there, as for a program
+** run from its build directory. */
+static const char *installed_docdir(void) {
+  static char exe[PATH_MAX], dir[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return NULL;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  size_t room = sizeof exe - (size_t)(slash + 1 - exe);
+  if ((size_t)snprintf(slash + 1, room, "%s", LUASOCK_DOCS_FROM_BIN) >= room)
+    return NULL;
+  return realpath(exe, dir);   /* NULL if it does not exist */
+}
+
+/* -h, --help: lua5.4's usage, luasock's own options, where to read on. */
+static void print_help(void) {
+  const char *docdir = installed_docdir();
+  printf(usage, progname);
+  printf("luasock adds:\n"
+    "  -h, --help  show this help and exit\n"
+    "  --version   show version information and exit\n"
+    "\n"
+    "Runs Lua 5.4 with the socket module: require \"socket\" gives sockets\n"
+    "shaped like Python's, and tasks (socket.spawn, socket.run) that serve\n"
+    "many connections from blocking-style code.  With no script and a\n"
+    "terminal on stdin it starts a REPL: readline editing, history in\n"
+    "~/.luasock_history, `socket` ready as a global, Ctrl-C interrupts.\n"
+    "\n"
+    "Manual: man luasock\n");
+  if (docdir)
+    printf("README and example scripts: %s, %s/examples\n", docdir, docdir);
+  else
+    printf("README and example scripts: README.md and scripts/ in the source\n");
+  fflush(stdout);
 }
 
 /* The global `arg`: argv[script] at index 0, the script's arguments at
@@ -193,14 +235,17 @@ static int flag_bits(const char *opt) {
 }
 
 /* Scan the options before any Lua code runs.  Returns their bits, or
-** OPT_ERROR with *first at the bad option; else *first is the script's
-** index (argc when there is none). */
+** OPT_ERROR with *first at the bad option, or OPT_HELP or OPT_VERSION
+** alone at the first of those; else *first is the script's index (argc
+** when there is none). */
 static int collectargs(char **argv, int *first) {
   int args = 0, i;
   for (i = 1; argv[i] != NULL; i++) {
     const char *a = argv[i];
     *first = i;
     if (a[0] != '-' || a[1] == '\0') return args;   /* script, or "-" */
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return OPT_HELP;
+    if (strcmp(a, "--version") == 0) return OPT_VERSION;
     if (a[1] == '-') {                              /* "--" ends the options */
       if (a[2] != '\0') return OPT_ERROR;
       *first = i + 1;
@@ -264,6 +309,11 @@ static int pmain(lua_State *L) {
   if (args == OPT_ERROR) {
     print_usage(argv[script]);
     return 0;
+  }
+  if (args == OPT_HELP || args == OPT_VERSION) {   /* print, run nothing */
+    if (args == OPT_HELP) print_help(); else print_version();
+    lua_pushboolean(L, 1);
+    return 1;
   }
   if (args & OPT_V) print_version();
   if (args & OPT_NOENV) {   /* package.path and cpath ignore LUA_PATH... */

@@ -32,7 +32,7 @@ local function normalise(text, prog)
 end
 
 -- Run prog with args (a list); opts: stdin (text), env (table), cwd, raw
--- (no normalising).
+-- (no normalising), limit (seconds, default 10).
 -- Returns { out, err, status = "exit N" / "signal N" }.
 local function run(prog, args, opts)
   opts = opts or {}
@@ -40,7 +40,8 @@ local function run(prog, args, opts)
                 HOME = tmp }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local r = support.run({ prog, table.unpack(args) },
-                        { stdin = opts.stdin, env = env, cwd = opts.cwd or tmp })
+                        { stdin = opts.stdin, env = env, cwd = opts.cwd or tmp,
+                          limit = opts.limit })
   local out, err = r.out, r.err
   if not opts.raw then out, err = normalise(out, prog), normalise(err, prog) end
   return { out = out, err = err, status = r.how .. " " .. r.code }
@@ -298,6 +299,76 @@ print(socket == require "socket", rawget(_G, "socket"))
                   { stdin = "type(socket), socket.AF_INET\n" })
     assert.matches("^nil\n", (r.out:gsub("^[^\n]*\n", "")))
     assert.matches("table\t2\n", r.out, 1, true)
+  end)
+
+  it("-h and --help print lua5.4's usage, luasock's options and where to read on; status 0", function()
+    local lua_usage = run(LUA, { "-x" }).err:gsub("^[^\n]*\n", "")   -- after "unrecognized..."
+    assert.matches("^usage: PROG %[options%]", lua_usage)
+    for _, args in ipairs({ { "-h" }, { "--help" }, { "-W", "-e", "print('ran')", "-h", "x.lua" } }) do
+      local r = run(LUASOCK, args)
+      assert.are.same({ "", "exit 0" }, { r.err, r.status })
+      assert.are.equal(lua_usage, r.out:sub(1, #lua_usage))
+      assert.matches("-h, --help", r.out, 1, true)
+      assert.matches("--version", r.out, 1, true)
+      assert.matches("REPL", r.out, 1, true)
+      assert.matches("man luasock", r.out, 1, true)
+      assert.matches("README and example scripts: ", r.out, 1, true)
+      assert.not_matches("ran", r.out, 1, true)
+    end
+    assert.are.equal("exit 1", run(LUA, { "--help" }).status)   -- our own addition
+  end)
+
+  it("--version prints the version line and runs nothing; status 0", function()
+    local r = run(LUASOCK, { "--version", "-e", "print('ran')" },
+                  { stdin = "print('stdin ran')", raw = true })
+    assert.are.same({ "", "exit 0" }, { r.err, r.status })
+    assert.matches("^luasock %d+%.%d+  Lua 5%.4%.%d+  Copyright[^\n]*\n$", r.out)
+    assert.are.equal("exit 1", run(LUA, { "--version" }).status)
+  end)
+
+  it("handles every other option, and -h or --help after the script, as lua5.4 does", function()
+    write_file(tmp .. "/args.lua", ARGDUMP)
+    local cases = { { "-help" }, { "-hv" }, { "--he" }, { "--helpx" }, { "--versions" },
+                    { "--Help" }, { "-V" }, { "--" }, { "args.lua", "-h", "--help", "--version" },
+                    { "--", "-h" }, { "-e", "print(1)", "--", "--help" } }
+    for c in ("abcdfgjkmnopqrstuwxyzABCDFGHIJKLMNOPQRSTUVXYZ"):gmatch(".") do
+      cases[#cases + 1] = { "-" .. c }
+    end
+    -- One shell runs every case in turn (a run each would take seconds);
+    -- a sanitized luasock starts slowly, hence the generous limit, and its
+    -- leak check at exit (which the bad-option test above keeps) would
+    -- double the time.
+    local script = {}
+    for _, args in ipairs(cases) do
+      for i, a in ipairs(args) do args[i] = support.quote(a) end
+      local words = table.concat(args, " ")
+      script[#script + 1] = ('echo "== %s"; "$0" %s 2>&1; echo "status $?"'):format(words:gsub("[\"$`\\]", "\\%0"), words)
+    end
+    script = table.concat(script, "\n")
+    local opts = { raw = true, limit = 90, env = { ASAN_OPTIONS = "detect_leaks=0" } }
+    local want = normalise(run("sh", { "-c", script, LUA }, opts).out, LUA)
+    local got = normalise(run("sh", { "-c", script, LUASOCK }, opts).out, LUASOCK)
+    assert.are.equal(#cases, select(2, got:gsub("\nstatus %d+", "")))
+    assert.are.equal(want, got)
+  end)
+
+  it("the man page renders without warnings and documents every option --help lists", function()
+    local page = support.run({ "pwd" }).out:match("[^\n]+") .. "/docs/luasock.1"
+    assert.is_truthy(io.open(page), "no " .. page)
+    for _, check in ipairs({ "groff -ww -z -man", "mandoc -T lint -W warning" }) do
+      local r = run("sh", { "-c", check .. " " .. support.quote(page) .. " 2>&1" }, { raw = true })
+      assert.are.same({ "", "exit 0" }, { r.out, r.status }, check)
+    end
+    local text = run("sh", { "-c", "groff -man -T ascii -P -cbou " .. support.quote(page) },
+                     { raw = true }).out
+    assert.matches("THE REPL", text, 1, true)
+    local help = run(LUASOCK, { "--help" }).out
+    local options = 0
+    for option in help:gmatch("\n  (%-%S*)") do
+      options = options + 1
+      assert.matches("\n%s+" .. option:gsub("%p", "%%%0"), text, nil, option)
+    end
+    assert.is_true(options >= 11, "options found in --help: " .. options)
   end)
 
   it("-v names luasock", function()

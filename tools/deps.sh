@@ -15,7 +15,8 @@
 set -e
 PACKAGES="gcc cmake make pkg-config liblua5.4-dev lua5.4 lua-busted
   libreadline-dev libssl-dev openssl python3 netcat-openbsd socat curl wrk redis-tools
-  iproute2 util-linux procps strace valgrind netbase clang libclang-rt-dev $*"
+  iproute2 util-linux procps strace valgrind netbase clang libclang-rt-dev
+  groff-base mandoc $*"
 
 # Tests resolve "localhost", which must not need DNS: an installed Debian
 # names it in /etc/hosts, a bare debootstrap root has no /etc/hosts; there
