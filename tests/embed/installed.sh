@@ -2,11 +2,14 @@
 # tests/embed/installed.sh BUILD SRC [CFLAGS...]
 # Install the build BUILD into a temporary prefix; compile SRC's
 # tests/embed/embed.c against it with the installed pkg-config file (and
-# CFLAGS, e.g. the sanitizers) and run it: it must use the installed
-# library, not the build tree's.  Then run the installed luasock on a
-# script from another directory that requires socket and the bundled
-# modules: the program has the library's code linked in and maps no
-# libluasock at all.
+# CFLAGS, e.g. the sanitizers) and run it the two ways README gives for a
+# prefix outside the loader's path: LD_LIBRARY_PATH, and an rpath linked
+# in (without either it must fail to start, as README warns); it must use
+# the installed library, not the build tree's.  Then run the installed
+# luasock on a script from another directory that requires socket and the
+# bundled modules: the program has the library's code linked in and maps
+# no libluasock at all.  The man page, README and the example scripts must
+# be installed, and --help must name where.
 set -eu
 build=$1
 src=$2
@@ -27,8 +30,23 @@ case "$libdir" in
 esac
 
 # shellcheck disable=SC2086 # pkg-config's words are meant to split
-${CC:-cc} "$@" -o "$tmp/embed" "$src/tests/embed/embed.c" $flags -Wl,-rpath,"$libdir"
+${CC:-cc} "$@" -o "$tmp/embed" "$src/tests/embed/embed.c" $flags
+if "$tmp/embed" "$libdir" 2>/dev/null; then
+  echo "embed started without LD_LIBRARY_PATH or rpath: this test proves nothing" >&2
+  exit 1
+fi
+LD_LIBRARY_PATH="$libdir" "$tmp/embed" "$libdir"
+# shellcheck disable=SC2086
+${CC:-cc} "$@" -o "$tmp/embed" "$src/tests/embed/embed.c" $flags \
+  -Wl,-rpath,"$(pkg-config --variable=libdir luasock)"
 "$tmp/embed" "$libdir"
+
+docdir="$prefix/share/doc/luasock"
+for f in "$prefix/share/man/man1/luasock.1" "$docdir/README.md" "$docdir/examples/server.lua"; do
+  test -f "$f" || { echo "not installed: $f" >&2; exit 1; }
+done
+"$prefix/bin/luasock" --help | grep -qxF "README and example scripts: $docdir, $docdir/examples" ||
+  { echo "--help does not name $docdir" >&2; exit 1; }
 
 mkdir "$tmp/elsewhere"
 cat > "$tmp/elsewhere/uses.lua" <<'LUA'
