@@ -1,5 +1,6 @@
 /*
-** lib.c - what an embedding application calls: luasock_openlibs, and
+** lib.c - what an embedding application calls: luasock_openlibs; what the
+** stock interpreter calls: luaopen_luasock (require "luasock"); and
 ** access to the Lua modules compiled into the library (lua/ at build time,
 ** see cmake/embed.cmake), so nothing has to sit beside the binary.
 */
@@ -32,18 +33,50 @@ static int preload_socket(lua_State *L) {
   return luaopen_socket(L);
 }
 
+/* The C modules by the names scripts require.  In lua5.4 "socket" is
+** LuaSocket's, so luasock's names work everywhere; luaopen_socket gives
+** one table per state, whatever the name. */
+static const luaL_Reg own_modules[] = {
+  {"socket", preload_socket}, {"socket.ssl", luaopen_socket_ssl}, {NULL, NULL}};
+static const luaL_Reg portable_modules[] = {
+  {"luasock", preload_socket}, {"luasock.ssl", luaopen_socket_ssl}, {NULL, NULL}};
+
+/* Put the C modules of regs and every bundled Lua module into
+** package.preload, unless the state already has one of that name there. */
+static void preload_modules(lua_State *L, const luaL_Reg *regs) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (; regs->name; regs++) {
+    if (lua_getfield(L, -1, regs->name) == LUA_TNIL) {
+      lua_pushcfunction(L, regs->func);
+      lua_setfield(L, -3, regs->name);
+    }
+    lua_pop(L, 1);
+  }
+  for (const LuaModule *m = lsock_lua_modules; m->name; m++) {
+    if (lua_getfield(L, -1, m->name) == LUA_TNIL) {
+      lua_pushstring(L, m->name);
+      lua_pushcclosure(L, preload_bundled, 1);
+      lua_setfield(L, -3, m->name);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 void luasock_openlibs(lua_State *L) {
   loop_open(L);   /* before any coroutine exists (they copy its mark) */
   luaL_openlibs(L);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, preload_socket);
-  lua_setfield(L, -2, "socket");
-  lua_pushcfunction(L, luaopen_socket_ssl);
-  lua_setfield(L, -2, "socket.ssl");
-  for (const LuaModule *m = lsock_lua_modules; m->name; m++) {
-    lua_pushstring(L, m->name);
-    lua_pushcclosure(L, preload_bundled, 1);
-    lua_setfield(L, -2, m->name);
-  }
-  lua_pop(L, 1);
+  preload_modules(L, own_modules);
+  preload_modules(L, portable_modules);
+}
+
+/* Loaded by the stock interpreter from its cpath, this is the socket
+** module under the name "luasock" (LuaSocket owns "socket" there), and
+** "luasock.ssl" is preloaded.  The checks that the module and the
+** interpreter agree on Lua's version and number types come first: they
+** are built apart. */
+int luaopen_luasock(lua_State *L) {
+  luaL_checkversion(L);
+  preload_modules(L, portable_modules);
+  return luaopen_socket(L);
 }

@@ -630,7 +630,14 @@ static void add_luafuncs(lua_State *L, const char *name) {
   lua_call(L, 1, 0);
 }
 
+/* Registry key of the module's table: opening the module again (require
+** "socket", require "luasock", socket.ssl, an embedder's luaL_requiref)
+** gives the same table. */
+#define MODULE_KEY "luasock.module"
+
 int luaopen_socket(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, MODULE_KEY) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
   create_meta(L);
   stream_open(L);
   loop_open(L);
@@ -652,5 +659,7 @@ int luaopen_socket(lua_State *L) {
   /* Functions written in Lua (lua/luasock/) add themselves. */
   add_luafuncs(L, "luasock.util");
   add_luafuncs(L, "luasock.group");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
   return 1;
 }

@@ -475,7 +475,7 @@ static const luaL_Reg tls_funcs[] = {
 ** copy its metatable.  The parts in Lua (lua/luasock/ssl.lua) get the
 ** module, both method tables and the plain socket methods. */
 int luaopen_socket_ssl(lua_State *L) {
-  luaL_requiref(L, "socket", luaopen_socket, 0);
+  luaopen_socket(L);   /* not package.loaded.socket: LuaSocket's in lua5.4 */
   lsock_loadmodule(L, "luasock.ssl");  /* the chunk returns a function */
   lua_call(L, 0, 1);
   luaL_newlib(L, tls_funcs);

@@ -289,6 +289,12 @@ print(socket == require "socket", rawget(_G, "socket"))
                     { r.out, r.err, r.status })
   end)
 
+  it("require 'luasock', the name lua5.4 knows the module by, gives the same table", function()
+    local r = run(LUASOCK, { "-e", "local l = require 'luasock' print(l == require 'socket', l.AF_INET)"
+                                   .. " print(type(require('luasock.ssl').SSLContext))" })
+    assert.are.same({ "true\t2\nfunction\n", "", "exit 0" }, { r.out, r.err, r.status })
+  end)
+
   it("-l socket works like any module", function()
     local r = run(LUASOCK, { "-l", "socket", "-e", "print(type(socket.socket))" })
     assert.are.same({ "function\n", "exit 0" }, { r.out, r.status })

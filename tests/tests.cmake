@@ -31,16 +31,21 @@ add_test(NAME embed_symlinked_libdir
 set_tests_properties(embed_symlinked_libdir PROPERTIES TIMEOUT 30)
 
 # The installed copy must be compiled with the same sanitizers as the
-# library it links (the ASan runtime must come first).
+# library it links (the ASan runtime must come first).  lua5.4, which has
+# no sanitizer, can load a sanitized luasock.so only with the runtime
+# preloaded (LUA_PRELOAD: LD_PRELOAD for lua5.4 alone).
 set(embed_cflags "")
+set(asan_runtime "")
 if(LUASOCK_SANITIZE)
   set(embed_cflags -fsanitize=address,undefined -fno-omit-frame-pointer)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+    OUTPUT_VARIABLE asan_runtime OUTPUT_STRIP_TRAILING_WHITESPACE)
 endif()
 add_test(NAME embed_installed
   COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/installed.sh
           ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR} ${embed_cflags})
 set_tests_properties(embed_installed PROPERTIES TIMEOUT 120
-  ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
+  ENVIRONMENT "CC=${CMAKE_C_COMPILER};LUA_PRELOAD=${asan_runtime}")
 
 # Every allocation of a workload made to fail in turn (allocfail.c).
 add_executable(allocfail ${CMAKE_SOURCE_DIR}/tests/embed/allocfail.c)
@@ -74,3 +79,18 @@ if(NOT LUASOCK_SANITIZE)
     COMMAND sh ${CMAKE_SOURCE_DIR}/tests/build/without_busted.sh ${CMAKE_SOURCE_DIR})
   set_tests_properties(build_without_busted PROPERTIES TIMEOUT 300)
 endif()
+
+# luasock.so in the stock lua5.4: busted itself runs under lua5.4, and
+# LUA_CPATH puts the build's module first (and the sanitizer's runtime
+# comes first, as above).
+find_program(LUA54 lua5.4 REQUIRED)
+set(lua54_env "LUA_CPATH=${CMAKE_BINARY_DIR}/lua/?.so\;\;"
+  "LUASOCK=$<TARGET_FILE:luasock>" "LUASOCK_BUILD=${CMAKE_BINARY_DIR}")
+if(LUASOCK_SANITIZE)
+  list(APPEND lua54_env "LD_PRELOAD=${asan_runtime}")
+endif()
+add_test(NAME lua54_module
+  COMMAND ${LUA54} ${BUSTED} --helper=tests/lua54/helpers.lua -o utfTerminal
+          tests/lua54/luasock_module_spec.lua
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(lua54_module PROPERTIES TIMEOUT 120 ENVIRONMENT "${lua54_env}")

@@ -9,7 +9,9 @@
 # luasock on a script from another directory that requires socket and the
 # bundled modules: the program has the library's code linked in and maps
 # no libluasock at all.  The man page, README and the example scripts must
-# be installed, and --help must name where.
+# be installed, and --help must name where.  lua5.4 must find the
+# installed luasock.so through LUA_CPATH (LUA_PRELOAD: what to preload
+# into lua5.4 alone, the sanitizer's runtime for a sanitized build).
 set -eu
 build=$1
 src=$2
@@ -61,3 +63,13 @@ print("installed luasock: ok")
 LUA
 cd "$tmp/elsewhere"
 env -u LUA_PATH -u LUA_PATH_5_4 -u LUA_INIT -u LUA_INIT_5_4 "$prefix/bin/luasock" uses.lua
+
+module=$(find "$prefix" -name luasock.so)
+case "$module" in
+  "$prefix"/*/lua/5.4/luasock.so) ;;
+  *) echo "luasock.so not installed in a lua/5.4 directory: '$module'" >&2; exit 1 ;;
+esac
+env -u LUA_INIT -u LUA_INIT_5_4 LUA_CPATH="$(dirname "$module")/?.so" \
+  ${LUA_PRELOAD:+LD_PRELOAD="$LUA_PRELOAD"} \
+  lua5.4 -e 'local s = require "luasock" assert(s.socket():close()) print(s.socket ~= nil)' |
+  grep -qx true || { echo "lua5.4 cannot use the installed luasock.so" >&2; exit 1; }
