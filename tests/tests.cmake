@@ -94,3 +94,14 @@ add_test(NAME lua54_module
           tests/lua54/luasock_module_spec.lua
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(lua54_module PROPERTIES TIMEOUT 120 ENVIRONMENT "${lua54_env}")
+
+# The Debian packages, built from debian/ in a temporary copy and run
+# unpacked (a few minutes: a whole optimised build and lintian).  Like the
+# build without busted, it checks packaging, not code: not in the
+# sanitizer pass.  Exit 77: dpkg-buildpackage is missing.
+if(NOT LUASOCK_SANITIZE)
+  add_test(NAME debian_packages
+    COMMAND sh ${CMAKE_SOURCE_DIR}/tests/debian/packages.sh ${CMAKE_SOURCE_DIR})
+  set_tests_properties(debian_packages PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77
+    ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
+endif()
