@@ -21,7 +21,6 @@ PACKAGES="gcc cmake make pkg-config liblua5.4-dev lua5.4 lua-busted
   iproute2 util-linux procps strace valgrind netbase clang libclang-rt-dev
   groff-base mandoc dpkg-dev debhelper fakeroot lintian lua-socket $*"
 
-
 # Tests resolve "localhost", which must not need DNS: an installed Debian
 # names it in /etc/hosts, a bare debootstrap root has no /etc/hosts; there
 # nss-myhostname (added to /etc/nsswitch.conf by its package) answers.
