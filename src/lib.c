@@ -33,13 +33,13 @@ static int preload_socket(lua_State *L) {
   return luaopen_socket(L);
 }
 
-/* The C modules by the names scripts require.  In lua5.4 "socket" is
-** LuaSocket's, so luasock's names work everywhere; luaopen_socket gives
-** one table per state, whatever the name. */
-static const luaL_Reg own_modules[] = {
-  {"socket", preload_socket}, {"socket.ssl", luaopen_socket_ssl}, {NULL, NULL}};
-static const luaL_Reg portable_modules[] = {
+/* The C modules by the names scripts require: in lua5.4 "socket" is
+** LuaSocket's, so luasock's own names work in both programs.
+** luaopen_socket gives one table per state, whatever the name. */
+static const luaL_Reg program_modules[] = {
+  {"socket", preload_socket}, {"socket.ssl", luaopen_socket_ssl},
   {"luasock", preload_socket}, {"luasock.ssl", luaopen_socket_ssl}, {NULL, NULL}};
+static const luaL_Reg *const portable_modules = program_modules + 2;   /* luasock, luasock.ssl */
 
 /* Put the C modules of regs and every bundled Lua module into
 ** package.preload, unless the state already has one of that name there. */
@@ -66,8 +66,7 @@ static void preload_modules(lua_State *L, const luaL_Reg *regs) {
 void luasock_openlibs(lua_State *L) {
   loop_open(L);   /* before any coroutine exists (they copy its mark) */
   luaL_openlibs(L);
-  preload_modules(L, own_modules);
-  preload_modules(L, portable_modules);
+  preload_modules(L, program_modules);
 }
 
 /* Loaded by the stock interpreter from its cpath, this is the socket
