@@ -9,10 +9,14 @@ target_link_libraries(embed PRIVATE luasock_lib)
 add_test(NAME embed COMMAND embed $<TARGET_FILE_DIR:luasock_lib>)
 set_tests_properties(embed PROPERTIES TIMEOUT 30)
 
-# The shared library exports luasock.h's functions and nothing else.
+# The shared library and the module for lua5.4 export luasock.h's
+# functions and nothing else.
 add_test(NAME exports
   COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/exports.sh $<TARGET_FILE:luasock_lib>)
 set_tests_properties(exports PROPERTIES TIMEOUT 30)
+add_test(NAME module_exports
+  COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/exports.sh $<TARGET_FILE:luasock_module>)
+set_tests_properties(module_exports PROPERTIES TIMEOUT 30)
 
 # Two states, each with its own loop, on two threads of one program.
 add_executable(embed_threads ${CMAKE_SOURCE_DIR}/tests/embed/threads.c)

@@ -4,7 +4,8 @@
 # (LUASOCK_API): its other functions and tables have hidden visibility, so
 # that an embedding application can neither call them nor clash with them.
 set -eu
-want="luaopen_socket
+want="luaopen_luasock
+luaopen_socket
 luasock_interrupt
 luasock_openlibs"
 got=$(nm -D --defined-only "$1" | awk '{ print $NF }' | sort)
