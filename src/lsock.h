@@ -314,6 +314,10 @@ int pool_submit(Pool *p, Task *t, void (*work)(void *), void *arg);
 void pool_collect(Pool *p, void (*ready)(Task *t));
 void pool_free(Pool *p);              /* joins the workers first */
 
+/* ---- tls_ctx.c: the module socket.ssl, which luaopen_socket and
+** luasock_openlibs put in package.preload (it is no public entry point) */
+int luaopen_socket_ssl(lua_State *L);
+
 /* ---- Lua modules compiled in (generated lua_modules.c) ------------- */
 typedef struct LuaModule { const char *name; const char *code; size_t len; } LuaModule;
 extern const LuaModule lsock_lua_modules[];
@@ -347,9 +351,6 @@ void stream_open(lua_State *L);           /* reader.c: its metatable */
 ** copies: luasock_openlibs and luaopen_socket call it, before coroutines
 ** that could inherit garbage exist. */
 void loop_open(lua_State *L);
-/* tls_ctx.c: the TLS module socket.ssl (on OpenSSL), which
-** luasock_openlibs preloads; not exported (luasock.h). */
-int luaopen_socket_ssl(lua_State *L);
 
 /* ---- addr.c: addresses --------------------------------------------- */
 /* Read the address at idx (and idx+1 for "host, port") for family into

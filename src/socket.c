@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lualib.h"
+
 #include "lsock.h"
 
 /* Registry key of the default timeout (a number, < 0 for none). */
@@ -635,6 +637,16 @@ static void add_luafuncs(lua_State *L, const char *name) {
 ** gives the same table. */
 #define MODULE_KEY "luasock.module"
 
+/* package.preload["socket.ssl"], for an embedder that opened only this
+** module (luaopen_socket); nothing when the package library is missing. */
+static void preload_ssl(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE) == LUA_TTABLE) {
+    lua_pushcfunction(L, luaopen_socket_ssl);
+    lua_setfield(L, -2, "socket.ssl");
+  }
+  lua_pop(L, 1);
+}
+
 int luaopen_socket(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, MODULE_KEY) == LUA_TTABLE) return 1;
   lua_pop(L, 1);
@@ -661,5 +673,6 @@ int luaopen_socket(lua_State *L) {
   add_luafuncs(L, "luasock.group");
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
+  preload_ssl(L);
   return 1;
 }

@@ -428,6 +428,37 @@ describe("TLS failures", function()
 end)
 
 describe("STARTTLS", function()
+  it("gives TLS the bytes a plain stream had read ahead, as ciphertext", function()
+    -- the client sends STARTTLS and its ClientHello at once; the server's
+    -- stream reads the line and, in the same recv, the handshake's start
+    local srv = assert(socket.create_server({ "127.0.0.1", 0 }))
+    local port = srv:getsockname().port
+    local got, stale
+    socket.spawn(function()
+      local c = assert(srv:accept())
+      srv:close()
+      c:settimeout(4)
+      local f = c:makefile("rw")
+      assert.are.equal("STARTTLS", f:read("l"))
+      local t = assert(tls.server_ctx():wrap_socket(c, { server_side = true }))
+      stale = { pcall(f.read, f, "l") }       -- the old stream is closed
+      got = t:recv(100)
+      assert(t:sendall("over TLS"))
+      t:close()
+    end)
+    run(function()
+      local s = tcp(port)
+      assert(s:sendall("STARTTLS\n"))
+      local t = assert(tls.client_ctx():wrap_socket(s, { server_hostname = "localhost" }))
+      assert(t:sendall("hello"))
+      assert.are.equal("over TLS", t:recv(100))
+      t:close()
+    end)
+    assert.are.equal("hello", got)
+    assert.is_false(stale[1])
+    assert.truthy(stale[2]:find("closed stream", 1, true))
+  end)
+
   it("upgrades a plain connection and unwraps it again", function()
     local srv = assert(socket.create_server({ "127.0.0.1", 0 }))
     local port = srv:getsockname().port

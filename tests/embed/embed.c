@@ -7,6 +7,8 @@
 ** Runs a chunk that requires socket and uses it, in a state opened with
 ** luasock_openlibs, in a state that only registers luaopen_socket, and in
 ** a coroutine made before the module was opened.
+** Runs a chunk that requires socket and socket.ssl and uses them, in a state opened with
+** luasock_openlibs, then in a state that only registers luaopen_socket.
 ** With libdir, also checks that the libluasock this process mapped is
 ** the one under libdir (so the test really uses the installed library);
 ** libdir may be reached through symbolic links, /proc/self/maps names the
@@ -36,6 +38,8 @@ static const char chunk[] =
   "  local a, b = assert(socket.socketpair())\n"
   "  assert(a:send('x') == 1 and b:recv(1) == 'x', 'no exchange in a task')\n"
   "end))\n"
+  "local ssl = require 'socket.ssl'\n"
+  "assert(ssl.create_default_context().check_hostname, 'socket.ssl is not usable')\n"
   "if libdir then\n"
   "  local maps = assert(io.open('/proc/self/maps')):read('a')\n"
   "  local lib = assert(maps:match('%s(/%S*libluasock%.so[%.%d]*)\\n'), 'libluasock not mapped')\n"
