@@ -15,12 +15,29 @@
 
 const char *err_message(int err) {
   if (err == LSOCK_ETIMEOUT) return "timeout";
+  if (err == LSOCK_ETLS) return "TLS failure";
   if (err == LSOCK_ECLOSED) return "closed";
   if (err == LSOCK_ETOOLONG) return "line too long";
   return strerror(err);
 }
 
+/* A TLS failure's message and code, as the TLS layer left them. */
+static int push_tlserr(lua_State *L) {
+  luaL_pushfail(L);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LSOCK_TLSERR_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushstring(L, err_message(LSOCK_ETLS));
+    lua_pushliteral(L, "UNKNOWN");
+    return 3;
+  }
+  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -2, 2);
+  lua_remove(L, -3);
+  return 3;
+}
+
 int err_push(lua_State *L, int err) {
+  if (err == LSOCK_ETLS) return push_tlserr(L);
   int code = err == LSOCK_ETIMEOUT ? ETIMEDOUT : err == LSOCK_ECLOSED ? EBADF
            : err == LSOCK_ETOOLONG ? EMSGSIZE : err;
   luaL_pushfail(L);

@@ -33,6 +33,10 @@
 /* Our own error codes: negative and far from the EAI_* codes. */
 #define LSOCK_ETIMEOUT (-1000)  /* a deadline passed: nil, "timeout", ETIMEDOUT */
 #define LSOCK_ECLOSED  (-1001)  /* closed by this side while waiting: nil, "closed", EBADF */
+/* A TLS failure in a stream call: the TLS layer left its message and code
+** (a string) in the registry at LSOCK_TLSERR_KEY for err_push to use. */
+#define LSOCK_ETLS     (-1100)
+#define LSOCK_TLSERR_KEY "luasock.ssl.lasterror"
 #define LSOCK_ETOOLONG (-1002)  /* a line past the stream's limit: nil, "line too long", EMSGSIZE */
 
 /* Directions a task or a poll can wait for. */
@@ -335,6 +339,11 @@ extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
 /* tls_sock.c: whether s is a TLS socket holding input it can return
 ** without reading its descriptor (select counts it readable). */
 int tls_readable(const LSocket *s);
+/* tls_sock.c: a stream's recv and send on a TLS socket (s->tls): 0 with
+** *n bytes (a recv's 0: the end of the stream), EAGAIN to wait, or an
+** error (LSOCK_ETLS: see its key). */
+int tls_streamrecv(lua_State *L, LSocket *s, char *p, size_t len, size_t *n);
+int tls_streamsend(lua_State *L, LSocket *s, const char *p, size_t len, size_t *n);
 /* reader.c: the streams made from the socket at idx are closed, their
 ** output sent if it goes without waiting; pushes the input they had read
 ** and not returned, and returns it (length in *len): a TLS socket taking

@@ -148,6 +148,13 @@ int stream_fill(lua_State *L, LStream *st) {
   LSocket *s = st->sock;
   rbuf_room(L, st);
   size_t want = st->rcap - st->rend;
+  if (s->tls) {                        /* through TLS; never marked idle */
+    size_t n = 0;
+    int err = tls_streamrecv(L, s, st->rbuf + st->rend, want, &n);
+    if (err == 0 && n == 0) st->eof = 1;
+    st->rend += n;
+    return err;
+  }
   for (;;) {
     ssize_t n = recv(s->w.fd, st->rbuf + st->rend, want, 0);
     if (n > 0 && (size_t)n < want && s->type == SOCK_STREAM) wait_setidle(&s->w, WAIT_READ);
@@ -162,6 +169,7 @@ int stream_fill(lua_State *L, LStream *st) {
 
 /* One send of p[0 .. len); *sent tells how much went.  0 or an errno. */
 int stream_send(lua_State *L, LStream *st, const char *p, size_t len, size_t *sent) {
+  if (st->sock->tls) return tls_streamsend(L, st->sock, p, len, sent);
   for (;;) {
     ssize_t n = send(st->sock->w.fd, p, len, MSG_NOSIGNAL);
     if (n >= 0) { *sent = (size_t)n; return 0; }
@@ -375,7 +383,7 @@ static int sock_makefile(lua_State *L) {
 /* A last non-blocking try to send st's pending output (nobody may wait:
 ** __gc, a TLS takeover); what does not go is dropped. */
 static void stream_lastsend(LStream *st) {
-  if (stream_fd(st) < 0) return;
+  if (stream_fd(st) < 0 || st->sock->tls) return;   /* no plaintext past TLS */
   while (st->wstart < st->wlen) {
     ssize_t n = send(st->sock->w.fd, st->wbuf + st->wstart, st->wlen - st->wstart,
                      MSG_NOSIGNAL | MSG_DONTWAIT);

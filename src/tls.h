@@ -66,8 +66,6 @@ typedef struct LTLS {
   size_t prelen, prepos;    /* pre[prepos .. prelen) not yet given to SSL */
 } LTLS;
 
-/* Our own error code for a TLS failure: the details are in the LTLS. */
-#define LSOCK_ETLS (-1100)
 
 /* ---- tls_ctx.c -------------------------------------------------------- */
 LTLSContext *tlsctx_check(lua_State *L, int idx);

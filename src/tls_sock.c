@@ -63,6 +63,36 @@ int tls_readable(const LSocket *s) {
   return s->tls && tlsconn_pending((const LTLS *)s);
 }
 
+/* ---- streams ---------------------------------------------------------- */
+
+/* A try step's outcome as a stream's syscall result: a want is EAGAIN
+** (the stream waits to read for a recv and to write for a send: the
+** other direction, rare without renegotiation, waits there too); a TLS
+** failure leaves its message and code for err_push. */
+static int stream_outcome(lua_State *L, LTLS *t, int step) {
+  if (step == TLS_DONE) return 0;
+  if (step != TLS_FAILED) return EAGAIN;
+  int err = tlsconn_err(t);
+  if (err != LSOCK_ETLS) return err;
+  lua_createtable(L, 2, 0);
+  tlsconn_pusherr(L, t, err);          /* nil, message, code */
+  lua_rawseti(L, -4, 2);
+  lua_rawseti(L, -3, 1);
+  lua_pop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LSOCK_TLSERR_KEY);
+  return LSOCK_ETLS;
+}
+
+int tls_streamrecv(lua_State *L, LSocket *s, char *p, size_t len, size_t *n) {
+  LTLS *t = (LTLS *)s;
+  return stream_outcome(L, t, tlsconn_read(L, t, p, len, n));
+}
+
+int tls_streamsend(lua_State *L, LSocket *s, const char *p, size_t len, size_t *n) {
+  LTLS *t = (LTLS *)s;
+  return stream_outcome(L, t, tlsconn_write(L, t, p, len, n));
+}
+
 /* ---- running a call ---------------------------------------------------- */
 
 /* The deadline of the next wait: a server's unfinished handshake is also
@@ -527,7 +557,6 @@ static const luaL_Reg tls_methods[] = {
   {"sendmsg", tls_unsupported},
   {"dup", tls_unsupported},
   {"detach", tls_unsupported},
-  {"makefile", tls_unsupported},
   {NULL, NULL}
 };
 
