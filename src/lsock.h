@@ -349,6 +349,10 @@ int tls_streamsend(lua_State *L, LSocket *s, const char *p, size_t len, size_t *
 ** and not returned, and returns it (length in *len): a TLS socket taking
 ** the descriptor over reads those bytes first. */
 const char *stream_takeover(lua_State *L, int idx, size_t *len);
+/* reader.c: from now on, record the streams made (for stream_takeover);
+** socket.ssl calls it when it is loaded: a stream made before is not
+** found by a takeover. */
+void stream_track(lua_State *L);
 extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
 extern const luaL_Reg sync_funcs[];       /* sync.c: queue, event, lock, semaphore */
 void sync_open(lua_State *L);             /* sync.c: their metatables */

@@ -302,29 +302,27 @@ static int rd_tostring(lua_State *L) {
   return 1;
 }
 
-/* The registry's table of the streams of each socket (weak keys: it
-** holds neither): socket -> {stream = true}, for stream_takeover. */
+/* The registry's table of every stream (weak keys: it holds none), for
+** stream_takeover to find a socket's streams; it exists once socket.ssl
+** was loaded (stream_track), so that programs without TLS pay nothing.
+** One table, no entry per socket: its room is reused. */
 #define STREAMS_KEY "luasock.streams"
 
-static void streams_add(lua_State *L, int sockidx) {
+void stream_track(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, STREAMS_KEY) == LUA_TNIL) {
-    lua_pop(L, 1);
     sock_pushweak(L, "k");
-    lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, STREAMS_KEY);
   }
-  lua_pushvalue(L, sockidx);
-  if (lua_rawget(L, -2) == LUA_TNIL) {
-    lua_pop(L, 1);
-    sock_pushweak(L, "k");
-    lua_pushvalue(L, sockidx);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
+  lua_pop(L, 1);
+}
+
+static void streams_add(lua_State *L, int stidx) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, STREAMS_KEY) == LUA_TTABLE) {
+    lua_pushvalue(L, stidx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
   }
-  lua_pushvalue(L, -3);                /* the stream */
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
 }
 
 /* Python's rule for modes: letters r, w, b; reading unless only "w" is
@@ -376,7 +374,7 @@ static int sock_makefile(lua_State *L) {
   luaL_setmetatable(L, LSOCK_STREAM);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
-  streams_add(L, 1);
+  streams_add(L, lua_gettop(L));
   return 1;
 }
 
@@ -393,31 +391,26 @@ static void stream_lastsend(LStream *st) {
 }
 
 const char *stream_takeover(lua_State *L, int idx, size_t *len) {
-  idx = lua_absindex(L, idx);
+  const LSocket *sock = (const LSocket *)lua_touserdata(L, idx);
+  int pieces = 0;
   lua_getfield(L, LUA_REGISTRYINDEX, STREAMS_KEY);
   int base = lua_gettop(L);
-  lua_pushvalue(L, idx);
-  if (lua_type(L, base) != LUA_TTABLE || lua_rawget(L, base) == LUA_TNIL) {
-    lua_settop(L, base - 1);
-    lua_pushliteral(L, "");
-    return lua_tolstring(L, -1, len);
+  if (lua_type(L, base) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, base)) {          /* every stream: takeovers are rare */
+      lua_pop(L, 1);
+      LStream *st = (LStream *)lua_touserdata(L, -1);
+      if (st->closed || st->sock != sock) continue;
+      luaL_checkstack(L, 2, "too many streams");
+      lua_pushlstring(L, st->rbuf + st->rstart, st->rend - st->rstart);
+      lua_insert(L, -2);                 /* below the key */
+      pieces++;
+      stream_lastsend(st);
+      stream_release(L, st);
+    }
   }
-  int pieces = 0;
-  lua_pushnil(L);
-  while (lua_next(L, base + 1)) {      /* base + 1: {stream = true} */
-    lua_pop(L, 1);
-    LStream *st = (LStream *)lua_touserdata(L, -1);
-    if (st->closed) continue;
-    luaL_checkstack(L, 2, "too many streams");
-    lua_pushlstring(L, st->rbuf + st->rstart, st->rend - st->rstart);
-    lua_insert(L, -2);                 /* below the key */
-    pieces++;
-    stream_lastsend(st);
-    stream_release(L, st);
-  }
-  lua_concat(L, pieces);               /* "" when none */
+  lua_concat(L, pieces);                 /* "" when none */
   lua_replace(L, base);
-  lua_settop(L, base);
   return lua_tolstring(L, -1, len);
 }
 

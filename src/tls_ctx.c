@@ -476,6 +476,7 @@ static const luaL_Reg tls_funcs[] = {
 ** module, both method tables and the plain socket methods. */
 int luaopen_socket_ssl(lua_State *L) {
   luaopen_socket(L);   /* not package.loaded.socket: LuaSocket's in lua5.4 */
+  stream_track(L);                     /* STARTTLS finds a socket's streams */
   lsock_loadmodule(L, "luasock.ssl");  /* the chunk returns a function */
   lua_call(L, 0, 1);
   luaL_newlib(L, tls_funcs);
