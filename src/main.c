@@ -10,11 +10,11 @@
 ** SIGPIPE is caught (a write to a dead peer reports EPIPE instead of
 ** killing the process), and the REPL has the `socket` global.
 */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
 #include <unistd.h>
 
 #include "lualib.h"

@@ -45,8 +45,12 @@ for f in usr/share/man/man1/luasock.1.gz usr/include/luasock.h \
   test -f "$root/$f" || fail "not in the packages: /$f"
 done
 
-# The program, from the root (it has the library's code linked in).
+# The program, from the root (it has the library's code linked in), of
+# the version debian/changelog names.
 export LD_LIBRARY_PATH="$libdir"
+version=$(cd "$tmp/luasock" && dpkg-parsechangelog -S Version)
+"$root/usr/bin/luasock" --version | grep -q "^luasock $version " ||
+  fail "debian/changelog says $version, the program $("$root/usr/bin/luasock" --version)"
 "$root/usr/bin/luasock" --help | grep -qxF "README and example scripts: $docdir, $docdir/examples" ||
   fail "luasock --help does not name $docdir"
 "$root/usr/bin/luasock" - <<'LUA' || fail "the packaged luasock failed"
