@@ -110,12 +110,16 @@ static lua_State *L;
 static volatile long calls;   /* bumped before and after each input */
 static pthread_t main_thread;
 
+/* On the main thread, as Ctrl-C's handler: luasock_interrupt is meant
+** for a signal handler, not for another thread (it reads the loop's state
+** unlocked); the signal also makes a blocked poll return EINTR. */
 static void on_wake(int sig) {
-  (void)sig;   /* only there to make a blocked poll return EINTR */
+  (void)sig;
+  luasock_interrupt(L);
 }
 
 /* An input that runs for more than 0.1 to 0.2 s is interrupted as Ctrl-C
-** does it: the stop flag, then a signal so that a poll returns EINTR. */
+** does it, by a signal to the main thread. */
 static void *watchdog(void *arg) {
   (void)arg;
   long seen = -1;
@@ -123,10 +127,7 @@ static void *watchdog(void *arg) {
     struct timespec t = { 0, 100 * 1000 * 1000 };
     nanosleep(&t, NULL);
     long now = calls;
-    if (now == seen && now % 2 == 1) {   /* odd: an input runs */
-      luasock_interrupt(L);
-      pthread_kill(main_thread, SIGUSR2);
-    }
+    if (now == seen && now % 2 == 1) pthread_kill(main_thread, SIGUSR2);   /* odd: an input runs */
     seen = now;
   }
   return NULL;
