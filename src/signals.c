@@ -90,7 +90,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   double deadline = lua_tonumber(L, 2);
   int err = wait_resumed(L, status);
   while (err == 0) {
-    int sig;
+    int sig = 0;   /* set when signals_read returns 0; gcc cannot see it */
     if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);
     err = signals_read(s, &sig);
     if (err == 0) {
