@@ -147,6 +147,26 @@ describe("luasock's server with openssl s_client", function()
     end)
   end
 
+  it("refuses the renegotiation s_client asks for with R (TLS 1.2)", function()
+    local srv = assert(socket.create_server({ "127.0.0.1", 0 }, { ssl = tls.server_ctx() }))
+    srv:settimeout(10)
+    local res
+    socket.spawn(function()
+      local conn = assert(srv:accept())
+      srv:close()
+      conn:settimeout(10)
+      res = { conn:recv(100) }
+      conn:close()
+    end)
+    local cli = s_client(srv:getsockname().port, "-tls1_2")
+    cli:send("R\n")                      -- s_client's command: renegotiate
+    cli:wait(10)
+    assert.truthy(cli:stderr():find("no renegotiation", 1, true), cli:stderr())
+    socket.run()
+    assert.is_nil(res[1])
+    assert.are.equal("string", type(res[3]))   -- the handshake alert the client sent
+  end)
+
   it("chooses ALPN from the client's list and reads its SNI name", function()
     local sctx = tls.server_ctx()
     assert(sctx:set_alpn_protocols({ "h2", "http/1.1" }))
