@@ -302,6 +302,35 @@ describe("TLS verification", function()
 end)
 
 describe("TLS failures", function()
+  it("stay with the call that had them: another task's calls go on clean", function()
+    -- OpenSSL's error queue is per thread, shared by every task: each
+    -- call starts with it empty and leaves it empty
+    local go = false
+    local _, port = serve(tls.server_ctx(), function(conn)
+      assert(conn:do_handshake())
+      while not go do socket.sleep(0.01) end
+      assert(conn:sendall("data for B"))
+      conn:shutdown(socket.SHUT_RDWR)       -- then an end without close_notify
+    end)
+    local _, bad_port = serve(tls.server_ctx("wronghost"), echo())
+    local b_results = {}
+    run(function()
+      local b = assert(tls.client_ctx():wrap_socket(tcp(port),
+        { server_hostname = "localhost", suppress_ragged_eofs = false }))
+      socket.spawn(function()
+        b_results[1] = { b:recv(100) }       -- waits while A fails
+        b_results[2] = { b:recv(100) }
+        b:close()
+      end)
+      local a, _, code = tls.client_ctx():wrap_socket(tcp(bad_port), { server_hostname = "localhost" })
+      assert.is_nil(a)
+      assert.are.equal("X509_V_ERR_HOSTNAME_MISMATCH", code)
+      go = true
+    end)
+    assert.are.same({ "data for B" }, b_results[1])
+    assert.are.same({ nil, "EOF occurred in violation of protocol", "UNEXPECTED_EOF" }, b_results[2])
+  end)
+
   it("say UNEXPECTED_EOF for a close without close_notify only when asked", function()
     local _, port = serve(tls.server_ctx(), function(conn)
       assert(conn:sendall("bye"))
