@@ -1,7 +1,7 @@
 /*
-** lib.c - what an embedding application calls: luasock_openlibs; what the
-** stock interpreter calls: luaopen_luasock (require "luasock"); and
-** access to the Lua modules compiled into the library (lua/ at build time,
+** lib.c - what an embedding application calls: luasock_openlibs; the
+** preloading module.c does for the stock interpreter; and access to the
+** Lua modules compiled into the library (lua/ at build time,
 ** see cmake/embed.cmake), so nothing has to sit beside the binary.
 */
 #include <string.h>
@@ -69,13 +69,6 @@ void luasock_openlibs(lua_State *L) {
   preload_modules(L, program_modules);
 }
 
-/* Loaded by the stock interpreter from its cpath, this is the socket
-** module under the name "luasock" (LuaSocket owns "socket" there), and
-** "luasock.ssl" is preloaded.  The checks that the module and the
-** interpreter agree on Lua's version and number types come first: they
-** are built apart. */
-int luaopen_luasock(lua_State *L) {
-  luaL_checkversion(L);
+void lib_preloadportable(lua_State *L) {
   preload_modules(L, portable_modules);
-  return luaopen_socket(L);
 }

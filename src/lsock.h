@@ -327,6 +327,9 @@ typedef struct LuaModule { const char *name; const char *code; size_t len; } Lua
 extern const LuaModule lsock_lua_modules[];
 /* Load the bundled module name as a chunk; raises if it is missing. */
 void lsock_loadmodule(lua_State *L, const char *name);
+/* Preload luasock.ssl and the bundled Lua modules under the names they
+** have in the stock lua5.4 (module.c). */
+void lib_preloadportable(lua_State *L);
 
 /* ---- function tables each file contributes to luaopen_socket ------- */
 extern const luaL_Reg sockio_methods[];   /* sockio.c: accept, recv, send... */

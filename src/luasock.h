@@ -32,13 +32,6 @@ LUASOCK_API int luaopen_socket(lua_State *L);
 ** modules into package.preload so that require finds them. */
 LUASOCK_API void luasock_openlibs(lua_State *L);
 
-/* The socket module as a Lua C module: what `require "luasock"` calls in
-** the stock lua5.4 (luasock.so in its cpath), or in a state of your own.
-** It pushes the socket module's table and preloads luasock.ssl and the
-** bundled Lua modules.  In a state opened with luasock_openlibs, require
-** "luasock" returns the same table as require "socket". */
-LUASOCK_API int luaopen_luasock(lua_State *L);
-
 /* Ask L (a state that opened luasock) to stop what it is running with
 ** the error "interrupted!", as Ctrl-C does in lua5.4.  Safe to call from
 ** a signal handler: it wakes L's socket waits too (a poll sees EINTR, the

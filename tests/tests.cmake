@@ -15,7 +15,8 @@ add_test(NAME exports
   COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/exports.sh $<TARGET_FILE:luasock_lib>)
 set_tests_properties(exports PROPERTIES TIMEOUT 30)
 add_test(NAME module_exports
-  COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/exports.sh $<TARGET_FILE:luasock_module>)
+  COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/exports.sh $<TARGET_FILE:luasock_module>
+          luaopen_luasock)
 set_tests_properties(module_exports PROPERTIES TIMEOUT 30)
 
 # Two states, each with its own loop, on two threads of one program.
