@@ -34,8 +34,8 @@ static const char loop_key = 0;   /* registry key of the Loop userdata */
 
 /* ---- the poller: the only part that knows about epoll --------------- */
 
-/* What an event says, in the bits of Watch.idle. */
-enum { READY_R = 1 << WAIT_READ, READY_W = 1 << WAIT_WRITE, READY_HUP = WATCH_HUP };
+/* What an event says: ready to read, to write. */
+enum { READY_R = 1 << WAIT_READ, READY_W = 1 << WAIT_WRITE };
 
 static int poller_init(Poller *p) {
   p->fd = epoll_create1(EPOLL_CLOEXEC);
@@ -67,9 +67,8 @@ static int poller_get(Poller *p, int i, Watch **w) {
   uint32_t e = p->ev[i].events;
   int r = 0;
   *w = (Watch *)p->ev[i].data.ptr;
-  if (e & (EPOLLERR | EPOLLHUP)) return READY_R | READY_W | READY_HUP;
-  if (e & (EPOLLIN | EPOLLPRI)) r |= READY_R;
-  if (e & EPOLLRDHUP) r |= READY_R | READY_HUP;
+  if (e & (EPOLLERR | EPOLLHUP)) return READY_R | READY_W;
+  if (e & (EPOLLIN | EPOLLPRI | EPOLLRDHUP)) r |= READY_R;
   if (e & EPOLLOUT) r |= READY_W;
   return r;
 }
@@ -209,11 +208,6 @@ Task *loop_current(lua_State *L) {
   return t != NULL && t->co != NULL ? t : NULL;
 }
 
-const void *loop_jobarg(lua_State *L) {
-  Task *t = loop_current(L);
-  return t != NULL ? t->jobarg : NULL;
-}
-
 void loop_setcurrent(lua_State *co, Task *t) {
   *(Task **)lua_getextraspace(co) = t;
 }
@@ -321,19 +315,6 @@ static void task_threaddone(Task *t) {
   else loop_ready(t, 0);
 }
 
-/* A reference to the userdata on co's stack whose block is arg, if any:
-** the job writes into it, so it must outlive a coroutine.close of the
-** task (which empties the stack) until the job is done. */
-static int anchor_arg(lua_State *co, void *arg) {
-  for (int i = lua_gettop(co); i > 0; i--) {
-    if (lua_type(co, i) == LUA_TUSERDATA && lua_touserdata(co, i) == arg) {
-      lua_pushvalue(co, i);
-      return luaL_ref(co, LUA_REGISTRYINDEX);
-    }
-  }
-  return LUA_NOREF;
-}
-
 int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
   if (t->cancelled) {   /* its next wait ends it: no job */
     t->state = T_PARKED;
@@ -341,14 +322,8 @@ int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
     return 0;
   }
   if (t->loop->pool == NULL) return ENOMEM;   /* inline, then */
-  int ref = anchor_arg(t->co, arg);
   int err = pool_submit(t->loop->pool, t, work, arg);
-  if (err) {
-    luaL_unref(t->co, LUA_REGISTRYINDEX, ref);
-    return err;
-  }
-  t->argref = ref;
-  t->jobarg = arg;
+  if (err) return err;
   t->injob = 1;
   task_detach(t);
   t->outcome = 0;
@@ -370,7 +345,6 @@ void loop_pollevents(lua_State *L, Loop *loop, int ms) {
     Watch *w;
     int ready = poller_get(&loop->poller, i, &w);
     if (w == &loop->poolw) { pool_collect(loop->pool, task_threaddone); continue; }
-    w->idle = (unsigned char)((w->idle & ~ready) | (ready & READY_HUP));   /* try again */
     if (ready & READY_R) watch_wake(w, WAIT_READ);
     if (ready & READY_W) watch_wake(w, WAIT_WRITE);
   }

@@ -16,6 +16,7 @@
 
 #define TASK_META  "luasock.task"
 #define POLL_BATCH 256   /* events taken per epoll_wait */
+#define TASK_ANCHORS 2   /* user values 2, 3 of a Task: what its Op points into */
 
 /* What a task is doing; READY tasks are in the run queue exactly once. */
 enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
@@ -28,27 +29,28 @@ enum { END_OK, END_FAILED, END_CANCELLED };
 
 /* Ordered by size and with one-bit flags, so that it stays small: one per
 ** connection in a server.  Once it ended, co is NULL and user value 1
-** holds what join returns (a table of its results, or its error). */
+** holds what join returns (a table of its results, or its error).  op is
+** the record of the wait it is in (wait.c copies it there when the call
+** yields; user values 2 and 3 anchor what it points into). */
 struct Task {
   lua_State *co;            /* the coroutine (our user value 1) */
   Loop *loop;
   Watch *w;                 /* watch it is parked on, or NULL */
   double deadline;          /* absolute; < 0 none */
-  const void *jobarg;       /* arg of its last pool job, for loop_jobarg */
   WaitNode node;            /* its place in a wait list (waitlist.c), if on one */
   int heapidx;              /* index in the timer heap, -1 if not there */
   int ref;                  /* registry reference keeping us alive */
   int outcome;              /* 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED */
   int nargs;                /* arguments for the first resume */
-  int argref;               /* registry reference to the userdata of a pool job */
   unsigned char dir, state;
   unsigned char inq : 1;        /* in the run queue (at most once) */
   unsigned char cancelled : 1;  /* cancel asked: its current or next wait ends it */
   unsigned char end : 2;        /* T_DONE: how it ended (END_*) */
   unsigned char injob : 1;      /* a helper thread's job still names it */
   unsigned char joined : 1;     /* someone waits for its end (task.c's join lists) */
+  Op op;
 };
-_Static_assert(sizeof(Task) <= 80, "one Task per connection: keep it in 80 bytes");
+_Static_assert(sizeof(Task) <= 144, "one Task per connection: keep it in 144 bytes");
 
 typedef struct Poller {
   int fd;

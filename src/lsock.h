@@ -3,8 +3,9 @@
 ** stream.h and loop_internal.h each serve one pair of files).
 **
 ** The socket object (LSocket), the error convention shared by every C
-** file, the one wait point (wait.c) and the scheduler interface (loop.c,
-** task.c) that the wait point yields to.  Nothing here is public:
+** file, the retry driver's Ctrl-C and thread waits (wait.c; the record and
+** the driver are in wait.h) and the scheduler interface (loop.c, task.c)
+** that the driver yields to.  Nothing here is public:
 ** embedders see only luasock.h.
 **
 ** Error convention in C: an operation reports one int, 0 for success, a
@@ -21,14 +22,12 @@
 #include "lauxlib.h"
 
 #include "luasock.h"
+#include "wait.h"
 
 /* Metatable names (luaL_newmetatable stores them in __name). */
 #define LSOCK_SOCKET  "luasock.socket"
 #define LSOCK_STREAM  "luasock.stream"
 #define LSOCK_ADDRESS "luasock.address"
-
-#define WATCH_HUP 4   /* in Watch.idle, set by the loop for good */
-#define WATCH_NOFD 8  /* in Watch.idle: a wait list's stand-in, never an fd */
 
 /* Our own error codes: negative and far from the EAI_* codes. */
 #define LSOCK_ETIMEOUT (-1000)  /* a deadline passed: nil, "timeout", ETIMEDOUT */
@@ -38,26 +37,6 @@
 #define LSOCK_ETLS     (-1100)
 #define LSOCK_TLSERR_KEY "luasock.ssl.lasterror"
 #define LSOCK_ETOOLONG (-1002)  /* a line past the stream's limit: nil, "line too long", EMSGSIZE */
-
-/* Directions a task or a poll can wait for. */
-enum { WAIT_READ = 0, WAIT_WRITE = 1 };
-
-typedef struct Loop Loop;
-typedef struct Task Task;
-
-/*
-** A descriptor the loop can watch.  It is registered with the poller at
-** most once (edge-triggered, both directions) and remembers which task
-** waits on each direction.  loop is NULL until first registered.
-*/
-typedef struct Watch {
-  int fd;               /* -1 once closed */
-  unsigned char idle;   /* bit 1 << dir: known to have nothing (wait_idle);
-                           WATCH_HUP: the peer hung up, so short reads prove nothing */
-  unsigned char woken;  /* loop_wake was called: ends an outside wait turning the loop */
-  Loop *loop;           /* poller it is registered with, or NULL */
-  Task *waiter[2];      /* task waiting to read / to write, or NULL */
-} Watch;
 
 /*
 ** A FIFO of waiting calls (waitlist.c), for what has no descriptor:
@@ -88,13 +67,6 @@ typedef struct LSocket {
 LSocket *sock_test(lua_State *L, int idx);
 LSocket *sock_check(lua_State *L, int idx);      /* any socket, maybe closed */
 LSocket *sock_checkopen(lua_State *L, int idx);  /* raises on a closed one */
-/* The socket at idx in a continuation (a _k or _resolved function).
-** Called straight from its start function (status LUA_OK), it was just
-** checked there; after a yield it is checked again, because debug.setlocal
-** can change a suspended task's stack. */
-static inline LSocket *sock_resumed(lua_State *L, int idx, int status) {
-  return status == LUA_OK ? (LSocket *)lua_touserdata(L, idx) : sock_check(L, idx);
-}
 /* Push a new socket in the closed state with the default timeout; the
 ** caller then stores the descriptor in ->w.fd (so a memory error can never
 ** orphan a descriptor). */
@@ -111,9 +83,15 @@ void sock_copyfields(lua_State *L, int from);
 void sock_pushweak(lua_State *L, const char *mode);
 /* An optional flags argument (MSG_*; default 0): any C int. */
 int sock_optflags(lua_State *L, int idx);
-/* The deadline of one call on s: MSG_DONTWAIT in flags makes it 0 (EAGAIN
-** at once, as in C), else the socket's timeout from now. */
-double sock_deadline(const LSocket *s, int flags);
+/* An Op (wait.h) for a call on s, the socket at stack index 1 (anchored
+** with it), in direction dir, with the MSG_* flags in op->flags:
+** MSG_DONTWAIT makes it non-blocking (EAGAIN at once, as in C), else the
+** socket's timeout bounds it. */
+void sock_opinit(Op *op, LSocket *s, int dir, int flags, OpTry try, OpPush push);
+/* The socket of such an Op: its Watch is the socket's first member. */
+static inline LSocket *sock_ofop(const Op *op) {
+  return (LSocket *)op->w;
+}
 /* A timeout (or delay) argument in seconds: a number >= 0 (NaN raises
 ** "<what> must be non-negative"); nil or none gives -1 (no deadline) when
 ** nilok, else raises "number expected". */
@@ -137,65 +115,32 @@ double clock_deadline(double timeout);
 ** -1 for no deadline. */
 int clock_ms(double deadline);
 
-/* ---- wait.c: the one wait point ------------------------------------ */
+/* ---- wait.c: the retry driver (wait.h), Ctrl-C ---------------------- */
 /*
-** The one wait point.  Wait until w is ready in direction dir, or until
-** deadline.  Outside a task it polls and returns 0 (ready), LSOCK_ETIMEOUT,
-** or EAGAIN for a non-blocking deadline (0); Ctrl-C raises "interrupted!";
-** tasks run meanwhile (wait_fdready), and LSOCK_ECLOSED tells that one of
-** them closed w.
-** Inside a task it parks the task and yields: it does not return, the
-** continuation k(L, LUA_YIELD, ctx) runs when the wait ends and learns the
-** outcome from wait_resumed.  Callers keep their state (deadline, counts)
-** on their own Lua stack or in ctx, never in C locals.
+** Run work(arg) off the loop thread (name resolution): in a task on a
+** helper thread while the task is parked, else inline; then op->push(L,
+** op, 0 or the wait's error, 0) ends the call.  op has no try step; arg
+** lives in a block op anchors, which the Task keeps alive until the job is
+** done (even if the task is closed meanwhile).  work touches no Lua
+** state.  Returns like wait_op, and may yield.
+*/
+int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg);
+/*
+** The older wait point, for the calls not on the driver yet (signals.c,
+** sync.c's wait lists, join): wait until w is ready in direction dir, or
+** until deadline (bounded by a deadline scope).  Outside a task it polls
+** and returns 0, LSOCK_ETIMEOUT or EAGAIN for a non-blocking deadline (0).
+** Inside a task it parks and yields: the continuation k runs when the wait
+** ends and learns the outcome from wait_resumed; such callers keep their
+** state on their own stack and check it again (wait_changed raises
+** "internal state of a waiting call was changed").
 */
 int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
             lua_KContext ctx, lua_KFunction k);
-/* Same for a pure delay (socket.sleep): returns 0 when deadline passes. */
+/* Same for a pure delay: returns 0 when deadline passes. */
 int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k);
-/*
-** Run work(arg) off the loop thread (name resolution): in a task on a
-** helper thread while the task is parked, else inline.  arg must stay
-** alive across the yield: make it a userdata on the Lua stack (the loop
-** then keeps that userdata alive until the job is done, even if the task
-** is closed meanwhile).  work touches no Lua state.
-** Returns 0 like wait_fd, or yields.
-*/
-int wait_thread(lua_State *L, void (*work)(void *), void *arg,
-                lua_KContext ctx, lua_KFunction k);
-/* In a continuation: 0 on the first call (status LUA_OK), else the outcome
-** of the wait that yielded: 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED. */
 int wait_resumed(lua_State *L, int status);
-/*
-** Readiness hint, to save the syscall that would only say EAGAIN: a caller
-** whose read came back short on a stream socket (0 < n < asked, no flags)
-** calls wait_setidle(w, WAIT_READ); the loop clears the bit on the next
-** event for w.  At the start of its next call, when wait_idle says so, it
-** waits first (wait_fd) and tries its syscall only when woken.  wait_idle
-** is 0 outside a task and for a non-blocking deadline (0), so those always
-** try.  Never mark idle on EOF (n == 0): no event would follow; nor after
-** the loop saw the peer hang up (WATCH_HUP): data and EOF may have come in
-** one event, and a short read of that data is followed by no other.
-*/
-int wait_idle(lua_State *L, Watch *w, int dir, double deadline);
-void wait_setidle(Watch *w, int dir);
-/* Outside a task: wait until fd (< 0: none) is ready for the poll(2)
-** events, or deadline; the loop turns meanwhile if tasks exist
-** (loop_turn).  Returns 0, LSOCK_ETIMEOUT or an errno; Ctrl-C raises
-** "interrupted!".  The REPL waits for stdin here. */
-int wait_fdready(lua_State *L, int fd, short events, double deadline);
-/* After a yield, a continuation finds its stack slots as it left them
-** unless debug.setlocal changed them: before using a block it put there
-** it checks it again with these, which raise "internal state of a
-** waiting call was changed" when the slot holds anything else.
-** wait_block: a userdata of exactly size bytes (plain data whose fields
-** are bounds-checked on use); wait_same: the very block p (one holding
-** pointers or lengths, its address kept in the ctx or by the loop), with
-** its metatable tname still (once the slot was changed, p may have been
-** collected and its address given to another userdata). */
 int wait_changed(lua_State *L);
-void *wait_block(lua_State *L, int idx, size_t size);
-void *wait_same(lua_State *L, int idx, const void *p, const char *tname);
 
 /* ---- interrupt.c: Ctrl-C (luasock_interrupt, in luasock.h) ---------- */
 /* Raise "interrupted!" if luasock_interrupt was called on this state and
@@ -252,7 +197,7 @@ void waitlist_wakeall(WaitList *l, int outcome);   /* wake every waiter */
 void waitlist_drop(WaitList *l);
 void waitnode_unlink(WaitNode *n);   /* off its list, if on one */
 
-/* ---- loop.c, task.c: the scheduler the wait point yields to -------- */
+/* ---- loop.c, task.c: the scheduler the driver yields to ------------ */
 Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
 /* Park t on w (NULL: timer only) until ready, deadline (< 0: none) or
 ** close; the caller then yields.  Returns 0, or an errno when w cannot be
@@ -260,13 +205,16 @@ Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
 ** on w in that direction. */
 int loop_park(Task *t, Watch *w, int dir, double deadline);
 /* Park t until work(arg) has run on a helper thread; 0, or an errno when
-** no thread could be started (the caller then runs work inline). */
+** no thread could be started (the caller then runs work inline).  The
+** caller keeps arg alive until then (wait_thread: the Task's anchors). */
 int loop_parkthread(Task *t, void (*work)(void *), void *arg);
 int loop_outcome(Task *t);            /* why the last park ended */
-/* The arg of the last job the task running on L handed to a helper
-** thread (loop_parkthread), or NULL: a continuation resumed after
-** wait_thread checks that its request slot still holds that block. */
-const void *loop_jobarg(lua_State *L);
+/* The record of the wait t is in: storage the Task owns (wait.c). */
+Op *task_op(Task *t);
+/* Anchor the values at L's stack indices a0, a1 (0: none) in t until
+** the next call, and push anchor i (0 or 1) back. */
+void task_anchor(lua_State *L, Task *t, int a0, int a1);
+void task_pushanchor(lua_State *L, Task *t, int i);
 /* An outside wait (not in a task) for w (NULL: none) to be ready for poll
 ** events, or for deadline: when tasks exist and neither run nor another
 ** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready,
@@ -277,7 +225,7 @@ int loop_turn(lua_State *L, Watch *w, short events, double deadline);
 /* Make the tasks parked on w (both directions), and an outside wait on
 ** w turning the loop, ready with outcome 0, as if w were ready: socket
 ** operations retry their syscall (and wait again), a stream's
-** continuation sees that its stream was closed (stream close). */
+** try sees that its stream was closed (stream close). */
 void loop_wake(Watch *w);
 /* Before w->fd is closed (or detached): tell the close listeners of L's
 ** loop, remove w from the poller; its waiters are woken with
@@ -378,15 +326,14 @@ int addr_check(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
 void addr_push(lua_State *L, const struct sockaddr *sa, socklen_t len);
 
 /* ---- resolve.c: names in addresses, off the loop thread ------------ */
-/* If the AF_INET/AF_INET6 address at idx names a host (not a literal),
-** start resolving it off the loop thread: push a request and call
-** wait_thread(L, ..., ctx, k).  Pushes nothing when there is no name.
-** The caller then calls k(L, LUA_OK, ctx) itself, as it would after any
-** wait, and k begins with addr_resolved. */
-int addr_resolve(lua_State *L, int idx, int family, lua_KContext ctx, lua_KFunction k);
-/* In that continuation: replace the address at idx by the same address
-** with the literal found, and pop the request.  Returns 0, or the number
-** of error values pushed (nil, message, code) for k to return. */
-int addr_resolved(lua_State *L, int idx, int status);
+/* Parse the address at idx (and idx+1) for family into *ss, *len, then
+** run op (wait_op): the call that uses the address, whose anchor 1 is the
+** block holding ss.  A host name (AF_INET/AF_INET6, not a literal) is
+** looked up first, off the loop thread in a task (which yields
+** meanwhile); the port and scope are parsed before, so misuse raises
+** before any query.  Returns the call's results, or a resolver error
+** (nil, message, EAI code). */
+int addr_run(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
+             socklen_t *len, Op *op);
 
 #endif

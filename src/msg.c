@@ -2,10 +2,11 @@
 ** msg.c - sendmsg and recvmsg with ancillary data, and descriptor passing
 ** over AF_UNIX (socket.send_fds, socket.recv_fds), as Python's.
 **
-** The struct msghdr of a call lives in a userdata at a fixed stack slot,
-** with the iovecs, the control buffer, the address and (for recvmsg) the
-** data buffer right behind it: userdata never move, so its pointers stay
-** valid while a task waits, and the retry in the continuation reuses it.
+** The struct msghdr of a call lives in a userdata (the state block), with
+** the iovecs, the control buffer, the address and (for recvmsg) the data
+** buffer right behind it: userdata never move, so its pointers stay valid
+** while a task waits.  The block is the object of the call's Op (wait.h),
+** which the retry driver tries, waits on and resumes.
 ** Sends use MSG_NOSIGNAL; receives MSG_CMSG_CLOEXEC, so passed
 ** descriptors arrive close-on-exec.  MSG_TRUNC and MSG_CTRUNC come back
 ** in the flags, so a datagram or a control message is never cut silently.
@@ -20,9 +21,9 @@
 #include "lsock.h"
 
 /* Stack slots of every call here, after lua_settop(L, 5). */
-enum { SOCK = 1, DEADLINE = 6, STATE = 7, KEEP = 8 };
+enum { SOCK = 1, STATE = 6, KEEP = 7 };
 
-/* What recvmsg_k pushes: Python's recvmsg results, or recv_fds'. */
+/* What recvmsg_once pushes: Python's recvmsg results, or recv_fds'. */
 enum { AS_RECVMSG = 0, AS_RECVFDS = 1 };
 
 /* Header of the STATE userdata; the buffers follow it. */
@@ -36,10 +37,6 @@ typedef struct MsgState {
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
-/* Metatable of the STATE block: no methods, only what state_resumed
-** checks after a yield. */
-#define MSGSTATE "luasock.msgstate"
-
 /* Push the STATE userdata with room for niov iovecs, ctllen bytes of
 ** control data and datalen bytes of data, and point m at them. */
 static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t datalen) {
@@ -47,8 +44,6 @@ static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t dat
   size_t ctlat = ALIGN8(iovat + niov * sizeof(struct iovec));
   char *p = (char *)lua_newuserdatauv(L, ctlat + ALIGN8(ctllen) + datalen, 1);
   MsgState *st = (MsgState *)p;
-  luaL_newmetatable(L, MSGSTATE);
-  lua_setmetatable(L, -2);
   memset(st, 0, ctlat + ALIGN8(ctllen));
   st->m.msg_iov = (struct iovec *)(p + iovat);
   st->m.msg_iovlen = niov;
@@ -58,19 +53,6 @@ static MsgState *state_push(lua_State *L, size_t niov, size_t ctllen, size_t dat
   st->datalen = datalen;
   if (datalen > 0) st->m.msg_iov[0].iov_base = p + ctlat + ALIGN8(ctllen);
   return st;
-}
-
-/* The continuation context of a call: the address of its STATE block
-** (a userdata, so aligned: bit 0 is free for AS_RECVFDS).  A script can
-** change the STATE slot while a task waits (debug.setlocal), not the
-** context; state_resumed checks that the slot still holds that block. */
-static lua_KContext state_ctx(const MsgState *st, int as) {
-  return (lua_KContext)((intptr_t)st | as);
-}
-
-static MsgState *state_resumed(lua_State *L, int status, lua_KContext ctx) {
-  if (status == LUA_OK) return (MsgState *)lua_touserdata(L, STATE);
-  return (MsgState *)wait_same(L, STATE, (const void *)(ctx & ~(lua_KContext)1), MSGSTATE);
 }
 
 /* ---- sendmsg -------------------------------------------------------- */
@@ -85,8 +67,8 @@ static size_t buffers_count(lua_State *L, int arg) {
 }
 
 /* Point the iovecs at the buffers at arg, each string also stored in the
-** KEEP table so that it stays alive while the call waits (the table is
-** the STATE block's user value too, as a script may replace the slot). */
+** KEEP table, the STATE block's user value, so that it stays alive while
+** the call waits. */
 static void fill_iov(lua_State *L, MsgState *st, int arg) {
   for (size_t i = 0; i < st->m.msg_iovlen; i++) {
     if (lua_type(L, arg) == LUA_TSTRING) lua_pushvalue(L, arg);
@@ -144,9 +126,7 @@ static size_t anc_space(lua_State *L, int arg) {
 }
 
 /* Copy the copied ancillary list at arg into the control buffer, sized by
-** anc_space from the same values; the bound and the data's type are
-** checked all the same (after a name lookup in a task, debug.setlocal
-** may have replaced the copy). */
+** anc_space from the same values (the bound is checked all the same). */
 static void fill_anc(lua_State *L, MsgState *st, int arg) {
   if (st->ctllen == 0) return;
   char *end = (char *)st->m.msg_control + st->ctllen;
@@ -167,71 +147,40 @@ static void fill_anc(lua_State *L, MsgState *st, int arg) {
   }
 }
 
-/* Try sendmsg until it goes through, fails or the deadline passes (0
-** with MSG_DONTWAIT: wait_fd then reports EAGAIN at once). */
-static int sendmsg_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_resumed(L, SOCK, status);
-  MsgState *st = state_resumed(L, status, ctx);
-  int err = wait_resumed(L, status);
-  while (err == 0) {
-    ssize_t n = sendmsg(s->w.fd, &st->m, st->flags);
-    if (n >= 0) {
-      lua_pushinteger(L, n);
-      return 1;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) err = errno;
-    else err = wait_fd(L, &s->w, WAIT_WRITE, lua_tonumber(L, DEADLINE), ctx, sendmsg_k);
-  }
-  return err_push(L, err);
-}
-
-/* sendmsg once the name in its address (5), if any, was resolved: lay
-** out the slots above and make the first try.  MSG_DONTWAIT: deadline 0. */
-static int sendmsg_resolved(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;   /* 0: sendmsg_k's is the STATE block's address */
-  LSocket *s = sock_resumed(L, SOCK, status);
-  int rn = addr_resolved(L, 5, status);
-  if (rn != 0) return rn;
-  if (status != LUA_OK && !lua_isnil(L, 3) && !lua_istable(L, 3))
-    wait_changed(L);   /* anc_space reads it raw: a table or nil only */
-  if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
-  int flags = sock_optflags(L, 4);
-  struct sockaddr_storage ss;
-  socklen_t alen = 0;
-  if (!lua_isnil(L, 5)) {
-    int rc = addr_check(L, 5, s->family, &ss, &alen);
-    if (rc != 0) return err_pushgai(L, rc, errno);
-  }
-  size_t niov = buffers_count(L, 2), ctl = anc_space(L, 3);
-  lua_pushnumber(L, sock_deadline(s, flags));      /* DEADLINE */
-  MsgState *st = state_push(L, niov, ctl, 0);      /* STATE */
-  lua_createtable(L, (int)niov, 0);                /* KEEP */
-  lua_pushvalue(L, KEEP);
-  lua_setiuservalue(L, STATE, 1);
-  fill_iov(L, st, 2);
-  fill_anc(L, st, 3);
-  if (alen > 0) {
-    memcpy(&st->addr, &ss, alen);
-    st->m.msg_name = &st->addr;
-    st->m.msg_namelen = alen;
-  }
-  st->flags = flags | MSG_NOSIGNAL;
-  return sendmsg_k(L, LUA_OK, state_ctx(st, 0));
+/* One sendmsg of the message in the state block: pushes the count. */
+static int sendmsg_try(lua_State *L, Op *op) {
+  MsgState *st = (MsgState *)op->obj;
+  ssize_t n = sendmsg(sock_ofop(op)->w.fd, &st->m, st->flags);
+  if (n < 0) return errno;
+  lua_pushinteger(L, n);
+  return 0;
 }
 
 /* sock:sendmsg(buffers [, ancdata [, flags [, address]]]) -> bytes sent.
 ** buffers: a list of strings (or one string); ancdata: a list of
-** {level, type, data}; address for an unconnected datagram socket.
-** Everything is checked before a name in the address is looked up. */
+** {level, type, data}; address for an unconnected datagram socket.  The
+** message is built before a name in the address is looked up (off the
+** loop thread inside a task), which then fills in its address. */
 static int sock_sendmsg(lua_State *L) {
   LSocket *s = sock_checkopen(L, SOCK);
   lua_settop(L, 5);
-  sock_optflags(L, 4);
-  buffers_count(L, 2);
+  int flags = sock_optflags(L, 4);
+  size_t niov = buffers_count(L, 2);
   anc_copy(L, 3);
-  addr_resolve(L, 5, s->family, 0, sendmsg_resolved);
-  return sendmsg_resolved(L, LUA_OK, 0);
+  MsgState *st = state_push(L, niov, anc_space(L, 3), 0);   /* STATE */
+  lua_createtable(L, (int)niov, 0);                          /* KEEP */
+  lua_pushvalue(L, KEEP);
+  lua_setiuservalue(L, STATE, 1);
+  fill_iov(L, st, 2);
+  fill_anc(L, st, 3);
+  st->flags = flags | MSG_NOSIGNAL;
+  Op op;
+  sock_opinit(&op, s, WAIT_WRITE, flags, sendmsg_try, wait_pushresults);
+  op.obj = st;
+  op.anchor[1] = STATE;
+  if (lua_isnil(L, 5)) return wait_op(L, &op);
+  st->m.msg_name = &st->addr;
+  return addr_run(L, 5, s->family, &st->addr, &st->m.msg_namelen, &op);
 }
 
 /* ---- recvmsg -------------------------------------------------------- */
@@ -318,7 +267,7 @@ static int push_received_p(lua_State *L) {
 ** for an unnamed unix peer, as recvfrom).  The descriptors received are
 ** the script's only once pushed: when memory runs out on the way, they
 ** are closed and the error raised. */
-static int push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int as) {
+static void push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int as) {
   Received r = { s, st, n, as };
   lua_pushcfunction(L, push_received_p);
   lua_pushlightuserdata(L, &r);
@@ -326,39 +275,43 @@ static int push_received(lua_State *L, LSocket *s, MsgState *st, size_t n, int a
     close_fds(&st->m);
     lua_error(L);
   }
-  return 4;
 }
 
-/* Try recvmsg until data comes, it fails or the deadline passes; ctx
-** (state_ctx) says which results to push (AS_RECVMSG or AS_RECVFDS). */
-static int recvmsg_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_resumed(L, SOCK, status);
-  MsgState *st = state_resumed(L, status, ctx);
-  int err = wait_resumed(L, status);
-  while (err == 0) {
-    st->m.msg_name = &st->addr;
-    st->m.msg_namelen = sizeof st->addr;
-    st->m.msg_controllen = st->ctllen;
-    st->m.msg_iov[0].iov_len = st->datalen;
-    ssize_t n = recvmsg(s->w.fd, &st->m, st->flags);
-    if (n >= 0) return push_received(L, s, st, (size_t)n, (int)(ctx & 1));
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) err = errno;
-    else err = wait_fd(L, &s->w, WAIT_READ, lua_tonumber(L, DEADLINE), ctx, recvmsg_k);
-  }
-  return err_push(L, err);
+/* One recvmsg into the state block, whose capacities are restored first:
+** pushes the results as recvmsg or recv_fds (as). */
+static int recvmsg_once(lua_State *L, Op *op, int as) {
+  MsgState *st = (MsgState *)op->obj;
+  st->m.msg_name = &st->addr;
+  st->m.msg_namelen = sizeof st->addr;
+  st->m.msg_controllen = st->ctllen;
+  st->m.msg_iov[0].iov_len = st->datalen;
+  ssize_t n = recvmsg(sock_ofop(op)->w.fd, &st->m, st->flags);
+  if (n < 0) return errno;
+  push_received(L, sock_ofop(op), st, (size_t)n, as);
+  return 0;
 }
 
-/* Common start of recvmsg and recv_fds: the stack becomes the layout of
-** the slots above, then the first try. */
+static int recvmsg_try(lua_State *L, Op *op) {
+  return recvmsg_once(L, op, AS_RECVMSG);
+}
+
+static int recvfds_try(lua_State *L, Op *op) {
+  return recvmsg_once(L, op, AS_RECVFDS);
+}
+
+/* Common start of recvmsg and recv_fds: the state block, then the Op. */
 static int recv_begin(lua_State *L, LSocket *s, size_t bufsize, size_t ancsize,
                       int flags, int as) {
   lua_settop(L, 5);
-  lua_pushnumber(L, sock_deadline(s, flags));      /* DEADLINE */
   MsgState *st = state_push(L, 1, ancsize, bufsize);   /* STATE */
   st->flags = flags | MSG_CMSG_CLOEXEC;
   st->hidden = MSG_CMSG_CLOEXEC & ~flags;   /* Linux echoes it in msg_flags */
-  return recvmsg_k(L, LUA_OK, state_ctx(st, as));
+  Op op;
+  sock_opinit(&op, s, WAIT_READ, flags, as == AS_RECVFDS ? recvfds_try : recvmsg_try,
+              wait_pushresults);
+  op.obj = st;
+  op.anchor[1] = STATE;
+  return wait_op(L, &op);
 }
 
 /* sock:recvmsg(bufsize [, ancbufsize [, flags]]) -> data, ancdata,

@@ -18,9 +18,8 @@
 ** formats, are in stream_io.c; stream.h is what the two files share.
 **
 ** Closing a stream wakes the tasks parked on its socket (loop_wake), and
-** a wait outside any task lets the tasks run: so after every wait, in a
-** task or not, a call checks that its stream is still open (stream_wait,
-** stream_resumed).
+** a wait outside any task lets the tasks run: so every try of a call
+** (wait.h) checks first that its stream is still open (stream_fd).
 **
 ** Left out: seek and encodings.
 */
@@ -77,52 +76,9 @@ static void stream_release(lua_State *L, LStream *st) {
   st->sock = NULL;
 }
 
-/* The stream at index 1 of a continuation: straight from its method,
-** the one just checked; after a yield, debug.setlocal may have put
-** anything there, so it is checked again by its metatable (a lines
-** iterator's upvalue 1 is its stream, not the metatable). */
-LStream *stream_resumedst(lua_State *L, int status) {
-  if (status == LUA_OK) return (LStream *)lua_touserdata(L, 1);
-  LStream *st = (LStream *)luaL_testudata(L, 1, LSOCK_STREAM);
-  if (st == NULL) wait_changed(L);
-  return st;
-}
-
-/* In a continuation: drop what the loop resumed us with (the stack is
-** back as it was at the wait, whose top is ctx) and tell how the wait
-** ended; a stream closed meanwhile counts as closed. */
-int stream_resumed(lua_State *L, LStream *st, int status, lua_KContext ctx) {
-  if (status == LUA_OK) return 0;
-  lua_settop(L, (int)ctx);
-  int err = wait_resumed(L, status);
-  return st->closed ? LSOCK_ECLOSED : err;
-}
-
-/* A call's deadline (stack slot idx), computed at its first wait and kept
-** there: what comes before is syscalls that did not wait, and this keeps
-** the clock out of calls served from the buffer. */
-static double call_deadline(lua_State *L, LStream *st, int idx) {
-  if (lua_isnil(L, idx)) {
-    lua_pushnumber(L, clock_deadline(st->sock->timeout));
-    lua_replace(L, idx);
-  }
-  return lua_tonumber(L, idx);
-}
-
 /* The socket's descriptor, -1 once the stream or the socket is closed. */
 int stream_fd(const LStream *st) {
   return st->closed ? -1 : st->sock->w.fd;
-}
-
-/* The one wait of the stream calls: for the socket in direction dir, up
-** to the deadline in stack slot idx.  In a task it yields and k resumes
-** (stream_resumed).  Outside one, tasks run meanwhile (wait_fd turns the
-** loop) and one may close the stream: LSOCK_ECLOSED then, as k would say,
-** since st->sock is NULL from there on. */
-int stream_wait(lua_State *L, LStream *st, int dir, int idx, lua_KFunction k) {
-  double deadline = call_deadline(L, st, idx);
-  int err = wait_fd(L, &st->sock->w, dir, deadline, lua_gettop(L), k);
-  return st->closed ? LSOCK_ECLOSED : err;
 }
 
 /* ---- the socket side: the only syscalls ---------------------------- */
@@ -142,41 +98,32 @@ static void rbuf_room(lua_State *L, LStream *st) {
 }
 
 /* One recv at the end of the input buffer.  0 on data or end of stream
-** (eof set), else an errno (EAGAIN: wait and retry).  A short read of a
-** stream socket drained it: the next read waits first (wait_idle). */
+** (eof set), else an errno (EAGAIN: wait and retry). */
 int stream_fill(lua_State *L, LStream *st) {
-  LSocket *s = st->sock;
   rbuf_room(L, st);
+  LSocket *s = st->sock;
   size_t want = st->rcap - st->rend;
-  if (s->tls) {                        /* through TLS; never marked idle */
+  if (s->tls) {                        /* through TLS */
     size_t n = 0;
     int err = tls_streamrecv(L, s, st->rbuf + st->rend, want, &n);
     if (err == 0 && n == 0) st->eof = 1;
     st->rend += n;
     return err;
   }
-  for (;;) {
-    ssize_t n = recv(s->w.fd, st->rbuf + st->rend, want, 0);
-    if (n > 0 && (size_t)n < want && s->type == SOCK_STREAM) wait_setidle(&s->w, WAIT_READ);
-    if (n > 0) st->rend += (size_t)n;
-    if (n == 0) st->eof = 1;
-    if (n >= 0) return 0;
-    int e = errno;
-    if (e != EINTR) return e;
-    interrupt_check(L);
-  }
+  ssize_t n = recv(s->w.fd, st->rbuf + st->rend, want, 0);
+  if (n < 0) return errno;
+  if (n == 0) st->eof = 1;
+  st->rend += (size_t)n;
+  return 0;
 }
 
 /* One send of p[0 .. len); *sent tells how much went.  0 or an errno. */
 int stream_send(lua_State *L, LStream *st, const char *p, size_t len, size_t *sent) {
   if (st->sock->tls) return tls_streamsend(L, st->sock, p, len, sent);
-  for (;;) {
-    ssize_t n = send(st->sock->w.fd, p, len, MSG_NOSIGNAL);
-    if (n >= 0) { *sent = (size_t)n; return 0; }
-    int e = errno;
-    if (e != EINTR) return e;
-    interrupt_check(L);
-  }
+  ssize_t n = send(st->sock->w.fd, p, len, MSG_NOSIGNAL);
+  if (n < 0) return errno;
+  *sent = (size_t)n;
+  return 0;
 }
 
 /* Send buffered output until none is left: 0, EAGAIN or an errno. */
@@ -191,65 +138,65 @@ int stream_sendbuf(lua_State *L, LStream *st) {
   return 0;
 }
 
-/* Send all buffered output, waiting for the socket as needed (a task
-** yields and comes back through k).  The deadline is at stack index 2. */
-int stream_flush(lua_State *L, LStream *st, lua_KFunction k) {
-  for (;;) {
-    if (stream_fd(st) < 0) return LSOCK_ECLOSED;
-    int err = stream_sendbuf(L, st);
-    if (err != EAGAIN) return err;
-    err = stream_wait(L, st, WAIT_WRITE, 2, k);
-    if (err) return err;
-  }
-}
-
 /* ---- the rest of the object ---------------------------------------- */
 
-static int close_k(lua_State *L, int status, lua_KContext ctx);
-
-/* close's flush.  When a task already waits to write on the socket (a
-** writer of this stream, or a send on the socket), close may not wait
-** beside it (the loop refuses two waiters): it tries once without waiting,
-** and what does not go is dropped with the error (EAGAIN when the socket
-** is full).  That task is then woken by stream_shut: a writer of this
-** stream returns "closed", a send on the socket waits again. */
-static int close_flush(lua_State *L, LStream *st) {
-  if (st->wstart == st->wlen) return 0;
-  if (st->sock->w.fd >= 0 && st->sock->w.waiter[WAIT_WRITE] != NULL)
-    return stream_sendbuf(L, st);
-  return stream_flush(L, st, close_k);
-}
-
-/* Close the stream at index 1 for good, and wake every task parked on
-** its socket (loop_wake): one in a call of this stream then sees it closed
-** and returns nil, "closed"; a socket call there just waits again. */
+/* Close st for good, the stream on top of the stack (popped), and wake
+** every task parked on its socket (loop_wake): one in a call of this
+** stream then sees it closed and returns nil, "closed"; a socket call
+** there just waits again. */
 static void stream_shut(lua_State *L, LStream *st) {
   Watch *w = &st->sock->w;   /* alive: the socket is our user value until below */
   stream_release(L, st);
   loop_wake(w);
   lua_pushnil(L);
-  lua_setiuservalue(L, 1, 1);   /* the socket may go now */
+  lua_setiuservalue(L, -2, 1);   /* the socket may go now */
+  lua_pop(L, 1);
 }
 
-static int close_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = stream_resumedst(L, status);
-  int err = stream_resumed(L, st, status, ctx);
+/* close's try: flush the buffered output.  When a task already waits to
+** write on the socket (a writer of this stream, or a send on the socket),
+** close may not wait beside it (the loop refuses two waiters): what does
+** not go at once is dropped, and EAGAIN reported (op->done).  That task
+** is then woken by stream_shut: a writer of this stream returns
+** "closed", a send on the socket waits again. */
+static int close_try(lua_State *L, Op *op) {
+  LStream *st = (LStream *)op->obj;
+  if (st->closed) return LSOCK_ECLOSED;   /* a task closed it while we waited */
+  if (st->wstart == st->wlen) return 0;
+  if (stream_fd(st) < 0) return LSOCK_ECLOSED;
+  int err = stream_sendbuf(L, st);
+  if (err == EAGAIN && st->sock->w.waiter[WAIT_WRITE] != NULL) {
+    op->done = EAGAIN;
+    return 0;
+  }
+  return err;
+}
+
+/* The stream is closed whatever the flush gave, as fclose does. */
+static int close_push(lua_State *L, Op *op, int err, int nres) {
+  (void)nres;
+  LStream *st = (LStream *)op->obj;
+  if (err == 0) err = (int)op->done;
   if (!st->closed) {
-    if (!err) err = close_flush(L, st);
-    if (!st->closed) stream_shut(L, st);   /* else a task closed it while we waited */
+    wait_pushanchor(L, op, 0);
+    stream_shut(L, st);
   }
   return err_pushresult(L, err);
 }
 
 /* stream:close(), __close: flush, then release the buffers; the socket
 ** stays open.  true, or nil, message, errno when the flush failed (the
-** stream is closed anyway, as fclose does; EAGAIN when another task was
-** writing, see close_flush).  Harmless when closed. */
+** stream is closed anyway; EAGAIN when another task was writing, see
+** close_try).  Harmless when closed. */
 static int rd_close(lua_State *L) {
-  stream_check(L, 1);
+  LStream *st = stream_check(L, 1);
   lua_settop(L, 1);
-  lua_pushnil(L);   /* the deadline, once needed */
-  return close_k(L, LUA_OK, 0);
+  if (st->closed) return err_pushresult(L, 0);
+  Op op;
+  wait_opinit(&op, close_try, close_push, &st->sock->w, WAIT_WRITE, st->sock->timeout);
+  op.obj = st;
+  op.anchor[0] = 1;
+  return wait_op(L, &op);
 }
 
 /* __gc: one last non-blocking try to send pending output (nobody can wait
@@ -382,11 +329,11 @@ static int sock_makefile(lua_State *L) {
 ** __gc, a TLS takeover); what does not go is dropped. */
 static void stream_lastsend(LStream *st) {
   if (stream_fd(st) < 0 || st->sock->tls) return;   /* no plaintext past TLS */
-  while (st->wstart < st->wlen) {
+  while (st->wstart < st->wlen) {   /* a signal, a full socket: the rest is lost */
     ssize_t n = send(st->sock->w.fd, st->wbuf + st->wstart, st->wlen - st->wstart,
                      MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) st->wstart += (size_t)n;
-    else if (n == 0 || errno != EINTR) break;
+    if (n <= 0) break;
+    st->wstart += (size_t)n;
   }
 }
 

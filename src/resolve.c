@@ -1,13 +1,14 @@
 /*
 ** resolve.c - name resolution: the module's getaddrinfo, gethostbyname
 ** and getnameinfo, and names in the addresses of bind, connect, sendto
-** and sendmsg (addr_resolve, addr_resolved).
+** and sendmsg (addr_run).
 **
 ** Split from addr.c, which converts addresses without the network: every
 ** lookup here may wait on the network, so it goes through wait_thread and,
 ** inside a task, runs on a helper thread while the loop goes on.  Outside
 ** a task it runs inline.  The request (GaiReq, NiReq) lives in a userdata
-** on the caller's stack, so it survives the yield.
+** that the call's Op (wait.h) points to and anchors, so it survives the
+** yield and the job writes only into it (and into the address it fills).
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,8 +20,7 @@
 #include "lsock.h"
 #include "addr.h"
 
-#define GAIREQ "luasock.gaireq"   /* metatable of a pending resolver request */
-#define NIREQ  "luasock.nireq"
+#define GAIREQ "luasock.gaireq"   /* metatable of a resolver request (its __gc) */
 
 /* ---- getaddrinfo and gethostbyname, off the loop thread ------------- */
 
@@ -31,6 +31,8 @@ typedef struct GaiReq {
   struct addrinfo *res;
   int rc, err;              /* getaddrinfo's result; errno for EAI_SYSTEM */
   const char *host, *serv;  /* into buf, or NULL */
+  struct sockaddr_storage *dest;   /* addr_run: the address whose host it finds */
+  Op next;                  /* addr_run: the call to make once it is known */
   char buf[];               /* host "\0" serv "\0" */
 } GaiReq;
 
@@ -48,10 +50,11 @@ static void gai_work(void *arg) {
   r->err = errno;
 }
 
-/* Push a request for host and serv (either may be NULL). */
+/* Push a request for host and serv (either may be NULL), with one user
+** value (addr_run anchors its address there). */
 static GaiReq *gaireq_push(lua_State *L, const char *host, const char *serv) {
   size_t hn = host ? strlen(host) + 1 : 0, sn = serv ? strlen(serv) + 1 : 0;
-  GaiReq *r = (GaiReq *)lua_newuserdatauv(L, sizeof *r + hn + sn, 0);
+  GaiReq *r = (GaiReq *)lua_newuserdatauv(L, sizeof *r + hn + sn, 1);
   memset(r, 0, sizeof *r);
   if (luaL_newmetatable(L, GAIREQ)) {
     lua_pushcfunction(L, gaireq_gc);
@@ -81,19 +84,20 @@ static void push_ai(lua_State *L, const struct addrinfo *ai) {
   lua_setfield(L, -2, "address");
 }
 
-/* The request at idx of a continuation: after a yield it must be the
-** very block the helper thread filled in (loop_jobarg), whatever
-** debug.setlocal put in the slot; directly, the one just pushed. */
-static void *req_resumed(lua_State *L, int idx, int status, const char *tname) {
-  if (status != LUA_OK) return wait_same(L, idx, loop_jobarg(L), tname);
-  return luaL_checkudata(L, idx, tname);
+/* Run a lookup: the request r (at stack index idx, anchored by the call)
+** goes to work(r) off the loop thread, then push ends the call. */
+static int req_run(lua_State *L, void *r, int idx, void (*work)(void *), OpPush push) {
+  Op op;
+  wait_opinit(&op, NULL, push, NULL, WAIT_READ, -1);
+  op.obj = r;
+  op.anchor[0] = (unsigned char)idx;
+  return wait_thread(L, &op, work, r);
 }
 
-/* Continuation of getaddrinfo: the request is at index 1 of the stack. */
-static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  GaiReq *r = (GaiReq *)req_resumed(L, 1, status, GAIREQ);
-  int err = wait_resumed(L, status);
+/* getaddrinfo's results: the list of entries. */
+static int getaddrinfo_push(lua_State *L, Op *op, int err, int nres) {
+  (void)nres;
+  GaiReq *r = (GaiReq *)op->obj;
   if (err != 0) return err_push(L, err);
   if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
   lua_newtable(L);
@@ -129,14 +133,13 @@ static int lsock_getaddrinfo(lua_State *L) {
   r->hints.ai_flags = (int)sock_optint(L, 6, 0, INT_MIN, INT_MAX);
   lua_replace(L, 1);
   lua_settop(L, 1);
-  return getaddrinfo_k(L, wait_thread(L, gai_work, r, 0, getaddrinfo_k), 0);
+  return req_run(L, r, 1, gai_work, getaddrinfo_push);
 }
 
-/* Continuation of gethostbyname: the first IPv4 address as a string. */
-static int gethostbyname_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  GaiReq *r = (GaiReq *)req_resumed(L, 1, status, GAIREQ);
-  int err = wait_resumed(L, status);
+/* gethostbyname's result: the first IPv4 address as a string. */
+static int gethostbyname_push(lua_State *L, Op *op, int err, int nres) {
+  (void)nres;
+  GaiReq *r = (GaiReq *)op->obj;
   if (err != 0) return err_push(L, err);
   if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
   addr_pushhost(L, r->res->ai_addr);
@@ -150,7 +153,7 @@ static int lsock_gethostbyname(lua_State *L) {
   r->hints.ai_socktype = SOCK_STREAM;
   lua_replace(L, 1);
   lua_settop(L, 1);
-  return gethostbyname_k(L, wait_thread(L, gai_work, r, 0, gethostbyname_k), 0);
+  return req_run(L, r, 1, gai_work, gethostbyname_push);
 }
 
 /* ---- names in the addresses of connect and sendto ---------------------- */
@@ -173,19 +176,6 @@ static int is_name(const char *host, int family) {
   unsigned char buf[sizeof(struct in6_addr)];
   return host != NULL && host[0] != '\0' && strcmp(host, "<broadcast>") != 0 &&
          strchr(host, '%') == NULL && inet_pton(family, host, buf) != 1;
-}
-
-int addr_resolve(lua_State *L, int idx, int family, lua_KContext ctx, lua_KFunction k) {
-  idx = lua_absindex(L, idx);
-  const char *host = address_host(L, idx);
-  if ((family != AF_INET && family != AF_INET6) || !is_name(host, family)) return 0;
-  addr_pushhostport(L, idx);
-  addr_checkport(L, -1, idx);              /* misuse raises before any query */
-  lua_pop(L, 2);
-  GaiReq *r = gaireq_push(L, host, NULL);
-  r->hints.ai_family = family;
-  r->hints.ai_socktype = SOCK_STREAM;  /* one entry per address */
-  return wait_thread(L, gai_work, r, ctx, k);
 }
 
 /* Replace the address at idx by a copy whose host is the literal of sa
@@ -211,18 +201,80 @@ static void replace_host(lua_State *L, int idx, const struct sockaddr *sa) {
   lua_replace(L, idx);
 }
 
-/* After a yield there was a name, and the request must still be on top
-** (req_resumed); without one, no GaiReq means no name. */
-int addr_resolved(lua_State *L, int idx, int status) {
-  GaiReq *r = status != LUA_OK ? (GaiReq *)req_resumed(L, -1, status, GAIREQ)
-                               : (GaiReq *)luaL_testudata(L, -1, GAIREQ);
-  if (r == NULL) return 0;             /* there was no name */
-  int err = wait_resumed(L, status);
-  if (err != 0) return err_push(L, err);
+/* Put the host of src (same family) into dest, keeping dest's port; an
+** IPv6 address without a scope takes src's (a link-local name brings
+** its scope). */
+static void set_host(struct sockaddr_storage *dest, const struct sockaddr *src) {
+  if (src->sa_family == AF_INET) {
+    ((struct sockaddr_in *)dest)->sin_addr = ((const struct sockaddr_in *)src)->sin_addr;
+    return;
+  }
+  struct sockaddr_in6 *d6 = (struct sockaddr_in6 *)dest;
+  const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)src;
+  d6->sin6_addr = s6->sin6_addr;
+  if (d6->sin6_scope_id == 0) d6->sin6_scope_id = s6->sin6_scope_id;
+}
+
+/* Runs on the helper thread (or inline): look the name up and write its
+** first address into the caller's address. */
+static void lookup_work(void *arg) {
+  GaiReq *r = (GaiReq *)arg;
+  gai_work(r);
+  if (r->rc == 0 && r->res->ai_family == r->dest->ss_family) set_host(r->dest, r->res->ai_addr);
+}
+
+/* The lookup ended: make the call (r->next) with its two anchors back on
+** the stack (the socket; the block holding the address, the request's
+** user value), or end it with the error. */
+static int lookup_push(lua_State *L, Op *op, int err, int nres) {
+  GaiReq *r = (GaiReq *)op->obj;
+  Op next = r->next;
+  (void)nres;
+  if (err != 0) return next.push(L, &next, err, 0);
   if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
-  replace_host(L, lua_absindex(L, idx), r->res->ai_addr);
-  lua_pop(L, 1);                       /* the request; __gc frees its list */
-  return 0;
+  if (r->res->ai_family != r->dest->ss_family) return err_pushgai(L, EAI_FAMILY, 0);
+  freeaddrinfo(r->res);                /* the job is done: its list is ours */
+  r->res = NULL;
+  if (next.w->fd < 0) return next.push(L, &next, LSOCK_ECLOSED, 0);   /* closed meanwhile */
+  wait_pushanchor(L, op, 0);
+  wait_pushanchor(L, op, 1);
+  lua_getiuservalue(L, -1, 1);
+  lua_remove(L, -2);
+  next.anchor[0] = (unsigned char)(lua_gettop(L) - 1);
+  next.anchor[1] = (unsigned char)lua_gettop(L);
+  return wait_op(L, &next);
+}
+
+int addr_run(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
+             socklen_t *len, Op *op) {
+  idx = lua_absindex(L, idx);
+  const char *host = address_host(L, idx);
+  int rc;
+  if ((family != AF_INET && family != AF_INET6) || !is_name(host, family)) {
+    rc = addr_check(L, idx, family, ss, len);
+    return rc != 0 ? err_pushgai(L, rc, errno) : wait_op(L, op);
+  }
+  addr_pushhostport(L, idx);
+  addr_checkcstring(L, -2, idx);            /* no zero byte in the name */
+  lua_pop(L, 2);
+  GaiReq *r = gaireq_push(L, host, NULL);   /* host stays alive in the request */
+  struct sockaddr_storage any;              /* the port and scope first: misuse raises */
+  memset(&any, 0, sizeof any);
+  any.ss_family = (sa_family_t)family;
+  replace_host(L, idx, (struct sockaddr *)&any);
+  if ((rc = addr_check(L, idx, family, ss, len)) != 0) return err_pushgai(L, rc, errno);
+  r->hints.ai_family = family;
+  r->hints.ai_socktype = SOCK_STREAM;       /* one entry per address */
+  r->dest = ss;
+  r->next = *op;
+  lua_pushvalue(L, op->anchor[1]);
+  lua_setiuservalue(L, -2, 1);
+  Op look;
+  wait_opinit(&look, NULL, lookup_push, op->w, WAIT_READ, -1);
+  look.obj = r;
+  look.anchor[0] = op->anchor[0];
+  look.anchor[1] = (unsigned char)lua_absindex(L, -1);
+  return wait_thread(L, &look, lookup_work, r);
 }
 
 /* ---- getnameinfo ----------------------------------------------------- */
@@ -241,10 +293,9 @@ static void ni_work(void *arg) {
   r->err = errno;
 }
 
-static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  NiReq *r = (NiReq *)req_resumed(L, 1, status, NIREQ);
-  int err = wait_resumed(L, status);
+static int getnameinfo_push(lua_State *L, Op *op, int err, int nres) {
+  (void)nres;
+  NiReq *r = (NiReq *)op->obj;
   if (err != 0) return err_push(L, err);
   if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
   lua_pushstring(L, r->host);
@@ -278,14 +329,12 @@ static int lsock_getnameinfo(lua_State *L) {
   int family = literal_family(L, 1);
   NiReq *r = (NiReq *)lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
-  luaL_newmetatable(L, NIREQ);
-  lua_setmetatable(L, -2);
   r->flags = flags;
   int rc = addr_checkinet(L, 1, family, &r->ss, &r->len);
   if (rc != 0) return err_pushgai(L, rc, errno);   /* a literal: not expected */
   lua_replace(L, 1);
   lua_settop(L, 1);
-  return getnameinfo_k(L, wait_thread(L, ni_work, r, 0, getnameinfo_k), 0);
+  return req_run(L, r, 1, ni_work, getnameinfo_push);
 }
 
 const luaL_Reg resolve_funcs[] = {

@@ -3,10 +3,10 @@
 ** integer descriptors and objects with a fileno method, as Python's.
 **
 ** Readiness is asked of poll(2) with a zero timeout, so there is no
-** FD_SETSIZE limit.  Waiting goes through the one wait point: the
-** descriptors are put in a private epoll set, whose own descriptor turns
-** readable when any of them is ready, and wait_fd waits on that one
-** descriptor.  Inside a task the other tasks therefore run meanwhile.
+** FD_SETSIZE limit.  Waiting goes through the retry driver (wait_op):
+** the descriptors are put in a private epoll set, whose own descriptor
+** turns readable when any of them is ready, and the driver waits on that
+** one descriptor.  Inside a task the other tasks therefore run meanwhile.
 **
 ** A listed socket that another task closes (or detaches) while select
 ** waits would only leave the epoll set (the kernel drops a closed fd) and
@@ -33,8 +33,8 @@
 
 #define LSOCK_SELECTSET "luasock.selectset"
 
-/* Stack slots of a select call (the continuation finds them there). */
-enum { READERS = 1, WRITERS = 2, SET_IDX = 4, DEADLINE_IDX = 5 };
+/* Stack slots of a select call. */
+enum { READERS = 1, WRITERS = 2, SET_IDX = 4 };
 
 /* The state of one select call, a userdata at SET_IDX whose user value
 ** holds the entries (readers then writers): the socket Watch of each
@@ -159,7 +159,7 @@ static uint32_t epoll_events(short events) {
   return events == POLLIN ? EPOLLIN : EPOLLOUT;
 }
 
-/* Make the epoll set that wait_fd waits on; returns 0 or an errno.  A fd
+/* Make the epoll set the driver waits on; returns 0 or an errno.  A fd
 ** listed twice (or as reader and writer) is added once, then modified to
 ** the union of the events asked for it (the scan runs for those only). */
 static int set_arm(lua_State *L, SelectSet *set) {
@@ -192,17 +192,16 @@ static void push_ready(lua_State *L, const SelectSet *set, int first, int n, sho
   }
 }
 
-/* Push the two result lists, or the error triple for an invalid fd. */
-static int push_results(lua_State *L, SelectSet *set) {
-  for (int i = 0; i < set->nr + set->nw; i++)
-    if (set->p[i].revents & POLLNVAL) return err_push(L, EBADF);
-  set_release(L, set);
-  lua_getiuservalue(L, SET_IDX, 1);
+/* Push the two result lists: the ready entries of the set (op's anchor 0,
+** whose user value is the table of entries). */
+static void push_results(lua_State *L, Op *op, SelectSet *set) {
+  wait_pushanchor(L, op, 0);
+  lua_getiuservalue(L, -1, 1);   /* set, entries */
   push_ready(L, set, 0, set->nr, POLLIN | POLLHUP | POLLERR);
-  lua_insert(L, -2);
+  lua_insert(L, -2);             /* set, readers, entries */
   push_ready(L, set, set->nr, set->nw, POLLOUT | POLLHUP | POLLERR);
   lua_remove(L, -2);
-  return 2;
+  lua_remove(L, -3);             /* readers, writers */
 }
 
 /* Readers that are TLS sockets holding bytes already decrypted (or read
@@ -220,30 +219,36 @@ static int tls_ready(SelectSet *set) {
   return n;
 }
 
-/* Poll without waiting; when nothing is ready, wait on the epoll set
-** until something is or the deadline passes (then two empty lists).  ctx
-** is the set's address: after a yield, SET_IDX must still hold that very
-** block (debug.setlocal can change the slot, not the ctx). */
-static int select_k(lua_State *L, int status, lua_KContext ctx) {
-  SelectSet *set = (SelectSet *)(status == LUA_OK ? lua_touserdata(L, SET_IDX)
-                                                  : wait_same(L, SET_IDX, (void *)ctx, LSOCK_SELECTSET));
-  int err = wait_resumed(L, status);
-  while (err == 0) {
-    if (set_closed(set)) { err = LSOCK_ECLOSED; break; }   /* its fd may be reused */
-    int n = poll(set->p, (nfds_t)(set->nr + set->nw), 0);
-    if (n >= 0) n += tls_ready(set);
-    if (n > 0) return push_results(L, set);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) err = errno;
-    else if (lua_tonumber(L, DEADLINE_IDX) == 0) err = LSOCK_ETIMEOUT;
-    else if ((err = set_arm(L, set)) == 0)
-      err = wait_fd(L, &set->w, WAIT_READ, lua_tonumber(L, DEADLINE_IDX), ctx, select_k);
+/* One poll without waiting: the results when something is ready; else
+** the epoll set is made (once) and the driver waits on it.  A listed
+** socket closed meanwhile ends the call (its fd may be reused). */
+static int select_try(lua_State *L, Op *op) {
+  SelectSet *set = (SelectSet *)op->obj;
+  if (set_closed(set)) return LSOCK_ECLOSED;
+  int n = poll(set->p, (nfds_t)(set->nr + set->nw), 0);
+  if (n < 0) return errno;
+  n += tls_ready(set);
+  for (int i = 0; n > 0 && i < set->nr + set->nw; i++)
+    if (set->p[i].revents & POLLNVAL) return EBADF;
+  if (n > 0) {
+    push_results(L, op, set);
+    return 0;
   }
-  set_release(L, set);
-  if (err != LSOCK_ETIMEOUT) return err_push(L, err);
-  lua_newtable(L);
-  lua_newtable(L);
-  return 2;
+  if (op->timeout && op->deadline == 0) return EAGAIN;   /* timeout 0: poll only */
+  int err = set_arm(L, set);
+  return err ? err : OP_WANTREAD;
+}
+
+/* The end of a select: the set is let go; a timeout (or nothing ready
+** for timeout 0) gives two empty lists. */
+static int select_push(lua_State *L, Op *op, int err, int nres) {
+  set_release(L, (SelectSet *)op->obj);
+  if (err == LSOCK_ETIMEOUT || err == EAGAIN) {
+    lua_newtable(L);
+    lua_newtable(L);
+    return 2;
+  }
+  return wait_pushresults(L, op, err, nres);
 }
 
 /* socket.select(readers, writers [, timeout]): nil or no timeout waits
@@ -257,12 +262,15 @@ static int lsock_select(lua_State *L) {
   int nr = list_len(L, READERS), nw = list_len(L, WRITERS);
   lua_settop(L, 3);
   SelectSet *set = set_push(L, nr, nw);   /* SET_IDX */
-  lua_pushnumber(L, clock_deadline(t));    /* DEADLINE_IDX */
   lua_getiuservalue(L, SET_IDX, 1);
   set_fill(L, set, 0, READERS, nr, POLLIN);
   set_fill(L, set, nr, WRITERS, nw, POLLOUT);
   lua_pop(L, 1);
-  return select_k(L, LUA_OK, (lua_KContext)(intptr_t)set);
+  Op op;
+  wait_opinit(&op, select_try, select_push, &set->w, WAIT_READ, t);
+  op.obj = set;
+  op.anchor[0] = SET_IDX;
+  return wait_op(L, &op);
 }
 
 const luaL_Reg select_funcs[] = {

@@ -239,8 +239,10 @@ int sock_optflags(lua_State *L, int idx) {
   return (int)sock_optint(L, idx, 0, INT_MIN, INT_MAX);
 }
 
-double sock_deadline(const LSocket *s, int flags) {
-  return (flags & MSG_DONTWAIT) ? 0 : clock_deadline(s->timeout);
+void sock_opinit(Op *op, LSocket *s, int dir, int flags, OpTry try, OpPush push) {
+  wait_opinit(op, try, push, &s->w, dir, (flags & MSG_DONTWAIT) ? 0 : s->timeout);
+  op->flags = flags;
+  op->anchor[0] = 1;
 }
 
 /* An int argument that must fit a C int (levels, options, flags). */
@@ -427,33 +429,26 @@ static int lsock_gettime(lua_State *L) {
   return 1;
 }
 
-/* Continuation of socket.sleep: the deadline is at stack index 2.  A
-** timer that fires early (or an interrupted poll) waits again.  After a
-** yield the slot must still hold a number (debug.setlocal can change it;
-** wait_until refuses a NaN). */
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  if (status != LUA_OK && lua_type(L, 2) != LUA_TNUMBER) wait_changed(L);
-  int err = wait_resumed(L, status);
-  double deadline = lua_tonumber(L, 2);
-  while (err == 0) {   /* LSOCK_ETIMEOUT: a deadline scope ended the sleep */
-    if (clock_now() >= deadline) {
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-    err = wait_until(L, deadline, ctx, sleep_k);
+/* socket.sleep's try: done once it has waited and the deadline passed
+** (a timer that fires early waits again). */
+static int sleep_try(lua_State *L, Op *op) {
+  if (!op->done || clock_now() < op->deadline) {
+    op->done = 1;
+    return OP_WANTREAD;
   }
-  return err_push(L, err);
+  lua_pushboolean(L, 1);
+  return 0;
 }
 
 /* socket.sleep(seconds): inside a task the others run meanwhile; always
-** goes through the wait point once, so sleep(0) yields to other tasks. */
+** waits once, so sleep(0) yields to other tasks. */
 static int lsock_sleep(lua_State *L) {
   double t = sock_checktimeout(L, 1, 0, "sleep length");
-  lua_settop(L, 1);
-  lua_pushnumber(L, clock_now() + t);   /* index 2: the deadline */
-  int err = wait_until(L, lua_tonumber(L, 2), 0, sleep_k);
-  if (err != 0) return err_push(L, err);
-  return sleep_k(L, LUA_OK, 0);
+  Op op;
+  wait_opinit(&op, sleep_try, wait_pushresults, NULL, WAIT_READ, -1);
+  op.deadline = clock_now() + t;   /* absolute now: sleep(0) must not be non-blocking */
+  op.timeout = 0;
+  return wait_op(L, &op);
 }
 
 static int sock_close(lua_State *L) {

@@ -3,11 +3,12 @@
 ** listen, accept, connect, connect_ex, recv, send, sendall, recvfrom,
 ** sendto, getsockname, getpeername.
 **
-** Each call tries its syscall first; on EAGAIN it goes to wait_fd with a
-** continuation that retries.  The deadline (computed once per call, so a
-** timeout bounds the whole call) and any running count are kept at fixed
-** indices of the Lua stack, never in C locals, because inside a task the
-** continuation runs after a yield.  Every send uses MSG_NOSIGNAL.
+** Each call that may wait checks its arguments, fills an operation record
+** (wait.h: a try step making one syscall, a push step for the results,
+** the socket, the flags and sizes) and returns what the retry driver
+** wait_op returns: the driver retries, waits and resumes, so nothing here
+** loops on a syscall or keeps state on the Lua stack.  Every send uses
+** MSG_NOSIGNAL.
 */
 #include <errno.h>
 #include <limits.h>
@@ -20,60 +21,40 @@
 /* listen() without a backlog: Python's choice, min(SOMAXCONN, 128). */
 #define DEFAULT_BACKLOG (SOMAXCONN < 128 ? SOMAXCONN : 128)
 
-/* A parsed address kept on the stack across waits (connect retries). */
+/* A parsed address, in a userdata while a call may wait on it (bind,
+** connect, sendto); sendto anchors its data as the block's user value. */
 typedef struct SockAddr {
   socklen_t len;
   struct sockaddr_storage ss;
 } SockAddr;
 
-/* Parse the address at idx (and idx+1) for s, then push it as a new
-** userdata; returns it, or NULL after pushing a resolver error (nil, msg,
-** code: 3 values) for the caller to return.  The address is read before
-** anything is pushed, as idx+1 may be the first free slot. */
-static SockAddr *push_sockaddr(lua_State *L, LSocket *s, int idx) {
-  SockAddr tmp;
-  int rc = addr_check(L, idx, s->family, &tmp.ss, &tmp.len);
-  if (rc != 0) {
-    err_pushgai(L, rc, errno);
-    return NULL;
-  }
-  SockAddr *a = (SockAddr *)lua_newuserdatauv(L, sizeof *a, 0);
-  *a = tmp;
+/* Push an empty SockAddr with nuv user values; op's anchor 1. */
+static SockAddr *sockaddr_push(lua_State *L, Op *op, int nuv) {
+  SockAddr *a = (SockAddr *)lua_newuserdatauv(L, sizeof *a, nuv);
+  op->obj = a;
+  op->anchor[1] = (unsigned char)lua_gettop(L);
   return a;
-}
-
-/* Wait for s in direction dir until the deadline at stack index idx.  A
-** deadline already past times out even if the socket is ready, so a call
-** that keeps making slow progress still ends at its deadline. */
-static int wait_for(lua_State *L, LSocket *s, int dir, int idx, lua_KContext ctx,
-                    lua_KFunction k) {
-  double deadline = lua_tonumber(L, idx);
-  if (deadline > 0 && clock_now() >= deadline) return LSOCK_ETIMEOUT;
-  return wait_fd(L, &s->w, dir, deadline, ctx, k);
 }
 
 /* ---- bind, listen, names -------------------------------------------- */
 
-/* bind after the name in its address, if any, was resolved (off the
-** loop thread inside a task). */
-static int bind_resolved(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  LSocket *s = sock_resumed(L, 1, status);
-  int n = addr_resolved(L, 2, status);
-  if (n != 0) return n;
-  if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
-  SockAddr *a = push_sockaddr(L, s, 2);
-  if (a == NULL) return 3;
-  int err = bind(s->w.fd, (struct sockaddr *)&a->ss, a->len) == 0 ? 0 : errno;
-  return err_pushresult(L, err);
+/* bind to the address op->obj (a SockAddr): pushes true.  Never waits. */
+static int bind_try(lua_State *L, Op *op) {
+  const SockAddr *a = (const SockAddr *)op->obj;
+  if (bind(sock_ofop(op)->w.fd, (const struct sockaddr *)&a->ss, a->len) != 0) return errno;
+  lua_pushboolean(L, 1);
+  return 0;
 }
 
-/* s:bind(address) or s:bind(host, port) */
+/* s:bind(address) or s:bind(host, port); a name in the address is looked
+** up first (off the loop thread inside a task). */
 static int sock_bind(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
   lua_settop(L, 3);
-  addr_resolve(L, 2, s->family, 0, bind_resolved);
-  return bind_resolved(L, LUA_OK, 0);
+  Op op;
+  sock_opinit(&op, s, WAIT_WRITE, 0, bind_try, wait_pushresults);
+  SockAddr *a = sockaddr_push(L, &op, 0);
+  return addr_run(L, 2, s->family, &a->ss, &a->len, &op);
 }
 
 /* s:listen([backlog]); a negative backlog counts as 0, as in Python. */
@@ -108,61 +89,40 @@ static int sock_getpeername(lua_State *L) {
 
 /* ---- accept ------------------------------------------------------------ */
 
-/* A SockAddr read back after a yield: the block's size and its length
-** field, which connect and sendto pass to the kernel, are checked. */
-static SockAddr *sockaddr_resumed(lua_State *L, int idx) {
-  SockAddr *a = (SockAddr *)wait_block(L, idx, sizeof(SockAddr));
-  if (a->len > sizeof a->ss) wait_changed(L);
-  return a;
+/* One accept4 into the new socket (op->obj, closed until then): pushes
+** it and the peer's address.  A connection aborted before we took it is
+** skipped: the driver tries again at once. */
+static int accept_try(lua_State *L, Op *op) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int fd = accept4(sock_ofop(op)->w.fd, (struct sockaddr *)&ss, &len,
+                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) return errno == ECONNABORTED ? OP_AGAIN : errno;
+  ((LSocket *)op->obj)->w.fd = fd;
+  wait_pushanchor(L, op, 1);
+  addr_push(L, (struct sockaddr *)&ss, len);
+  return 0;
 }
 
-/* Stack: 1 listener, 2 deadline, 3 the new socket (closed until accept4
-** gives it a descriptor).  After a yield slot 3 must still hold a closed
-** socket, checked before accept4: a descriptor accepted into anything
-** else would be lost (or overwrite an open socket's). */
-static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_resumed(L, 1, status);
-  if (status != LUA_OK && sock_check(L, 3)->w.fd >= 0) wait_changed(L);
-  int err = wait_resumed(L, status);
-  while (err == 0) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    int fd = accept4(s->w.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-      ((LSocket *)lua_touserdata(L, 3))->w.fd = fd;
-      addr_push(L, (struct sockaddr *)&ss, len);
-      return 2;
-    }
-    err = errno;
-    if (err == EINTR || err == ECONNABORTED) err = 0;    /* retry */
-    else if (err == EAGAIN)
-      err = wait_for(L, s, WAIT_READ, 2, ctx, accept_k);
-  }
-  return err_push(L, err);
-}
-
-/* s:accept() -> conn, address; conn has the default timeout. */
+/* s:accept() -> conn, address; conn has the default timeout.  conn is
+** made (closed) before accept4, so a memory error loses no descriptor. */
 static int sock_accept(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
   lua_settop(L, 1);
-  lua_pushnumber(L, sock_deadline(s, 0));
-  sock_push(L, s->family, s->type, s->proto);
-  return accept_k(L, LUA_OK, 0);
+  Op op;
+  sock_opinit(&op, s, WAIT_READ, 0, accept_try, wait_pushresults);
+  op.obj = sock_push(L, s->family, s->type, s->proto);
+  op.anchor[1] = 2;
+  return wait_op(L, &op);
 }
 
 /* ---- connect, connect_ex ------------------------------------------------ */
 
-enum { CONNECT_EX = 1, CONNECT_AGAIN = 2 };   /* bits of the ctx */
-
-/* The outcome of connect_k as Lua values: connect returns true or the
-** error triple; connect_ex returns 0 or the errno (ETIMEDOUT on timeout). */
-static int connect_done(lua_State *L, lua_KContext ctx, int err) {
-  if (!(ctx & CONNECT_EX)) return err_pushresult(L, err);
-  if (err == LSOCK_ETIMEOUT) err = ETIMEDOUT;
-  else if (err == LSOCK_ECLOSED) err = EBADF;
-  lua_pushinteger(L, err);
-  return 1;
-}
+/* Where a connect stands (op->done): call connect() (first, or again for
+** AF_UNIX after a full backlog said EAGAIN), or ask SO_ERROR how the
+** connect under way ended (TCP's EINPROGRESS). */
+enum { CONNECT_FIRST, CONNECT_AGAIN, CONNECT_CHECK };
+enum { CONNECT_EX = 1 };   /* op->flags: connect_ex's results */
 
 /* After a wait: SO_ERROR says how an in-progress connect ended; 0 with
 ** no peer yet (a spurious wake) means wait again (EINPROGRESS). */
@@ -178,53 +138,53 @@ static int connect_status(int fd) {
   return 0;
 }
 
-/* Stack: 1 socket, 2 deadline, 3 SockAddr.  TCP reports EINPROGRESS and
-** is then checked with SO_ERROR; AF_UNIX reports EAGAIN on a full backlog
-** and connect() itself is retried once writable (CONNECT_AGAIN).  EINTR
-** leaves the connect going on, as EINPROGRESS does. */
-static int connect_k(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_resumed(L, 1, status);
-  SockAddr *a = status == LUA_OK ? (SockAddr *)lua_touserdata(L, 3) : sockaddr_resumed(L, 3);
-  int err = wait_resumed(L, status);
-  int again = status == LUA_OK || (ctx & CONNECT_AGAIN);
-  while (err == 0) {
-    if (again) err = connect(s->w.fd, (struct sockaddr *)&a->ss, a->len) == 0 ? 0 : errno;
-    else err = connect_status(s->w.fd);
-    if (err == EISCONN && status != LUA_OK) err = 0;   /* a retried connect is done */
-    if (err != EINPROGRESS && err != EALREADY && err != EINTR && err != EAGAIN) break;
-    again = err == EAGAIN;
-    ctx = (ctx & CONNECT_EX) | (again ? CONNECT_AGAIN : 0);
-    if (lua_tonumber(L, 2) == 0) {     /* non-blocking: report, as Python does */
-      err = again ? EAGAIN : EINPROGRESS;
-      break;
-    }
-    err = wait_for(L, s, WAIT_WRITE, 2, ctx, connect_k);
-    status = LUA_YIELD;                /* from here on, connect is under way */
+/* One step of a connect to the address op->obj (a SockAddr).  A
+** connect() interrupted by a signal goes on in the kernel: tried again
+** (the driver does so at once), it says EALREADY, or EISCONN once done,
+** which every connect() but the first takes for success.  Pushes
+** nothing: connect_push makes the results. */
+static int connect_try(lua_State *L, Op *op) {
+  (void)L;
+  LSocket *s = sock_ofop(op);
+  const SockAddr *a = (const SockAddr *)op->obj;
+  int err;
+  if (op->done == CONNECT_CHECK) {
+    err = connect_status(s->w.fd);
+  } else {
+    int first = op->done == CONNECT_FIRST;
+    op->done = CONNECT_AGAIN;
+    err = connect(s->w.fd, (const struct sockaddr *)&a->ss, a->len) == 0 ? 0 : errno;
+    if (err == EISCONN && !first) return 0;
   }
-  return connect_done(L, ctx, err);
+  if (err == EAGAIN) op->done = CONNECT_AGAIN;
+  else if (err == EINPROGRESS || err == EALREADY) op->done = CONNECT_CHECK;
+  else return err;
+  return OP_WANTWRITE;
 }
 
-/* connect after the name in its address, if any, was resolved (off the
-** loop thread inside a task): parse the address and start connecting. */
-static int connect_resolved(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_resumed(L, 1, status);
-  int n = addr_resolved(L, 2, status);
-  if (n != 0) return n;
-  if (s->w.fd < 0) return connect_done(L, ctx, LSOCK_ECLOSED);  /* closed meanwhile */
-  lua_settop(L, 3);                    /* 2-3: the address */
-  lua_pushnumber(L, sock_deadline(s, 0));   /* 4 */
-  if (push_sockaddr(L, s, 2) == NULL) return 3;   /* 5 */
-  lua_replace(L, 3);
-  lua_replace(L, 2);                   /* now 1 socket, 2 deadline, 3 SockAddr */
-  return connect_k(L, LUA_OK, ctx);
+/* connect returns true or the error triple; connect_ex returns 0 or the
+** errno (ETIMEDOUT on timeout).  Non-blocking, a connect under way
+** reports EINPROGRESS, as in Python. */
+static int connect_push(lua_State *L, Op *op, int err, int nres) {
+  (void)nres;   /* connect_try pushes nothing */
+  if (err == EAGAIN && op->done == CONNECT_CHECK) err = EINPROGRESS;
+  if (!(op->flags & CONNECT_EX)) return err_pushresult(L, err);
+  if (err == LSOCK_ETIMEOUT) err = ETIMEDOUT;
+  else if (err == LSOCK_ECLOSED) err = EBADF;
+  lua_pushinteger(L, err);
+  return 1;
 }
 
-/* Shared entry of connect and connect_ex. */
-static int connect_start(lua_State *L, lua_KContext ctx) {
+/* Shared entry of connect and connect_ex: a name in the address is
+** looked up first (off the loop thread inside a task). */
+static int connect_start(lua_State *L, int ex) {
   LSocket *s = sock_checkopen(L, 1);
   lua_settop(L, 3);
-  addr_resolve(L, 2, s->family, ctx, connect_resolved);
-  return connect_resolved(L, LUA_OK, ctx);
+  Op op;
+  sock_opinit(&op, s, WAIT_WRITE, 0, connect_try, connect_push);
+  op.flags = ex;
+  SockAddr *a = sockaddr_push(L, &op, 0);
+  return addr_run(L, 2, s->family, &a->ss, &a->len, &op);
 }
 
 /* s:connect(address) or s:connect(host, port) -> true */
@@ -280,8 +240,7 @@ static int recv_room(LSocket *s, size_t size, size_t *room) {
 ** straight into a luaL_Buffer, released before returning: it may not live
 ** across a yield (and lua_settop over its to-be-closed box is unsafe in
 ** 5.4.4). */
-static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from,
-                     size_t *got) {
+static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   ssize_t n;
@@ -292,15 +251,13 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from,
     n = recvfrom(s->w.fd, buf, size, flags, from ? (struct sockaddr *)&ss : NULL,
                  from ? &len : NULL);   /* no address to copy out for recv */
     if (n < 0) return errno;
-    *got = (size_t)n > size ? size : (size_t)n;
-    lua_pushlstring(L, buf, *got);
+    lua_pushlstring(L, buf, (size_t)n > size ? size : (size_t)n);
   } else {
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, size);
     n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
     err = n < 0 ? errno : 0;
-    *got = n < 0 ? 0 : (size_t)n > size ? size : (size_t)n;
-    luaL_pushresultsize(&b, *got);
+    luaL_pushresultsize(&b, n < 0 ? 0 : (size_t)n > size ? size : (size_t)n);
     if (err != 0) {
       lua_pop(L, 1);
       return err;
@@ -310,52 +267,15 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from,
   return 0;
 }
 
-static int recv_k(lua_State *L, int status, lua_KContext ctx);
-static int recvfrom_k(lua_State *L, int status, lua_KContext ctx);
-
-/* Stack: 1 socket, 2 bufsize, 3 deadline.  ctx: the flags (they need no
-** stack slot to be read back after a wait); from: recvfrom, whose
-** continuation is recvfrom_k.  The first pass (status LUA_OK) comes
-** straight from recv_start; a resumed one through recv_k or recvfrom_k,
-** which check the slots first. */
-static int recv_run(lua_State *L, int status, lua_KContext ctx, int from) {
-  LSocket *s = sock_resumed(L, 1, status);
-  size_t size = (size_t)lua_tointeger(L, 2);
-  int flags = (int)ctx;
-  int err = wait_resumed(L, status);
-  while (err == 0) {
-    size_t n;
-    err = recv_once(L, s, size, flags, from, &n);
-    if (err == 0) {
-      if (n > 0 && n < size && flags == 0 && s->type == SOCK_STREAM)
-        wait_setidle(&s->w, WAIT_READ);   /* drained: the next recv waits first */
-      return from ? 2 : 1;
-    }
-    if (err == EINTR) err = 0;
-    else if (err == EAGAIN) err = wait_for(L, s, WAIT_READ, 3, ctx, from ? recvfrom_k : recv_k);
-  }
-  return err_push(L, err);
+static int recv_try(lua_State *L, Op *op) {
+  return recv_once(L, sock_ofop(op), op->size, op->flags, 0);
 }
 
-/* After a wait: a bufsize debug.setlocal changed would only size a
-** buffer (recv_room bounds it), but a clear error beats a wrong result.
-** The socket is checked by sock_resumed. */
-static void recv_checkresumed(lua_State *L, int status) {
-  int isint;   /* the caller's own argument: 10.0 passed luaL_checkinteger */
-  if (status != LUA_OK && (lua_tointegerx(L, 2, &isint) < 0 || !isint))
-    wait_changed(L);
+static int recvfrom_try(lua_State *L, Op *op) {
+  return recv_once(L, sock_ofop(op), op->size, op->flags, 1);
 }
 
-static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  recv_checkresumed(L, status);
-  return recv_run(L, status, ctx, 0);
-}
-
-static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
-  recv_checkresumed(L, status);
-  return recv_run(L, status, ctx, 1);
-}
-
+/* recv and recvfrom: the record of one recv of bufsize bytes. */
 static int recv_start(lua_State *L, int from) {
   LSocket *s = sock_checkopen(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
@@ -365,14 +285,11 @@ static int recv_start(lua_State *L, int from) {
     lua_pushliteral(L, "");
     return 1;
   }
-  double deadline = sock_deadline(s, flags);
-  lua_settop(L, 2);
-  lua_pushnumber(L, deadline);
-  if (wait_idle(L, &s->w, WAIT_READ, deadline)) {   /* see wait_idle (lsock.h) */
-    int err = wait_for(L, s, WAIT_READ, 3, flags, from ? recvfrom_k : recv_k);
-    if (err != 0) return err_push(L, err);
-  }
-  return recv_run(L, LUA_OK, flags, from);
+  Op op;
+  sock_opinit(&op, s, WAIT_READ, flags, from ? recvfrom_try : recv_try,
+          from ? wait_pushresults : wait_pushresults);
+  op.size = (size_t)size;
+  return wait_op(L, &op);
 }
 
 /* s:recv(bufsize [, flags]) -> data, "" at the end of the stream; recv(0)
@@ -389,141 +306,78 @@ static int sock_recvfrom(lua_State *L) {
 
 /* ---- send, sendall, sendto ----------------------------------------------- */
 
-/* One sendto of len bytes at p with the flags (3) and address (5) on
-** the stack; errno is left as the syscall set it. */
-static ssize_t send_once(lua_State *L, LSocket *s, const char *p, size_t len) {
-  int flags = (int)lua_tointeger(L, 3) | MSG_NOSIGNAL;   /* EPIPE, never SIGPIPE */
-  SockAddr *a = (SockAddr *)lua_touserdata(L, 5);
-  return sendto(s->w.fd, p, len, flags, a ? (struct sockaddr *)&a->ss : NULL,
-                a ? a->len : 0);
+enum { SEND_ALL = 1 << 30 };   /* op->flags: sendall (no MSG_* flag uses bit 30) */
+
+/* One sendto of the data not sent yet (op->data, op->size, op->done), to
+** the address op->obj (sendto) or the peer (NULL).  send: pushes the
+** count; sendall: goes on until all is sent, then pushes true. */
+static int send_try(lua_State *L, Op *op) {
+  const SockAddr *a = (const SockAddr *)op->obj;
+  int flags = (op->flags & ~SEND_ALL) | MSG_NOSIGNAL;   /* EPIPE, never SIGPIPE */
+  ssize_t n = sendto(sock_ofop(op)->w.fd, (const char *)op->data + op->done,
+                     op->size - op->done, flags,
+                     a ? (const struct sockaddr *)&a->ss : NULL, a ? a->len : 0);
+  if (n < 0) return errno;
+  op->done += (size_t)n;
+  if (!(op->flags & SEND_ALL)) lua_pushinteger(L, n);
+  else if (op->done < op->size) return OP_AGAIN;   /* the rest: EAGAIN if it is full */
+  else lua_pushboolean(L, 1);
+  return 0;
 }
 
-/* The failure of send (nil, msg, errno) or sendall (..., bytes sent). */
-static int send_fail(lua_State *L, int err, size_t sent, lua_KContext ctx) {
+/* send and sendto push the count, sendall true; a failure of sendall
+** also reports how many bytes went (nil, msg, errno, bytes sent). */
+static int send_push(lua_State *L, Op *op, int err, int nres) {
+  if (err == 0) return nres;
   err_push(L, err);
-  if (!ctx) return 3;
-  lua_pushinteger(L, (lua_Integer)sent);
+  if (!(op->flags & SEND_ALL)) return 3;
+  lua_pushinteger(L, (lua_Integer)op->done);
   return 4;
 }
 
-static int send_k(lua_State *L, int status, lua_KContext ctx);
-
-/* Stack: 1 socket, 2 data, 3 flags, 4 deadline, 5 SockAddr or nil
-** (sendto), 6 bytes sent so far.  ctx 1: sendall (loop until all is
-** sent; a failure also reports the count); else one send.  The first
-** pass comes straight from send_layout, a resumed one through send_k. */
-static int send_run(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_resumed(L, 1, status);
-  size_t size, sent = (size_t)lua_tointeger(L, 6);
-  const char *data = lua_tolstring(L, 2, &size);
-  int err = wait_resumed(L, status);
-  while (err == 0) {
-    ssize_t n = send_once(L, s, data + sent, size - sent);
-    err = n < 0 ? errno : 0;
-    if (n >= 0 && !ctx) {
-      lua_pushinteger(L, n);
-      return 1;
-    }
-    if (n >= 0 && (sent += (size_t)n) == size) return err_pushresult(L, 0);
-    if (err == EINTR) err = 0;
-    else if (err == EAGAIN) {
-      lua_pushinteger(L, (lua_Integer)sent);
-      lua_replace(L, 6);               /* the count survives the yield */
-      err = wait_for(L, s, WAIT_WRITE, 4, ctx, send_k);
-    }
-  }
-  return send_fail(L, err, sent, ctx);
+/* The record of a send of the string at index 2 with flags. */
+static void send_op(lua_State *L, Op *op, LSocket *s, int flags) {
+  sock_opinit(op, s, WAIT_WRITE, flags, send_try, send_push);
+  op->data = lua_tolstring(L, 2, &op->size);
+  op->anchor[1] = 2;
 }
 
-/* send_run after a wait: the data must still be a string at least as
-** long as the count of bytes sent (else data + sent would point past
-** it), and the address nil or a SockAddr. */
-static int send_k(lua_State *L, int status, lua_KContext ctx) {
-  if (status != LUA_OK) {
-    lua_Integer sent = lua_tointeger(L, 6);
-    if (lua_type(L, 2) != LUA_TSTRING || !lua_isinteger(L, 6) || sent < 0 ||
-        (size_t)sent > lua_rawlen(L, 2))
-      wait_changed(L);
-    if (!lua_isnil(L, 5)) sockaddr_resumed(L, 5);
-  }
-  return send_run(L, status, ctx);
-}
-
-/* Lay out the stack for send_k.  sendto: the address at addr_idx (3 or
-** 4), its name already resolved; send and sendall: addr_idx 0. */
-static int send_layout(lua_State *L, LSocket *s, int addr_idx, lua_KContext ctx,
-                       size_t sent) {
-  if (addr_idx && push_sockaddr(L, s, addr_idx) == NULL) return 3;
-  lua_pushnumber(L, sock_deadline(s, addr_idx == 3 ? 0 : (int)lua_tointeger(L, 3)));
-  if (addr_idx == 3) {                 /* 1 s, 2 data, 3 addr, 4 SockAddr, 5 deadline */
-    lua_insert(L, 4);
-    lua_pushnil(L);
-    lua_replace(L, 3);                 /* no flags */
-  } else if (addr_idx == 4) {
-    lua_replace(L, 4);                 /* the address arg is no longer needed */
-  } else {
-    lua_pushnil(L);                    /* no address */
-  }
-  lua_pushinteger(L, (lua_Integer)sent);   /* 6: bytes sent */
-  return send_run(L, LUA_OK, ctx);
-}
-
-/* sendto after the name in its address (at index ctx), if any, was
-** resolved. */
-static int sendto_resolved(lua_State *L, int status, lua_KContext ctx) {
-  LSocket *s = sock_resumed(L, 1, status);
-  int n = addr_resolved(L, (int)ctx, status);
-  if (n != 0) return n;
-  if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);   /* closed meanwhile */
-  return send_layout(L, s, (int)ctx, 0, 0);
-}
-
-/* send and sendall: one try before the stack is laid out for send_k, so
-** that data the socket buffer takes at once (nearly always) costs no
-** more than the syscall. */
-static int send_first(lua_State *L, LSocket *s, int flags, lua_KContext ctx) {
-  size_t len;
-  const char *data = lua_tolstring(L, 2, &len);
-  ssize_t n = send(s->w.fd, data, len, flags | MSG_NOSIGNAL);
-  int err = n < 0 ? errno : 0;
-  if (n >= 0 && !ctx) {
-    lua_pushinteger(L, n);
-    return 1;
-  }
-  if (n >= 0 && (size_t)n == len) return err_pushresult(L, 0);
-  if (err != 0 && err != EAGAIN && err != EINTR) return send_fail(L, err, 0, ctx);
-  lua_settop(L, 3);
-  return send_layout(L, s, 0, ctx, n > 0 ? (size_t)n : 0);
-}
-
-/* Check data and flags (and sendto's address at addr_idx, 3 or 4; else 0). */
-static int send_start(lua_State *L, int addr_idx, lua_KContext ctx) {
+/* send and sendall: the record of one send, or of a send of all. */
+static int send_start(lua_State *L, int all) {
   LSocket *s = sock_checkopen(L, 1);
   luaL_checkstring(L, 2);
-  if (addr_idx == 0) return send_first(L, s, sock_optflags(L, 3), ctx);
-  if (addr_idx == 4) sock_optflags(L, 3);
-  lua_settop(L, addr_idx);
-  addr_resolve(L, addr_idx, s->family, addr_idx, sendto_resolved);
-  return sendto_resolved(L, LUA_OK, addr_idx);
+  Op op;
+  send_op(L, &op, s, sock_optflags(L, 3));
+  if (all) op.flags |= SEND_ALL;
+  return wait_op(L, &op);
 }
 
 /* s:send(data [, flags]) -> bytes sent */
 static int sock_send(lua_State *L) {
-  return send_start(L, 0, 0);
+  return send_start(L, 0);
 }
 
 /* s:sendall(data [, flags]) -> true, or nil, msg, errno, bytes_sent */
 static int sock_sendall(lua_State *L) {
-  return send_start(L, 0, 1);
+  return send_start(L, 1);
 }
 
 /* s:sendto(data [, flags], address) -> bytes sent.  With two arguments
-** the second is the address. */
+** the second is the address.  Everything is checked before a name in the
+** address is looked up.  The address's block is the second anchor and
+** keeps the data alive. */
 static int sock_sendto(lua_State *L) {
   int addr_idx = lua_gettop(L) >= 4 ? 4 : 3;
-  sock_checkopen(L, 1);
+  LSocket *s = sock_checkopen(L, 1);
+  luaL_checkstring(L, 2);
   luaL_checkany(L, addr_idx);
-  return send_start(L, addr_idx, 0);
+  lua_settop(L, addr_idx + 1);   /* a port after a host string, or nil */
+  Op op;
+  send_op(L, &op, s, addr_idx == 4 ? sock_optflags(L, 3) : 0);
+  SockAddr *a = sockaddr_push(L, &op, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 1);   /* the block keeps the data alive */
+  return addr_run(L, addr_idx, s->family, &a->ss, &a->len, &op);
 }
 
 const luaL_Reg sockio_methods[] = {

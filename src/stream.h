@@ -35,7 +35,6 @@ typedef struct LStream {
   size_t rstart, rend;  /* unread input: rbuf[rstart .. rend) */
   size_t rpos;          /* the read call's cursor: rstart <= rpos <= rend */
   size_t scan;          /* no '\n' in rbuf[rpos .. scan): rpos <= scan <= rend */
-  lua_Integer rcall;    /* id of the read call that owns rpos and scan */
   char *wbuf;
   size_t wcap;
   size_t wstart, wlen;  /* output not sent yet: wbuf[wstart .. wlen) */
@@ -45,16 +44,12 @@ typedef struct LStream {
 char *stream_bufresize(lua_State *L, char *p, size_t old, size_t size);  /* raises */
 LStream *stream_usable(lua_State *L, LStream *st, int need);   /* raises unless open for need */
 LStream *stream_checkopen(lua_State *L, int idx, int need);    /* a method's stream, usable */
-LStream *stream_resumedst(lua_State *L, int status);  /* a continuation's stream (slot 1) */
-int stream_resumed(lua_State *L, LStream *st, int status, lua_KContext ctx);
 int stream_fd(const LStream *st);                     /* -1 once closed */
-int stream_wait(lua_State *L, LStream *st, int dir, int idx, lua_KFunction k);
 
 /* ---- reader.c: the socket side ------------------------------------- */
 int stream_fill(lua_State *L, LStream *st);           /* one recv into the input */
 int stream_send(lua_State *L, LStream *st, const char *p, size_t len, size_t *sent);
 int stream_sendbuf(lua_State *L, LStream *st);        /* send output, no wait */
-int stream_flush(lua_State *L, LStream *st, lua_KFunction k);  /* send output, waiting */
 
 /* ---- stream_io.c: the methods that read and write ------------------ */
 int rd_read(lua_State *L);

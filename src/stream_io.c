@@ -7,23 +7,29 @@
 ** moves bytes between the Lua stack and the buffers, and asks reader.c to
 ** fill, send and wait (stream.h).
 **
+** Each call fills an operation record (wait.h) and returns what the retry
+** driver returns: a read's try runs its formats from the start of the
+** input, receiving more while it can; a write's takes its data into the
+** buffer or the socket; the driver waits when they would block.
+**
 ** A read call is all or nothing: its formats consume input through a
 ** cursor (rpos) that is committed only when the call succeeds, so after a
 ** timeout or an error the input is intact and the call can be retried.
-** That also makes waiting simple: inside a task wait_fd yields, and the
-** continuation scans the buffer again from the cursor (scan remembers how
-** far a line search got, so a long line is searched once).
+** Every try starts the formats over from the committed input (rstart):
+** nothing of a call is kept on the Lua stack across a wait; scan
+** remembers how far a line search got, so a long line is searched once.
 **
 ** Before a read waits for input, pending output is flushed: the peer may
 ** be waiting for it (a request written with full buffering).
 **
-** After every wait, in a task or not, a call checks that its stream is
-** still open (stream_wait, stream_resumed) and, for a read, that its
-** cursor is still its own.
+** Naive on purpose: a format after the first that waits for more input
+** is tried again from its start (a long line there is searched again at
+** each try); the first format keeps its progress (scan, and the spaces
+** before a number, consumed at once).
 **
 ** Left out: two tasks reading one stream at once; that stays memory-safe
-** (the call that lost the cursor starts over) but which call gets which
-** bytes is then undefined, as with any shared stream.
+** but which call gets which bytes is then undefined, as with any shared
+** stream.
 */
 #include <ctype.h>
 #include <errno.h>
@@ -41,13 +47,8 @@ enum { FMT_LINE = -1, FMT_LINENL = -2, FMT_ALL = -3, FMT_NUM = -4 };
 /* What trying one format on the buffered input gives. */
 enum { TRY_TOOLONG = -2, TRY_NEED = -1, TRY_FAIL = 0, TRY_OK = 1 };
 
-/* Stack of a read call (also of a lines iterator call); results follow
-** the formats.  R_CALL is the id of the call owning the cursor. */
-enum { R_DEADLINE = 2, R_NFMT, R_ITER, R_CALL, R_FMT };
-
-/* Stack of a write call: the next argument to take, how much of it is
-** taken, whether to flush at the end, then the strings. */
-enum { W_DEADLINE = 2, W_ARG, W_OFF, W_FLUSH, W_DATA };
+enum { READ_ITER = 1 };    /* op->flags of a read: a lines iterator's */
+enum { WRITE_FLUSH = 1 };  /* op->flags of a write: flush at the end */
 
 /* ---- read formats over the buffered input -------------------------- */
 
@@ -149,16 +150,20 @@ static void num_scan(Numeral *nm) {
   }
 }
 
-/* Drop the input rbuf[from .. rpos) for good, whatever becomes of the
-** call: the cheap way when nothing before it is pending, else by moving
-** the input after it down. */
+/* Drop the spaces rbuf[from .. rpos) for good, whatever becomes of the
+** call: the cheap way when nothing before them is pending, else by
+** moving the input after them down.  There one space stays: a try starts
+** the formats over, and a number before them must end where it did. */
 static void drop_input(LStream *st, size_t from) {
-  size_t n = st->rpos - from;
-  if (from == st->rstart) st->rstart = st->rpos;
-  else {
-    memmove(st->rbuf + from, st->rbuf + st->rpos, st->rend - st->rpos);
-    st->rend -= n, st->rpos = from;
+  if (from == st->rstart) {
+    st->rstart = st->rpos;
+    return;
   }
+  if (st->rpos - from < 2) return;
+  from++;
+  memmove(st->rbuf + from, st->rbuf + st->rpos, st->rend - st->rpos);
+  st->rend -= st->rpos - from;
+  st->rpos = from;
 }
 
 /* "n": a number after optional spaces; like Lua, a malformed numeral is
@@ -225,54 +230,54 @@ static int formats_check(lua_State *L, int n) {
 
 /* ---- read calls ---------------------------------------------------- */
 
-static int read_k(lua_State *L, int status, lua_KContext ctx);
+/* Format i of a read call's op: the one code in op->done, or op->data
+** pointing at the op->size codes in a block anchored with the call. */
+static lua_Integer read_format(const Op *op, size_t i) {
+  return op->data ? ((const lua_Integer *)op->data)[i] : (lua_Integer)op->done;
+}
 
-/* Try the formats not done yet, pushing one result each: TRY_OK once the
-** call is complete (all done, or one failed), TRY_NEED when input is
-** missing, TRY_TOOLONG when a line passed the limit. */
-static int read_formats(lua_State *L, LStream *st) {
-  int nfmt = (int)lua_tointeger(L, R_NFMT), base = R_FMT + nfmt - 1;
-  for (;;) {
-    int done = lua_gettop(L) - base;
-    if (done == nfmt || (done > 0 && lua_isnil(L, -1))) return TRY_OK;
-    int r = try_format(L, st, lua_tointeger(L, R_FMT + done));
-    if (r == TRY_NEED || r == TRY_TOOLONG) return r;
+/* Run the formats from the committed input, pushing one result each:
+** returns how many were pushed once the call is complete (all done, or
+** one failed); else, with nothing left pushed, TRY_NEED when input is
+** missing or TRY_TOOLONG when a line passed the limit.  scan is kept for
+** the next try only when the first format, a line, stopped: it is valid
+** from rstart on. */
+static int read_formats(lua_State *L, LStream *st, const Op *op) {
+  int top = lua_gettop(L);
+  st->rpos = st->rstart;
+  for (size_t i = 0; i < op->size; i++) {
+    lua_Integer fmt = read_format(op, i);
+    int r = try_format(L, st, fmt);
+    if (r == TRY_NEED || r == TRY_TOOLONG) {
+      if (i > 0 || (fmt != FMT_LINE && fmt != FMT_LINENL)) st->scan = st->rstart;
+      lua_settop(L, top);
+      return r;
+    }
     if (r == TRY_FAIL) luaL_pushfail(L);
     st->scan = st->rpos;
+    if (r == TRY_FAIL) break;
   }
+  return lua_gettop(L) - top;
 }
 
-/* The call starts over, owning the cursor (another call moved it). */
-static void read_restart(lua_State *L, LStream *st) {
-  lua_settop(L, R_FMT + (int)lua_tointeger(L, R_NFMT) - 1);
-  lua_pushinteger(L, ++st->rcall);
-  lua_replace(L, R_CALL);
-  st->rpos = st->scan = st->rstart;
-}
-
-/* Input is missing: receive it, or wait.  After a short read left the
-** socket drained, a task waits without the recv that would say EAGAIN
-** (wait_idle).  Pending output goes first, as the peer may be waiting for
-** it, unless a task already waits to write (it will send it; two waiters
-** on one direction are refused); a failure to send it is left for the
-** next write or flush to report. */
+/* Input is missing: receive some (0: try the formats again), or say
+** what to wait for.  Pending output goes first, as the peer may be
+** waiting for it, unless a task already waits to write (it will send it;
+** two waiters on one direction are refused); a failure to send it is left
+** for the next write or flush to report. */
 static int read_more(lua_State *L, LStream *st) {
-  if (stream_fd(st) < 0) return LSOCK_ECLOSED;
-  Watch *w = &st->sock->w;
-  int idle = wait_idle(L, w, WAIT_READ, st->sock->timeout);   /* timeout 0 <=> deadline 0 */
-  int err = idle ? EAGAIN : stream_fill(L, st), dir = WAIT_READ;
+  int err = stream_fill(L, st);
   if (err != EAGAIN) return err;
   if (st->wstart < st->wlen) {
     err = stream_sendbuf(L, st);
     if (err == 0) return 0;   /* all sent: try the input again */
-    if (err == EAGAIN && w->waiter[WAIT_WRITE] == NULL) dir = WAIT_WRITE;
+    if (err == EAGAIN && st->sock->w.waiter[WAIT_WRITE] == NULL) return OP_WANTWRITE;
   }
-  return stream_wait(L, st, dir, R_DEADLINE, read_k);
+  return OP_WANTREAD;
 }
 
 /* Success: consume the input; a drained buffer shrinks back to rest. */
-static int read_done(lua_State *L, LStream *st) {
-  int base = R_FMT + (int)lua_tointeger(L, R_NFMT) - 1;
+static void read_commit(lua_State *L, LStream *st) {
   st->rstart = st->scan = st->rpos;
   if (st->rstart == st->rend) {
     st->rstart = st->rend = st->rpos = st->scan = 0;
@@ -281,59 +286,61 @@ static int read_done(lua_State *L, LStream *st) {
       st->rcap = RBUF_SIZE;
     }
   }
-  if (lua_toboolean(L, R_ITER) && lua_isnil(L, base + 1)) return 0;  /* ends a for loop */
-  return lua_gettop(L) - base;
 }
 
-/* Failure: nothing was committed, so the input stays for a retry (the
-** next call starts from rstart); a lines iterator raises, as Lua's does,
-** except for a line too long: that ends a for loop with nil, "line too
-** long", so that a peer cannot make a server's task die. */
-static int read_fail(lua_State *L, int err) {
-  if (lua_toboolean(L, R_ITER) && err != LSOCK_ETOOLONG)
+/* A read's try: the formats over the input, receiving more while the
+** socket has some; pushes the results (none when a lines iterator
+** reaches the end, which ends a for loop). */
+static int read_try(lua_State *L, Op *op) {
+  LStream *st = (LStream *)op->obj;
+  for (;;) {
+    if (stream_fd(st) < 0) return LSOCK_ECLOSED;
+    int n = read_formats(L, st, op);
+    if (n >= 0) {
+      read_commit(L, st);
+      if ((op->flags & READ_ITER) && lua_isnil(L, -n)) lua_pop(L, n);
+      return 0;
+    }
+    int err = n == TRY_TOOLONG ? LSOCK_ETOOLONG : read_more(L, st);
+    if (err) return err;
+  }
+}
+
+/* Failure: nothing was committed, so the input stays for a retry; a
+** lines iterator raises, as Lua's does, except for a line too long: that
+** ends a for loop with nil, "line too long", so that a peer cannot make a
+** server's task die. */
+static int read_push(lua_State *L, Op *op, int err, int nres) {
+  if (err == 0) return nres;
+  if ((op->flags & READ_ITER) && err != LSOCK_ETOOLONG)
     return luaL_error(L, "%s", err_message(err));
   return err_push(L, err);
 }
 
-/* read_k after a yield: the slots it sizes the stack by must still fit
-** the stack it left (top ctx), and another stream put in slot 1 must have
-** an input buffer (a write-only one has none). */
-static void read_recheck(lua_State *L, LStream *st, lua_KContext ctx) {
-  lua_Integer nfmt = lua_tointeger(L, R_NFMT);
-  if (!lua_isinteger(L, R_NFMT) || nfmt < 1 || nfmt > (lua_Integer)ctx - R_FMT + 1)
-    wait_changed(L);
-  if (!st->closed && st->rbuf == NULL) wait_changed(L);
-}
-
-/* After each wait, in a task or not (tasks run during an outside wait
-** too), the call starts over if another read took the cursor meanwhile. */
-static int read_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = stream_resumedst(L, status);
-  if (status != LUA_OK) read_recheck(L, st, ctx);
-  int err = stream_resumed(L, st, status, ctx);
-  while (!err) {
-    if (st->rcall != lua_tointeger(L, R_CALL)) read_restart(L, st);
-    int r = read_formats(L, st);
-    if (r == TRY_OK) return read_done(L, st);
-    err = r == TRY_TOOLONG ? LSOCK_ETOOLONG : read_more(L, st);
-  }
-  return read_fail(L, err);
-}
-
-/* Start a read call; the stack holds the stream, then nfmt format codes. */
+/* Start a read call; the stack holds the stream, then nfmt format codes.
+** Several codes go into a block at index 2, anchored with the call. */
 static int read_begin(lua_State *L, LStream *st, int nfmt, int iter) {
   if (st->rbuf == NULL) {
     st->rbuf = stream_bufresize(L, NULL, 0, RBUF_SIZE);
     st->rcap = RBUF_SIZE;
   }
-  lua_pushnil(L);   /* the deadline, once needed */
-  lua_pushinteger(L, nfmt);
-  lua_pushboolean(L, iter);
-  lua_pushinteger(L, ++st->rcall);
-  lua_rotate(L, R_DEADLINE, 4);   /* these four go before the formats */
-  st->rpos = st->scan = st->rstart;
-  if (stream_fd(st) < 0) return read_fail(L, LSOCK_ECLOSED);
-  return read_k(L, LUA_OK, 0);
+  Op op;
+  wait_opinit(&op, read_try, read_push, &st->sock->w, WAIT_READ, st->sock->timeout);
+  op.obj = st;
+  op.size = (size_t)nfmt;
+  op.flags = iter ? READ_ITER : 0;
+  op.anchor[0] = 1;
+  if (nfmt == 1) {
+    op.done = (size_t)lua_tointeger(L, 2);
+  } else {
+    lua_Integer *codes = (lua_Integer *)lua_newuserdatauv(L, (size_t)nfmt * sizeof *codes, 0);
+    for (int i = 0; i < nfmt; i++) codes[i] = lua_tointeger(L, 2 + i);
+    lua_insert(L, 2);
+    op.data = codes;
+    op.anchor[1] = 2;
+  }
+  if (stream_fd(st) < 0) return read_push(L, &op, LSOCK_ECLOSED, 0);
+  return wait_op(L, &op);
 }
 
 /* stream:read(...) -> one value per format; nil at end of stream;
@@ -345,12 +352,12 @@ int rd_read(lua_State *L) {
 }
 
 /* The iterator of stream:lines(...): upvalues stream, n, n formats.  A
-** call pushes the stream, n formats, 4 slots of call state (read_begin)
-** and up to n results: 2n + 5, then room for the Lua API as usual. */
+** call pushes the stream, n formats, their block (read_begin) and up to n
+** results: 2n + 2, then room for the Lua API as usual. */
 static int lines_iter(lua_State *L) {
   int n = (int)lua_tointeger(L, lua_upvalueindex(2));
   lua_settop(L, 0);
-  luaL_checkstack(L, 2 * n + 5 + LUA_MINSTACK, "too many formats");
+  luaL_checkstack(L, 2 * n + 2 + LUA_MINSTACK, "too many formats");
   lua_pushvalue(L, lua_upvalueindex(1));
   LStream *st = stream_usable(L, (LStream *)lua_touserdata(L, 1), ST_READ);
   for (int i = 1; i <= n; i++) lua_pushvalue(L, lua_upvalueindex(2 + i));
@@ -399,65 +406,33 @@ static int write_step(lua_State *L, LStream *st, const char *p, size_t len,
   return 0;
 }
 
-/* Take the write call's strings from (W_ARG, W_OFF) on; the position
-** reached is saved there.  0 once all is taken, else an errno. */
-static int write_data(lua_State *L, LStream *st) {
-  int top = lua_gettop(L), i = (int)lua_tointeger(L, W_ARG), err = 0;
-  size_t off = (size_t)lua_tointeger(L, W_OFF);
+/* A write's try: take the data not taken yet (op->data, op->size,
+** op->done) into the buffer or the socket, then flush when the buffering
+** asks for it; pushes the stream. */
+static int write_try(lua_State *L, Op *op) {
+  LStream *st = (LStream *)op->obj;
+  if (stream_fd(st) < 0) return LSOCK_ECLOSED;
   size_t size = st->vbuf == VBUF_NO ? 0 : st->wsize;
-  for (; i <= top && !err; i++, off = 0) {
-    size_t len, taken;
-    const char *p = lua_tolstring(L, i, &len);
-    while (off < len && !err) {
-      err = write_step(L, st, p + off, len - off, size, &taken);
-      off += taken;
-    }
-    if (err) break;
+  int err = 0;
+  while (op->done < op->size && !err) {
+    size_t taken;
+    err = write_step(L, st, (const char *)op->data + op->done, op->size - op->done,
+                     size, &taken);
+    op->done += taken;
   }
-  lua_pushinteger(L, i);
-  lua_replace(L, W_ARG);
-  lua_pushinteger(L, (lua_Integer)off);
-  lua_replace(L, W_OFF);
-  return err;
+  if (!err && (op->flags & WRITE_FLUSH)) err = stream_sendbuf(L, st);
+  if (err) return err;
+  wait_pushanchor(L, op, 0);
+  return 0;
 }
 
-/* nil, message, errno, and how many bytes of this call were taken (they
-** are in the buffer or sent), as sendall reports. */
-static int write_fail(lua_State *L, int err) {
-  int i = (int)lua_tointeger(L, W_ARG);
-  lua_Integer taken = lua_tointeger(L, W_OFF);
-  for (int j = W_DATA; j < i; j++) taken += (lua_Integer)lua_rawlen(L, j);
+/* Failure: nil, message, errno, and how many bytes of this call were
+** taken (they are in the buffer or sent), as sendall reports. */
+static int write_push(lua_State *L, Op *op, int err, int nres) {
+  if (err == 0) return nres;
   err_push(L, err);
-  lua_pushinteger(L, taken);
+  lua_pushinteger(L, (lua_Integer)op->done);
   return 4;
-}
-
-/* write_k after a yield: the position (W_ARG, W_OFF) must lie in the
-** strings of the stack it left (top ctx), which write_data and
-** write_fail index by it. */
-static void write_recheck(lua_State *L, lua_KContext ctx) {
-  lua_Integer i = lua_tointeger(L, W_ARG), off = lua_tointeger(L, W_OFF);
-  if (!lua_isinteger(L, W_ARG) || i < W_DATA || i > (lua_Integer)ctx + 1 ||
-      !lua_isinteger(L, W_OFF) || off < 0 ||
-      (i <= (lua_Integer)ctx && (size_t)off > lua_rawlen(L, (int)i)))
-    wait_changed(L);
-}
-
-static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = stream_resumedst(L, status);
-  if (status != LUA_OK) write_recheck(L, ctx);
-  int err = stream_resumed(L, st, status, ctx);
-  while (!err) {
-    if (stream_fd(st) < 0) { err = LSOCK_ECLOSED; break; }
-    err = write_data(L, st);
-    if (!err && lua_toboolean(L, W_FLUSH)) err = stream_sendbuf(L, st);
-    if (!err) {
-      lua_settop(L, 1);
-      return 1;
-    }
-    if (err == EAGAIN) err = stream_wait(L, st, WAIT_WRITE, W_DEADLINE, write_k);
-  }
-  return write_fail(L, err);
 }
 
 /* Check write argument i, a string or a number (made a string as
@@ -477,30 +452,40 @@ static int write_arg(lua_State *L, LStream *st, int i) {
   return st->vbuf == VBUF_LINE && memchr(p, '\n', len) != NULL;
 }
 
-/* stream:write(...) -> the stream; nil, message, errno, bytes taken. */
+/* stream:write(...) -> the stream; nil, message, errno, bytes taken.
+** Several strings are joined first: the call works through one. */
 int rd_write(lua_State *L) {
   LStream *st = stream_checkopen(L, 1, ST_WRITE);
   int top = lua_gettop(L), flush = st->vbuf == VBUF_NO;
   for (int i = 2; i <= top; i++) flush |= write_arg(L, st, i);
-  lua_pushnil(L);   /* the deadline, once needed */
-  lua_pushinteger(L, W_DATA);
-  lua_pushinteger(L, 0);
-  lua_pushboolean(L, flush);
-  lua_rotate(L, W_DEADLINE, 4);   /* these four go before the strings */
-  return write_k(L, LUA_OK, 0);
+  lua_concat(L, top - 1);   /* none: "" */
+  Op op;
+  wait_opinit(&op, write_try, write_push, &st->sock->w, WAIT_WRITE, st->sock->timeout);
+  op.obj = st;
+  op.data = lua_tolstring(L, 2, &op.size);
+  op.flags = flush ? WRITE_FLUSH : 0;
+  op.anchor[0] = 1;
+  op.anchor[1] = 2;
+  return wait_op(L, &op);
 }
 
-static int flush_k(lua_State *L, int status, lua_KContext ctx) {
-  LStream *st = stream_resumedst(L, status);
-  int err = stream_resumed(L, st, status, ctx);
-  if (!err) err = stream_flush(L, st, flush_k);
-  return err_pushresult(L, err);
+/* flush's try: send the buffered output; pushes true. */
+static int flush_try(lua_State *L, Op *op) {
+  LStream *st = (LStream *)op->obj;
+  if (stream_fd(st) < 0) return LSOCK_ECLOSED;
+  int err = stream_sendbuf(L, st);
+  if (err) return err;
+  lua_pushboolean(L, 1);
+  return 0;
 }
 
 /* stream:flush() -> true; nil, message, errno. */
 int rd_flush(lua_State *L) {
-  stream_checkopen(L, 1, 0);
+  LStream *st = stream_checkopen(L, 1, 0);
   lua_settop(L, 1);
-  lua_pushnil(L);   /* the deadline, once needed */
-  return flush_k(L, LUA_OK, 0);
+  Op op;
+  wait_opinit(&op, flush_try, wait_pushresults, &st->sock->w, WAIT_WRITE, st->sock->timeout);
+  op.obj = st;
+  op.anchor[0] = 1;
+  return wait_op(L, &op);
 }

@@ -55,9 +55,9 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   loop_reserve(L, loop);
   lua_State *co = lua_newthread(L);
   if (!lua_checkstack(co, n + 1)) luaL_error(L, "too many arguments to spawn");
-  Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1);
+  Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1 + TASK_ANCHORS);
   memset(t, 0, sizeof *t);
-  t->co = co, t->loop = loop, t->heapidx = -1, t->argref = LUA_NOREF;
+  t->co = co, t->loop = loop, t->heapidx = -1;
   t->nargs = n - 1;
   luaL_setmetatable(L, TASK_META);
   lua_pushvalue(L, -2);
@@ -185,8 +185,7 @@ static void task_letgo(lua_State *L, Task *t, int held) {
     return;
   }
   if (held) t->loop->nheld--;
-  if (t->argref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, t->argref);
-  t->argref = LUA_NOREF;
+  task_anchor(L, t, 0, 0);   /* what its last wait pointed into may go */
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   t->ref = LUA_NOREF;
 }
@@ -269,15 +268,36 @@ static int task_mustend(Task *t, int costate) {
   return t->cancelled && (costate == CO_FRESH || t->outcome == LSOCK_ECANCELLED);
 }
 
+/* ---- the record of the wait a task is in ---------------------------- */
+
+Op *task_op(Task *t) {
+  return &t->op;
+}
+
+/* The Task is its registry reference's value until it is let go. */
+void task_anchor(lua_State *L, Task *t, int a0, int a1) {
+  luaL_checkstack(L, 2, "no room to wait");
+  task_pushself(L, t);
+  for (int i = 0; i < TASK_ANCHORS; i++) {
+    int idx = i == 0 ? a0 : a1;
+    if (idx != 0) lua_pushvalue(L, idx);
+    else lua_pushnil(L);
+    lua_setiuservalue(L, -2, 2 + i);
+  }
+  lua_pop(L, 1);
+}
+
+void task_pushanchor(lua_State *L, Task *t, int i) {
+  task_pushself(L, t);
+  lua_getiuservalue(L, -1, 2 + i);
+  lua_remove(L, -2);
+}
+
 /* Resume t.  A yield that parked it (state changed) is a wait; a yield
 ** that did not is the user's own coroutine.yield: the task goes to the
 ** back of the run queue, giving the others the CPU. */
 static void task_resume(lua_State *L, Task *t) {
   int nres, nargs = t->nargs;
-  if (t->argref != LUA_NOREF) {   /* back from the pool: the job is done */
-    luaL_unref(L, LUA_REGISTRYINDEX, t->argref);
-    t->argref = LUA_NOREF;
-  }
   int costate = co_state(t->co);
   if (costate == CO_ACTIVE) {   /* run was called from a coroutine it resumed */
     loop_runqpush(t->loop, t);   /* stays ready for a later run */
@@ -384,7 +404,7 @@ static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline
 ** called loop_wake(w), else EAGAIN (wait on). */
 static int turn_check(Watch *w) {
   if (w == NULL) return EAGAIN;
-  if (w->fd < 0 && !(w->idle & WATCH_NOFD)) return LSOCK_ECLOSED;
+  if (w->fd < 0 && !w->nofd) return LSOCK_ECLOSED;
   if (w->woken) return 0;
   return EAGAIN;
 }
@@ -472,7 +492,8 @@ static int task_status(lua_State *L) {
 }
 
 /* Add to the buffer what the waiting t waits in: the name of the call
-** its coroutine is suspended in and, when its first argument is a
+** its coroutine is suspended in and, when its first argument (or, for a
+** call on the retry driver, the object its record anchors first) is a
 ** userdata (a socket, a queue), that object as tostring shows it. */
 static void describe_wait(luaL_Buffer *b, lua_State *L, Task *t) {
   lua_Debug ar;
@@ -484,8 +505,8 @@ static void describe_wait(luaL_Buffer *b, lua_State *L, Task *t) {
   if (!lua_getstack(t->co, 0, &ar) || !lua_getinfo(t->co, "n", &ar) || ar.name == NULL) return;
   lua_pushfstring(L, " in %s", ar.name);
   luaL_addvalue(b);
-  if (!lua_checkstack(t->co, 1) || lua_getlocal(t->co, &ar, 1) == NULL) return;
-  lua_xmove(t->co, L, 1);
+  if (lua_checkstack(t->co, 1) && lua_getlocal(t->co, &ar, 1) != NULL) lua_xmove(t->co, L, 1);
+  else task_pushanchor(L, t, 0);   /* a call on the driver: its object is in the Task */
   if (lua_type(L, -1) == LUA_TUSERDATA && luaL_getmetafield(L, -1, "__name") != LUA_TNIL) {
     lua_pop(L, 1);
     luaL_addstring(b, " on ");

@@ -3,12 +3,12 @@
 ** through TLS, and the rest of Python's SSLSocket.
 **
 ** A TLS socket is an LSocket (socket.c's methods that need no TLS work on
-** it) whose metatable replaces the data calls.  Each data call fills one
-** record (TLSOp: what to try, the deadline, the progress) and runs it:
-** the try step (tls_conn.c) says done, want-read, want-write or failed,
-** and the call waits for the direction asked, whatever the call is (a
-** read that must write waits for writability).  The record lives in a
-** userdata on the stack, checked again after each wait.
+** it) whose metatable replaces the data calls.  Each data call fills an
+** operation record (wait.h: the kind of call in flags, the data, the
+** deadline, the progress) and returns what the retry driver returns: the
+** try step (tls_conn.c) says done, want-read, want-write or failed, and
+** the driver waits for the direction asked, whatever the call is (a read
+** that must write waits for writability).
 **
 ** A server's socket that has not shaken hands yet does so on its first
 ** call (OpenSSL starts the handshake by itself), bounded by its
@@ -26,21 +26,11 @@
 
 #include "tls.h"
 
-#define LSOCK_TLSOP "luasock.ssl.op"
-
 /* One read of a record: TLS records carry at most 16 KiB of data. */
 #define TLS_READ_MAX 16384
 
+/* The kind of a call, in its Op's flags. */
 enum { OP_HANDSHAKE, OP_WRAP, OP_RECV, OP_SEND, OP_SENDALL, OP_SHUTDOWN };
-
-/* The record of one waiting call (stack slot 3; slot 2 holds the data
-** of a send). */
-typedef struct TLSOp {
-  int kind;             /* OP_* */
-  double deadline;      /* < 0 none, 0 non-blocking, else absolute */
-  size_t size;          /* bytes to receive at most, or to send */
-  size_t done;          /* bytes sent so far */
-} TLSOp;
 
 LTLS *tlssock_test(lua_State *L, int idx) {
   LSocket *s = sock_test(L, idx);
@@ -95,20 +85,24 @@ int tls_streamsend(lua_State *L, LSocket *s, const char *p, size_t len, size_t *
 
 /* ---- running a call ---------------------------------------------------- */
 
-/* The deadline of the next wait: a server's unfinished handshake is also
-** bounded by its handshake deadline. */
-static double op_deadline(const LTLS *t, const TLSOp *op) {
-  if (t->handshaken || t->hs_deadline <= 0 || op->deadline == 0) return op->deadline;
-  if (op->deadline < 0 || t->hs_deadline < op->deadline) return t->hs_deadline;
-  return op->deadline;
+/* The TLS socket of an op: its Watch begins it. */
+static LTLS *op_tls(const Op *op) {
+  return (LTLS *)op->w;
 }
 
-/* One attempt at op.  On TLS_DONE the results are pushed and *nres set. */
-static int op_try(lua_State *L, LTLS *t, TLSOp *op, int *nres) {
-  size_t n = 0, len;
+/* A server's unfinished handshake is also bounded by its handshake
+** deadline: the next wait ends at the nearer of the two. */
+static void op_bound(const LTLS *t, Op *op) {
+  if (t->handshaken || t->hs_deadline <= 0 || op->deadline == 0) return;
+  if (op->deadline < 0 || t->hs_deadline < op->deadline) op->deadline = t->hs_deadline;
+}
+
+/* One attempt at the call (op->flags is its kind); on TLS_DONE the
+** results are pushed.  The data of a send is op->data (anchored). */
+static int op_step(lua_State *L, LTLS *t, Op *op) {
+  size_t n = 0;
   int step;
-  *nres = 1;
-  switch (op->kind) {
+  switch (op->flags) {
     case OP_RECV: {
       char buf[TLS_READ_MAX];
       step = tlsconn_read(L, t, buf, op->size < sizeof buf ? op->size : sizeof buf, &n);
@@ -116,83 +110,71 @@ static int op_try(lua_State *L, LTLS *t, TLSOp *op, int *nres) {
       return step;
     }
     case OP_SEND: case OP_SENDALL: {
-      const char *data = lua_tolstring(L, 2, &len);
       do {                             /* sendall: until all went or a wait */
-        step = tlsconn_write(L, t, data + op->done, op->size - op->done, &n);
+        step = tlsconn_write(L, t, (const char *)op->data + op->done, op->size - op->done, &n);
         if (step != TLS_DONE) return step;
         op->done += n;
-      } while (op->kind == OP_SENDALL && op->done < op->size);
-      if (op->kind == OP_SEND) lua_pushinteger(L, (lua_Integer)n);
+      } while (op->flags == OP_SENDALL && op->done < op->size);
+      if (op->flags == OP_SEND) lua_pushinteger(L, (lua_Integer)n);
       else lua_pushboolean(L, 1);
       return TLS_DONE;
     }
     case OP_SHUTDOWN: step = tlsconn_shutdown(L, t); break;
     default: step = tlsconn_handshake(L, t); break;
   }
-  if (step == TLS_DONE && op->kind == OP_WRAP) lua_pushvalue(L, 1);   /* the new socket */
+  if (step == TLS_DONE && op->flags == OP_WRAP) wait_pushanchor(L, op, 0);   /* the new socket */
   else if (step == TLS_DONE) lua_pushboolean(L, 1);
   return step;
 }
 
+/* The try step the driver runs: done (0), the direction to wait for, or
+** the error. */
+static int op_try(lua_State *L, Op *op) {
+  LTLS *t = op_tls(op);
+  if (t->s.w.fd < 0) return LSOCK_ECLOSED;
+  if (t->server_side && !t->handshaken && t->hs_deadline <= 0)
+    t->hs_deadline = clock_deadline(t->ctx->handshake_timeout);
+  int step = op_step(L, t, op);
+  if (step == TLS_DONE) return 0;
+  if (step == TLS_FAILED) return tlsconn_err(t);
+  op_bound(t, op);
+  return step == TLS_WANTREAD ? OP_WANTREAD : OP_WANTWRITE;
+}
+
 static void tls_closeall(lua_State *L, LTLS *t, int notify);
 
-/* A failed call: nil, message, code (and sendall's count).  A handshake
-** that timed out drops the connection (fails closed); wrap_socket's
-** closes the new socket, which nobody else has. */
-static int op_fail(lua_State *L, LTLS *t, TLSOp *op, int err) {
+/* The end of a call: its results, or nil, message, code (and sendall's
+** count).  A handshake that timed out drops the connection (fails
+** closed); wrap_socket's closes the new socket, which nobody else has. */
+static int op_push(lua_State *L, Op *op, int err, int nres) {
+  LTLS *t = op_tls(op);
+  if (err == 0) return nres;
   if (err == LSOCK_ETIMEOUT && !t->handshaken && t->ssl) {
     tlsconn_free(t);
     if (t->s.w.fd >= 0) shutdown(t->s.w.fd, SHUT_RDWR);
   }
   tlsconn_pusherr(L, t, err);
-  if (op->kind == OP_WRAP) tls_closeall(L, t, 0);
-  if (op->kind != OP_SENDALL) return 3;
+  if (op->flags == OP_WRAP) tls_closeall(L, t, 0);
+  if (op->flags != OP_SENDALL) return 3;
   lua_pushinteger(L, (lua_Integer)op->done);
   return 4;
 }
 
-static int op_run(lua_State *L, int status, lua_KContext ctx);
-
-/* Wait for what the try step asked, unless the deadline passed. */
-static int op_wait(lua_State *L, LTLS *t, TLSOp *op, int step) {
-  double deadline = op_deadline(t, op);
-  if (deadline > 0 && clock_now() >= deadline) return LSOCK_ETIMEOUT;
-  return wait_fd(L, &t->s.w, step == TLS_WANTREAD ? WAIT_READ : WAIT_WRITE, deadline, 0, op_run);
-}
-
-/* Stack: 1 TLS socket, 2 data or nil, 3 TLSOp.  Try; wait for the
-** direction the step asks; again, until done, failed or the deadline. */
-static int op_run(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  LTLS *t = status == LUA_OK ? (LTLS *)lua_touserdata(L, 1) : tls_check(L, 1);
-  TLSOp *op = status == LUA_OK ? (TLSOp *)lua_touserdata(L, 3)
-                               : (TLSOp *)wait_same(L, 3, lua_touserdata(L, 3), LSOCK_TLSOP);
-  if (status != LUA_OK && (op->kind == OP_SEND || op->kind == OP_SENDALL) &&
-      (lua_type(L, 2) != LUA_TSTRING || lua_rawlen(L, 2) != op->size))
-    wait_changed(L);
-  int err = wait_resumed(L, status);
-  while (err == 0) {
-    if (t->s.w.fd < 0) return op_fail(L, t, op, LSOCK_ECLOSED);
-    if (t->server_side && !t->handshaken && t->hs_deadline <= 0)
-      t->hs_deadline = clock_deadline(t->ctx->handshake_timeout);
-    int nres, step = op_try(L, t, op, &nres);
-    if (step == TLS_DONE) return nres;
-    if (step == TLS_FAILED) return op_fail(L, t, op, tlsconn_err(t));
-    err = op_wait(L, t, op, step);
-  }
-  return op_fail(L, t, op, err);
-}
-
-/* Lay out the stack (1 socket, 2 data, 3 record) and run the call. */
+/* Run a call of kind on the TLS socket at 1 (anchored), with the data of
+** a send at 2 (anchored). */
 static int op_start(lua_State *L, LTLS *t, int kind, size_t size) {
-  lua_settop(L, 2);
-  TLSOp *op = (TLSOp *)lua_newuserdatauv(L, sizeof *op, 0);
-  luaL_setmetatable(L, LSOCK_TLSOP);
-  op->kind = kind;
-  op->deadline = clock_deadline(t->s.timeout);
-  op->size = size;
-  op->done = 0;
-  return op_run(L, LUA_OK, 0);
+  Op op;
+  wait_opinit(&op, op_try, op_push, &t->s.w, WAIT_READ, -1);
+  op.deadline = clock_deadline(t->s.timeout);   /* absolute now: op_bound lowers it */
+  op.timeout = 0;
+  op.flags = kind;
+  op.size = size;
+  op.anchor[0] = 1;
+  if (kind == OP_SEND || kind == OP_SENDALL) {
+    op.data = lua_tostring(L, 2);
+    op.anchor[1] = 2;
+  }
+  return wait_op(L, &op);
 }
 
 /* ---- data calls ---------------------------------------------------------- */
@@ -591,6 +573,4 @@ void tlssock_open(lua_State *L) {
   lua_settop(L, base);
   sock_pushweak(L, "v");
   lua_setfield(L, LUA_REGISTRYINDEX, TLS_SOCKETS_KEY);
-  luaL_newmetatable(L, LSOCK_TLSOP);
-  lua_pop(L, 1);
 }

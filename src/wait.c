@@ -1,11 +1,18 @@
 /*
-** wait.c - the one wait point.
+** wait.c - the one retry driver (wait.h) that every call that may wait
+** goes through.
 **
-** Every operation that may block comes here after its syscall said
-** EAGAIN.  Inside a task the wait is handed to the scheduler (loop.c) and
-** the calling C function yields with a continuation; outside a task we
-** poll(2) that one descriptor, while the loop runs the tasks if there are
-** any (loop_turn).  The caller cannot tell the difference.
+** The driver tries the call's record (Op) and, when it would block,
+** waits: inside a task the wait is handed to the scheduler (loop.c), the
+** record is copied into the Task and the call yields to the driver's one
+** continuation (op_k); outside a task we poll(2) that one descriptor,
+** while the loop runs the tasks if there are any (loop_turn).  The caller
+** cannot tell the difference.
+**
+** Below the driver, the older wait point (wait_fd, wait_until,
+** wait_resumed) is kept for the calls that have not moved onto the
+** driver yet (signals.c, sync.c's wait lists, join); their state is on
+** their own stack, checked again after each wait (wait_changed).
 */
 #include <errno.h>
 #include <poll.h>
@@ -48,19 +55,137 @@ static Task *task_to_park(lua_State *L) {
   return t != NULL && lua_isyieldable(L) ? t : NULL;
 }
 
+/* ---- the retry driver ----------------------------------------------- */
+
+void wait_opinit(Op *op, OpTry try, OpPush push, Watch *w, int dir, double timeout) {
+  op->try = try;
+  op->push = push;
+  op->w = w;
+  op->obj = NULL;
+  op->data = NULL;
+  op->size = op->done = 0;
+  op->deadline = timeout;
+  op->flags = 0;
+  op->dir = (unsigned char)dir;
+  op->timeout = 1;
+  op->saved = 0;
+  op->anchor[0] = op->anchor[1] = 0;
+}
+
+/* The deadline a wait of op ends at: the call's own, made absolute at its
+** first wait (a call served at once never reads the clock), or the
+** innermost deadline scope's when that comes first (*cut is then set). */
+static double op_deadline(lua_State *L, Op *op, int *cut) {
+  if (op->timeout) {
+    op->deadline = clock_deadline(op->deadline);
+    op->timeout = 0;
+  }
+  *cut = 0;
+  if (op->deadline == 0) return 0;   /* non-blocking: no wait to bound */
+  return scope_deadline(L, op->deadline, cut);
+}
+
+/* How the park of t ended, as the call sees it: 0 (ready: try again),
+** LSOCK_ETIMEOUT or LSOCK_ECLOSED.  (A cancelled task is not resumed
+** here: task.c ends it.) */
+static int op_outcome(Task *t) {
+  return loop_outcome(t);
+}
+
+/* The call yields: copy op into the Task (unless it is that copy already,
+** waiting again), anchor the Lua values its pointers live in, and empty
+** the call's stack, so that no script can reach or change its state. */
+static void op_save(lua_State *L, Task *t, Op *op) {
+  if (!op->saved) {
+    Op *keep = task_op(t);
+    task_anchor(L, t, op->anchor[0], op->anchor[1]);
+    *keep = *op;
+    keep->saved = 1;
+  }
+  lua_settop(L, 0);
+}
+
+void wait_pushanchor(lua_State *L, const Op *op, int i) {
+  if (op->saved) task_pushanchor(L, loop_current(L), i);
+  else if (op->anchor[i] != 0) lua_pushvalue(L, op->anchor[i]);
+  else lua_pushnil(L);
+}
+
+static int op_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Wait until op can be tried again in direction dir: 0, or the error that
+** ends the call.  A socket call whose deadline is already past times out
+** even if the socket is ready, so a call that keeps making slow progress
+** still ends at its deadline; a pure delay (no Watch) just waited long
+** enough, unless a scope cut it.  In a task it parks and yields (op_k
+** resumes). */
+static int op_wait(lua_State *L, Op *op, int dir) {
+  int cut;
+  double deadline = op_deadline(L, op, &cut);
+  if (deadline == 0) return EAGAIN;   /* non-blocking: report, as Python does */
+  if ((op->w != NULL || cut) && deadline > 0 && clock_now() >= deadline)
+    return LSOCK_ETIMEOUT;
+  Task *t = task_to_park(L);
+  if (t == NULL) {
+    int err = wait_watch(L, op->w, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
+    return op->w == NULL && !cut && err == LSOCK_ETIMEOUT ? 0 : err;
+  }
+  int err = loop_park(t, op->w, dir, deadline);
+  if (err) return err;
+  op_save(L, t, op);
+  return lua_yieldk(L, 0, 0, op_k);
+}
+
+/* Try op until it is done or fails, waiting as its try asks, then push:
+** returns the number of results. */
+int wait_op(lua_State *L, Op *op) {
+  for (;;) {
+    int top = lua_gettop(L);
+    int r = op->try(L, op);
+    if (r == 0) return op->push(L, op, 0, lua_gettop(L) - top);
+    if (r == EINTR) interrupt_check(L);   /* Ctrl-C raises; another signal: again */
+    if (r == EINTR || r == OP_AGAIN) continue;
+    if (r == EAGAIN) r = op->dir == WAIT_READ ? OP_WANTREAD : OP_WANTWRITE;
+    if (r == OP_WANTREAD || r == OP_WANTWRITE)
+      r = op_wait(L, op, r == OP_WANTREAD ? WAIT_READ : WAIT_WRITE);
+    if (r != 0) return op->push(L, op, r, 0);
+  }
+}
+
+/* The driver's one continuation: the task's record (task_op) goes on from
+** the wait that ended, on an empty stack (a script that resumed the task
+** itself may have passed values).  Its anchors stay until the task's next wait
+** replaces them (or the task is collected): letting them go here would
+** cost as much again on every wait. */
+static int op_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  Task *t = loop_current(L);
+  Op *op = task_op(t);
+  int err = op_outcome(t);
+  lua_settop(L, 0);
+  if (err == 0 && op->try != NULL) return wait_op(L, op);
+  return op->push(L, op, err, 0);   /* an error, or a helper thread's job is done */
+}
+
+int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg) {
+  Task *t = task_to_park(L);
+  if (t == NULL || loop_parkthread(t, work, arg) != 0) {
+    work(arg);   /* outside a task, or no helper thread: inline */
+    return op->push(L, op, 0, 0);
+  }
+  op_save(L, t, op);
+  return lua_yieldk(L, 0, 0, op_k);
+}
+
+int wait_pushresults(lua_State *L, Op *op, int err, int nres) {
+  (void)op;
+  return err ? err_push(L, err) : nres;
+}
+
+/* ---- the older wait point (signals.c, sync.c, join) ------------------ */
+
 int wait_changed(lua_State *L) {
   return luaL_error(L, "internal state of a waiting call was changed");
-}
-
-void *wait_block(lua_State *L, int idx, size_t size) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != size) wait_changed(L);
-  return lua_touserdata(L, idx);
-}
-
-void *wait_same(lua_State *L, int idx, const void *p, const char *tname) {
-  void *q = luaL_testudata(L, idx, tname);
-  if (q == NULL || q != p) wait_changed(L);
-  return q;
 }
 
 /* Callers read their deadline back from a stack slot: no code of ours
@@ -96,24 +221,6 @@ int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k)
   }
   loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */
   return lua_yieldk(L, 0, ctx, k);
-}
-
-int wait_thread(lua_State *L, void (*work)(void *), void *arg,
-                lua_KContext ctx, lua_KFunction k) {
-  Task *t = task_to_park(L);
-  if (t == NULL || loop_parkthread(t, work, arg) != 0) {
-    work(arg);   /* outside a task, or no helper thread: inline */
-    return 0;
-  }
-  return lua_yieldk(L, 0, ctx, k);
-}
-
-int wait_idle(lua_State *L, Watch *w, int dir, double deadline) {
-  return (w->idle & (1 << dir)) && deadline != 0 && task_to_park(L) != NULL;
-}
-
-void wait_setidle(Watch *w, int dir) {
-  if (!(w->idle & WATCH_HUP)) w->idle |= (unsigned char)(1 << dir);
 }
 
 int wait_resumed(lua_State *L, int status) {

@@ -139,7 +139,7 @@ static int wait_outside(lua_State *L, WaitList *l, double deadline, int box) {
   Loop *loop = l->loop;
   if (loop->running)
     return luaL_error(L, "cannot wait here: a task that cannot yield would stop the loop");
-  Outside o = { { NULL, NULL }, { .fd = -1, .idle = WATCH_NOFD }, 0 };
+  Outside o = { { NULL, NULL }, { .fd = -1, .nofd = 1 }, 0 };
   luaL_checkstack(L, 4, "no room to wait");
   if (box) lua_rawsetp(L, LUA_REGISTRYINDEX, &outside_box_key);
   node_append(l, &o.node);

@@ -1,6 +1,5 @@
 -- sched_wait_spec: in a task, every operation that may block yields to
--- the loop and honours the socket's timeout; the readiness hint after a
--- short read.
+-- the loop and honours the socket's timeout; a recv after a short read.
 --
 -- How "it yields" is proved without sleeping to synchronise: the waiting
 -- task is spawned first, and the event it waits for is caused by a task
@@ -318,10 +317,12 @@ describe("in a task, each operation yields and honours the socket's timeout", fu
   end)
 end)
 
-describe("the readiness hint (a short read lets the next recv wait first)", function()
+describe("a recv in a task after a short read", function()
   -- Story: the last data and the end of stream came in one event; recv
-  -- returned the data (a short read, so the socket looked drained) and the
-  -- next recv waited for an event that never came, instead of returning "".
+  -- returned the data (a short read, which the readiness hint took for a
+  -- drained socket) and the next recv waited for an event that never
+  -- came, instead of returning "".  Every recv now tries first
+  -- (shortread_spec has the other short reads).
   local function last_words(a, b)
     local got = {}
     socket.spawn(function()

@@ -434,41 +434,5 @@ describe("makefile", function()
       assert.same({ "after", n = 1 }, got)
       a:close(); b:close()
     end)
-
-    -- Not a bug but a saving to keep: after a short read (the socket is
-    -- drained), a read in a task waits for the loop's event first (the
-    -- readiness hint, wait_idle) rather than calling recv only to get
-    -- EAGAIN.  A ping-pong of lines between two tasks made one failed recv
-    -- per line before; counted with strace in a child (LSan off: it needs
-    -- ptrace itself).
-    it("a read in a task after a short read waits without a recv that fails", function()
-      if not os.execute("strace -f -o /dev/null true >/dev/null 2>&1") then
-        print("skipped: strace cannot trace here")
-        return
-      end
-      local trace = support.temp_path("trace")
-      local ok, out = child([[
-        local socket = require "socket"
-        local a, b = socket.socketpair()
-        a:settimeout(2); b:settimeout(2)
-        local fa, fb = a:makefile("rw"), b:makefile("rw")
-        fa:setvbuf("line"); fb:setvbuf("line")
-        socket.spawn(function() for i = 1, 500 do fa:write("ping ", i, "\n"); assert(fa:read("l")) end end)
-        socket.spawn(function() for _ = 1, 500 do assert(fb:read("l")); fb:write("pong\n") end end)
-        print(socket.run())
-      ]], { "strace", "-f", "-e", "trace=recvfrom", "-o", trace },
-        { ASAN_OPTIONS = "detect_leaks=0" })
-      local f = assert(io.open(trace))
-      local calls, again = 0, 0
-      for line in f:lines() do
-        if line:find("recvfrom(", 1, true) then calls = calls + 1 end
-        if line:find("EAGAIN", 1, true) then again = again + 1 end
-      end
-      f:close()
-      assert.is_true(ok, out)
-      assert.equal("true\tnil\n", out)
-      assert.is_true(calls >= 1000, "recvfrom calls seen: " .. calls)
-      assert.is_true(again < 50, again .. " of " .. calls .. " recvfrom calls said EAGAIN")
-    end)
   end)
 end)

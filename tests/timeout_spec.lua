@@ -139,4 +139,59 @@ describe("timeouts", function()
     assert.is_true(sent > 0, "sent " .. tostring(sent))
     c:close(); conn:close()
   end)
+
+  -- A stream's write and flush end at their deadline while a peer that
+  -- reads a little now and then keeps waking their waits: like every call
+  -- that may wait, they go through the retry driver, where a deadline
+  -- already past times out even if the socket is ready (before, only
+  -- sockio's calls had that rule; a stream's wait woken just then went
+  -- on).  In a task and outside one.
+  local function slow_stream_call(in_task, call)
+    local c, conn = support.pair("tcp")
+    c:settimeout(0.3)
+    c:setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    conn:setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    local f = c:makefile("w")
+    local res, dt
+    local done = false
+    socket.spawn(function()              -- reads 4 KB every 5 ms until the call ends
+      while not done do
+        assert(conn:recv(4096))
+        socket.sleep(0.005)
+      end
+    end)
+    local function run_call()
+      res = table.pack(timed(call, f, string.rep("s", 4 * 1024 * 1024)))
+      done = true
+    end
+    if in_task then socket.spawn(run_call) else run_call() end
+    assert(socket.run())
+    dt = table.remove(res, 1)
+    assert_timeout(res[1], res[2], res[3])
+    assert.is_true(dt >= 0.29 and dt < 1.5, "took " .. dt)
+    f:close(); c:close(); conn:close()
+    return res
+  end
+
+  local function write(f, data)
+    f:setvbuf("no")
+    return f:write(data)
+  end
+
+  local function flush(f, data)
+    f:setvbuf("full", #data)
+    assert(f:write(data))                -- all buffered: flush has it to send
+    return f:flush()
+  end
+
+  it("a stream write to a slow reader ends at its deadline, in a task and outside", function()
+    for _, in_task in ipairs({ true, false }) do
+      local res = slow_stream_call(in_task, write)
+      assert.is_true(res[4] > 0 and res[4] < 4 * 1024 * 1024, "taken " .. tostring(res[4]))
+    end
+  end)
+
+  it("a stream flush to a slow reader ends at its deadline, in a task and outside", function()
+    for _, in_task in ipairs({ true, false }) do slow_stream_call(in_task, flush) end
+  end)
 end)

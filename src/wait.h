@@ -1,0 +1,115 @@
+/*
+** wait.h - the wait layer: the Watch a descriptor is waited on through,
+** and the one retry driver that every call that may wait goes through
+** (wait.c).
+**
+** A call that may wait fills an operation record (Op) on the C stack: a
+** `try` step that makes one attempt (a syscall, later a TLS call), a
+** `push` step that pushes the results, the Watch, the deadline and the
+** call's own state (flags, sizes, progress, pointers to the objects it
+** works on).  wait_op runs it: try; EINTR: again (Ctrl-C raises); would
+** block: wait until the deadline, in the direction the try asked for;
+** then try again; at the end push.  Inside a task the wait parks the task
+** and yields: the record is copied into the Task (storage the task owns,
+** nothing allocated) with the Lua values it points into anchored there,
+** and the driver's one continuation resumes from that copy.  No call
+** state lives in Lua stack slots across a wait, so nothing a script can
+** reach with debug.setlocal changes it.  Outside a task the driver polls
+** that one descriptor while the loop runs the tasks (loop_turn).
+**
+** Left out: waiting on two descriptors at once (select waits on an epoll
+** set of its own).
+*/
+#ifndef LSOCK_WAIT_H
+#define LSOCK_WAIT_H
+
+#include <stddef.h>
+
+#include "lua.h"
+
+typedef struct Loop Loop;
+typedef struct Task Task;
+
+/* Directions a task or a poll can wait for. */
+enum { WAIT_READ = 0, WAIT_WRITE = 1 };
+
+/*
+** A descriptor the loop can watch.  It is registered with the poller at
+** most once (edge-triggered, both directions) and remembers which task
+** waits on each direction.  loop is NULL until first registered.
+*/
+typedef struct Watch {
+  int fd;               /* -1 once closed */
+  unsigned char woken;  /* loop_wake was called: ends an outside wait turning the loop */
+  unsigned char nofd;   /* a wait list's stand-in, never a descriptor */
+  Loop *loop;           /* poller it is registered with, or NULL */
+  Task *waiter[2];      /* task waiting to read / to write, or NULL */
+} Watch;
+
+/* ---- the operation record ------------------------------------------ */
+
+typedef struct Op Op;
+
+/* What a try step says, besides 0 (done: its results are pushed) and an
+** error (> 0 errno, < 0 LSOCK_E*): wait until the Watch is readable or
+** writable, then try again; or try again at once (a connection aborted
+** before accept took it).  EAGAIN means "wait in op->dir"; EINTR is
+** tried again at once too, unless it was Ctrl-C. */
+enum { OP_WANTREAD = -2000, OP_WANTWRITE = -2001, OP_AGAIN = -2002 };
+
+/* One attempt; pushes the call's results only when it returns 0. */
+typedef int (*OpTry)(lua_State *L, Op *op);
+/* The end of the call: err is 0 with the nres values the last try pushed
+** on top, or the error that ended it.  Returns the number of results
+** (wait_pushresults: those values, or nil, message, errno). */
+typedef int (*OpPush)(lua_State *L, Op *op, int err, int nres);
+
+/* Kept small: a copy lives in every Task (one per connection). */
+struct Op {
+  OpTry try;
+  OpPush push;
+  Watch *w;             /* waited on; NULL: a pure delay */
+  void *obj;            /* the call's object: socket, stream, state block */
+  const void *data;     /* bytes or codes the call works through */
+  size_t size, done;    /* what was asked and the progress so far */
+  double deadline;      /* absolute (< 0 none, 0 non-blocking), or a timeout */
+  int flags;            /* the call's own: MSG_* flags, modes */
+  unsigned char dir : 1;      /* the direction EAGAIN waits in */
+  unsigned char timeout : 1;  /* deadline holds a timeout until the first wait */
+  unsigned char saved : 1;    /* this is the Task's copy: the call has yielded */
+  unsigned char anchor[2];    /* stack indices of the Lua values the pointers
+                                 live in (0: none), anchored when it yields */
+};
+
+/* An Op for a call on w in direction dir, with a timeout in seconds (< 0
+** none, 0 non-blocking) that becomes a deadline only if the call waits:
+** calls served at once never read the clock. */
+void wait_opinit(Op *op, OpTry try, OpPush push, Watch *w, int dir, double timeout);
+
+/*
+** The retry driver.  Runs op (on the C stack) to its end and returns its
+** push's result count: try; EINTR: again (Ctrl-C raises "interrupted!");
+** OP_WANT*: wait until ready or the deadline (a deadline already past
+** times out, even if the socket is ready; a non-blocking one gives
+** EAGAIN); LSOCK_ECLOSED when the Watch was closed meanwhile.  In a task
+** it may yield: the caller must return its result at once ("return
+** wait_op(L, &op);").  Raises like the steps do.
+*/
+int wait_op(lua_State *L, Op *op);
+/* The usual push step: the try's results, or err_push(err). */
+int wait_pushresults(lua_State *L, Op *op, int err, int nres);
+/* Push the Lua value anchor i (0 or 1) of op: from its stack index before
+** the call yielded, from the Task after (the stack is emptied at a yield,
+** so that debug.getlocal finds nothing of the call there). */
+void wait_pushanchor(lua_State *L, const Op *op, int i);
+
+/* ---- waits that are not a socket call ------------------------------ */
+/* Outside a task: wait until fd (< 0: none) is ready for the poll(2)
+** events, or deadline; the loop turns meanwhile if tasks exist
+** (loop_turn).  Returns 0, LSOCK_ETIMEOUT or an errno; Ctrl-C raises
+** "interrupted!".  The REPL waits for stdin here. */
+int wait_fdready(lua_State *L, int fd, short events, double deadline);
+/* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
+void wait_checkinterrupt(lua_State *L);
+
+#endif
