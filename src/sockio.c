@@ -91,13 +91,21 @@ static int sock_getpeername(lua_State *L) {
 
 /* One accept4 into the new socket (op->obj, closed until then): pushes
 ** it and the peer's address.  A connection aborted before we took it is
-** skipped: the driver tries again at once. */
+** skipped: the driver tries again at once.  Out of descriptors or memory,
+** the driver tries again after a short delay: meanwhile the tasks serving
+** the clients we have run and may free some (a level-triggered poll
+** would spin on the connection still queued). */
 static int accept_try(lua_State *L, Op *op) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   int fd = accept4(sock_ofop(op)->w.fd, (struct sockaddr *)&ss, &len,
                    SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd < 0) return errno == ECONNABORTED ? OP_AGAIN : errno;
+  if (fd < 0) {
+    int e = errno;
+    if (e == ECONNABORTED) return OP_AGAIN;
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) return wait_backoff(op, e);
+    return e;
+  }
   ((LSocket *)op->obj)->w.fd = fd;
   wait_pushanchor(L, op, 1);
   addr_push(L, (struct sockaddr *)&ss, len);

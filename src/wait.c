@@ -69,6 +69,7 @@ void wait_opinit(Op *op, OpTry try, OpPush push, Watch *w, int dir, double timeo
   op->dir = (unsigned char)dir;
   op->timeout = 1;
   op->saved = 0;
+  op->backoff = 0;
   op->anchor[0] = op->anchor[1] = 0;
 }
 
@@ -136,6 +137,37 @@ static int op_wait(lua_State *L, Op *op, int dir) {
   return lua_yieldk(L, 0, 0, op_k);
 }
 
+int wait_backoff(const Op *op, int err) {
+  return op->deadline == 0 ? err : OP_BACKOFF;   /* 0: non-blocking, as timeout or deadline */
+}
+
+/* How a backoff ended (the pure delay's timer is its normal end): 0 to try
+** again, LSOCK_ECLOSED when op's socket was closed meanwhile. */
+static int backoff_end(const Op *op, int err) {
+  if (err != LSOCK_ETIMEOUT && err != 0) return err;
+  return op->w != NULL && op->w->fd < 0 ? LSOCK_ECLOSED : 0;
+}
+
+/* Wait OP_BACKOFF_SECONDS, or less up to op's deadline (its own or its
+** scope's), before op is tried again: a server out of descriptors keeps
+** serving the clients it has (as asyncio pauses accepting) instead of
+** failing at once and spinning.  0 or the error that ends the call.  In a
+** task it parks on a timer alone and yields (op_k resumes). */
+static int op_backoff(lua_State *L, Op *op) {
+  int cut;   /* a scope's deadline ends the backoff as the call's own does */
+  double deadline = op_deadline(L, op, &cut), now = clock_now();
+  double until = now + OP_BACKOFF_SECONDS;
+  if (deadline > 0 && now >= deadline) return LSOCK_ETIMEOUT;
+  if (deadline > 0 && deadline < until) until = deadline;
+  Task *t = task_to_park(L);
+  if (t == NULL) return backoff_end(op, wait_watch(L, NULL, 0, until));
+  int err = loop_park(t, NULL, WAIT_READ, until);
+  if (err) return err;
+  op->backoff = 1;
+  op_save(L, t, op);
+  return lua_yieldk(L, 0, 0, op_k);
+}
+
 /* Try op until it is done or fails, waiting as its try asks, then push:
 ** returns the number of results. */
 int wait_op(lua_State *L, Op *op) {
@@ -148,6 +180,8 @@ int wait_op(lua_State *L, Op *op) {
     if (r == EAGAIN) r = op->dir == WAIT_READ ? OP_WANTREAD : OP_WANTWRITE;
     if (r == OP_WANTREAD || r == OP_WANTWRITE)
       r = op_wait(L, op, r == OP_WANTREAD ? WAIT_READ : WAIT_WRITE);
+    else if (r == OP_BACKOFF)
+      r = op_backoff(L, op);
     if (r != 0) return op->push(L, op, r, 0);
   }
 }
@@ -162,6 +196,10 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   Task *t = loop_current(L);
   Op *op = task_op(t);
   int err = op_outcome(t);
+  if (op->backoff) {
+    op->backoff = 0;
+    err = backoff_end(op, err);
+  }
   lua_settop(L, 0);
   if (err == 0 && op->try != NULL) return wait_op(L, op);
   return op->push(L, op, err, 0);   /* an error, or a helper thread's job is done */

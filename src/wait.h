@@ -53,9 +53,14 @@ typedef struct Op Op;
 /* What a try step says, besides 0 (done: its results are pushed) and an
 ** error (> 0 errno, < 0 LSOCK_E*): wait until the Watch is readable or
 ** writable, then try again; or try again at once (a connection aborted
-** before accept took it).  EAGAIN means "wait in op->dir"; EINTR is
-** tried again at once too, unless it was Ctrl-C. */
-enum { OP_WANTREAD = -2000, OP_WANTWRITE = -2001, OP_AGAIN = -2002 };
+** before accept took it); or try again after a short delay (OP_BACKOFF:
+** descriptors or memory ran out, which only time mends; a non-blocking
+** call returns the errno instead, see wait_backoff).  EAGAIN means "wait
+** in op->dir"; EINTR is tried again at once too, unless it was Ctrl-C. */
+enum { OP_WANTREAD = -2000, OP_WANTWRITE = -2001, OP_AGAIN = -2002, OP_BACKOFF = -2003 };
+
+/* How long a call backs off before it tries again (OP_BACKOFF). */
+#define OP_BACKOFF_SECONDS 0.1
 
 /* One attempt; pushes the call's results only when it returns 0. */
 typedef int (*OpTry)(lua_State *L, Op *op);
@@ -77,6 +82,7 @@ struct Op {
   unsigned char dir : 1;      /* the direction EAGAIN waits in */
   unsigned char timeout : 1;  /* deadline holds a timeout until the first wait */
   unsigned char saved : 1;    /* this is the Task's copy: the call has yielded */
+  unsigned char backoff : 1;  /* its wait is a backoff: the timer means "try again" */
   unsigned char anchor[2];    /* stack indices of the Lua values the pointers
                                  live in (0: none), anchored when it yields */
 };
@@ -96,6 +102,10 @@ void wait_opinit(Op *op, OpTry try, OpPush push, Watch *w, int dir, double timeo
 ** wait_op(L, &op);").  Raises like the steps do.
 */
 int wait_op(lua_State *L, Op *op);
+/* What a try step returns for err, a lack of descriptors or memory
+** (EMFILE, ENFILE, ENOBUFS, ENOMEM): OP_BACKOFF, or err itself for a
+** non-blocking call. */
+int wait_backoff(const Op *op, int err);
 /* The usual push step: the try's results, or err_push(err). */
 int wait_pushresults(lua_State *L, Op *op, int err, int nres);
 /* Push the Lua value anchor i (0 or 1) of op: from its stack index before
