@@ -150,16 +150,17 @@ static void num_scan(Numeral *nm) {
   }
 }
 
-/* Drop the spaces rbuf[from .. rpos) for good, whatever becomes of the
-** call: the cheap way when nothing before them is pending, else by
-** moving the input after them down.  There one space stays: a try starts
-** the formats over, and a number before them must end where it did. */
+/* Drop the spaces rbuf[from .. rpos) but one for good, whatever becomes
+** of the call: a try starts the formats over, and the formats before must
+** see the same input (a number must end where it did, a read(0) must
+** still find a byte).  The cheap way when nothing before them is
+** pending, else by moving the input after them down. */
 static void drop_input(LStream *st, size_t from) {
+  if (st->rpos - from < 2) return;
   if (from == st->rstart) {
-    st->rstart = st->rpos;
+    st->rstart = st->rpos - 1;
     return;
   }
-  if (st->rpos - from < 2) return;
   from++;
   memmove(st->rbuf + from, st->rbuf + st->rpos, st->rend - st->rpos);
   st->rend -= st->rpos - from;
