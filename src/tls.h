@@ -45,18 +45,17 @@ typedef struct LTLSContext {
 enum { TLS_DONE = 0, TLS_WANTREAD, TLS_WANTWRITE, TLS_FAILED };
 
 /* What a TLS_FAILED was, kept in the connection until pushed. */
-enum { TLSE_NONE = 0, TLSE_SYS, TLSE_VERIFY, TLSE_EOF, TLSE_PROTO, TLSE_CALLBACK,
-       TLSE_NOTCONN };
+enum { TLSE_NONE = 0, TLSE_SYS, TLSE_VERIFY, TLSE_EOF, TLSE_PROTO, TLSE_CALLBACK };
 
 /* The userdata behind a TLS socket.  User values: 1 the context it was
 ** made with, 2 the context in use (an SNI callback may switch it),
-** 3 server_hostname (or nil), 4 the message of a failed SNI callback. */
+** 3 server_hostname (or nil). */
 typedef struct LTLS {
   LSocket s;                /* first: a TLS socket is a socket */
   SSL *ssl;                 /* NULL on a listening socket and once closed */
   LTLSContext *ctx;         /* the context in use (user value 2) */
-  unsigned server_side : 1, handshaken : 1, lazy : 1, ragged_ok : 1,
-           shut : 1;
+  unsigned server_side : 1, handshaken : 1, ragged_ok : 1,
+           lazy : 1;        /* do_handshake_on_connect was false */
   int fail;                 /* TLSE_*: what the last TLS_FAILED was */
   long detail;              /* its errno, verify result or error code */
   char *cbmsg;              /* the error of a failed SNI callback */
