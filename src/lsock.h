@@ -291,7 +291,8 @@ extern const luaL_Reg stream_methods[];   /* reader.c: makefile */
 ** without reading its descriptor (select counts it readable). */
 int tls_readable(const LSocket *s);
 /* tls_sock.c: a stream's recv and send on a TLS socket (s->tls): 0 with
-** *n bytes (a recv's 0: the end of the stream), EAGAIN to wait, or an
+** *n bytes (a recv's 0: the end of the stream), EAGAIN to wait in the
+** call's direction, OP_WANTREAD/OP_WANTWRITE for the other one, or an
 ** error (LSOCK_ETLS: see its key). */
 int tls_streamrecv(lua_State *L, LSocket *s, char *p, size_t len, size_t *n);
 int tls_streamsend(lua_State *L, LSocket *s, const char *p, size_t len, size_t *n);

@@ -55,13 +55,16 @@ int tls_readable(const LSocket *s) {
 
 /* ---- streams ---------------------------------------------------------- */
 
-/* A try step's outcome as a stream's syscall result: a want is EAGAIN
-** (the stream waits to read for a recv and to write for a send: the
-** other direction, rare without renegotiation, waits there too); a TLS
-** failure leaves its message and code for err_push. */
-static int stream_outcome(lua_State *L, LTLS *t, int step) {
+/* A try step's outcome as a stream's syscall result, for a call in
+** direction dir: a want of that direction is EAGAIN (the stream's own
+** wait: a read first sends what it has pending), of the other one
+** OP_WANTREAD or OP_WANTWRITE, which the stream's try hands to the driver
+** (a read that must write waits to write); a TLS failure leaves its
+** message and code for err_push. */
+static int stream_outcome(lua_State *L, LTLS *t, int step, int dir) {
   if (step == TLS_DONE) return 0;
-  if (step != TLS_FAILED) return EAGAIN;
+  if (step == TLS_WANTREAD) return dir == WAIT_READ ? EAGAIN : OP_WANTREAD;
+  if (step == TLS_WANTWRITE) return dir == WAIT_WRITE ? EAGAIN : OP_WANTWRITE;
   int err = tlsconn_err(t);
   if (err != LSOCK_ETLS) return err;
   lua_createtable(L, 2, 0);
@@ -75,12 +78,12 @@ static int stream_outcome(lua_State *L, LTLS *t, int step) {
 
 int tls_streamrecv(lua_State *L, LSocket *s, char *p, size_t len, size_t *n) {
   LTLS *t = (LTLS *)s;
-  return stream_outcome(L, t, tlsconn_read(L, t, p, len, n));
+  return stream_outcome(L, t, tlsconn_read(L, t, p, len, n), WAIT_READ);
 }
 
 int tls_streamsend(lua_State *L, LSocket *s, const char *p, size_t len, size_t *n) {
   LTLS *t = (LTLS *)s;
-  return stream_outcome(L, t, tlsconn_write(L, t, p, len, n));
+  return stream_outcome(L, t, tlsconn_write(L, t, p, len, n), WAIT_WRITE);
 }
 
 /* ---- running a call ---------------------------------------------------- */
