@@ -155,6 +155,19 @@ describe("TLS sockets", function()
     end)
   end)
 
+  it("come from create_connection with ssl = true: the default context, verifying", function()
+    local _, port = serve(tls.server_ctx(), echo())
+    run(function()
+      -- the test CA is in no system store: the default context refuses
+      local t, msg, code = socket.create_connection({ "localhost", port }, 4, nil, { ssl = true })
+      assert.is_nil(t)
+      assert.are.equal("certificate verify failed: unable to get local issuer certificate", msg)
+      assert.are.equal("X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY", code)
+    end)
+    assert.has_error(function() socket.create_connection({ "localhost", 1 }, 1, nil, { ssl = 1 }) end)
+    assert.has_error(function() socket.create_server({ "127.0.0.1", 0 }, { ssl = true }) end)
+  end)
+
   it("work outside tasks while the server runs in one", function()
     local _, port = serve(tls.server_ctx(), echo())
     local t = assert(socket.create_connection({ "localhost", port }, 4, nil,
