@@ -26,7 +26,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "base/aux.h"
+#include "socket.h"
 #include "addr.h"
 
 /* ---- the address metatable ----------------------------------------- */
@@ -362,7 +364,7 @@ int addr_check(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
 /* ---- inet_pton, inet_ntop, gethostname ------------------------------ */
 
 static int check_inetfamily(lua_State *L, int arg) {
-  int family = (int)sock_checkint(L, arg, INT_MIN, INT_MAX);
+  int family = (int)aux_checkint(L, arg, INT_MIN, INT_MAX);
   luaL_argcheck(L, family == AF_INET || family == AF_INET6, arg,
                 "AF_INET or AF_INET6 expected");
   return family;

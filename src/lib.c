@@ -8,10 +8,13 @@
 
 #include "lualib.h"
 
-#include "lsock.h"
+#include "luasock.h"
+#include "core/loop.h"
+#include "socket.h"
+#include "lib.h"
 
-void lsock_loadmodule(lua_State *L, const char *name) {
-  for (const LuaModule *m = lsock_lua_modules; m->name; m++) {
+void lib_loadmodule(lua_State *L, const char *name) {
+  for (const LuaModule *m = lib_modules; m->name; m++) {
     if (strcmp(m->name, name) != 0) continue;
     if (luaL_loadbuffer(L, m->code, m->len, lua_pushfstring(L, "=[luasock] %s", name)) != LUA_OK)
       lua_error(L);
@@ -23,7 +26,7 @@ void lsock_loadmodule(lua_State *L, const char *name) {
 
 /* package.preload loader of a bundled module: upvalue 1 is its name. */
 static int preload_bundled(lua_State *L) {
-  lsock_loadmodule(L, lua_tostring(L, lua_upvalueindex(1)));
+  lib_loadmodule(L, lua_tostring(L, lua_upvalueindex(1)));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, 1);
   return 1;
@@ -52,7 +55,7 @@ static void preload_modules(lua_State *L, const luaL_Reg *regs) {
     }
     lua_pop(L, 1);
   }
-  for (const LuaModule *m = lsock_lua_modules; m->name; m++) {
+  for (const LuaModule *m = lib_modules; m->name; m++) {
     if (lua_getfield(L, -1, m->name) == LUA_TNIL) {
       lua_pushstring(L, m->name);
       lua_pushcclosure(L, preload_bundled, 1);

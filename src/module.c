@@ -6,7 +6,8 @@
 */
 #include "lauxlib.h"
 
-#include "lsock.h"
+#include "luasock.h"
+#include "lib.h"
 
 LUASOCK_API int luaopen_luasock(lua_State *L);
 

@@ -18,7 +18,11 @@
 #include <unistd.h>
 #include <sys/uio.h>
 
-#include "lsock.h"
+#include "addr.h"
+#include "base/aux.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
 
 /* Stack slots of every call here, after lua_settop(L, 5). */
 enum { SOCK = 1, STATE = 6, KEEP = 7 };
@@ -164,7 +168,7 @@ static int sendmsg_try(lua_State *L, Op *op) {
 static int sock_sendmsg(lua_State *L) {
   LSocket *s = sock_checkopen(L, SOCK);
   lua_settop(L, 5);
-  int flags = sock_optflags(L, 4);
+  int flags = aux_optflags(L, 4);
   size_t niov = buffers_count(L, 2);
   anc_copy(L, 3);
   MsgState *st = state_push(L, niov, anc_space(L, 3), 0);   /* STATE */
@@ -180,7 +184,7 @@ static int sock_sendmsg(lua_State *L) {
   op.anchor[1] = STATE;
   if (lua_isnil(L, 5)) return wait_op(L, &op);
   st->m.msg_name = &st->addr;
-  return addr_run(L, 5, s->family, &st->addr, &st->m.msg_namelen, &op);
+  return resolve_run(L, 5, s->family, &st->addr, &st->m.msg_namelen, &op);
 }
 
 /* ---- recvmsg -------------------------------------------------------- */
@@ -318,9 +322,9 @@ static int recv_begin(lua_State *L, LSocket *s, size_t bufsize, size_t ancsize,
 ** msg_flags, address. */
 static int sock_recvmsg(lua_State *L) {
   LSocket *s = sock_checkopen(L, SOCK);
-  size_t bufsize = (size_t)sock_checkint(L, 2, 0, INT_MAX);
-  size_t ancsize = (size_t)sock_optint(L, 3, 0, 0, INT_MAX);
-  return recv_begin(L, s, bufsize, ancsize, sock_optflags(L, 4), AS_RECVMSG);
+  size_t bufsize = (size_t)aux_checkint(L, 2, 0, INT_MAX);
+  size_t ancsize = (size_t)aux_optint(L, 3, 0, 0, INT_MAX);
+  return recv_begin(L, s, bufsize, ancsize, aux_optflags(L, 4), AS_RECVMSG);
 }
 
 /* ---- descriptor passing --------------------------------------------- */
@@ -375,11 +379,11 @@ static int lsock_send_fds(lua_State *L) {
 ** msg_flags, address; fds is a list of integers (close-on-exec). */
 static int lsock_recv_fds(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
-  size_t bufsize = (size_t)sock_checkint(L, 2, 0, INT_MAX);
+  size_t bufsize = (size_t)aux_checkint(L, 2, 0, INT_MAX);
   lua_Integer maxfds = luaL_checkinteger(L, 3);
   luaL_argcheck(L, maxfds >= 0 && maxfds <= 253, 3, "maxfds out of range (0..253)");
   size_t ancsize = maxfds > 0 ? CMSG_SPACE((size_t)maxfds * sizeof(int)) : 0;
-  return recv_begin(L, s, bufsize, ancsize, sock_optflags(L, 4), AS_RECVFDS);
+  return recv_begin(L, s, bufsize, ancsize, aux_optflags(L, 4), AS_RECVFDS);
 }
 
 /* socket.CMSG_LEN(n), socket.CMSG_SPACE(n): sizes for ancbufsize, as

@@ -1,7 +1,7 @@
 /*
 ** resolve.c - name resolution: the module's getaddrinfo, gethostbyname
 ** and getnameinfo, and names in the addresses of bind, connect, sendto
-** and sendmsg (addr_run).
+** and sendmsg (resolve_run).
 **
 ** Split from addr.c, which converts addresses without the network: every
 ** lookup here may wait on the network, so it goes through wait_thread and,
@@ -17,7 +17,11 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "base/aux.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
 #include "addr.h"
 
 #define GAIREQ "luasock.gaireq"   /* metatable of a resolver request (its __gc) */
@@ -31,8 +35,8 @@ typedef struct GaiReq {
   struct addrinfo *res;
   int rc, err;              /* getaddrinfo's result; errno for EAI_SYSTEM */
   const char *host, *serv;  /* into buf, or NULL */
-  struct sockaddr_storage *dest;   /* addr_run: the address whose host it finds */
-  Op next;                  /* addr_run: the call to make once it is known */
+  struct sockaddr_storage *dest;   /* resolve_run: the address whose host it finds */
+  Op next;                  /* resolve_run: the call to make once it is known */
   char buf[];               /* host "\0" serv "\0" */
 } GaiReq;
 
@@ -51,7 +55,7 @@ static void gai_work(void *arg) {
 }
 
 /* Push a request for host and serv (either may be NULL), with one user
-** value (addr_run anchors its address there). */
+** value (resolve_run anchors its address there). */
 static GaiReq *gaireq_push(lua_State *L, const char *host, const char *serv) {
   size_t hn = host ? strlen(host) + 1 : 0, sn = serv ? strlen(serv) + 1 : 0;
   GaiReq *r = (GaiReq *)lua_newuserdatauv(L, sizeof *r + hn + sn, 1);
@@ -127,10 +131,10 @@ static int lsock_getaddrinfo(lua_State *L) {
   const char *host = lua_isnoneornil(L, 1) ? NULL : addr_checkcstring(L, 1, 1);
   const char *serv = opt_service(L, 2);
   GaiReq *r = gaireq_push(L, host, serv);
-  r->hints.ai_family = (int)sock_optint(L, 3, AF_UNSPEC, INT_MIN, INT_MAX);
-  r->hints.ai_socktype = (int)sock_optint(L, 4, 0, INT_MIN, INT_MAX);
-  r->hints.ai_protocol = (int)sock_optint(L, 5, 0, INT_MIN, INT_MAX);
-  r->hints.ai_flags = (int)sock_optint(L, 6, 0, INT_MIN, INT_MAX);
+  r->hints.ai_family = (int)aux_optint(L, 3, AF_UNSPEC, INT_MIN, INT_MAX);
+  r->hints.ai_socktype = (int)aux_optint(L, 4, 0, INT_MIN, INT_MAX);
+  r->hints.ai_protocol = (int)aux_optint(L, 5, 0, INT_MIN, INT_MAX);
+  r->hints.ai_flags = (int)aux_optint(L, 6, 0, INT_MIN, INT_MAX);
   lua_replace(L, 1);
   lua_settop(L, 1);
   return req_run(L, r, 1, gai_work, getaddrinfo_push);
@@ -245,7 +249,7 @@ static int lookup_push(lua_State *L, Op *op, int err, int nres) {
   return wait_op(L, &next);
 }
 
-int addr_run(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
+int resolve_run(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
              socklen_t *len, Op *op) {
   idx = lua_absindex(L, idx);
   const char *host = address_host(L, idx);
@@ -325,7 +329,7 @@ static int literal_family(lua_State *L, int idx) {
 ** otherwise, as no forward lookup is wanted here. */
 static int lsock_getnameinfo(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  int flags = (int)sock_optint(L, 2, 0, INT_MIN, INT_MAX);
+  int flags = (int)aux_optint(L, 2, 0, INT_MIN, INT_MAX);
   int family = literal_family(L, 1);
   NiReq *r = (NiReq *)lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);

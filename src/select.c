@@ -29,7 +29,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
 
 #define LSOCK_SELECTSET "luasock.selectset"
 
@@ -65,7 +68,7 @@ static void set_closing(Listener *l, const Watch *w) {
 static void set_release(lua_State *L, SelectSet *set) {
   if (set->w.fd < 0) return;
   loop_unlisten(&set->closer);
-  watch_close(L, &set->w);
+  loop_closewatch(L, &set->w);
 }
 
 static int set_gc(lua_State *L) {

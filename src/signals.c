@@ -22,7 +22,12 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "base/aux.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
 
 #define SIGNALS_META "luasock.signals"
 
@@ -65,7 +70,7 @@ static Signals *signals_check(lua_State *L, int idx) {
 /* Close the signalfd and unblock what we blocked; idempotent. */
 static void signals_close(lua_State *L, Signals *s) {
   if (s->w.fd < 0) return;
-  watch_close(L, &s->w);
+  loop_closewatch(L, &s->w);
   pthread_sigmask(SIG_UNBLOCK, &s->added, NULL);
 }
 
@@ -108,7 +113,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
 ** "timeout"; nil, "closed" when closed meanwhile. */
 static int signals_wait(lua_State *L) {
   Signals *s = signals_check(L, 1);
-  double deadline = clock_deadline(sock_checktimeout(L, 2, 1, "timeout"));
+  double deadline = clock_deadline(aux_checktimeout(L, 2, 1, "timeout"));
   if (s->w.fd < 0) return luaL_error(L, "attempt to use closed signals");
   lua_settop(L, 1);
   lua_pushnumber(L, deadline);

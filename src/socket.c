@@ -18,7 +18,15 @@
 
 #include "lualib.h"
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "addr.h"
+#include "luasock.h"
+#include "base/aux.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
+#include "lib.h"
 
 /* Registry key of the default timeout (a number, < 0 for none). */
 #define DEFAULT_TIMEOUT_KEY "luasock.defaulttimeout"
@@ -61,22 +69,7 @@ static double sock_defaulttimeout(lua_State *L) {
   return t;
 }
 
-void sock_copyfields(lua_State *L, int from) {
-  lua_pushnil(L);
-  while (lua_next(L, from)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -4);
-  }
-}
 
-void sock_pushweak(lua_State *L, const char *mode) {
-  lua_newtable(L);
-  lua_createtable(L, 0, 1);
-  lua_pushstring(L, mode);
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-}
 
 /* Make the metatable of sockets of one kind: the metamethods of the
 ** template (registry LSOCK_SOCKET), and an __index table holding its
@@ -88,9 +81,9 @@ static void new_kindmeta(lua_State *L, int family, int type, int proto) {
   int base = lua_gettop(L);
   lua_getfield(L, base, "__index");     /* base + 1: the methods */
   lua_newtable(L);                      /* base + 2: the new metatable */
-  sock_copyfields(L, base);
+  aux_copyfields(L, base);
   lua_newtable(L);                      /* its __index */
-  sock_copyfields(L, base + 1);
+  aux_copyfields(L, base + 1);
   lua_pushinteger(L, family);
   lua_setfield(L, -2, "family");
   lua_pushinteger(L, type);
@@ -134,7 +127,7 @@ LSocket *sock_push(lua_State *L, int family, int type, int proto) {
 
 /* The idempotent core of close(), __close and __gc; never raises. */
 static void sock_closefd(lua_State *L, LSocket *s) {
-  watch_close(L, &s->w);
+  loop_closewatch(L, &s->w);
 }
 
 /* Constants with the values of the headers we are built with.  Values
@@ -224,20 +217,8 @@ static int sock_set_inheritable(lua_State *L) {
   return err_pushresult(L, r < 0 ? errno : 0);
 }
 
-lua_Integer sock_checkint(lua_State *L, int idx, lua_Integer min, lua_Integer max) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, v >= min && v <= max, idx, "integer out of range");
-  return v;
-}
 
-lua_Integer sock_optint(lua_State *L, int idx, lua_Integer def, lua_Integer min,
-                        lua_Integer max) {
-  return lua_isnoneornil(L, idx) ? def : sock_checkint(L, idx, min, max);
-}
 
-int sock_optflags(lua_State *L, int idx) {
-  return (int)sock_optint(L, idx, 0, INT_MIN, INT_MAX);
-}
 
 void sock_opinit(Op *op, LSocket *s, int dir, int flags, OpTry try, OpPush push) {
   wait_opinit(op, try, push, &s->w, dir, (flags & MSG_DONTWAIT) ? 0 : s->timeout);
@@ -247,11 +228,11 @@ void sock_opinit(Op *op, LSocket *s, int dir, int flags, OpTry try, OpPush push)
 
 /* An int argument that must fit a C int (levels, options, flags). */
 static int check_int(lua_State *L, int idx) {
-  return (int)sock_checkint(L, idx, INT_MIN, INT_MAX);
+  return (int)aux_checkint(L, idx, INT_MIN, INT_MAX);
 }
 
 static int opt_int(lua_State *L, int idx, int def) {
-  return (int)sock_optint(L, idx, def, INT_MIN, INT_MAX);
+  return (int)aux_optint(L, idx, def, INT_MIN, INT_MAX);
 }
 
 /* Push a socket object for descriptor fd: the one given (taken over, as
@@ -321,19 +302,12 @@ static int lsock_socket(lua_State *L) {
   return 1;
 }
 
-double sock_checktimeout(lua_State *L, int idx, int nilok, const char *what) {
-  if (nilok && lua_isnoneornil(L, idx)) return -1;
-  double t = luaL_checknumber(L, idx);
-  if (!(t >= 0))                       /* NaN too */
-    luaL_argerror(L, idx, lua_pushfstring(L, "%s must be non-negative", what));
-  return t;
-}
 
 /* sock:settimeout(t): nil blocking, 0 non-blocking, > 0 seconds.  The fd
 ** stays O_NONBLOCK whatever the timeout: waiting is done by wait_fd. */
 static int sock_settimeout(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
-  s->timeout = sock_checktimeout(L, 2, 1, "timeout");
+  s->timeout = aux_checktimeout(L, 2, 1, "timeout");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -443,7 +417,7 @@ static int sleep_try(lua_State *L, Op *op) {
 /* socket.sleep(seconds): inside a task the others run meanwhile; always
 ** waits once, so sleep(0) yields to other tasks. */
 static int lsock_sleep(lua_State *L) {
-  double t = sock_checktimeout(L, 1, 0, "sleep length");
+  double t = aux_checktimeout(L, 1, 0, "sleep length");
   Op op;
   wait_opinit(&op, sleep_try, wait_pushresults, NULL, WAIT_READ, -1);
   op.deadline = clock_now() + t;   /* absolute now: sleep(0) must not be non-blocking */
@@ -558,7 +532,7 @@ static int lsock_getdefaulttimeout(lua_State *L) {
 }
 
 static int lsock_setdefaulttimeout(lua_State *L) {
-  lua_pushnumber(L, sock_checktimeout(L, 1, 1, "timeout"));
+  lua_pushnumber(L, aux_checktimeout(L, 1, 1, "timeout"));
   lua_setfield(L, LUA_REGISTRYINDEX, DEFAULT_TIMEOUT_KEY);
   lua_pushboolean(L, 1);
   return 1;
@@ -614,14 +588,14 @@ static void create_meta(lua_State *L) {
     luaL_setfuncs(L, method_lists[i], 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  sock_pushweak(L, "v");
+  aux_pushweak(L, "v");
   lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
 }
 
 /* Run the bundled module name, a chunk that returns function(socket),
 ** on the module table on top. */
 static void add_luafuncs(lua_State *L, const char *name) {
-  lsock_loadmodule(L, name);
+  lib_loadmodule(L, name);
   lua_call(L, 0, 1);
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
@@ -664,7 +638,7 @@ int luaopen_socket(lua_State *L) {
   err_pusherrnotable(L);
   lua_setfield(L, -2, "errno");
   /* Functions written in Lua (lua/luasock/) add themselves. */
-  add_luafuncs(L, "luasock.util");
+  add_luafuncs(L, "luasock.create");
   add_luafuncs(L, "luasock.group");
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);

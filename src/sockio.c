@@ -16,7 +16,12 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "addr.h"
+#include "base/aux.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
 
 /* listen() without a backlog: Python's choice, min(SOMAXCONN, 128). */
 #define DEFAULT_BACKLOG (SOMAXCONN < 128 ? SOMAXCONN : 128)
@@ -54,7 +59,7 @@ static int sock_bind(lua_State *L) {
   Op op;
   sock_opinit(&op, s, WAIT_WRITE, 0, bind_try, wait_pushresults);
   SockAddr *a = sockaddr_push(L, &op, 0);
-  return addr_run(L, 2, s->family, &a->ss, &a->len, &op);
+  return resolve_run(L, 2, s->family, &a->ss, &a->len, &op);
 }
 
 /* s:listen([backlog]); a negative backlog counts as 0, as in Python. */
@@ -192,7 +197,7 @@ static int connect_start(lua_State *L, int ex) {
   sock_opinit(&op, s, WAIT_WRITE, 0, connect_try, connect_push);
   op.flags = ex;
   SockAddr *a = sockaddr_push(L, &op, 0);
-  return addr_run(L, 2, s->family, &a->ss, &a->len, &op);
+  return resolve_run(L, 2, s->family, &a->ss, &a->len, &op);
 }
 
 /* s:connect(address) or s:connect(host, port) -> true */
@@ -288,7 +293,7 @@ static int recv_start(lua_State *L, int from) {
   LSocket *s = sock_checkopen(L, 1);
   lua_Integer size = luaL_checkinteger(L, 2);
   luaL_argcheck(L, size >= 0, 2, "negative buffer size");
-  int flags = sock_optflags(L, 3);
+  int flags = aux_optflags(L, 3);
   if (size == 0 && !from) {   /* as Python: nothing asked, nothing to wait for */
     lua_pushliteral(L, "");
     return 1;
@@ -355,7 +360,7 @@ static int send_start(lua_State *L, int all) {
   LSocket *s = sock_checkopen(L, 1);
   luaL_checkstring(L, 2);
   Op op;
-  send_op(L, &op, s, sock_optflags(L, 3));
+  send_op(L, &op, s, aux_optflags(L, 3));
   if (all) op.flags |= SEND_ALL;
   return wait_op(L, &op);
 }
@@ -381,11 +386,11 @@ static int sock_sendto(lua_State *L) {
   luaL_checkany(L, addr_idx);
   lua_settop(L, addr_idx + 1);   /* a port after a host string, or nil */
   Op op;
-  send_op(L, &op, s, addr_idx == 4 ? sock_optflags(L, 3) : 0);
+  send_op(L, &op, s, addr_idx == 4 ? aux_optflags(L, 3) : 0);
   SockAddr *a = sockaddr_push(L, &op, 1);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, 1);   /* the block keeps the data alive */
-  return addr_run(L, addr_idx, s->family, &a->ss, &a->len, &op);
+  return resolve_run(L, addr_idx, s->family, &a->ss, &a->len, &op);
 }
 
 const luaL_Reg sockio_methods[] = {

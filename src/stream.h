@@ -1,18 +1,18 @@
 /*
-** stream.h - what reader.c and stream_io.c share of the stream object.
+** stream.h - what stream.c and stream_io.c share of the stream object.
 **
-** The stream is split along a layer: reader.c holds the object and the
+** The stream is split along a layer: stream.c holds the object and the
 ** socket side (the only syscalls), stream_io.c the read and write calls
 ** with the read formats.  This header is internal to those two files:
 ** the rest of the project sees only stream_methods and stream_open, in
-** lsock.h.  It holds the LStream struct, its buffer sizes and flags, the
-** reader.c helpers the calls use, and the methods stream_io.c gives the
+** socket.h.  It holds the LStream struct, its buffer sizes and flags, the
+** stream.c helpers the calls use, and the methods stream_io.c gives the
 ** metatable.  The contracts are above the definitions.
 */
 #ifndef STREAM_H
 #define STREAM_H
 
-#include "lsock.h"
+#include "socket.h"
 
 #define RBUF_SIZE 65536   /* first and resting size of the input buffer */
 #define WBUF_SIZE 65536   /* default output buffered before a flush */
@@ -40,21 +40,21 @@ typedef struct LStream {
   size_t wstart, wlen;  /* output not sent yet: wbuf[wstart .. wlen) */
 } LStream;
 
-/* ---- reader.c: memory and checks ----------------------------------- */
+/* ---- stream.c: memory and checks ----------------------------------- */
 char *stream_bufresize(lua_State *L, char *p, size_t old, size_t size);  /* raises */
 LStream *stream_usable(lua_State *L, LStream *st, int need);   /* raises unless open for need */
 LStream *stream_checkopen(lua_State *L, int idx, int need);    /* a method's stream, usable */
 int stream_fd(const LStream *st);                     /* -1 once closed */
 
-/* ---- reader.c: the socket side ------------------------------------- */
+/* ---- stream.c: the socket side ------------------------------------- */
 int stream_fill(lua_State *L, LStream *st);           /* one recv into the input */
 int stream_send(lua_State *L, LStream *st, const char *p, size_t len, size_t *sent);
 int stream_sendbuf(lua_State *L, LStream *st);        /* send output, no wait */
 
 /* ---- stream_io.c: the methods that read and write ------------------ */
-int rd_read(lua_State *L);
-int rd_lines(lua_State *L);
-int rd_write(lua_State *L);
-int rd_flush(lua_State *L);
+int stream_read(lua_State *L);
+int stream_lines(lua_State *L);
+int stream_write(lua_State *L);
+int stream_flush(lua_State *L);
 
 #endif

@@ -2,9 +2,9 @@
 ** stream_io.c - the read and write calls of a stream (read, lines, write,
 ** flush) and the read formats over its buffered input.
 **
-** Split from reader.c along a layer (STYLE: past ~600 lines): reader.c
+** Split from stream.c along a layer: stream.c
 ** keeps the object and the socket side, the only syscalls; this file only
-** moves bytes between the Lua stack and the buffers, and asks reader.c to
+** moves bytes between the Lua stack and the buffers, and asks stream.c to
 ** fill, send and wait (stream.h).
 **
 ** Each call fills an operation record (wait.h) and returns what the retry
@@ -38,6 +38,9 @@
 #include <string.h>
 
 #include "stream.h"
+#include "base/errors.h"
+#include "core/loop.h"
+#include "core/wait.h"
 
 #define MAXNUMERAL 200    /* longest numeral "n" reads, as liolib's L_MAXLENNUM */
 
@@ -346,7 +349,7 @@ static int read_begin(lua_State *L, LStream *st, int nfmt, int iter) {
 
 /* stream:read(...) -> one value per format; nil at end of stream;
 ** nil, message, errno on failure, the input kept. */
-int rd_read(lua_State *L) {
+int stream_read(lua_State *L) {
   LStream *st = stream_checkopen(L, 1, ST_READ);
   int nfmt = formats_check(L, lua_gettop(L) - 1);
   return read_begin(L, st, nfmt, 0);
@@ -367,7 +370,7 @@ static int lines_iter(lua_State *L) {
 
 /* stream:lines(...) -> an iterator reading the formats at each step; it
 ** ends at end of stream and raises on a failure. */
-int rd_lines(lua_State *L) {
+int stream_lines(lua_State *L) {
   stream_checkopen(L, 1, ST_READ);
   int n = lua_gettop(L) - 1;
   luaL_argcheck(L, n <= 250, 252, "too many arguments");   /* upvalues */
@@ -455,7 +458,7 @@ static int write_arg(lua_State *L, LStream *st, int i) {
 
 /* stream:write(...) -> the stream; nil, message, errno, bytes taken.
 ** Several strings are joined first: the call works through one. */
-int rd_write(lua_State *L) {
+int stream_write(lua_State *L) {
   LStream *st = stream_checkopen(L, 1, ST_WRITE);
   int top = lua_gettop(L), flush = st->vbuf == VBUF_NO;
   for (int i = 2; i <= top; i++) flush |= write_arg(L, st, i);
@@ -481,7 +484,7 @@ static int flush_try(lua_State *L, Op *op) {
 }
 
 /* stream:flush() -> true; nil, message, errno. */
-int rd_flush(lua_State *L) {
+int stream_flush(lua_State *L) {
   LStream *st = stream_checkopen(L, 1, 0);
   lua_settop(L, 1);
   Op op;

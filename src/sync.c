@@ -19,7 +19,12 @@
 */
 #include <string.h>
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "base/aux.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
 
 #define QUEUE_META "luasock.queue"
 #define EVENT_META "luasock.event"
@@ -28,7 +33,7 @@
 
 /* Deadline of the optional timeout argument at idx, for any wait here. */
 static double sync_deadline(lua_State *L, int idx) {
-  return clock_deadline(sock_checktimeout(L, idx, 1, "timeout"));
+  return clock_deadline(aux_checktimeout(L, idx, 1, "timeout"));
 }
 
 /* Push the result of a wait that did not get what it waited for. */
@@ -195,7 +200,7 @@ static int queue_tostring(lua_State *L) {
 
 /* socket.queue([maxsize]) -> a queue; maxsize 0 or none: unbounded. */
 static int lsock_queue(lua_State *L) {
-  lua_Integer maxsize = sock_optint(L, 1, 0, 0, LUA_MAXINTEGER);
+  lua_Integer maxsize = aux_optint(L, 1, 0, 0, LUA_MAXINTEGER);
   Queue *q = (Queue *)sync_new(L, sizeof *q, QUEUE_META, 1);
   q->maxsize = maxsize;
   waitlist_init(L, &q->getters);
@@ -388,7 +393,7 @@ static int lsock_lock(lua_State *L) {
 
 /* socket.semaphore([n]) -> a semaphore with n units (default 1). */
 static int lsock_semaphore(lua_State *L) {
-  sema_new(L, sock_optint(L, 1, 1, 0, LUA_MAXINTEGER), SEMA_META);
+  sema_new(L, aux_optint(L, 1, 1, 0, LUA_MAXINTEGER), SEMA_META);
   return 1;
 }
 

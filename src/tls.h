@@ -20,7 +20,7 @@
 
 #include <openssl/ssl.h>
 
-#include "lsock.h"
+#include "socket.h"
 
 #define LSOCK_TLSCONTEXT "luasock.ssl.context"
 #define LSOCK_TLSSOCKET  "luasock.ssl.socket"

@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls.h"
+#include "base/errors.h"
 
 /* SSL objects alive in the process (ssl._count()), so a test can tell
 ** that collected TLS sockets freed theirs. */

@@ -18,6 +18,10 @@
 #include <openssl/x509.h>
 
 #include "tls.h"
+#include "luasock.h"
+#include "base/aux.h"
+#include "socket.h"
+#include "lib.h"
 
 /* TLSVersion values: Python's (the protocol numbers on the wire). */
 #define MINIMUM_SUPPORTED (-2)
@@ -396,7 +400,7 @@ static int ctx_newindex(lua_State *L) {
       lua_setfield(L, -2, "sni_callback");
       break;
     case F_HSTIMEOUT:
-      c->handshake_timeout = sock_checktimeout(L, 3, 0, "handshake_timeout");
+      c->handshake_timeout = aux_checktimeout(L, 3, 0, "handshake_timeout");
       break;
     default: return luaL_error(L, "SSLContext field 'protocol' is read-only");
   }
@@ -477,7 +481,7 @@ static const luaL_Reg tls_funcs[] = {
 int luaopen_socket_ssl(lua_State *L) {
   luaopen_socket(L);   /* not package.loaded.socket: LuaSocket's in lua5.4 */
   stream_track(L);                     /* STARTTLS finds a socket's streams */
-  lsock_loadmodule(L, "luasock.ssl");  /* the chunk returns a function */
+  lib_loadmodule(L, "luasock.ssl");  /* the chunk returns a function */
   lua_call(L, 0, 1);
   luaL_newlib(L, tls_funcs);
   set_constants(L);

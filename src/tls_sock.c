@@ -25,6 +25,12 @@
 #include <openssl/err.h>
 
 #include "tls.h"
+#include "base/errors.h"
+#include "base/aux.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
 
 /* One read of a record: TLS records carry at most 16 KiB of data. */
 #define TLS_READ_MAX 16384
@@ -184,7 +190,7 @@ static int op_start(lua_State *L, LTLS *t, int kind, size_t size) {
 
 /* TLS has no flags to give: a non-zero one is refused, as in Python. */
 static void check_noflags(lua_State *L, int idx) {
-  if (sock_optflags(L, idx) != 0) luaL_argerror(L, idx, "flags are not allowed on a TLS socket");
+  if (aux_optflags(L, idx) != 0) luaL_argerror(L, idx, "flags are not allowed on a TLS socket");
 }
 
 /* s:recv(bufsize) -> data, "" at the end of the stream */
@@ -320,7 +326,7 @@ static void tls_closeall(lua_State *L, LTLS *t, int notify) {
     ERR_clear_error();
   }
   tlsconn_free(t);
-  watch_close(L, &t->s.w);
+  loop_closewatch(L, &t->s.w);
 }
 
 static int tls_close(lua_State *L) {
@@ -560,20 +566,20 @@ void tlssock_open(lua_State *L) {
   luaL_getmetatable(L, LSOCK_SOCKET);
   int base = lua_gettop(L);
   luaL_newmetatable(L, LSOCK_TLSSOCKET);
-  sock_copyfields(L, base);            /* the template's metamethods */
+  aux_copyfields(L, base);            /* the template's metamethods */
   lua_pushliteral(L, LSOCK_TLSSOCKET);
   lua_setfield(L, -2, "__name");       /* copied over: ours again */
   luaL_setfuncs(L, tls_metamethods, 0);
   lua_newtable(L);                     /* the methods: the template's, then ours */
   lua_getfield(L, base, "__index");
   lua_insert(L, -2);
-  sock_copyfields(L, base + 2);
+  aux_copyfields(L, base + 2);
   luaL_setfuncs(L, tls_methods, 0);
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, tls_index, 1);
   lua_setfield(L, base + 1, "__index");
   lua_replace(L, base);                /* the methods, left for the caller */
   lua_settop(L, base);
-  sock_pushweak(L, "v");
+  aux_pushweak(L, "v");
   lua_setfield(L, LUA_REGISTRYINDEX, TLS_SOCKETS_KEY);
 }

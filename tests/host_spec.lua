@@ -277,8 +277,8 @@ describe("luasock's own additions", function()
   it("a script in another directory requires socket and the bundled modules", function()
     write_file(tmp .. "/uses.lua", [[
 local socket = require "socket"
-assert(package.preload["luasock.util"], "luasock.util is not preloaded")
-require "luasock.util"
+assert(package.preload["luasock.create"], "luasock.create is not preloaded")
+require "luasock.create"
 local s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 print(type(socket), socket.AF_INET == 2, s:fileno() >= 0)
 s:close()

@@ -1,4 +1,4 @@
--- makefile_spec: the buffered stream of sock:makefile() (src/reader.c):
+-- makefile_spec: the buffered stream of sock:makefile() (src/stream.c):
 -- modes, read formats, lines, write/flush/setvbuf/close, end of stream,
 -- and the error channels (misuse raises; timeout, closed and OS failures
 -- return nil, msg, errno with the input kept), over socketpair and TCP.

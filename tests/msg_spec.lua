@@ -340,7 +340,7 @@ describe("socket.send_fds and socket.recv_fds", function()
   end)
 
   -- Story: flags were range-checked here but cast to int in
-  -- sockio.c; both now use sock_checkint.  An earlier fix had MSG_DONTWAIT work
+  -- sockio.c; both now use aux_checkint.  An earlier fix had MSG_DONTWAIT work
   -- here already: it still does.
   it("raises on flags out of range; MSG_DONTWAIT does not wait", function()
     local a, b = support.pair("socketpair_dgram")

@@ -70,9 +70,9 @@ static int with_openlibs(const char *libdir) {
   if (L == NULL) return 0;
   luasock_openlibs(L);
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  int bundled = lua_getfield(L, -1, "luasock.util") == LUA_TFUNCTION;
+  int bundled = lua_getfield(L, -1, "luasock.create") == LUA_TFUNCTION;
   lua_pop(L, 2);
-  if (!bundled) fprintf(stderr, "embed: luasock.util is not in package.preload\n");
+  if (!bundled) fprintf(stderr, "embed: luasock.create is not in package.preload\n");
   return run(L, "luasock_openlibs", libdir) && bundled;
 }
 

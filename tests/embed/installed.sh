@@ -53,7 +53,7 @@ done
 mkdir "$tmp/elsewhere"
 cat > "$tmp/elsewhere/uses.lua" <<'LUA'
 local socket = require "socket"
-require "luasock.util"
+require "luasock.create"
 local s = assert(socket.socket())
 assert(s:close())
 local maps = assert(io.open("/proc/self/maps")):read("a")

@@ -13,7 +13,7 @@ flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=
   -D_GNU_SOURCE -std=gnu11 -I$src/src $(pkg-config --cflags lua5.4 openssl)
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED"
 objs=""
-for f in "$src"/src/*.c "$build/lua_modules.c"; do
+for f in $(find "$src/src" -name "*.c" ! -path "*/program/*" | sort) "$build/lua_modules.c"; do
   case $(basename "$f") in main.c|repl.c) continue ;; esac
   o="$out/$(basename "$f" .c).o"
   if [ ! -e "$o" ] || [ "$f" -nt "$o" ]; then clang $flags -c "$f" -o "$o"; fi

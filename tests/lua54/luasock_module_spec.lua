@@ -45,8 +45,8 @@ describe("require 'luasock' in lua5.4", function()
   end)
 
   it("preloads the bundled Lua modules", function()
-    assert.are.equal("function", type(package.preload["luasock.util"]))
-    assert.are.equal("function", type(require "luasock.util"))   -- what util.lua returns
+    assert.are.equal("function", type(package.preload["luasock.create"]))
+    assert.are.equal("function", type(require "luasock.create"))   -- what create.lua returns
   end)
 
   it("serves a client from a server task, both in tasks", function()

@@ -11,7 +11,7 @@
 #include <netdb.h>
 #include <string.h>
 
-#include "lsock.h"
+#include "base/errors.h"
 
 const char *err_message(int err) {
   if (err == LSOCK_ETIMEOUT) return "timeout";

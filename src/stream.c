@@ -1,5 +1,5 @@
 /*
-** reader.c - the buffered stream that sock:makefile() returns: the object,
+** stream.c - the buffered stream that sock:makefile() returns: the object,
 ** its buffers and the socket side.
 **
 ** A stream reads and writes like a Lua file (read with "l" "L" "a" "n"
@@ -10,7 +10,7 @@
 ** is pushed with one lua_pushlstring straight from it, so no byte is
 ** copied twice however long the line.
 **
-** The stream is split along a layer (STYLE: past ~600 lines).  This file
+** The stream is split along a layer.  This file
 ** is the layer below the calls: the object (makefile, the metatable,
 ** checks, close, __gc, setvbuf, __tostring), buffer memory, and the
 ** socket side, the only syscalls (recv into the input, send from the
@@ -27,6 +27,11 @@
 #include <string.h>
 
 #include "stream.h"
+#include "base/errors.h"
+#include "base/aux.h"
+#include "core/loop.h"
+#include "core/wait.h"
+#include "socket.h"
 
 /* ---- memory and checks --------------------------------------------- */
 
@@ -257,7 +262,7 @@ static int rd_tostring(lua_State *L) {
 
 void stream_track(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, STREAMS_KEY) == LUA_TNIL) {
-    sock_pushweak(L, "k");
+    aux_pushweak(L, "k");
     lua_setfield(L, LUA_REGISTRYINDEX, STREAMS_KEY);
   }
   lua_pop(L, 1);
@@ -362,10 +367,10 @@ const char *stream_takeover(lua_State *L, int idx, size_t *len) {
 }
 
 static const luaL_Reg rd_methods[] = {
-  {"read", rd_read},
-  {"lines", rd_lines},
-  {"write", rd_write},
-  {"flush", rd_flush},
+  {"read", stream_read},
+  {"lines", stream_lines},
+  {"write", stream_write},
+  {"flush", stream_flush},
   {"close", rd_close},
   {"setvbuf", rd_setvbuf},
   {"setlimit", rd_setlimit},

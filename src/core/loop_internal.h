@@ -5,14 +5,18 @@
 ** ready (poller, run queue, timer heap, helper threads, the Loop object);
 ** task.c makes, resumes and ends them and drives the loop (socket.run,
 ** outside waits that turn it).  The rest of luasock sees only the loop_*
-** interface in lsock.h.
+** interface in core/loop.h.
 */
 #ifndef LOOP_INTERNAL_H
 #define LOOP_INTERNAL_H
 
+#include <signal.h>
 #include <sys/epoll.h>
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "core/pool.h"
+#include "core/loop.h"
+#include "core/wait.h"
 
 #define TASK_META  "luasock.task"
 #define POLL_BATCH 256   /* events taken per epoll_wait */
@@ -25,7 +29,7 @@ enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
 enum { END_OK, END_FAILED, END_CANCELLED };
 
 /* The outcome of a wait that a cancel ended: the task ends when resumed. */
-#define LSOCK_ECANCELLED (-1003)   /* apart from lsock.h's LSOCK_E* codes */
+#define LSOCK_ECANCELLED (-1003)   /* apart from base/errors.h's LSOCK_E* codes */
 
 /* Ordered by size and with one-bit flags, so that it stays small: one per
 ** connection in a server.  Once it ended, co is NULL and user value 1
@@ -67,7 +71,7 @@ struct Loop {
   Poller poller;
   Pool *pool;               /* helper threads, or NULL if it failed */
   Watch poolw;              /* the pool's eventfd */
-  int closed, running;      /* running: run or a turn (loop_turn) is active */
+  int closed, running;      /* running: run or a turn (task_turn) is active */
   int failed;               /* a task failed: its error is at &error_key (task.c) */
   int ntasks;               /* tasks spawned and not ended */
   int nheld;                /* ended tasks the run queue or a helper thread still names */

@@ -16,6 +16,9 @@
 ** whose wait the scope ends cancels them as it is left).
 */
 #include "loop_internal.h"
+#include "base/aux.h"
+#include "core/clock.h"
+#include "core/loop.h"
 
 static const char scopes_key = 0;   /* registry: thread -> its scope's deadline */
 
@@ -97,7 +100,7 @@ static int timeout_k(lua_State *L, int status, lua_KContext ctx) {
 ** when the deadline passed while fn ran.  Scopes nest: a wait ends by the
 ** earliest deadline of the scopes it is in. */
 static int lsock_timeout(lua_State *L) {
-  double secs = sock_checktimeout(L, 1, 0, "timeout");
+  double secs = aux_checktimeout(L, 1, 0, "timeout");
   luaL_checktype(L, 2, LUA_TFUNCTION);
   Loop *loop = loop_get(L);
   double deadline = clock_now() + secs;

@@ -19,7 +19,9 @@
 
 #include "lualib.h"
 
-#include "lsock.h"
+#include "luasock.h"
+#include "core/interrupt.h"
+#include "program/program.h"
 
 /* Options collected before any Lua code runs, as bits. */
 enum { OPT_ERROR = 1, OPT_I = 2, OPT_V = 4, OPT_E = 8, OPT_NOENV = 16,

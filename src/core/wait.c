@@ -6,7 +6,7 @@
 ** waits: inside a task the wait is handed to the scheduler (loop.c), the
 ** record is copied into the Task and the call yields to the driver's one
 ** continuation (op_k); outside a task we poll(2) that one descriptor,
-** while the loop runs the tasks if there are any (loop_turn).  The caller
+** while the loop runs the tasks if there are any (task_turn).  The caller
 ** cannot tell the difference.
 **
 ** Below the driver, the older wait point (wait_fd, wait_until,
@@ -17,15 +17,19 @@
 #include <errno.h>
 #include <poll.h>
 
-#include "lsock.h"
+#include "base/errors.h"
+#include "core/clock.h"
+#include "core/interrupt.h"
+#include "core/loop.h"
+#include "core/wait.h"
 
 /* Outside a task, with tasks to run, the loop turns while we wait
-** (loop_turn); else, or once no task is left, poll w alone (or nothing,
+** (task_turn); else, or once no task is left, poll w alone (or nothing,
 ** w NULL).  A task that closed w meanwhile gives LSOCK_ECLOSED: w->fd is
 ** read again here, as its number may name another socket by now.  EINTR
 ** retried unless it was Ctrl-C. */
 static int wait_watch(lua_State *L, Watch *w, short events, double deadline) {
-  int err = loop_turn(L, w, events, deadline);
+  int err = task_turn(L, w, events, deadline);
   if (err != EAGAIN) return err;
   if (w != NULL && w->fd < 0) return LSOCK_ECLOSED;   /* no Lua code runs below */
   struct pollfd p = { w != NULL ? w->fd : -1, events, 0 };

@@ -32,7 +32,9 @@
 
 #include <lualib.h>   /* LUA_IOLIBNAME */
 
-#include "lsock.h"
+#include "core/interrupt.h"
+#include "core/wait.h"
+#include "program/program.h"
 
 #define HISTORY_FILE ".luasock_history"
 #define HISTORY_MAX 1000        /* entries kept in memory and on disk */
@@ -340,7 +342,7 @@ static int load_line(lua_State *L) {
 
 /* Run the compiled chunk on top; leaves its results or the error message.
 ** It runs on the main thread, not as a task: its blocking calls block it
-** as in a script, while the loop runs the tasks (wait.c, loop_turn). */
+** as in a script, while the loop runs the tasks (wait.c, task_turn). */
 static int run_chunk(lua_State *L) {
   return main_docall(L, 0, LUA_MULTRET);
 }

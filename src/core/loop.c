@@ -27,6 +27,11 @@
 #include <unistd.h>
 
 #include "loop_internal.h"
+#include "base/errors.h"
+#include "core/clock.h"
+#include "core/interrupt.h"
+#include "core/pool.h"
+#include "core/loop.h"
 
 #define LOOP_META  "luasock.loop"
 
@@ -287,7 +292,7 @@ void loop_unwatch(lua_State *L, Watch *w) {
   }
 }
 
-void watch_close(lua_State *L, Watch *w) {
+void loop_closewatch(lua_State *L, Watch *w) {
   if (w->fd < 0) return;
   loop_unwatch(L, w);
   close(w->fd);   /* on Linux the fd is released even on EINTR */

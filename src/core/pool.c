@@ -17,7 +17,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "lsock.h"
+#include "core/pool.h"
 
 #define POOL_MAX 4   /* enough for lookups; a slow resolver queues the rest */
 

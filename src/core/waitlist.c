@@ -8,7 +8,7 @@
 ** (loop_unpark), so a list only ever holds calls that still wait.
 **
 ** Code outside tasks waits here too: its node lives on the C stack while
-** loop_turn runs the tasks, and a Watch without descriptor stands for it,
+** task_turn runs the tasks, and a Watch without descriptor stands for it,
 ** so that waking it (loop_wake) ends the turn.  One outside wait exists at
 ** a time (the main thread is blocked in it); the Loop points at its node.
 **
@@ -20,10 +20,14 @@
 #include <stddef.h>
 
 #include "loop_internal.h"
+#include "base/errors.h"
+#include "core/clock.h"
+#include "core/loop.h"
+#include "core/wait.h"
 
 static const char outside_box_key = 0;   /* registry slot: the outside waiter's box */
 
-/* The outside wait: its node, the Watch loop_turn waits on, and how the
+/* The outside wait: its node, the Watch task_turn waits on, and how the
 ** waker ended it. */
 typedef struct Outside {
   WaitNode node;
@@ -128,7 +132,7 @@ void waitlist_drop(WaitList *l) {
 /* Run protected by wait_outside: slot 1 the Outside, 2 the deadline. */
 static int outside_turn(lua_State *L) {
   Outside *o = (Outside *)lua_touserdata(L, 1);
-  lua_pushinteger(L, loop_turn(L, &o->w, 0, lua_tonumber(L, 2)));
+  lua_pushinteger(L, task_turn(L, &o->w, 0, lua_tonumber(L, 2)));
   return 1;
 }
 

@@ -15,7 +15,7 @@
 ** and the driver's one continuation resumes from that copy.  No call
 ** state lives in Lua stack slots across a wait, so nothing a script can
 ** reach with debug.setlocal changes it.  Outside a task the driver polls
-** that one descriptor while the loop runs the tasks (loop_turn).
+** that one descriptor while the loop runs the tasks (task_turn).
 **
 ** Left out: waiting on two descriptors at once (select waits on an epoll
 ** set of its own).
@@ -27,24 +27,10 @@
 
 #include "lua.h"
 
-typedef struct Loop Loop;
-typedef struct Task Task;
+#include "core/loop.h"
 
-/* Directions a task or a poll can wait for. */
-enum { WAIT_READ = 0, WAIT_WRITE = 1 };
 
-/*
-** A descriptor the loop can watch.  It is registered with the poller at
-** most once (edge-triggered, both directions) and remembers which task
-** waits on each direction.  loop is NULL until first registered.
-*/
-typedef struct Watch {
-  int fd;               /* -1 once closed */
-  unsigned char woken;  /* loop_wake was called: ends an outside wait turning the loop */
-  unsigned char nofd;   /* a wait list's stand-in, never a descriptor */
-  Loop *loop;           /* poller it is registered with, or NULL */
-  Task *waiter[2];      /* task waiting to read / to write, or NULL */
-} Watch;
+
 
 /* ---- the operation record ------------------------------------------ */
 
@@ -116,10 +102,37 @@ void wait_pushanchor(lua_State *L, const Op *op, int i);
 /* ---- waits that are not a socket call ------------------------------ */
 /* Outside a task: wait until fd (< 0: none) is ready for the poll(2)
 ** events, or deadline; the loop turns meanwhile if tasks exist
-** (loop_turn).  Returns 0, LSOCK_ETIMEOUT or an errno; Ctrl-C raises
+** (task_turn).  Returns 0, LSOCK_ETIMEOUT or an errno; Ctrl-C raises
 ** "interrupted!".  The REPL waits for stdin here. */
 int wait_fdready(lua_State *L, int fd, short events, double deadline);
 /* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
 void wait_checkinterrupt(lua_State *L);
+
+/* ---- wait.c: the retry driver (wait.h), Ctrl-C ---------------------- */
+/*
+** Run work(arg) off the loop thread (name resolution): in a task on a
+** helper thread while the task is parked, else inline; then op->push(L,
+** op, 0 or the wait's error, 0) ends the call.  op has no try step; arg
+** lives in a block op anchors, which the Task keeps alive until the job is
+** done (even if the task is closed meanwhile).  work touches no Lua
+** state.  Returns like wait_op, and may yield.
+*/
+int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg);
+/*
+** The older wait point, for the calls not on the driver yet (signals.c,
+** sync.c's wait lists, join): wait until w is ready in direction dir, or
+** until deadline (bounded by a deadline scope).  Outside a task it polls
+** and returns 0, LSOCK_ETIMEOUT or EAGAIN for a non-blocking deadline (0).
+** Inside a task it parks and yields: the continuation k runs when the wait
+** ends and learns the outcome from wait_resumed; such callers keep their
+** state on their own stack and check it again (wait_changed raises
+** "internal state of a waiting call was changed").
+*/
+int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
+            lua_KContext ctx, lua_KFunction k);
+/* Same for a pure delay: returns 0 when deadline passes. */
+int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k);
+int wait_resumed(lua_State *L, int status);
+int wait_changed(lua_State *L);
 
 #endif

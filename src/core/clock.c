@@ -7,7 +7,7 @@
 #include <math.h>
 #include <time.h>
 
-#include "lsock.h"
+#include "core/clock.h"
 
 double clock_now(void) {
   struct timespec ts;

@@ -1,4 +1,4 @@
--- luasock.util: module functions written in Lua, added to the socket
+-- luasock.create: module functions written in Lua, added to the socket
 -- table by luaopen_socket: create_connection and create_server, as in
 -- Python's socket module.  They return nil, message, errno on failure of
 -- the network (the last error when every address failed) and raise on

@@ -6,7 +6,7 @@
 ** share are in loop_internal.h.
 **
 ** While code outside any task waits (a blocking call on the main thread,
-** the REPL waiting for a key), the loop keeps turning: loop_turn resumes
+** the REPL waiting for a key), the loop keeps turning: task_turn resumes
 ** the tasks and polls the loop's epoll fd beside the descriptor waited
 ** for, so that outside code never stops the tasks.  With no task it
 ** costs one registry lookup, and waits inside tasks do not go through it.
@@ -29,6 +29,12 @@
 #include <string.h>
 
 #include "loop_internal.h"
+#include "base/errors.h"
+#include "base/aux.h"
+#include "core/clock.h"
+#include "core/interrupt.h"
+#include "core/loop.h"
+#include "core/wait.h"
 
 static const char error_key = 0;  /* registry key of the first error not yet returned by run */
 
@@ -409,7 +415,7 @@ static int turn_check(Watch *w) {
   return EAGAIN;
 }
 
-/* The turn proper, run protected by loop_turn: slots 1 the Loop, 2 the
+/* The turn proper, run protected by task_turn: slots 1 the Loop, 2 the
 ** Watch (or NULL), 3 the poll events, 4 the deadline.  Pushes the
 ** outcome, EAGAIN when no task is left before it (the caller then polls
 ** alone).  w->fd is read again before each poll: tasks ran since. */
@@ -434,7 +440,7 @@ static int turn_core(lua_State *L) {
   return 1;
 }
 
-int loop_turn(lua_State *L, Watch *w, short events, double deadline) {
+int task_turn(lua_State *L, Watch *w, short events, double deadline) {
   Loop *loop = loop_idle(L);
   if (loop == NULL) return EAGAIN;
   luaL_checkstack(L, 5, "no room to wait");
@@ -621,7 +627,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
 ** Outside a task it turns the loop until t ends. */
 static int task_join(lua_State *L) {
   Task *t = task_check(L, 1);
-  double deadline = clock_deadline(sock_checktimeout(L, 2, 1, "timeout"));
+  double deadline = clock_deadline(aux_checktimeout(L, 2, 1, "timeout"));
   lua_settop(L, 1);
   lua_pushnumber(L, deadline);
   if (t->state == T_DONE) return join_results(L, t);

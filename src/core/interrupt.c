@@ -18,6 +18,9 @@
 #include <string.h>
 
 #include "loop_internal.h"
+#include "luasock.h"
+#include "core/interrupt.h"
+#include "core/loop.h"
 
 static lua_State *volatile sigint_state = NULL;   /* what SIGINT stops */
 

@@ -1,0 +1,147 @@
+/*
+** core/loop.h - the scheduler as the layers above see it: the Watch a
+** descriptor is waited on through, parking and waking tasks (loop.c), the
+** tasks and outside waits that turn the loop (task.c), wait lists
+** (waitlist.c), deadline scopes (scope.c), close listeners.  The records
+** behind it are in loop_internal.h, for the core's own files.
+*/
+#ifndef LSOCK_LOOP_H
+#define LSOCK_LOOP_H
+
+#include "lua.h"
+#include "lauxlib.h"
+
+typedef struct Op Op;   /* the driver's record (core/wait.h), kept in a Task */
+
+/* Directions a task or a poll can wait for. */
+enum { WAIT_READ = 0, WAIT_WRITE = 1 };
+
+typedef struct Loop Loop;
+
+typedef struct Task Task;
+
+/*
+** A descriptor the loop can watch.  It is registered with the poller at
+** most once (edge-triggered, both directions) and remembers which task
+** waits on each direction.  loop is NULL until first registered.
+*/
+typedef struct Watch {
+  int fd;               /* -1 once closed */
+  unsigned char woken;  /* loop_wake was called: ends an outside wait turning the loop */
+  unsigned char nofd;   /* a wait list's stand-in, never a descriptor */
+  Loop *loop;           /* poller it is registered with, or NULL */
+  Task *waiter[2];      /* task waiting to read / to write, or NULL */
+} Watch;
+
+/*
+** A FIFO of waiting calls (waitlist.c), for what has no descriptor:
+** queues, events, locks, the end of a task.  A node is linked around the
+** list's sentinel, so that a waiter leaves it in O(1) when its wait times
+** out or is cancelled; next is NULL when a node is on no list.  A task's
+** node lives in its Task; the one outside wait (code outside tasks) keeps
+** its node on the C stack while it turns the loop.
+*/
+typedef struct WaitNode { struct WaitNode *next, *prev; } WaitNode;
+typedef struct WaitList {
+  WaitNode head;        /* sentinel */
+  Loop *loop;
+} WaitList;
+
+/* ---- scope.c: deadline scopes (socket.timeout) ----------------------- */
+/* The deadline a wait of L's thread really ends at: the earlier of
+** deadline (< 0: none) and that of the innermost socket.timeout scope L
+** runs in; *cut tells that the scope's is the earlier one (a wait that
+** ends there times out, even a pure delay). */
+double scope_deadline(lua_State *L, double deadline, int *cut);
+extern const luaL_Reg scope_funcs[];      /* timeout */
+void scope_open(lua_State *L);            /* the scope guard's metatable */
+
+/* ---- waitlist.c: waiting on a WaitList -------------------------------- */
+/* Make l empty; raises when the loop is closed. */
+void waitlist_init(lua_State *L, WaitList *l);
+int waitlist_empty(const WaitList *l);
+/*
+** Wait on l until a waitlist_wake* or waitlist_take ends the wait, until
+** deadline (< 0: none), or until the task is cancelled.  With box 1, the
+** value on top of L is this waiter's box: others may replace it
+** (waitlist_wake with a value) or take it (waitlist_take); after the wait
+** it is on top again.  In a task it parks and yields like wait_fd (the
+** continuation k learns the outcome from wait_resumed).  Outside a task it
+** turns the loop; with no task to run it can only time out.  Returns the
+** outcome: 0 (woken), LSOCK_ETIMEOUT, or what the waker chose (LSOCK_ECLOSED).
+** Raises where nothing could wake it: in a task that cannot yield.
+*/
+int waitlist_wait(lua_State *L, WaitList *l, double deadline, int box,
+                  lua_KContext ctx, lua_KFunction k);
+/* Wake the first waiter with outcome; with give, pop the value on top of
+** L into its box.  Returns 0 when nobody waited (nothing popped). */
+int waitlist_wake(lua_State *L, WaitList *l, int outcome, int give);
+/* Push the first waiter's box (leaving nil there) and wake it with 0;
+** returns 0 (nothing pushed) when nobody waited. */
+int waitlist_take(lua_State *L, WaitList *l);
+void waitlist_wakeall(WaitList *l, int outcome);   /* wake every waiter */
+/* The object holding l is collected: wake its waiters with LSOCK_ECLOSED
+** (none unless debug.setlocal took it off their stacks). */
+void waitlist_drop(WaitList *l);
+void waitnode_unlink(WaitNode *n);   /* off its list, if on one */
+
+/* ---- loop.c, task.c: the scheduler the driver yields to ------------ */
+Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
+/* Park t on w (NULL: timer only) until ready, deadline (< 0: none) or
+** close; the caller then yields.  Returns 0, or an errno when w cannot be
+** watched (the caller reports it); raises when another task already waits
+** on w in that direction. */
+int loop_park(Task *t, Watch *w, int dir, double deadline);
+/* Park t until work(arg) has run on a helper thread; 0, or an errno when
+** no thread could be started (the caller then runs work inline).  The
+** caller keeps arg alive until then (wait_thread: the Task's anchors). */
+int loop_parkthread(Task *t, void (*work)(void *), void *arg);
+int loop_outcome(Task *t);            /* why the last park ended */
+/* The record of the wait t is in: storage the Task owns (wait.c). */
+Op *task_op(Task *t);
+/* Anchor the values at L's stack indices a0, a1 (0: none) in t until
+** the next call, and push anchor i (0 or 1) back. */
+void task_anchor(lua_State *L, Task *t, int a0, int a1);
+void task_pushanchor(lua_State *L, Task *t, int i);
+/* An outside wait (not in a task) for w (NULL: none) to be ready for poll
+** events, or for deadline: when tasks exist and neither run nor another
+** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready,
+** or loop_wake(w) was called), LSOCK_ETIMEOUT, LSOCK_ECLOSED (a task
+** closed w), or EAGAIN when it did not wait (no task, or none left): the
+** caller then polls alone.  Ctrl-C raises "interrupted!". */
+int task_turn(lua_State *L, Watch *w, short events, double deadline);
+/* Make the tasks parked on w (both directions), and an outside wait on
+** w turning the loop, ready with outcome 0, as if w were ready: socket
+** operations retry their syscall (and wait again), a stream's
+** try sees that its stream was closed (stream close). */
+void loop_wake(Watch *w);
+/* Before w->fd is closed (or detached): tell the close listeners of L's
+** loop, remove w from the poller; its waiters are woken with
+** LSOCK_ECLOSED.  From __gc the only possible waiter is a task whose
+** coroutine the user closed (it then just ends). */
+void loop_unwatch(lua_State *L, Watch *w);
+/* The idempotent close of a Watch's descriptor (sockets, select's epoll
+** set): loop_unwatch, close, fd = -1.  Never raises. */
+void loop_closewatch(lua_State *L, Watch *w);
+/*
+** A close listener, for a waiter that lists descriptors without parking
+** on them (select waits on an epoll set of its own, which a closed fd
+** silently leaves): while it listens, loop_unwatch calls closing(self, w)
+** before any w closes, and it wakes itself if w is one of its own.
+*/
+typedef struct Listener {
+  void (*closing)(struct Listener *self, const Watch *w);
+  struct Listener *prev, *next;   /* in the Loop's ring; NULL when not listening */
+} Listener;
+void loop_listen(lua_State *L, Listener *l);   /* l->closing set by the caller */
+void loop_unlisten(Listener *l);               /* idempotent */
+
+extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
+
+/* loop.c: create L's Loop (once) and mark L's main thread "no task" in
+** its LUA_EXTRASPACE, which Lua leaves uninitialised and every new thread
+** copies: luasock_openlibs and luaopen_socket call it, before coroutines
+** that could inherit garbage exist. */
+void loop_open(lua_State *L);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+** lib.h - the Lua modules compiled into the library (lua/ at build time:
+** cmake/embed.cmake generates lua_modules.c) and how lib.c loads them.
+*/
+#ifndef LSOCK_LIB_H
+#define LSOCK_LIB_H
+
+#include <stddef.h>
+
+#include "lua.h"
+
+/* ---- Lua modules compiled in (generated lua_modules.c) ------------- */
+typedef struct LuaModule { const char *name; const char *code; size_t len; } LuaModule;
+extern const LuaModule lib_modules[];
+/* Load the bundled module name as a chunk; raises if it is missing. */
+void lib_loadmodule(lua_State *L, const char *name);
+/* Preload luasock.ssl and the bundled Lua modules under the names they
+** have in the stock lua5.4 (module.c). */
+void lib_preloadportable(lua_State *L);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+** program/program.h - what main.c and repl.c, the luasock program, share.
+** Not part of the library.
+*/
+#ifndef LSOCK_PROGRAM_H
+#define LSOCK_PROGRAM_H
+
+#include "lua.h"
+#include "lauxlib.h"
+
+/* ---- main.c, repl.c: the luasock program (not in the library) ------ */
+/* lua_pcall of the function below narg arguments with a traceback handler
+** and Ctrl-C armed (luasock_interrupt); returns the pcall status. */
+int main_docall(lua_State *L, int narg, int nres);
+void main_message(const char *pname, const char *msg);  /* "pname: msg" on stderr */
+void repl_run(lua_State *L);          /* read-eval-print until end of input */
+
+#endif
