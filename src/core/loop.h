@@ -3,7 +3,8 @@
 ** descriptor is waited on through, parking and waking tasks (loop.c), the
 ** tasks and outside waits that turn the loop (task.c), wait lists
 ** (waitlist.c), deadline scopes (scope.c), close listeners.  The records
-** behind it are in loop_internal.h, for the core's own files.
+** behind it are in loop_internal.h, for the core's own files; the
+** layers and the life of a wait: docs/architecture.md.
 */
 #ifndef LSOCK_LOOP_H
 #define LSOCK_LOOP_H

@@ -1,7 +1,7 @@
 /*
-** wait.h - the wait layer: the Watch a descriptor is waited on through,
-** and the one retry driver that every call that may wait goes through
-** (wait.c).
+** core/wait.h - the wait layer: the one retry driver that every call
+** that may wait goes through (wait.c); the Watch it waits on is the
+** loop's (core/loop.h).  docs/architecture.md follows one recv through it.
 **
 ** A call that may wait fills an operation record (Op) on the C stack: a
 ** `try` step that makes one attempt (a syscall, later a TLS call), a
