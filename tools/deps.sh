@@ -12,14 +12,15 @@
 # strace and valgrind (tests that count syscalls or check memory), clang
 # and libclang-rt-dev (the fuzz targets: libFuzzer's runtime), netbase
 # (/etc/services, which service names such as "http" need), groff-base and
-# mandoc (they check the man page), dpkg-dev, debhelper, fakeroot and
-# lintian (they build and check the Debian packages), and lua-socket
+# mandoc (they check the man page), build-essential, dpkg-dev, debhelper,
+# fakeroot and lintian (they build and check the Debian packages:
+# dpkg-buildpackage refuses to start without build-essential), and lua-socket
 # (LuaSocket: lua5.4 keeps its "socket" beside luasock's module).
 set -e
 PACKAGES="gcc cmake make pkg-config liblua5.4-dev lua5.4 lua-busted
   libreadline-dev libssl-dev openssl python3 netcat-openbsd socat curl wrk redis-tools
   iproute2 util-linux procps strace valgrind netbase clang libclang-rt-dev
-  groff-base mandoc dpkg-dev debhelper fakeroot lintian lua-socket $*"
+  groff-base mandoc build-essential dpkg-dev debhelper fakeroot lintian lua-socket $*"
 
 # Tests resolve "localhost", which must not need DNS: an installed Debian
 # names it in /etc/hosts, a bare debootstrap root has no /etc/hosts; there
