@@ -55,6 +55,14 @@ local function same(args, opts)
   return got
 end
 
+-- Lua 5.4.7's lua.c (Debian 13's lua5.4) answers a bare "--" with "not
+-- enough memory": it sizes the arg table from a script index one past the
+-- arguments.  5.4.4 to 5.4.6 run stdin, as the manual says and luasock
+-- does; luasock is held to that, and to lua5.4 where it agrees.
+local function bare_dashes_broken()
+  return run(LUA, { "--" }, { stdin = "" }).err:find("not enough memory", 1, true) ~= nil
+end
+
 local ARGDUMP = [[
 local t = {}
 for i = -5, #arg do t[#t + 1] = i .. "=" .. tostring(arg[i]) end
@@ -140,8 +148,9 @@ describe("luasock's command line, against lua5.4's", function()
   end)
 
   it("-- with nothing after it runs stdin", function()
-    local r = same({ "--" }, { stdin = "print('from stdin', ...)" })
-    assert.are.equal("from stdin\n", r.out)
+    local opts = { stdin = "print('from stdin', ...)" }
+    local r = bare_dashes_broken() and run(LUASOCK, { "--" }, opts) or same({ "--" }, opts)
+    assert.are.same({ out = "from stdin\n", err = "", status = "exit 0" }, r)
   end)
 
   it("- runs the script from stdin with its arguments", function()
@@ -335,8 +344,9 @@ print(socket == require "socket", rawget(_G, "socket"))
   it("handles every other option, and -h or --help after the script, as lua5.4 does", function()
     write_file(tmp .. "/args.lua", ARGDUMP)
     local cases = { { "-help" }, { "-hv" }, { "--he" }, { "--helpx" }, { "--versions" },
-                    { "--Help" }, { "-V" }, { "--" }, { "args.lua", "-h", "--help", "--version" },
+                    { "--Help" }, { "-V" }, { "args.lua", "-h", "--help", "--version" },
                     { "--", "-h" }, { "-e", "print(1)", "--", "--help" } }
+    if not bare_dashes_broken() then table.insert(cases, { "--" }) end
     for c in ("abcdfgjkmnopqrstuwxyzABCDFGHIJKLMNOPQRSTUVXYZ"):gmatch(".") do
       cases[#cases + 1] = { "-" .. c }
     end
