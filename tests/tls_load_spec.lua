@@ -114,7 +114,11 @@ describe("TLS under load", function()
           conn:sendall(("x"):rep(1 << 20))     -- fails once the relay gives up
           conn:close()
         end)
-        local t = assert(client(truncating_relay(port, 1000, case[2]), nil,
+        -- Cut well inside the 1 MiB of data, past the handshake: OpenSSL 3.5's
+        -- first server flight alone (ML-KEM key share) exceeds 1,000 bytes,
+        -- and a cut there closed the relay before it had read the client's
+        -- "go", so the close sent a reset instead of a FIN.
+        local t = assert(client(truncating_relay(port, 1 << 16, case[2]), nil,
                                 { suppress_ragged_eofs = false }))
         assert(t:sendall("go"))
         while true do
