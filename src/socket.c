@@ -579,7 +579,8 @@ static const luaL_Reg lsock_funcs[] = {
 ** metatables made from it. */
 static void create_meta(lua_State *L) {
   static const luaL_Reg *const method_lists[] = {
-    sock_methods, sockio_methods, msg_methods, stream_methods
+    sock_methods, sockio_methods, msg_methods, stream_methods, buffer_methods,
+    sendfile_methods
   };
   luaL_newmetatable(L, LSOCK_SOCKET);
   luaL_setfuncs(L, sock_metamethods, 0);
@@ -627,6 +628,9 @@ int luaopen_socket(lua_State *L) {
   luaL_setfuncs(L, resolve_funcs, 0);
   luaL_setfuncs(L, msg_funcs, 0);
   luaL_setfuncs(L, select_funcs, 0);
+  buffer_open(L);
+  luaL_setfuncs(L, buffer_funcs, 0);
+  luaL_setfuncs(L, relay_funcs, 0);
   luaL_setfuncs(L, loop_funcs, 0);
   sync_open(L);
   luaL_setfuncs(L, sync_funcs, 0);

@@ -81,6 +81,18 @@ const char *stream_takeover(lua_State *L, int idx, size_t *len);
 ** socket.ssl calls it when it is loaded: a stream made before is not
 ** found by a takeover. */
 void stream_track(lua_State *L);
+/* buffer.c: socket.buffer, recv_into, recvfrom_into */
+extern const luaL_Reg buffer_funcs[];
+extern const luaL_Reg buffer_methods[];
+void buffer_open(lua_State *L);           /* its metatable */
+/* buffer.c: the bytes to send at idx: a string, or a socket.buffer and
+** the range i, j at idx+1, idx+2 (string.sub's rules, default the whole);
+** sets *len and *next, the index of the argument after them.  Raises on
+** anything else. */
+const char *buffer_checkbytes(lua_State *L, int idx, size_t *len, int *next);
+/* sendfile.c: sock:sendfile; relay.c: socket.relay */
+extern const luaL_Reg sendfile_methods[];
+extern const luaL_Reg relay_funcs[];
 extern const luaL_Reg sync_funcs[];       /* sync.c: queue, event, lock, semaphore */
 void sync_open(lua_State *L);             /* sync.c: their metatables */
 extern const luaL_Reg signals_funcs[];    /* signals.c: signals */

@@ -355,22 +355,28 @@ static void send_op(lua_State *L, Op *op, LSocket *s, int flags) {
   op->anchor[1] = 2;
 }
 
-/* send and sendall: the record of one send, or of a send of all. */
+/* send and sendall: the record of one send, or of a send of all, of a
+** string or a buffer's range (buffer_checkbytes). */
 static int send_start(lua_State *L, int all) {
   LSocket *s = sock_checkopen(L, 1);
-  luaL_checkstring(L, 2);
+  size_t len;
+  int next;
+  const char *p = buffer_checkbytes(L, 2, &len, &next);
   Op op;
-  send_op(L, &op, s, aux_optflags(L, 3));
+  send_op(L, &op, s, aux_optflags(L, next));
+  op.data = p;
+  op.size = len;
   if (all) op.flags |= SEND_ALL;
   return wait_op(L, &op);
 }
 
-/* s:send(data [, flags]) -> bytes sent */
+/* s:send(data [, flags]) or s:send(buffer [, i [, j [, flags]]]) -> bytes sent */
 static int sock_send(lua_State *L) {
   return send_start(L, 0);
 }
 
-/* s:sendall(data [, flags]) -> true, or nil, msg, errno, bytes_sent */
+/* s:sendall(data [, flags]) or s:sendall(buffer [, i [, j [, flags]]]) ->
+** true, or nil, msg, errno, bytes_sent */
 static int sock_sendall(lua_State *L) {
   return send_start(L, 1);
 }

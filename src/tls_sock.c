@@ -171,7 +171,7 @@ static int op_push(lua_State *L, Op *op, int err, int nres) {
 
 /* Run a call of kind on the TLS socket at 1 (anchored), with the data of
 ** a send at 2 (anchored). */
-static int op_start(lua_State *L, LTLS *t, int kind, size_t size) {
+static int op_start(lua_State *L, LTLS *t, int kind, const char *data, size_t size) {
   Op op;
   wait_opinit(&op, op_try, op_push, &t->s.w, WAIT_READ, -1);
   op.deadline = clock_deadline(t->s.timeout);   /* absolute now: op_bound lowers it */
@@ -180,7 +180,7 @@ static int op_start(lua_State *L, LTLS *t, int kind, size_t size) {
   op.size = size;
   op.anchor[0] = 1;
   if (kind == OP_SEND || kind == OP_SENDALL) {
-    op.data = lua_tostring(L, 2);
+    op.data = data;                    /* a string's or a buffer's bytes */
     op.anchor[1] = 2;
   }
   return wait_op(L, &op);
@@ -205,20 +205,21 @@ static int tls_recv(lua_State *L) {
   }
   lua_pushnil(L);
   lua_replace(L, 2);
-  return op_start(L, t, OP_RECV, (size_t)size);
+  return op_start(L, t, OP_RECV, NULL, (size_t)size);
 }
 
 static int send_start(lua_State *L, int kind) {
   LTLS *t = tls_checkopen(L, 1);
   size_t len;
-  luaL_checklstring(L, 2, &len);
-  check_noflags(L, 3);
+  int next;
+  const char *p = buffer_checkbytes(L, 2, &len, &next);
+  check_noflags(L, next);
   if (len == 0) {                      /* SSL_write refuses 0 bytes */
     if (kind == OP_SEND) lua_pushinteger(L, 0);
     else lua_pushboolean(L, 1);
     return 1;
   }
-  return op_start(L, t, kind, len);
+  return op_start(L, t, kind, p, len);
 }
 
 /* s:send(data) -> bytes sent (at most one record's worth may go) */
@@ -238,14 +239,14 @@ static int tls_do_handshake(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  return op_start(L, t, OP_HANDSHAKE, 0);
+  return op_start(L, t, OP_HANDSHAKE, NULL, 0);
 }
 
 /* s:_shutdown_tls(): send close_notify and wait for the peer's; unwrap
 ** (lua/luasock/ssl.lua) then gives the descriptor back as a plain socket. */
 static int tls_shutdown_tls(lua_State *L) {
   LTLS *t = tls_checkopen(L, 1);
-  return op_start(L, t, OP_SHUTDOWN, 0);
+  return op_start(L, t, OP_SHUTDOWN, NULL, 0);
 }
 
 /* s:_detach_plain(): after _shutdown_tls, a plain socket on the same
@@ -526,7 +527,7 @@ int tlssock_wrap(lua_State *L) {
       getpeername(t->s.w.fd, (struct sockaddr *)&ss, &len) != 0)
     return 1;
   lua_replace(L, 1);
-  return op_start(L, t, OP_WRAP, 0);
+  return op_start(L, t, OP_WRAP, NULL, 0);
 }
 
 static const luaL_Reg tls_methods[] = {
