@@ -35,8 +35,13 @@
 
 #define LSOCK_RELAY "luasock.relay"
 
-/* Bytes one splice or one copy moves at most: a pipe's default size. */
+/* Bytes one copy moves at most. */
 #define RELAY_CHUNK 65536
+/* The pipe size asked for: fewer splices per byte than the default 64 KiB
+** (a pipe cannot hold more than pipe-max-size; a refusal keeps 64 KiB). */
+#ifndef RELAY_PIPE
+#define RELAY_PIPE (256 * 1024)
+#endif
 
 /* One direction: from -> to. */
 typedef struct Leg {
@@ -90,7 +95,10 @@ static void relay_closing(Listener *l, const Watch *w) {
 ** splice refused: 0 or an errno. */
 static int leg_setup(Leg *g, int copy) {
   if (!copy && !g->from->tls && !g->to->tls) {
-    if (pipe2(g->pipe, O_NONBLOCK | O_CLOEXEC) == 0) return 0;
+    if (pipe2(g->pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
+      fcntl(g->pipe[1], F_SETPIPE_SZ, RELAY_PIPE);
+      return 0;
+    }
     g->pipe[0] = g->pipe[1] = -1;
     return errno;
   }
@@ -110,7 +118,7 @@ static int syscall_result(ssize_t n, size_t *moved) {
 ** stream), or an errno, EAGAIN or OP_WANT* (wait), or a TLS error. */
 static int leg_read(lua_State *L, Leg *g, size_t *n) {
   if (g->buf == NULL)
-    return syscall_result(splice(g->from->w.fd, NULL, g->pipe[1], NULL, RELAY_CHUNK,
+    return syscall_result(splice(g->from->w.fd, NULL, g->pipe[1], NULL, RELAY_PIPE,
                                  SPLICE_F_MOVE | SPLICE_F_NONBLOCK), n);
   if (g->from->tls) return tls_streamrecv(L, g->from, g->buf, RELAY_CHUNK, n);
   return syscall_result(recv(g->from->w.fd, g->buf, RELAY_CHUNK, 0), n);

@@ -19,6 +19,9 @@ Workloads (the exact commands are in the functions below):
                      (loadgen ping): req/s, server CPU us per request, p99
   bulk               1 GiB echoed over one connection (loadgen bulk):
                      MiB/s and server CPU seconds per GiB
+  relay              the same 1 GiB through scripts/proxy.lua (socket.relay)
+                     to the C echo server: the proxy's CPU seconds per GiB
+                     against the C echo server's own for the same bytes
   idle               10,000 idle connections (loadgen idle): server RSS
                      growth per connection
   http               wrk -t1 -c50 on a keep-alive "Hello, World!": req/s,
@@ -59,9 +62,11 @@ PY = "/usr/bin/python3"   # Debian's, not a version manager's shim
 # the port: the server prints nothing) and {tmp}.  Servers with port 0
 # print their address on the first line that ends in ":PORT".
 SERVERS = {
-    "c": ("echo http", ["{build}/bench/echo_server", "0", "{mode}"]),
+    "c": ("echo http relay", ["{build}/bench/echo_server", "0", "{mode}"]),
     "luasock": ("echo http", ["{luasock}", BENCH + "/echo.lua", "0", "65536", "{mode}"]),
     "luasock-stream": ("http", ["{luasock}", ROOT + "/scripts/http_hello.lua", "127.0.0.1", "0"]),
+    "luasock-proxy": ("relay", ["{luasock}", ROOT + "/scripts/proxy.lua", "127.0.0.1", "{port}",
+                                "127.0.0.1", "{target}"]),
     "luasock-redis": ("resp", ["{luasock}", ROOT + "/scripts/redis_server.lua", "127.0.0.1", "0"]),
     "redis": ("resp", ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "",
                        "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
@@ -89,7 +94,7 @@ STARTUP = {
     "py-asyncio": [PY, "-c", "import asyncio"],
 }
 
-BASELINE = {"echo": "c", "http": "c", "resp": "redis", "startup": "lua5.4"}
+BASELINE = {"echo": "c", "http": "c", "resp": "redis", "startup": "lua5.4", "relay": "c"}
 
 # (workload, metric): (label, lower is better, target for luasock or None)
 METRICS = [
@@ -102,6 +107,8 @@ METRICS = [
     ("pp1000", "p99", "p99 us, 1,000 conns", True, None),
     ("bulk", "mib_s", "bulk MiB/s", False, 1.0),
     ("bulk", "cpu_gib", "bulk CPU s/GiB", True, 1.15),
+    ("relay", "mib_s", "relay MiB/s", False, None),
+    ("relay", "cpu_gib", "relay CPU s/GiB", True, 1.10),
     ("idle", "bytes", "B per idle conn", True, None),
     ("http", "rps", "HTTP req/s", False, None),
     ("http", "cpu", "HTTP CPU us/req", True, None),
@@ -130,16 +137,17 @@ def free_port():
 
 
 class Server:
-    """One server process, in a session of its own, pinned to CPU 0."""
+    """One server process, in a session of its own, pinned to CPU 0 (or cpu)."""
 
-    def __init__(self, argv, opts):
+    def __init__(self, argv, opts, cpu=0):
         self.tmp = tempfile.mkdtemp(prefix="bench-")
         port = free_port() if any("{port}" in a for a in argv) else 0
         subst = {"mode": opts.mode, "port": str(port), "tmp": self.tmp,
-                 "build": opts.build, "luasock": opts.luasock}
+                 "build": opts.build, "luasock": opts.luasock,
+                 "target": str(getattr(opts, "target", 0))}
         argv = [a.format(**subst) for a in argv]
         self.err = open(os.path.join(self.tmp, "stderr"), "w+")
-        self.proc = subprocess.Popen(pin(0) + argv, stdout=subprocess.PIPE, stderr=self.err,
+        self.proc = subprocess.Popen(pin(cpu) + argv, stdout=subprocess.PIPE, stderr=self.err,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.proc.pid
         self.port = port or self._read_port()
@@ -274,7 +282,8 @@ def startup(opts, argv):
 
 WORKLOADS = {
     "pp1": ("echo", ping(1)), "pp50": ("echo", ping(50)), "pp1000": ("echo", ping(1000)),
-    "bulk": ("echo", bulk), "idle": ("echo", idle), "http": ("http", http),
+    "bulk": ("echo", bulk), "relay": ("relay", bulk), "idle": ("echo", idle),
+    "http": ("http", http),
     "resp": ("resp", resp), "startup": ("startup", None),
 }
 
@@ -283,13 +292,27 @@ def measure(opts, workload, name):
     mode, fn = WORKLOADS[workload]
     if mode == "startup":
         return startup(opts, STARTUP[name])
-    opts.mode = mode
-    srv = Server(SERVERS[name][1], opts)
+    opts.mode = "echo" if mode == "relay" else mode
+    target = None
+    if mode == "relay" and name != BASELINE[mode]:
+        # The relay's target, the C echo server, runs beside the load
+        # tool: only the relay's CPU is measured.
+        target = Server(SERVERS["c"][1], opts, cpu=1)
+        opts.target = target.port
+    try:
+        srv = Server(SERVERS[name][1], opts)
+    except BaseException:
+        if target:
+            target.stop()
+        raise
     try:
         res = fn(opts, srv)
     except BaseException:
         srv.stop()
         raise
+    finally:
+        if target:
+            target.stop()
     died = srv.proc.poll()
     srv.stop()
     if died is not None:
@@ -384,7 +407,7 @@ def report(opts, results, workloads):
                 v, ratio = c
                 cells.append(fmt(v) if n == base or ratio is None else
                              "%s (%.2fx)" % (fmt(v), ratio))
-                if n == "luasock" and target is not None and ratio is not None:
+                if n.startswith("luasock") and target is not None and ratio is not None:
                     ok = ratio <= target if lower else ratio >= target
                     verdicts.append("%s: %.2fx, target %s %.2fx: %s" % (
                         label, ratio, "<=" if lower else ">=", target, "met" if ok else "NOT met"))
