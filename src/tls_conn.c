@@ -460,10 +460,17 @@ static int peercert_p(lua_State *L) {
   return 1;
 }
 
+/* As Python: a certificate nobody verified (the context in use says
+** CERT_NONE) is not described, {} stands for it; its DER is given. */
 int tlsconn_pushpeercert(lua_State *L, LTLS *t, int binary) {
   X509 *x = t->ssl && t->handshaken ? SSL_get1_peer_certificate(t->ssl) : NULL;
   if (x == NULL) {
     lua_pushnil(L);
+    return 1;
+  }
+  if (!binary && !(SSL_CTX_get_verify_mode(SSL_get_SSL_CTX(t->ssl)) & SSL_VERIFY_PEER)) {
+    X509_free(x);
+    lua_newtable(L);
     return 1;
   }
   lua_pushcfunction(L, peercert_p);   /* a memory error must not leak x */

@@ -4,8 +4,9 @@
 ** A context is an SSL_CTX with Python's fields.  Both kinds start secure:
 ** TLS 1.2 at least, renegotiation and compression off; a client context
 ** verifies the chain and the host name.  The fields verify_mode,
-** check_hostname, minimum_version, maximum_version, sni_callback and
-** handshake_timeout are read and written through __index/__newindex;
+** check_hostname, minimum_version, maximum_version, sni_callback,
+** handshake_timeout and num_tickets are read and written through
+** __index/__newindex;
 ** loading keys and CA certificates, ALPN and ciphers are methods.
 ** Failures of files and OpenSSL return nil, message, code (the errno of a
 ** file that cannot be read, else OpenSSL's reason name); misuse raises.
@@ -93,12 +94,15 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 /* Options every context gets: no renegotiation (a peer could make us
 ** spend CPU or confuse a STARTTLS exchange), no compression (CRIME);
 ** partial writes and a moving buffer, because a send is retried after a
-** wait with what is left of a Lua string. */
+** wait with what is left of a Lua string.  Our certificate chain is the
+** one load_cert_chain read: OpenSSL would otherwise try to complete it
+** from the CA store on every handshake, which with the system's store
+** (create_default_context) reads the certificate directory each time. */
 static void ctx_secure(SSL_CTX *ctx, int server) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                       (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                   SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
   if (server) SSL_CTX_set_tlsext_servername_callback(ctx, tlssock_sni);
@@ -328,9 +332,9 @@ static int ctx_set_ciphers(lua_State *L) {
 
 static const char *const field_names[] = {
   "verify_mode", "check_hostname", "minimum_version", "maximum_version",
-  "sni_callback", "handshake_timeout", "protocol", NULL
+  "sni_callback", "handshake_timeout", "num_tickets", "protocol", NULL
 };
-enum { F_VERIFY, F_CHECKHOST, F_MINVER, F_MAXVER, F_SNI, F_HSTIMEOUT, F_PROTOCOL };
+enum { F_VERIFY, F_CHECKHOST, F_MINVER, F_MAXVER, F_SNI, F_HSTIMEOUT, F_TICKETS, F_PROTOCOL };
 
 static int push_version(lua_State *L, int v, int dflt) {
   lua_pushinteger(L, v == 0 ? dflt : v);   /* 0: no bound set */
@@ -353,6 +357,7 @@ static int ctx_index(lua_State *L) {
     case F_MAXVER: return push_version(L, SSL_CTX_get_max_proto_version(c->ctx), MAXIMUM_SUPPORTED);
     case F_SNI: lua_getiuservalue(L, 1, 1); lua_getfield(L, -1, "sni_callback"); return 1;
     case F_HSTIMEOUT: lua_pushnumber(L, c->handshake_timeout); return 1;
+    case F_TICKETS: lua_pushinteger(L, (lua_Integer)SSL_CTX_get_num_tickets(c->ctx)); return 1;
     case F_PROTOCOL:
       lua_pushinteger(L, c->server ? PROTOCOL_TLS_SERVER : PROTOCOL_TLS_CLIENT);
       return 1;
@@ -385,6 +390,17 @@ static void set_checkhost(lua_State *L, LTLSContext *c) {
   if (c->check_hostname && c->verify_mode == CERT_NONE) ctx_setverify(c, CERT_REQUIRED);
 }
 
+/* num_tickets: the TLS 1.3 session tickets a server sends after each
+** handshake (OpenSSL's and Python's default 2); each costs about a
+** sixth of a handshake's CPU, so a server whose clients never resume
+** may set 0. */
+static void set_tickets(lua_State *L, LTLSContext *c) {
+  lua_Integer n = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, n >= 0 && n <= 64, 3, "a number of tickets from 0 to 64 expected");
+  if (!c->server) luaL_error(L, "num_tickets is for server contexts");
+  SSL_CTX_set_num_tickets(c->ctx, (size_t)n);
+}
+
 static int ctx_newindex(lua_State *L) {
   LTLSContext *c = tlsctx_check(L, 1);
   switch (luaL_checkoption(L, 2, NULL, field_names)) {
@@ -402,6 +418,7 @@ static int ctx_newindex(lua_State *L) {
     case F_HSTIMEOUT:
       c->handshake_timeout = aux_checktimeout(L, 3, 0, "handshake_timeout");
       break;
+    case F_TICKETS: set_tickets(L, c); break;
     default: return luaL_error(L, "SSLContext field 'protocol' is read-only");
   }
   return 0;

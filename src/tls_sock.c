@@ -503,6 +503,7 @@ int tlssock_wrap(lua_State *L) {
   if (o.server_side && o.hostname) luaL_argerror(L, 3, "server_hostname is for client sockets");
   if (!o.server_side && c->check_hostname && !o.hostname)
     luaL_error(L, "check_hostname requires server_hostname");
+  lua_settop(L, 3);                    /* opts may be absent: the socket goes to 4 */
   LTLS *t = tls_push(L, sock);         /* 4 */
   t->server_side = o.server_side, t->ragged_ok = o.ragged_ok, t->lazy = !o.handshake_on_connect;
   t->ctx = c;

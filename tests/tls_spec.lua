@@ -141,6 +141,23 @@ describe("TLS sockets", function()
     end)
   end)
 
+  -- getpeercert() described a certificate the client had not verified
+  -- (CERT_NONE) as if it had; Python returns {} then, only the binary
+  -- form still gives the DER.  (wrap_socket without its options table
+  -- returned a string instead of the TLS socket.)
+  it("describe an unverified peer certificate as {}, as Python does", function()
+    local _, port = serve(tls.server_ctx(), echo())
+    run(function()
+      local cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+      cctx.check_hostname = false
+      cctx.verify_mode = ssl.CERT_NONE
+      local t = assert(cctx:wrap_socket(tcp(port)))
+      assert.are.same({}, t:getpeercert())
+      assert.are.equal(0x30, t:getpeercert(true):byte(1))   -- a DER SEQUENCE
+      t:close()
+    end)
+  end)
+
   it("tell nothing before the handshake", function()
     local _, port = serve(tls.server_ctx(), echo())
     run(function()

@@ -29,6 +29,7 @@ async def serve(reader, writer):
 async def main():
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+    ctx.num_tickets = 0  # as tls_bench.py's nginx: ssl_session_tickets off
     server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx, backlog=1024)
     print("listening on 127.0.0.1:%d" % server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()

@@ -12,6 +12,7 @@ local ssl = require "socket.ssl"
 local cert, key, bulk = arg[1], arg[2], tonumber(arg[3])
 local ctx = ssl.create_default_context("server")
 assert(ctx:load_cert_chain(cert, key))
+ctx.num_tickets = 0      -- as tls_bench.py's nginx: ssl_session_tickets off
 local srv = assert(socket.create_server({ "127.0.0.1", 0 }, { ssl = ctx, backlog = 1024 }))
 io.stdout:setvbuf("line")
 print("listening on " .. tostring(srv:getsockname()))
