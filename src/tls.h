@@ -63,6 +63,7 @@ typedef struct LTLS {
   lua_State *L;             /* during an SSL call, for the SNI callback */
   char *pre;                /* ciphertext read ahead by a plain stream */
   size_t prelen, prepos;    /* pre[prepos .. prelen) not yet given to SSL */
+  lua_Integer *live;        /* its state's count of SSL objects alive */
 } LTLS;
 
 
@@ -77,7 +78,6 @@ void tlsctx_checkside(lua_State *L, int idx, LTLSContext *c, int server_side);
 LTLSContext *tlsctx_pushdefault(lua_State *L, int server);
 
 /* ---- tls_conn.c ------------------------------------------------------- */
-long tlsconn_live(void);                          /* SSL objects alive */
 /* Make t's SSL object over its descriptor with context c: 0, or -1 with
 ** the error in t (out of memory). */
 int tlsconn_new(LTLS *t, LTLSContext *c, const char *hostname);
@@ -114,5 +114,9 @@ int tlssock_sni(SSL *ssl, int *alert, void *arg);
 /* The registry's weak table from an LTLS (light userdata) to its userdata,
 ** so an OpenSSL callback can hand Lua the socket. */
 #define TLS_SOCKETS_KEY "luasock.ssl.sockets"
+/* The registry's count of the SSL objects alive in this state (a
+** lua_Integer in a userdata; ssl._live_objects()), so a test can tell
+** that collected TLS sockets freed theirs. */
+#define TLS_LIVE_KEY "luasock.ssl.live"
 
 #endif

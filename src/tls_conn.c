@@ -16,7 +16,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,14 +25,6 @@
 
 #include "tls.h"
 #include "base/errors.h"
-
-/* SSL objects alive in the process (ssl._count()), so a test can tell
-** that collected TLS sockets freed theirs. */
-static atomic_long live_ssl;
-
-long tlsconn_live(void) {
-  return atomic_load(&live_ssl);
-}
 
 /* ---- the BIO over the descriptor ------------------------------------ */
 
@@ -117,7 +108,7 @@ int tlsconn_new(LTLS *t, LTLSContext *c, const char *hostname) {
     ERR_clear_error();
     return -1;
   }
-  atomic_fetch_add(&live_ssl, 1);
+  (*t->live)++;
   BIO_set_data(bio, t);
   SSL_set_bio(t->ssl, bio, bio);      /* the SSL owns the BIO now */
   SSL_set_app_data(t->ssl, t);
@@ -135,7 +126,7 @@ int tlsconn_new(LTLS *t, LTLSContext *c, const char *hostname) {
 void tlsconn_free(LTLS *t) {
   if (t->ssl) {
     SSL_free(t->ssl);
-    atomic_fetch_sub(&live_ssl, 1);
+    (*t->live)--;
   }
   t->ssl = NULL;
   free(t->pre);

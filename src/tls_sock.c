@@ -476,7 +476,9 @@ static LTLS *tls_push(lua_State *L, const LSocket *sock) {
   lua_getfield(L, LUA_REGISTRYINDEX, TLS_SOCKETS_KEY);
   lua_pushvalue(L, -2);
   lua_rawsetp(L, -2, t);
-  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, TLS_LIVE_KEY);
+  t->live = (lua_Integer *)lua_touserdata(L, -1);
+  lua_pop(L, 2);
   return t;
 }
 
@@ -584,4 +586,9 @@ void tlssock_open(lua_State *L) {
   lua_settop(L, base);
   aux_pushweak(L, "v");
   lua_setfield(L, LUA_REGISTRYINDEX, TLS_SOCKETS_KEY);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, TLS_LIVE_KEY) == LUA_TNIL) {   /* once per state */
+    *(lua_Integer *)lua_newuserdatauv(L, sizeof(lua_Integer), 0) = 0;
+    lua_setfield(L, LUA_REGISTRYINDEX, TLS_LIVE_KEY);
+  }
+  lua_pop(L, 1);
 }

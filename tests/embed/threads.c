@@ -12,6 +12,9 @@
 ** eventfd a Ctrl-C writes, the list of waiting selects), the second
 ** state's tasks failed with "interrupted!" too, every run.
 **
+** Each state counts its own TLS objects (ssl._live_objects): one state's
+** TLS socket is not in the other's count (the count was process-wide).
+**
 ** Exits 0 only if everything went well.
 */
 #include <pthread.h>
@@ -171,7 +174,28 @@ static void *second_main(void *arg) {
   return NULL;
 }
 
+/* A state with one TLS socket (no handshake yet) and one without: each
+** counts only its own SSL objects.  Returns 1 when they do. */
+static int live_counts_apart(void) {
+  lua_State *a = luaL_newstate(), *b = luaL_newstate();
+  if (a == NULL || b == NULL) return 0;
+  luasock_openlibs(a);
+  luasock_openlibs(b);
+  int ok = luaL_dostring(a, "local socket, ssl = require 'socket', require 'socket.ssl'\n"
+                            "local ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
+                            "tls = ctx:wrap_socket(socket.socket(), {server_hostname = 'localhost'})\n"
+                            "return ssl._live_objects()") == LUA_OK &&
+           lua_tointeger(a, -1) == 1 &&
+           luaL_dostring(b, "return require('socket.ssl')._live_objects()") == LUA_OK &&
+           lua_tointeger(b, -1) == 0;
+  if (!ok) fprintf(stderr, "threads: live TLS counts: %s / %s\n", lua_tostring(a, -1), lua_tostring(b, -1));
+  lua_close(a);
+  lua_close(b);
+  return ok;
+}
+
 int main(void) {
+  if (!live_counts_apart()) return 1;
   int ok1 = 1, ok2 = 1;
   pthread_t first, second;
   struct sigaction sa;
