@@ -426,6 +426,39 @@ describe("TLS failures", function()
     srv:close()
   end)
 
+  -- create_connection gave the handshake a fresh timeout once connected:
+  -- a slow connect and a server that never answers the handshake took up
+  -- to twice the timeout.  The timeout is one deadline for the whole call.
+  -- The connect is made slow by a full accept queue (listen(0) holding
+  -- one connection): the client's SYN is dropped and resent a second
+  -- later, after the server has made room (and never accepts it).
+  for _, where in ipairs { "in a task", "outside any task" } do
+    it("end create_connection with ssl at its deadline, handshake included, " .. where, function()
+      local srv = assert(socket.socket())
+      assert(srv:bind("127.0.0.1", 0))
+      assert(srv:listen(0))
+      local port = srv:getsockname().port
+      local filler, held = tcp(port), nil
+      socket.spawn(function()
+        socket.sleep(0.3)                 -- the client's first SYN was dropped meanwhile
+        held = assert(srv:accept())       -- the filler: room for the resent SYN
+      end)
+      local res, took
+      local function call()
+        local t0 = socket.gettime()
+        res = { socket.create_connection({ "127.0.0.1", port }, 2.5, nil,
+                                         { ssl = tls.client_ctx(), server_hostname = "localhost" }) }
+        took = socket.gettime() - t0
+      end
+      if where == "in a task" then run(call) else call(); run() end
+      assert.are.same({ nil, "timeout", E.ETIMEDOUT }, res)
+      assert.is_true(took >= 2.45 and took < 3.2, "took " .. took)
+      held:close()
+      filler:close()
+      srv:close()
+    end)
+  end
+
   it("bound an accepted socket's handshake by handshake_timeout", function()
     local sctx = tls.server_ctx()
     sctx.handshake_timeout = 0.2

@@ -118,10 +118,18 @@ return function(socket)
   end
 
   -- Wrap s (connected or listening) with the TLS context ctx, closing s
-  -- when the handshake fails.
-  local function tls_wrap(s, ctx, wrap_opts)
+  -- when the handshake fails.  A connected socket's handshake ends by
+  -- deadline (when not nil); its own timeout is restored after.
+  local function tls_wrap(s, ctx, wrap_opts, deadline)
+    local timeout = s:gettimeout()
+    if deadline then
+      local left = deadline - socket.gettime()
+      if left <= 0 then return fail(s, "timeout", E.ETIMEDOUT) end
+      s:settimeout(left)
+    end
     local t, m, c = ctx:wrap_socket(s, wrap_opts)
     if not t then return fail(s, m, c) end
+    t:settimeout(timeout)
     return t
   end
 
@@ -133,15 +141,19 @@ return function(socket)
   -- timeout (or the default timeout) set.  The timeout is one deadline for
   -- the whole call.  opts.ssl (a context, or true for the default one)
   -- makes it a TLS socket that has shaken hands with
-  -- opts.server_hostname (default: the host of the address).
+  -- opts.server_hostname (default: the host of the address), within that
+  -- deadline too.
   function socket.create_connection(address, timeout, source, opts)
     if opts ~= nil and type(opts) ~= "table" then
       error(("bad argument #4 to 'create_connection' (table expected, got %s)"):format(type(opts)), 2)
     end
     local ctx = tls_context(opts, "create_connection")
+    local started = socket.gettime()
     local s, m, c = connect(address, timeout, source)
     if not s or not ctx then return s, m, c end
-    return tls_wrap(s, ctx, { server_hostname = opts.server_hostname or address[1] })
+    local limit = s:gettimeout()          -- timeout, or the default one
+    return tls_wrap(s, ctx, { server_hostname = opts.server_hostname or address[1] },
+                    limit and started + limit)
   end
 
   function connect(address, timeout, source)
