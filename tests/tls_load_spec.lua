@@ -1,6 +1,6 @@
 -- tests/tls_load_spec.lua: TLS under load and misbehaving peers: a
 -- client stalled mid-handshake that delays nobody, a peer vanishing in the middle of a record, 64 MiB
--- through sendall intact, no descriptor or SSL object left behind by
+-- through sendall intact, a stream read that must wait to write, no descriptor or SSL object left behind by
 -- collected sockets, and no SIGPIPE (every send says MSG_NOSIGNAL).
 local socket = require "socket"
 local ssl = require "socket.ssl"
@@ -165,6 +165,55 @@ describe("TLS under load", function()
     end, 60)
     assert.are.equal(#data, #received)
     assert.is_true(received == data)
+  end)
+
+  -- This process's CPU time in clock ticks.
+  local function cputicks()
+    local f = assert(io.open("/proc/self/stat"))
+    local fields = {}
+    for w in f:read("a"):match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = w end
+    f:close()
+    return tonumber(fields[12]) + tonumber(fields[13])
+  end
+
+  -- A stream read whose SSL_read must write (the server's handshake
+  -- flight, the handshake being lazy) while the peer reads nothing: the
+  -- read waits for writability, without spinning or failing, and ends
+  -- once the peer drains.  The flight is made larger than the send
+  -- buffer and the peer's window by a chain of 100 certificates.
+  it("lets a stream read wait to write until the peer drains", function()
+    local c = tls.certs()
+    local chain = { support.read_file(c.server) }
+    for i = 2, 101 do chain[i] = support.read_file(c.ca) end
+    local sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    assert(sctx:load_cert_chain(support.temp_file(table.concat(chain)), c.server_key))
+    local srv = assert(socket.create_server({ "127.0.0.1", 0 }))
+    srv:settimeout(10)
+    local line, err
+    socket.spawn(function()
+      local conn = assert(srv:accept())
+      assert(conn:setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096))
+      local t = assert(sctx:wrap_socket(conn, { server_side = true, do_handshake_on_connect = false }))
+      t:settimeout(10)
+      local f = t:makefile("r")
+      line, err = f:read("l")
+      f:close()
+      t:close()
+    end)
+    local peer = support.start({ "python3", "tests/peers/tls_slow_reader.py",
+                                 tostring(srv:getsockname().port) }, { stdin = "pipe" })
+    peer:expect("^hello sent$", 10)
+    local ticks = cputicks()
+    socket.sleep(0.5)                      -- the server's read waits meanwhile
+    assert.is_nil(line, err)
+    assert.is_true(cputicks() - ticks <= 10, "the waiting read used CPU")   -- 0.1 s of 0.5
+    peer:send("go\n")
+    peer:expect("^done$", 10)
+    run(function() end, 10)                -- until the server's task ends
+    assert.are.equal("hello", line, err)
+    peer:close_stdin()
+    assert.are.equal(0, peer:wait(10))
+    srv:close()
   end)
 end)
 
