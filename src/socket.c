@@ -632,6 +632,7 @@ int luaopen_socket(lua_State *L) {
   luaL_setfuncs(L, buffer_funcs, 0);
   luaL_setfuncs(L, relay_funcs, 0);
   luaL_setfuncs(L, loop_funcs, 0);
+  workers_open(L);
   sync_open(L);
   luaL_setfuncs(L, sync_funcs, 0);
   signals_open(L);

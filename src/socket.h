@@ -55,6 +55,10 @@ static inline LSocket *sock_ofop(const Op *op) {
 ** luasock_openlibs put in package.preload (it is no public entry point) */
 int luaopen_socket_ssl(lua_State *L);
 
+/* ---- workers.c: socket.run{workers = N} wraps the core's socket.run in
+** the module table on top, and adds socket.worker */
+void workers_open(lua_State *L);
+
 /* ---- function tables each file contributes to luaopen_socket ------- */
 extern const luaL_Reg sockio_methods[];   /* sockio.c: accept, recv, send... */
 extern const luaL_Reg addr_funcs[];       /* addr.c: inet_pton, inet_ntop, gethostname */

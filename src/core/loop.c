@@ -21,6 +21,7 @@
 */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -456,4 +457,78 @@ void loop_open(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   loop_setcurrent(lua_tothread(L, -1), &loop->outside);   /* new threads copy it */
   lua_pop(L, 1);
+}
+
+/* ---- after fork(2): a loop of the child's own ------------------------ */
+
+/* The pools left behind by forks: their threads did not follow and their
+** lock may be held, so they are never touched again; kept reachable only
+** so that a leak checker does not count them. */
+static Pool *forsaken_pool;
+
+/* Register again in p what the poller at oldfd watched, as the kernel
+** lists it in /proc/self/fdinfo (lines "tfd: FD events: HEX data: HEX"),
+** but skip's entry.  Returns 0 or an errno. */
+static int poller_copy(Poller *p, int oldfd, const Watch *skip) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", oldfd);
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return errno;
+  int err = 0;
+  while (err == 0 && fgets(line, sizeof line, f) != NULL) {
+    int fd;
+    unsigned events;
+    unsigned long long data;
+    if (sscanf(line, "tfd: %d events: %x data: %llx", &fd, &events, &data) != 3) continue;
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = data;
+    if ((const Watch *)ev.data.ptr != skip && epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+      err = errno;
+  }
+  fclose(f);
+  return err;
+}
+
+/* Cancel the tasks whose job is on a helper thread: the job went on in
+** the parent, nothing will ever end it here. */
+static void cancel_jobs(lua_State *L) {
+  lua_pushnil(L);
+  while (lua_next(L, LUA_REGISTRYINDEX)) {
+    Task *t = (Task *)luaL_testudata(L, -1, TASK_META);
+    if (t != NULL && t->injob) {
+      t->injob = 0;
+      t->cancelled = 1;
+      if (t->state == T_DONE) loop_runqpush(t->loop, t);
+      else loop_ready(t, LSOCK_ECANCELLED);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+int loop_forked(lua_State *L) {
+  Loop *loop = loop_get(L);
+  Poller old = loop->poller;
+  int err = poller_init(&loop->poller);
+  if (err) {
+    loop->poller = old;
+    return err;
+  }
+  err = poller_copy(&loop->poller, old.fd, &loop->poolw);
+  if (err) return err;
+  close(old.fd);
+  if (loop->pool != NULL) {
+    close(pool_fd(loop->pool));
+    forsaken_pool = loop->pool;
+  }
+  loop->wakefd = -1;
+  loop->pool = pool_new();
+  if (loop->pool == NULL) return errno;
+  loop->poolw.fd = pool_fd(loop->pool);
+  err = poller_add(&loop->poller, &loop->poolw);
+  if (err) return err;
+  loop->wakefd = loop->poolw.fd;
+  luaL_checkstack(L, 3, "no room to fork");
+  cancel_jobs(L);
+  return 0;
 }

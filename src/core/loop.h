@@ -139,6 +139,14 @@ void loop_unlisten(Listener *l);               /* idempotent */
 
 extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
 
+/* loop.c, in a child process just forked from one whose loop existed:
+** the poller, the eventfd and the helper threads were the parent's (the
+** first two shared with it, the threads gone), so give the loop its own,
+** with every descriptor the parent watched registered again.  A task
+** whose job was on a helper thread is cancelled (the job ran in the
+** parent).  Returns 0 or an errno; call it before anything waits. */
+int loop_forked(lua_State *L);
+
 /* loop.c: create L's Loop (once) and mark L's main thread "no task" in
 ** its LUA_EXTRASPACE, which Lua leaves uninitialised and every new thread
 ** copies: luasock_openlibs and luaopen_socket call it, before coroutines

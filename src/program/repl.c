@@ -398,6 +398,8 @@ void repl_run(lua_State *L) {
   screen_open_all(L);
   history_open();
   set_socket_global(L);
+  lua_pushboolean(L, 1);   /* socket.run{workers} refuses to fork the REPL */
+  lua_setfield(L, LUA_REGISTRYINDEX, "luasock.repl");
   while ((status = load_line(L)) != LOAD_EOF) {
     if (status == LOAD_CANCEL) continue;
     if (status == LUA_OK) status = run_chunk(L);

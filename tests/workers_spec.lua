@@ -1,0 +1,261 @@
+-- tests/workers_spec.lua: socket.run{workers = N}.  A script makes its
+-- listening socket and spawns its tasks, then N worker processes run
+-- copies of the tasks and share the socket; the supervisor restarts a
+-- worker that dies, stops them all on SIGTERM, relays their output line
+-- by line, and no worker outlives it.
+--
+-- Nothing sleeps to synchronise.  The test server's worker answers a
+-- connection with its pid and number, then serves nobody else until the
+-- client closes: so while a test holds k connections, the next one can
+-- only be accepted by another worker, and which workers answer is known.
+local socket = require "socket"
+local support = require "tests.support"
+
+-- The server: "listening on ADDRESS", then each worker answers "PID N".
+-- With "graceful", a worker takes SIGTERM through socket.signals and
+-- prints "worker N stops" before it ends its tasks.
+local SERVER = [[
+local socket = require "socket"
+local workers, mode = tonumber(arg[1]) or arg[1], arg[2]
+local s = assert(socket.create_server({"127.0.0.1", 0}))
+print("listening on " .. tostring(s:getsockname()))
+io.stdout:flush()
+local function pid()
+  local f = io.open("/proc/self/stat")
+  local n = f:read("n")
+  f:close()
+  return n
+end
+local acceptor = socket.spawn(function()
+  while true do
+    local c = assert(s:accept())
+    c:sendall(pid() .. " " .. socket.worker() .. "\n")
+    c:recv(10)   -- the client closes it: then the next one
+    c:close()
+  end
+end)
+if mode == "graceful" then
+  local sig = socket.signals("TERM")
+  socket.spawn(function()
+    sig:wait()
+    print("worker " .. socket.worker() .. " stops")
+    acceptor:cancel()
+    sig:close()
+  end)
+end
+print("run returned", socket.run{workers = workers})
+]]
+
+local function start_server(workers, mode)
+  local path = support.temp_file(SERVER, "server.lua")
+  local c = support.start({ support.LUASOCK, path, tostring(workers), mode })
+  local _, port = c:address("listening on")
+  return c, port
+end
+
+-- Connect and read the worker's answer: the connection, its pid, its number.
+local function ask(port)
+  local conn = support.connect(port)
+  conn:settimeout(10)
+  local line = assert(conn:makefile():read("l"))
+  local pid, n = line:match("^(%d+) (%d+)$")
+  assert(pid, "answer: " .. line)
+  return conn, tonumber(pid), tonumber(n)
+end
+
+-- A server of two workers, each holding a connection of ours: the
+-- server, then for each worker its connection and its pid.
+local function two_busy_workers(mode)
+  local c, port = start_server(2, mode)
+  local conn1, pid1 = ask(port)
+  local conn2, pid2 = ask(port)
+  return c, conn1, pid1, conn2, pid2
+end
+
+-- Whether process pid still exists (a zombie counts as gone).
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local state = f:read("a"):match("%) (%a)")
+  f:close()
+  return state ~= "Z"
+end
+
+-- The first line of text matching pattern, or nil.
+local function find_line(text, pattern)
+  for line in text:gmatch("[^\n]*") do
+    if line:match(pattern) then return line end
+  end
+end
+
+describe("socket.run{workers = N}", function()
+  it("gives connections to every worker, each with a pid of its own", function()
+    local c, port = start_server(3)
+    local pids, numbers, conns = {}, {}, {}
+    for i = 1, 3 do
+      local conn, pid, n = ask(port)
+      conns[i] = conn
+      assert.is_nil(pids[pid], "two connections reached pid " .. pid)
+      pids[pid], numbers[n] = true, true
+      assert.is_true(alive(pid))
+      assert.are_not.equal(c.pid, pid)
+    end
+    assert.same({ true, true, true }, numbers)
+    for _, conn in ipairs(conns) do conn:close() end
+  end)
+
+  it("restarts a worker that was killed, and the new one serves", function()
+    local c, port = start_server(2)
+    local conn1, pid1, n1 = ask(port)
+    local conn2, pid2 = ask(port)
+    os.execute("kill -9 " .. pid1)
+    assert.equal("", conn1:recv(10))   -- it died
+    -- The other worker is busy with conn2: only the new one can answer.
+    local conn3, pid3, n3 = ask(port)
+    assert.is_true(pid3 ~= pid1 and pid3 ~= pid2)
+    assert.equal(n1, n3)
+    assert.matches("worker " .. n1 .. " %(pid " .. pid1 .. "%) was killed by signal 9: restarting",
+                   c:stderr())
+    conn1:close(); conn2:close(); conn3:close()
+  end)
+
+  it("stops every worker on SIGTERM to the supervisor, which exits 0", function()
+    local c, conn1, pid1, conn2, pid2 = two_busy_workers()
+    os.execute("kill -TERM " .. c.pid)
+    assert.equal(0, c:wait())
+    assert.is_false(alive(pid1))
+    assert.is_false(alive(pid2))
+    assert.is_false(alive(c.pid))
+    assert.equal("run returned\ttrue", find_line(c:rest(), "^run returned"))
+    conn1:close(); conn2:close()
+  end)
+
+  it("lets workers that take SIGTERM with socket.signals end their tasks", function()
+    local c, conn1, pid1, conn2, pid2 = two_busy_workers("graceful")
+    conn1:close(); conn2:close()
+    os.execute("kill -TERM " .. c.pid)
+    assert.equal(0, c:wait())
+    local out = c:rest()
+    assert.truthy(find_line(out, "^worker 1 stops$"), out)
+    assert.truthy(find_line(out, "^worker 2 stops$"), out)
+    assert.equal("", c:stderr())   -- they ended cleanly: no restart, no error
+    assert.is_false(alive(pid1) or alive(pid2))
+  end)
+
+  it("leaves no worker behind when the supervisor is killed", function()
+    local c, conn1, pid1, conn2, pid2 = two_busy_workers()
+    os.execute("kill -9 " .. c.pid)
+    assert.equal("", conn1:recv(10))   -- each worker died with it
+    assert.equal("", conn2:recv(10))
+    assert.is_false(alive(pid1) or alive(pid2))
+    conn1:close(); conn2:close()
+  end)
+
+  it("passes each worker's output on in whole lines, long ones too", function()
+    -- Each line goes out in pieces, flushed one by one: written straight to
+    -- one pipe, lines of two workers would mix.
+    local script = support.temp_file([[
+local socket = require "socket"
+socket.spawn(function()
+  local n = socket.worker()
+  for i = 1, 40 do
+    local f = i % 2 == 0 and io.stdout or io.stderr
+    local size = i % 4 < 2 and 100000 or 10
+    f:write("w", n, " ", i, " ")
+    f:flush()
+    for _ = 1, 4 do
+      f:write(("x"):rep(size // 4))
+      f:flush()
+      socket.sleep(0)
+    end
+    f:write("\n")
+  end
+end)
+assert(socket.run{workers = 3})
+print("done")
+]])
+    local r = support.run({ support.LUASOCK, script }, { limit = 30 })
+    assert.equal(0, r.code, r.err)
+    local seen = 0
+    for _, text in ipairs({ r.out, r.err }) do
+      for line in text:gmatch("([^\n]*)\n") do
+        if line ~= "done" then
+          local n, i, xs = line:match("^w(%d) (%d+) (x*)$")
+          assert(n, "a line mixed: " .. line:sub(1, 80))
+          assert.equal(tonumber(i) % 4 < 2 and 100000 or 8, #xs)
+          seen = seen + 1
+        end
+      end
+    end
+    assert.equal(3 * 40, seen)
+    assert.equal("done\n", r.out:sub(-5))
+  end)
+
+  it("gives up on a worker that keeps dying at its start, in bounded time", function()
+    local script = support.temp_file([[
+local socket = require "socket"
+socket.spawn(function() os.exit(3) end)
+print(socket.run{workers = 2})
+]])
+    local r = support.run({ support.LUASOCK, script }, { limit = 20 })
+    assert.equal(0, r.code)
+    assert.matches("^false\tworker %d %(pid %d+%) exited with status 3, 5 times within 1 s of its start\n$", r.out)
+    assert.matches("worker 1 %(pid %d+%) exited with status 3: restarting in 0.1 s", r.err)
+    assert.matches("restarting in 0.8 s", r.err)
+  end)
+
+  it("runs one worker per CPU with \"auto\", then returns true when all ended", function()
+    local script = support.temp_file([[
+local socket = require "socket"
+socket.spawn(function() print("worker", socket.worker()) end)
+print(socket.run{workers = "auto"}, socket.worker())
+]])
+    local r = support.run({ support.LUASOCK, script })
+    assert.equal(0, r.code, r.err)
+    local ncpu = tonumber(support.run({ "nproc" }).out)
+    local numbers = {}
+    for n in r.out:gmatch("worker\t(%d+)\n") do numbers[#numbers + 1] = tonumber(n) end
+    table.sort(numbers)
+    local want = {}
+    for i = 1, ncpu do want[i] = i end
+    assert.same(want, numbers)
+    assert.equal("true\tnil\n", r.out:sub(-9))
+  end)
+
+  it("with workers = 1 or none runs the tasks here, as socket.run()", function()
+    for _, opts in ipairs({ { workers = 1 }, {} }) do
+      local ran
+      socket.spawn(function() ran = socket.worker() or "here" end)
+      assert.same({ true }, { socket.run(opts) })
+      assert.equal("here", ran)
+    end
+  end)
+
+  it("raises on bad options, inside a task and in a worker", function()
+    local bad = { 0, -1, 2.5, 1025, "two", true }
+    for _, n in ipairs(bad) do
+      assert.has_error(function() socket.run{ workers = n } end,
+        ("socket.run: workers must be a whole number from 1 to 1024 or \"auto\", got %s"):format(tostring(n)))
+    end
+    assert.has_error(function() socket.run{ worker = 2 } end, "socket.run: unknown option 'worker'")
+    local t = socket.spawn(function() return pcall(socket.run, { workers = 2 }) end)
+    assert.is_true(socket.run())
+    assert.same({ true, false, "socket.run{workers} called from inside a task" }, { t:join() })
+    local script = support.temp_file([[
+local socket = require "socket"
+socket.spawn(function()
+  print(pcall(socket.run, { workers = 2 }))
+end)
+print(socket.run{workers = 2})
+]])
+    local r = support.run({ support.LUASOCK, script })
+    assert.equal(0, r.code, r.err)
+    assert.equal(2, select(2, r.out:gsub("called from inside a task", "")))
+  end)
+
+  it("refuses to fork the REPL", function()
+    local r = support.run({ support.LUASOCK, "-i" },
+      { stdin = "print(pcall(socket.run, {workers = 2}))\n", stderr = "out" })
+    assert.matches("cannot fork the REPL", r.out)
+  end)
+end)
