@@ -55,8 +55,8 @@ static inline LSocket *sock_ofop(const Op *op) {
 ** luasock_openlibs put in package.preload (it is no public entry point) */
 int luaopen_socket_ssl(lua_State *L);
 
-/* ---- workers.c: socket.run{workers = N} wraps the core's socket.run in
-** the module table on top, and adds socket.worker */
+/* ---- workers.c: socket.run{workers = N} takes the place of the core's
+** socket.run in the module table on top, and adds socket.worker */
 void workers_open(lua_State *L);
 
 /* ---- function tables each file contributes to luaopen_socket ------- */

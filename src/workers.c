@@ -164,7 +164,7 @@ static void worker_main(Super *s, int index, int out[2][2]) {
   }
   lua_pushinteger(L, index);
   lua_setfield(L, LUA_REGISTRYINDEX, WORKER_KEY);
-  lua_pushvalue(L, lua_upvalueindex(1));   /* socket.run of the core */
+  lua_pushcfunction(L, lsock_run);
   int ok = lua_pcall(L, 0, 1, 0) == LUA_OK;
   if (!ok) fprintf(stderr, "luasock: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
   ok = ok && lua_toboolean(L, -1);
@@ -411,7 +411,7 @@ static int run_workers(lua_State *L, int n) {
 }
 
 /* socket.run(opts): with opts.workers above 1, run the tasks in that
-** many processes; anything else goes to the core's socket.run (upvalue 1). */
+** many processes; anything else goes to the core's socket.run. */
 static int workers_run(lua_State *L) {
   int n = 1;
   if (lua_type(L, 1) == LUA_TTABLE) {
@@ -421,14 +421,9 @@ static int workers_run(lua_State *L) {
       lua_settop(L, 0);
     }
   }
-  if (n > 1) {
-    check_forkable(L);
-    return run_workers(L, n);
-  }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  return lua_gettop(L);
+  if (n == 1) return lsock_run(L);
+  check_forkable(L);
+  return run_workers(L, n);
 }
 
 /* socket.worker() -> this worker's number (1..N), or nil outside workers. */
@@ -438,8 +433,7 @@ static int lsock_worker(lua_State *L) {
 }
 
 void workers_open(lua_State *L) {
-  lua_getfield(L, -1, "run");
-  lua_pushcclosure(L, workers_run, 1);
+  lua_pushcfunction(L, workers_run);
   lua_setfield(L, -2, "run");
   lua_pushcfunction(L, lsock_worker);
   lua_setfield(L, -2, "worker");

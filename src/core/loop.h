@@ -138,6 +138,9 @@ void loop_listen(lua_State *L, Listener *l);   /* l->closing set by the caller *
 void loop_unlisten(Listener *l);               /* idempotent */
 
 extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
+/* task.c: socket.run([fn, ...]), which workers.c's socket.run calls
+** when there are no workers to fork. */
+int lsock_run(lua_State *L);
 
 /* loop.c, in a child process just forked from one whose loop existed:
 ** the poller, the eventfd and the helper threads were the parent's (the

@@ -462,7 +462,7 @@ int task_turn(lua_State *L, Watch *w, short events, double deadline) {
 /* socket.run([fn, ...]) -> true, or false and the first error of a task
 ** that failed since run last returned (in run, or in a turn of an outside
 ** wait).  Runs until no task is left; raises when called from a task. */
-static int lsock_run(lua_State *L) {
+int lsock_run(lua_State *L) {
   Loop *loop = loop_get(L);
   if (loop->running || loop_current(L) != NULL)   /* also a task the script resumed */
     return luaL_error(L, "socket.run called from inside a task");
