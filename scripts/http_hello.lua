@@ -1,6 +1,7 @@
 -- scripts/http_hello.lua: HTTP/1.1 "Hello, world!" with keep-alive.
 --
---   luasock scripts/http_hello.lua [host] [port]  (defaults 127.0.0.1 8001)
+--   luasock scripts/http_hello.lua [--workers N|auto] [host] [port]
+--                                   (defaults 1 worker, 127.0.0.1, 8001)
 --
 -- Answers every request with a short text body and a correct
 -- Content-Length, keeps the connection open for the next request (HTTP/1.1
@@ -14,7 +15,13 @@
 -- end the connection, and a body is skipped in pieces.
 local socket = require "socket"
 
-local host, port = arg[1] or "127.0.0.1", tonumber(arg[2] or 8001)
+local argv, workers = { table.unpack(arg) }, 1
+if argv[1] == "--workers" then   -- N processes share the listening socket
+  workers = tonumber(argv[2]) or argv[2]
+  table.remove(argv, 1)
+  table.remove(argv, 1)
+end
+local host, port = argv[1] or "127.0.0.1", tonumber(argv[2] or 8001)
 io.stdout:setvbuf("line")
 
 local BODY = "Hello, world!\n"
@@ -101,9 +108,10 @@ local function serve(conn)
   conn:close()
 end
 
-socket.run(function()
+socket.spawn(function()
   while true do
     local conn = s:accept()   -- nil, err: that connection failed; go on
     if conn then socket.spawn(serve, conn) end
   end
 end)
+socket.run{workers = workers}

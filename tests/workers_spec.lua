@@ -253,6 +253,23 @@ print(socket.run{workers = 2})
     assert.equal(2, select(2, r.out:gsub("called from inside a task", "")))
   end)
 
+  it("runs scripts/http_hello.lua with --workers 2", function()
+    local c = support.start(support.script("http_hello.lua", "--workers", "2", "127.0.0.1", "0"))
+    local _, port = c:address("HTTP server at:")
+    local conn = support.connect(port)
+    assert(conn:sendall("GET / HTTP/1.0\r\n\r\n"))
+    local f = conn:makefile()
+    assert.equal("HTTP/1.1 200 OK\r", f:read("l"))
+    conn:close()
+    local kids = support.read_file(("/proc/%d/task/%d/children"):format(c.pid, c.pid))
+    local n = 0
+    for pid in kids:gmatch("%d+") do
+      n = n + 1
+      assert.matches("http_hello.lua", support.read_file("/proc/" .. pid .. "/cmdline"))
+    end
+    assert.equal(2, n)
+  end)
+
   it("refuses to fork the REPL", function()
     local r = support.run({ support.LUASOCK, "-i" },
       { stdin = "print(pcall(socket.run, {workers = 2}))\n", stderr = "out" })
