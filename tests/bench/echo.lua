@@ -1,16 +1,19 @@
 -- tests/bench/echo.lua - the luasock side of the benchmark: a
 -- task-per-connection echo server, written as a user would write it.
--- Usage: luasock tests/bench/echo.lua [port [bufsize [mode]]]
+-- Usage: luasock tests/bench/echo.lua [port [bufsize [mode [workers]]]]
 -- Binds 127.0.0.1 (port 0, the default, picks a free one), prints
 -- "listening on 127.0.0.1:PORT" and serves until killed.  Mode "echo"
 -- (the default) sends back every byte; "http" answers every request head
 -- (ended by a blank line) with the benchmark's fixed 78-byte reply,
--- keep-alive, as the other HTTP peers do (tests/bench/peers/).
+-- keep-alive, as the other HTTP peers do (tests/bench/peers/).  With
+-- workers (default 1), that many processes share the listening socket
+-- (socket.run{workers = N}).
 local socket = require "socket"
 
 local port = tonumber(arg[1]) or 0
 local bufsize = tonumber(arg[2]) or 65536
 local mode = arg[3] or "echo"
+local workers = tonumber(arg[4]) or 1
 
 local REPLY = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
   .. "Content-Length: 13\r\n\r\nHello, World!"
@@ -47,9 +50,10 @@ local function http(conn)
 end
 
 local serve = mode == "http" and http or echo
-socket.run(function()
+socket.spawn(function()
   while true do
     local conn = server:accept()
     if conn then socket.spawn(serve, conn) end
   end
 end)
+socket.run{workers = workers}

@@ -14,7 +14,8 @@
 **     a line or EOF, or SECS seconds pass (-1: no limit).
 **
 ** With -s PID (the server's pid) it also reads the server's CPU time
-** (utime + stime, /proc/PID/stat) over the measured interval, paces its
+** (utime + stime, /proc/PID/stat, summed with its children's: a server
+** of several processes counts whole) over the measured interval, paces its
 ** connects to the server's accepts (counting /proc/PID/fd), and in idle
 ** mode reports the server's VmRSS growth per connection.  Results are one
 ** line of key=value pairs, for the driver (run.sh) to pick apart.
@@ -67,13 +68,38 @@ static double now(void) {
 
 /* ---- the server seen through /proc ---------------------------------- */
 
-/* Server CPU time (user + system) in seconds, or -1 without -s. */
-static double server_cpu(void) {
-  char path[64], buf[1024];
-  if (opt.pid <= 0) return -1;
-  snprintf(path, sizeof path, "/proc/%d/stat", opt.pid);
+/* The server's processes: opt.pid and its children (the workers of
+** `socket.run{workers = N}`, nginx's), from /proc/PID/task/PID/children;
+** returns how many went into pids. */
+static int server_pids(int *pids, int max) {
+  char path[96];
+  int n = 0;
+  pids[n++] = opt.pid;
+  snprintf(path, sizeof path, "/proc/%d/task/%d/children", opt.pid, opt.pid);
   FILE *f = fopen(path, "r");
-  if (f == NULL) die(path);
+  if (f == NULL) return n;   /* no CONFIG_PROC_CHILDREN: the one process */
+  while (n < max && fscanf(f, "%d", &pids[n]) == 1) n++;
+  fclose(f);
+  return n;
+}
+
+#define MAXPROCS 256
+
+/* /proc/PID/what of one of the server's processes, or NULL when that is
+** a worker that ended just now (the server itself must be there). */
+static FILE *proc_open(int pid, const char *what) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", pid, what);
+  FILE *f = fopen(path, "r");
+  if (f == NULL && pid == opt.pid) die(path);
+  return f;
+}
+
+/* CPU time (user + system) of process pid in seconds. */
+static double proc_cpu(int pid) {
+  char buf[1024];
+  FILE *f = proc_open(pid, "stat");
+  if (f == NULL) return 0;
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);
   buf[n] = '\0';
@@ -85,32 +111,47 @@ static double server_cpu(void) {
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Server resident memory in KiB (VmRSS), or -1 without -s. */
-static long server_rss(void) {
-  char path[64], line[256];
-  long kb = -1;
-  if (opt.pid <= 0) return -1;
-  snprintf(path, sizeof path, "/proc/%d/status", opt.pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) die(path);
+/* Resident memory of process pid in KiB (VmRSS). */
+static double proc_rss(int pid) {
+  char line[256];
+  long kb = 0;
+  FILE *f = proc_open(pid, "status");
+  if (f == NULL) return 0;
   while (fgets(line, sizeof line, f))
     if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
   fclose(f);
-  return kb;
+  return (double)kb;
 }
 
-/* Number of descriptors the server holds, or -1 without -s. */
-static int server_fds(void) {
+/* Number of descriptors process pid holds. */
+static double proc_fds(int pid) {
   char path[64];
   int n = 0;
-  if (opt.pid <= 0) return -1;
-  snprintf(path, sizeof path, "/proc/%d/fd", opt.pid);
+  snprintf(path, sizeof path, "/proc/%d/fd", pid);
   DIR *d = opendir(path);
-  if (d == NULL) die(path);
+  if (d == NULL) {
+    if (pid == opt.pid) die(path);
+    return 0;
+  }
   for (struct dirent *e; (e = readdir(d)) != NULL;) n += e->d_name[0] != '.';
   closedir(d);
   return n;
 }
+
+/* The sum of of(pid) over the server's processes, or -1 without -s. */
+static double server_sum(double (*of)(int pid)) {
+  int pids[MAXPROCS];
+  double sum = 0;
+  if (opt.pid <= 0) return -1;
+  for (int i = 0, n = server_pids(pids, MAXPROCS); i < n; i++) sum += of(pids[i]);
+  return sum;
+}
+
+/* Server CPU time (user + system) in seconds, resident memory in KiB
+** (VmRSS), descriptors held; each -1 without -s. */
+static double server_cpu(void) { return server_sum(proc_cpu); }
+static long server_rss(void) { return (long)server_sum(proc_rss); }
+static int server_fds(void) { return (int)server_sum(proc_fds); }
 
 /* Wait (1 ms steps, 10 s at most) until the server holds want descriptors:
 ** it has accepted every connection made so far. */

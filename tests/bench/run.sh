@@ -7,7 +7,7 @@
 #
 #   tests/bench/run.sh [BUILD_DIR] [-r ROUNDS] [-d SECS] [-n IDLE_CONNS]
 #                      [-b BULK_BYTES] [--python] [--static] [--compare LUASOCK2]
-#                      [--quick] [--c-only]
+#                      [--quick] [--c-only] [--workers]
 #
 # For 50 and 1,000 connections doing 64-byte ping-pong it prints requests/s
 # and the server's CPU time per request (utime+stime from /proc/PID/stat
@@ -20,13 +20,17 @@
 # --compare adds echo.lua under another luasock binary ("alt": a change
 # measured against the current build in the same interleaved rounds);
 # --quick is a smoke run of a few seconds (numbers meaningless); --c-only
-# leaves luasock out (to check the tools alone).
+# leaves luasock out (to check the tools alone); --workers adds echo.lua
+# with 2 worker processes ("w2", socket.run{workers = 2}: the CPU of all
+# its processes counts) on CPUs 0 and 2 when there are 3 CPUs or more (else
+# both on CPU 0), and compares its CPU per request with "lua"'s (target:
+# within 1.1x).
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=build
 rounds=5 secs=4 idle=10000 bulk=$((1 << 30)) warmup=1
-conns_list="50 1000" python=0 clua=1 static=0 alt=""
+conns_list="50 1000" python=0 clua=1 static=0 alt="" workers=0
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build=$1; shift; fi
 while [ $# -gt 0 ]; do
   case $1 in
@@ -38,8 +42,9 @@ while [ $# -gt 0 ]; do
     --static) static=1 ;;
     --compare) alt=$2; shift ;;
     --c-only) clua=0 ;;
+    --workers) workers=1 ;;
     --quick) rounds=1 secs=0.5 warmup=0.2 idle=200 bulk=$((16 << 20)) conns_list="50 200" ;;
-    *) echo "usage: $0 [BUILD_DIR] [-r rounds] [-d secs] [-n idle] [-b bytes] [--python] [--static] [--compare luasock2] [--quick] [--c-only]" >&2
+    *) echo "usage: $0 [BUILD_DIR] [-r rounds] [-d secs] [-n idle] [-b bytes] [--python] [--static] [--compare luasock2] [--quick] [--c-only] [--workers]" >&2
        exit 2 ;;
   esac
   shift
@@ -66,6 +71,10 @@ if [ -n "$alt" ]; then
   [ -x "$alt" ] || { echo "missing $alt" >&2; exit 2; }
   servers="$servers alt"
 fi
+if [ $workers = 1 ]; then
+  [ -x "$LUASOCK" ] || { echo "missing $LUASOCK" >&2; exit 2; }
+  servers="$servers w2"
+fi
 if [ $python = 1 ]; then
   PYTHON=$(python3 -c 'import sys; print(sys.executable)') || exit 2
   servers="$servers py"
@@ -78,6 +87,9 @@ else
   pin_server="" pin_load=""
   echo "warning: fewer than 2 CPUs (or no taskset): nothing pinned" >&2
 fi
+# Two workers get a CPU each where the load generator keeps CPU 1 to itself.
+pin_workers=$pin_server
+if [ -n "$pin_server" ] && [ "$(nproc)" -ge 3 ]; then pin_workers="taskset -c 0,2"; fi
 need=$((idle + 200))
 ulimit -n "$need" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" -lt "$need" ]; then
@@ -103,6 +115,7 @@ start_server() {
     c)   $pin_server "$ECHO_C" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     lua) $pin_server "$LUASOCK" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     alt) $pin_server "$alt" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
+    w2)  $pin_workers "$LUASOCK" "$here/echo.lua" 0 65536 echo 2 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     luas) $pin_server "$build/bench/luasock-static" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     py)  $pin_server "$PYTHON" "$here/echo.py" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
   esac
@@ -215,7 +228,7 @@ summary_row() {
     [ -z "$rt" ] && rt=n/a
     if [ "$kind" = c ]; then printf ' %10s' "$v"; continue; fi
     printf ' %10s %7s' "$v" "$([ "$rt" = n/a ] && echo n/a || echo "${rt}x")"
-    case $kind in lua|luas|alt) ;; *) continue ;; esac
+    case $kind in lua|luas|alt|w2) ;; *) continue ;; esac
     [ -z "$target" ] && continue
     local x=$rt; [ "$m" = idle ] && x=$(awk -v b="$v" 'BEGIN { printf "%.2f", b / 1024 }')
     verdicts+=" $kind:$(awk -v v="$x" -v t="$target" -v c="$cmp" 'BEGIN {
@@ -231,7 +244,8 @@ summary_row() {
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
 echo "server pinned to CPU 0, load generator to CPU 1; $rounds rounds of ${secs}s (+${warmup}s warm-up)"
 declare -A legend=([c]="tests/bench/echo_server.c" [lua]="echo.lua under $LUASOCK"
-  [luas]="echo.lua under luasock-static (Lua linked in)" [alt]="echo.lua under $alt"
+  [luas]="echo.lua under luasock-static (Lua linked in)"
+  [w2]="echo.lua under $LUASOCK, 2 workers (${pin_workers:-unpinned})" [alt]="echo.lua under $alt"
   [py]="echo.py under asyncio")
 for kind in $servers; do printf '  %-5s %s\n' "$kind" "${legend[$kind]}"; done
 t0=$(date +%s)
@@ -259,4 +273,13 @@ summary_row "bulk MiB/s" bulk 0 med 0.90 ge
 summary_row "bulk MiB/s, best" bulk 0 best 0.90 ge
 summary_row "bulk server CPU s/GiB" bcpu 0 med
 summary_row "bulk server CPU s/GiB, best" bcpu 0 best
+if [ $workers = 1 ]; then   # w2's CPU per request over one process's, round by round
+  for c in $conns_list; do
+    rs=""
+    for r in $(seq "$rounds"); do rs+=" $(ratio "${R[cpu,w2,$c,$r]}" "${R[cpu,lua,$c,$r]}")"; done
+    rt=$(echo "$rs" | median)
+    printf '%-30s %7sx   target <= 1.10: %s\n' "CPU us/req w2 / lua, $c conns" "$rt" \
+      "$(awk -v v="$rt" 'BEGIN { print (v != "n/a" && v + 0 <= 1.10) ? "met" : "NOT-met" }')"
+  done
+fi
 echo "total time: $(( $(date +%s) - t0 )) s"
