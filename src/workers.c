@@ -40,7 +40,7 @@
 #define WORKERS_MAX 1024        /* a typo in N should not fork a thousand thousand */
 #define RELAY_CHUNK 65536       /* bytes read from a worker's pipe at once */
 #define RELAY_LINE_MAX (1 << 20)   /* a longer line is passed on in pieces */
-#define QUICK_DEATH 1.0         /* s: a worker dying sooner failed to start */
+#define QUICK_DEATH 10.0        /* s: a worker dying sooner failed to start (slow machines too) */
 #define QUICK_DEATHS_MAX 5      /* in a row, then the supervisor gives up */
 #define BACKOFF_FIRST 0.1       /* s before the restart after a quick death, doubling */
 #define STOP_GRACE 10.0         /* s between SIGTERM and SIGKILL when stopping */
