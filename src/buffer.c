@@ -65,9 +65,8 @@ const char *buffer_checkbytes(lua_State *L, int idx, size_t *len, int *next) {
   Buffer *b = (Buffer *)luaL_testudata(L, idx, LSOCK_BUFFER);
   if (b == NULL) {
     *next = idx + 1;
-    if (lua_type(L, idx) != LUA_TSTRING)   /* no numbers taken for bytes */
-      luaL_typeerror(L, idx, "string or socket.buffer");
-    return lua_tolstring(L, idx, len);
+    if (!lua_isstring(L, idx)) luaL_typeerror(L, idx, "string or socket.buffer");
+    return lua_tolstring(L, idx, len);   /* a number as its text, as before */
   }
   size_t start;
   range_of(luaL_optinteger(L, idx + 1, 1), luaL_optinteger(L, idx + 2, -1), b->size,

@@ -134,9 +134,10 @@ static int leg_write(lua_State *L, Leg *g, size_t *n) {
 }
 
 /* Whether an error only means "wait" (the epoll set covers every
-** direction of both sockets, so which one does not matter). */
+** direction of both sockets, so which one does not matter).  EINTR is
+** none: it ends the try, and the driver tries again. */
 static int would_block(int err) {
-  return err == EAGAIN || err == OP_WANTREAD || err == OP_WANTWRITE || err == EINTR;
+  return err == EAGAIN || err == OP_WANTREAD || err == OP_WANTWRITE;
 }
 
 /* Move what the leg can without waiting; *moved is set when it made

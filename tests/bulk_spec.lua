@@ -175,7 +175,9 @@ describe("send and sendall of a buffer", function()
     assert.is_true(a:sendall(buf, 5, 4))   -- empty
     assert.equal("123890", b:recv(100))
     assert.has_error(function() a:send(buf, "x") end)
-    assert.has_error(function() a:send(42) end)
+    assert.has_error(function() a:send({}) end)
+    assert.equal(2, a:send(42))                   -- a number goes as its text, as before
+    assert.equal("42", b:recv(10))
     a:close(); b:close()
   end)
 end)
@@ -212,6 +214,18 @@ describe("sendfile", function()
     assert.equal(500, a:sendfile(f, nil, 500))        -- from where the file stands
     assert.equal(data:sub(6011, 6510), support.recv_all(b, 500))
     assert.equal(0, a:sendfile(f, #data))             -- nothing past the end
+    f:close(); a:close(); b:close()
+  end)
+
+  it("falls back to read and send where sendfile(2) refuses the file", function()
+    -- /proc/PID/environ has no splice_read: sendfile(2) gives EINVAL
+    local f = assert(io.open("/proc/self/environ", "rb"))
+    local want = f:read("a")
+    local a, b = support.pair()
+    assert.is_true(#want > 10)
+    assert.equal(#want - 3, a:sendfile(f, 3))
+    assert.equal(#want, f:seek())
+    assert.equal(want:sub(4), support.recv_all(b, #want - 3))
     f:close(); a:close(); b:close()
   end)
 
