@@ -8,13 +8,13 @@
 ** waits stays pending in the kernel until the next one reads it.
 ** sig:close() (or <close>, or collection) unblocks what it blocked, so
 ** the previous disposition applies again: Ctrl-C keeps working as before
-** unless a script asks for "INT".
+** unless a script asks for "INT".  Objects taking the same signal share
+** its block: a count per signal (in the registry: the mask is the state's
+** thread's) unblocks it when the last of them closes.
 **
 ** Left out: the mask is per thread; the helper threads block every signal
 ** (pool.c), but threads of an embedding application are not ours to
-** change, and a signal sent to the process may go to one of them.  Two
-** objects taking the same signal share it: closing the one that blocked
-** it unblocks it for both.
+** change, and a signal sent to the process may go to one of them.
 */
 #include <errno.h>
 #include <signal.h>
@@ -24,7 +24,6 @@
 
 #include "base/errors.h"
 #include "base/aux.h"
-#include "core/clock.h"
 #include "core/loop.h"
 #include "core/wait.h"
 #include "socket.h"
@@ -34,8 +33,10 @@
 typedef struct Signals {
   Watch w;          /* the signalfd; fd -1 once closed */
   sigset_t set;     /* the signals it reads */
-  sigset_t added;   /* those it blocked, to unblock on close */
+  sigset_t held;    /* those whose block it shares (signals_hold) */
 } Signals;
+
+static const char holds_key = 0;   /* registry: signal number -> open objects holding its block */
 
 /* The signals a script may ask for, by name without "SIG". */
 static const struct { const char *name; int sig; } signal_names[] = {
@@ -67,57 +68,97 @@ static Signals *signals_check(lua_State *L, int idx) {
   return (Signals *)luaL_checkudata(L, idx, SIGNALS_META);
 }
 
-/* Close the signalfd and unblock what we blocked; idempotent. */
+/* Push the table of holds (made on first use). */
+static void holds_push(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &holds_key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &holds_key);
+}
+
+/* Add d to the holds of sig in the table on top; returns the new count. */
+static lua_Integer holds_add(lua_State *L, int sig, lua_Integer d) {
+  lua_Integer n = (lua_rawgeti(L, -1, sig) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0) + d;
+  lua_pop(L, 1);
+  if (n > 0) lua_pushinteger(L, n);
+  else lua_pushnil(L);
+  lua_rawseti(L, -2, sig);
+  return n;
+}
+
+/* Block the signals of s: it holds those that were not blocked, and those
+** other objects already hold; a signal blocked by someone else (the
+** embedding program) stays theirs. */
+static void signals_hold(lua_State *L, Signals *s) {
+  sigset_t old;
+  pthread_sigmask(SIG_BLOCK, &s->set, &old);
+  holds_push(L);
+  for (size_t i = 0; i < NSIGNAMES; i++) {
+    int sig = signal_names[i].sig;
+    if (!sigismember(&s->set, sig)) continue;
+    lua_rawgeti(L, -1, sig);
+    int shared = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (!shared && sigismember(&old, sig)) continue;
+    holds_add(L, sig, 1);
+    sigaddset(&s->held, sig);
+  }
+  lua_pop(L, 1);
+}
+
+/* Let go of the holds of s: a signal nobody holds any more is unblocked. */
+static void signals_release(lua_State *L, Signals *s) {
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  luaL_checkstack(L, 3, "no room to close signals");
+  holds_push(L);
+  for (size_t i = 0; i < NSIGNAMES; i++) {
+    int sig = signal_names[i].sig;
+    if (sigismember(&s->held, sig) && holds_add(L, sig, -1) == 0) sigaddset(&unblock, sig);
+  }
+  lua_pop(L, 1);
+  sigemptyset(&s->held);
+  pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+}
+
+/* Close the signalfd and unblock what nobody else holds; idempotent. */
 static void signals_close(lua_State *L, Signals *s) {
   if (s->w.fd < 0) return;
   loop_closewatch(L, &s->w);
-  pthread_sigmask(SIG_UNBLOCK, &s->added, NULL);
+  signals_release(L, s);
 }
 
-/* Read one signal: 0 and its number in *sig, or an errno (EAGAIN: none). */
-static int signals_read(Signals *s, int *sig) {
+/* The try of sig:wait: read one signal and push its name; EAGAIN when
+** none is pending, LSOCK_ECLOSED once closed. */
+static int signals_try(lua_State *L, Op *op) {
+  Signals *s = (Signals *)op->obj;
   struct signalfd_siginfo si;
-  for (;;) {
-    ssize_t n = read(s->w.fd, &si, sizeof si);
-    if (n == (ssize_t)sizeof si) {
-      *sig = (int)si.ssi_signo;
-      return 0;
-    }
-    if (n >= 0) return EIO;   /* the kernel hands out whole records */
-    if (errno != EINTR) return errno;
-  }
+  if (s->w.fd < 0) return LSOCK_ECLOSED;
+  ssize_t n = read(s->w.fd, &si, sizeof si);
+  if (n < 0) return errno;   /* the driver tries an interrupted read again */
+  if (n != (ssize_t)sizeof si) return EIO;   /* the kernel hands out whole records */
+  lua_pushstring(L, signal_name((int)si.ssi_signo));
+  return 0;
 }
 
-/* Continuation of sig:wait: slot 1 the object, 2 the deadline. */
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  Signals *s = signals_check(L, 1);
-  if (status != LUA_OK && lua_type(L, 2) != LUA_TNUMBER) wait_changed(L);
-  double deadline = lua_tonumber(L, 2);
-  int err = wait_resumed(L, status);
-  while (err == 0) {
-    int sig = 0;   /* set when signals_read returns 0; gcc cannot see it */
-    if (s->w.fd < 0) return err_push(L, LSOCK_ECLOSED);
-    err = signals_read(s, &sig);
-    if (err == 0) {
-      lua_pushstring(L, signal_name(sig));
-      return 1;
-    }
-    if (err != EAGAIN) break;
-    err = wait_fd(L, &s->w, WAIT_READ, deadline, ctx, wait_k);
-    if (err == EAGAIN) err = LSOCK_ETIMEOUT;   /* a timeout of 0 */
-  }
-  return err_push(L, err);
+/* A timeout of 0 with no signal pending is a timeout too. */
+static int signals_push(lua_State *L, Op *op, int err, int nres) {
+  return wait_pushresults(L, op, err == EAGAIN ? LSOCK_ETIMEOUT : err, nres);
 }
 
 /* sig:wait([timeout]) -> the name of a signal that came ("TERM"); nil,
 ** "timeout"; nil, "closed" when closed meanwhile. */
 static int signals_wait(lua_State *L) {
   Signals *s = signals_check(L, 1);
-  double deadline = clock_deadline(aux_checktimeout(L, 2, 1, "timeout"));
+  double timeout = aux_checktimeout(L, 2, 1, "timeout");
   if (s->w.fd < 0) return luaL_error(L, "attempt to use closed signals");
   lua_settop(L, 1);
-  lua_pushnumber(L, deadline);
-  return wait_k(L, LUA_OK, 0);
+  Op op;
+  wait_opinit(&op, signals_try, signals_push, &s->w, WAIT_READ, timeout);
+  op.obj = s;
+  op.anchor[0] = 1;
+  return wait_op(L, &op);
 }
 
 static int signals_closem(lua_State *L) {
@@ -157,18 +198,14 @@ static int lsock_signals(lua_State *L) {
   memset(s, 0, sizeof *s);
   s->w.fd = -1;
   sigemptyset(&s->set);
+  sigemptyset(&s->held);
   for (int i = 1; i <= n; i++) sigaddset(&s->set, signal_check(L, i));
   luaL_setmetatable(L, SIGNALS_META);
-  sigset_t old;
-  pthread_sigmask(SIG_BLOCK, &s->set, &old);
-  for (size_t i = 0; i < NSIGNAMES; i++) {
-    int sig = signal_names[i].sig;
-    if (sigismember(&s->set, sig) && !sigismember(&old, sig)) sigaddset(&s->added, sig);
-  }
+  signals_hold(L, s);
   s->w.fd = signalfd(-1, &s->set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (s->w.fd < 0) {
     int err = errno;
-    pthread_sigmask(SIG_UNBLOCK, &s->added, NULL);
+    signals_release(L, s);
     return err_push(L, err);
   }
   return 1;

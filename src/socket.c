@@ -304,7 +304,8 @@ static int lsock_socket(lua_State *L) {
 
 
 /* sock:settimeout(t): nil blocking, 0 non-blocking, > 0 seconds.  The fd
-** stays O_NONBLOCK whatever the timeout: waiting is done by wait_fd. */
+** stays O_NONBLOCK whatever the timeout: the retry driver (core/wait.h)
+** waits. */
 static int sock_settimeout(lua_State *L) {
   LSocket *s = sock_checkopen(L, 1);
   s->timeout = aux_checktimeout(L, 2, 1, "timeout");

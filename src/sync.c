@@ -6,22 +6,23 @@
 ** code outside tasks (the REPL) waits the same way while the loop runs
 ** the tasks.
 **
+** Each wait goes through the retry driver (core/wait.h): its try step
+** takes what is free ("taken? done : wait in the list", OP_WANTLIST).
 ** Whoever wakes a waiter hands it what it waited for before it runs: the
-** item (queue:get), the room for its item (queue:put takes the value from
-** the waiter's box), the lock or a unit of the semaphore.  So a newcomer
-** can never take what a woken waiter was promised, and a waiter that
-** times out or is cancelled got nothing.  A task whose wait ended that
-** way and is cancelled before it runs keeps it (cancel then ends it at
-** its next wait, and its <close> guard releases a lock).
-**
-** Left out: coroutine.close of a task that was just handed something
-** (woken, not yet run) loses it: the item, or the lock for good.
+** item (queue:get, into the waiter's box), the room for its item
+** (queue:put takes the value from the waiter's box), the lock or a unit of
+** the semaphore.  So a newcomer can never take what a woken waiter was
+** promised, and a waiter that times out or is cancelled got nothing.  A
+** task whose wait ended that way and is cancelled before it runs keeps it
+** (cancel then ends it at its next wait, and its <close> guard releases a
+** lock); one whose coroutine is closed before it runs gives it back
+** (wait_handback): the item to the front of the queue (or the next
+** getter), the unit to the next waiter, so FIFO order holds.
 */
 #include <string.h>
 
 #include "base/errors.h"
 #include "base/aux.h"
-#include "core/clock.h"
 #include "core/loop.h"
 #include "core/wait.h"
 #include "socket.h"
@@ -31,9 +32,21 @@
 #define LOCK_META  "luasock.lock"
 #define SEMA_META  "luasock.semaphore"
 
-/* Deadline of the optional timeout argument at idx, for any wait here. */
-static double sync_deadline(lua_State *L, int idx) {
-  return clock_deadline(aux_checktimeout(L, idx, 1, "timeout"));
+/* The optional timeout argument at idx, for any wait here. */
+static double sync_timeout(lua_State *L, int idx) {
+  return aux_checktimeout(L, idx, 1, "timeout");
+}
+
+/* Run the wait in l of a call whose object is at slot 1 and, with box,
+** whose box is at slot 2 (the driver's anchors 0 and 1). */
+static int sync_wait(lua_State *L, OpTry try, OpPush push, WaitList *l, double timeout,
+                     int box) {
+  Op op;
+  wait_oplist(&op, try, push, l, timeout);
+  op.obj = lua_touserdata(L, 1);
+  op.anchor[0] = 1;
+  op.anchor[1] = (unsigned char)(box ? 2 : 0);
+  return wait_op(L, &op);
 }
 
 /* Push the result of a wait that did not get what it waited for. */
@@ -72,24 +85,38 @@ static Queue *queue_check(lua_State *L, int idx) {
   return (Queue *)luaL_checkudata(L, idx, QUEUE_META);
 }
 
-/* Append the value on top to the items of the queue at slot 1 (popped). */
-static void queue_push(lua_State *L, Queue *q) {
-  lua_getiuservalue(L, 1, 1);
-  if (q->count == q->cap) {   /* grow the ring: unwrap it into a new table */
-    lua_Integer cap = q->cap ? q->cap * 2 : 8;
-    lua_createtable(L, (int)cap, 0);
-    for (lua_Integer i = 0; i < q->count; i++) {
-      lua_rawgeti(L, -2, (q->head + i) % q->cap + 1);
-      lua_rawseti(L, -2, i + 1);
-    }
-    lua_copy(L, -1, -2);
-    lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, 1);
-    q->head = 0, q->cap = cap;
+/* Push the ring of the queue at qi, grown (unwrapped into a new table)
+** when it is full. */
+static void queue_ring(lua_State *L, Queue *q, int qi) {
+  lua_getiuservalue(L, qi, 1);
+  if (q->count < q->cap) return;
+  lua_Integer cap = q->cap ? q->cap * 2 : 8;
+  lua_createtable(L, (int)cap, 0);
+  for (lua_Integer i = 0; i < q->count; i++) {
+    lua_rawgeti(L, -2, (q->head + i) % q->cap + 1);
+    lua_rawseti(L, -2, i + 1);
   }
+  lua_remove(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, qi, 1);
+  q->head = 0, q->cap = cap;
+}
+
+/* Append the value on top to the items of the queue at qi (popped). */
+static void queue_push(lua_State *L, Queue *q, int qi) {
+  queue_ring(L, q, lua_absindex(L, qi));
   lua_rotate(L, -2, 1);   /* ring, value */
   lua_rawseti(L, -2, (q->head + q->count) % q->cap + 1);
+  q->count++;
+  lua_pop(L, 1);
+}
+
+/* Put the value on top back in front of the items (popped). */
+static void queue_unshift(lua_State *L, Queue *q, int qi) {
+  queue_ring(L, q, lua_absindex(L, qi));
+  lua_rotate(L, -2, 1);
+  q->head = (q->head + q->cap - 1) % q->cap;
+  lua_rawseti(L, -2, q->head + 1);
   q->count++;
   lua_pop(L, 1);
 }
@@ -104,49 +131,73 @@ static void queue_pop(lua_State *L, Queue *q) {
   lua_remove(L, -2);
   q->head = (q->head + 1) % q->cap;
   q->count--;
-  if (waitlist_take(L, &q->putters)) queue_push(L, q);
+  if (waitlist_take(L, &q->putters)) queue_push(L, q, 1);
 }
 
-/* Slot 1 the queue, 2 the deadline, 3 the box: err the outcome. */
-static int get_finish(lua_State *L, int err) {
+/* The only try of a get, before it waits: the first item, unless getters
+** came first. */
+static int get_try(lua_State *L, Op *op) {
+  Queue *q = (Queue *)op->obj;
+  if (q->count > 0 && waitlist_empty(&q->getters)) {
+    queue_pop(L, q);
+    return 0;
+  }
+  return q->closed ? LSOCK_ECLOSED : OP_WANTLIST;
+}
+
+/* A getter closed before it ran gives its item back: to the next getter,
+** else in front of the items (getters wait only while there are none). */
+static void get_giveback(lua_State *L, Op *op) {
+  Queue *q = (Queue *)op->obj;
+  wait_pushanchor(L, op, 0);
+  wait_pushanchor(L, op, 1);
+  if (lua_isnil(L, -1)) return;
+  if (!waitlist_wake(L, &q->getters, 0, 1)) queue_unshift(L, q, -2);
+}
+
+static int get_push(lua_State *L, Op *op, int err, int nres) {
+  if (err == LSOCK_ECANCELLED) {
+    get_giveback(L, op);
+    return 0;
+  }
   if (err) return sync_fail(L, err);
-  return 1;   /* the item the putter left in our box */
-}
-
-static int get_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  queue_check(L, 1);
-  return get_finish(L, wait_resumed(L, status));
+  if (nres == 0) wait_pushanchor(L, op, 1);   /* the item a putter left in our box */
+  return 1;
 }
 
 /* q:get([timeout]) -> the first item; nil, "timeout"; nil, "closed" once
 ** closed and empty. */
 static int queue_get(lua_State *L) {
   Queue *q = queue_check(L, 1);
-  double deadline = sync_deadline(L, 2);
+  double timeout = sync_timeout(L, 2);
   lua_settop(L, 1);
-  if (q->count > 0 && waitlist_empty(&q->getters)) {
-    queue_pop(L, q);
-    return 1;
-  }
-  if (q->closed) return sync_fail(L, LSOCK_ECLOSED);
-  lua_pushnumber(L, deadline);
   lua_pushnil(L);   /* the box a putter fills */
-  return get_finish(L, waitlist_wait(L, &q->getters, deadline, 1, 0, get_k));
+  return sync_wait(L, get_try, get_push, &q->getters, timeout, 1);
 }
 
-/* Slot 1 the queue, 2 the deadline, 3 the box (our value, or nil once a
-** getter took it): err the outcome. */
-static int put_finish(lua_State *L, int err) {
+/* The only try of a put, before it waits, with the value at slot 2: to
+** a waiting getter, or into the queue if it has room and no putter came
+** first. */
+static int put_try(lua_State *L, Op *op) {
+  Queue *q = (Queue *)op->obj;
+  if (q->closed) return LSOCK_ECLOSED;
+  lua_pushvalue(L, 2);
+  if (waitlist_wake(L, &q->getters, 0, 1)) return 0;
+  if (q->maxsize == 0 || (q->count < q->maxsize && waitlist_empty(&q->putters))) {
+    queue_push(L, q, 1);
+    return 0;
+  }
+  lua_pop(L, 1);
+  return OP_WANTLIST;   /* a getter takes the value from our box */
+}
+
+/* Once woken, the value was taken: nothing to give back. */
+static int put_push(lua_State *L, Op *op, int err, int nres) {
+  (void)op, (void)nres;
+  if (err == LSOCK_ECANCELLED) return 0;
   if (err) return sync_fail(L, err);
   lua_pushboolean(L, 1);
   return 1;
-}
-
-static int put_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  queue_check(L, 1);
-  return put_finish(L, wait_resumed(L, status));
 }
 
 /* q:put(value [, timeout]) -> true; nil, "timeout" when the queue stayed
@@ -154,18 +205,9 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
 static int queue_put(lua_State *L) {
   Queue *q = queue_check(L, 1);
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (a queue holds no nil)");
-  double deadline = sync_deadline(L, 3);
-  lua_settop(L, 2);
-  if (q->closed) return sync_fail(L, LSOCK_ECLOSED);
-  lua_pushvalue(L, 2);
-  if (waitlist_wake(L, &q->getters, 0, 1)) return put_finish(L, 0);
-  if (q->maxsize == 0 || (q->count < q->maxsize && waitlist_empty(&q->putters))) {
-    queue_push(L, q);
-    return put_finish(L, 0);
-  }
-  lua_pushnumber(L, deadline);
-  lua_replace(L, 2);   /* queue, deadline, box = the value */
-  return put_finish(L, waitlist_wait(L, &q->putters, deadline, 1, 0, put_k));
+  double timeout = sync_timeout(L, 3);
+  lua_settop(L, 2);   /* the box: our value */
+  return sync_wait(L, put_try, put_push, &q->putters, timeout, 1);
 }
 
 /* q:len() -> the number of items in the queue. */
@@ -250,25 +292,26 @@ static int event_isset(lua_State *L) {
   return 1;
 }
 
-static int flag_finish(lua_State *L, int err) {
+/* The only try of a wait, before it waits. */
+static int event_try(lua_State *L, Op *op) {
+  (void)L;
+  return ((Event *)op->obj)->set ? 0 : OP_WANTLIST;
+}
+
+static int event_push(lua_State *L, Op *op, int err, int nres) {
+  (void)op, (void)nres;
+  if (err == LSOCK_ECANCELLED) return 0;   /* nothing was handed */
   if (err) return sync_fail(L, err);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-static int event_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  event_check(L, 1);
-  return flag_finish(L, wait_resumed(L, status));
-}
-
 /* ev:wait([timeout]) -> true once set; nil, "timeout". */
 static int event_wait(lua_State *L) {
   Event *e = event_check(L, 1);
-  double deadline = sync_deadline(L, 2);
+  double timeout = sync_timeout(L, 2);
   lua_settop(L, 1);
-  if (e->set) return flag_finish(L, 0);
-  return flag_finish(L, waitlist_wait(L, &e->waiters, deadline, 0, 0, event_k));
+  return sync_wait(L, event_try, event_push, &e->waiters, timeout, 0);
 }
 
 static int event_gc(lua_State *L) {
@@ -311,30 +354,43 @@ static Sema *sema_check(lua_State *L, int idx) {
   return (Sema *)p;
 }
 
-/* Slot 1 the lock: acquired (it is the guard), or not. */
-static int acquire_finish(lua_State *L, int err) {
-  if (err) return sync_fail(L, err);
-  lua_settop(L, 1);
+/* Hand a unit to the first waiter, or make it free again. */
+static int sema_handon(lua_State *L, Sema *s) {
+  if (waitlist_wake(L, &s->waiters, 0, 0)) return 1;
+  if (s->count == LUA_MAXINTEGER) return 0;
+  s->count++;
   return 1;
 }
 
-static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  sema_check(L, 1);
-  return acquire_finish(L, wait_resumed(L, status));
+/* The only try of an acquire, before it waits: a free unit, unless
+** waiters came first. */
+static int acquire_try(lua_State *L, Op *op) {
+  Sema *s = (Sema *)op->obj;
+  (void)L;
+  if (s->count == 0 || !waitlist_empty(&s->waiters)) return OP_WANTLIST;
+  s->count--;
+  return 0;
+}
+
+/* Acquired: the lock itself (anchor 0) is the guard. */
+static int acquire_push(lua_State *L, Op *op, int err, int nres) {
+  (void)nres;
+  if (err == LSOCK_ECANCELLED) {   /* closed before it ran: the unit goes on */
+    sema_handon(L, (Sema *)op->obj);
+    return 0;
+  }
+  if (err) return sync_fail(L, err);
+  wait_pushanchor(L, op, 0);
+  return 1;
 }
 
 /* l:acquire([timeout]) -> l itself, to close (local held <close> =
 ** assert(l:acquire())), or nil, "timeout". */
 static int sema_acquire(lua_State *L) {
   Sema *s = sema_check(L, 1);
-  double deadline = sync_deadline(L, 2);
+  double timeout = sync_timeout(L, 2);
   lua_settop(L, 1);
-  if (s->count > 0 && waitlist_empty(&s->waiters)) {
-    s->count--;
-    return acquire_finish(L, 0);
-  }
-  return acquire_finish(L, waitlist_wait(L, &s->waiters, deadline, 0, 0, acquire_k));
+  return sync_wait(L, acquire_try, acquire_push, &s->waiters, timeout, 0);
 }
 
 /* l:release() -> true: the first waiter gets the unit, or it is free
@@ -342,10 +398,7 @@ static int sema_acquire(lua_State *L) {
 static int sema_release(lua_State *L) {
   Sema *s = sema_check(L, 1);
   if (s->islock && s->count > 0) return luaL_error(L, "release of a lock that is not held");
-  if (!waitlist_wake(L, &s->waiters, 0, 0)) {
-    if (s->count == LUA_MAXINTEGER) return luaL_error(L, "semaphore count overflow");
-    s->count++;
-  }
+  if (!sema_handon(L, s)) return luaL_error(L, "semaphore count overflow");
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -76,6 +76,45 @@ describe("socket.queue", function()
     assert.same({ "put1", "put2", "got1", "got2", "got3", "put3", "put4", "put5", "got4", "got5" }, log)
   end)
 
+  -- A put hands its value to the waiting getter before that task runs
+  -- again.  coroutine.close of the getter in between used to lose the
+  -- value: it must go back, in front, so that the order of items holds.
+  it("a getter closed after a put handed it the value gives it back, in front", function()
+    local q = socket.queue()
+    local getter
+    local closed = socket.spawn(function()
+      getter = coroutine.running()
+      return q:get(LIMIT)
+    end)
+    socket.spawn(function()
+      assert.is_true(q:put("a"))       -- handed to the waiting getter
+      assert.is_true(q:put("b"))
+      coroutine.close(getter)
+    end)
+    assert.is_true(run())
+    assert.same({ false, "cancelled" }, { closed:join() })
+    assert.equal(2, q:len())
+    assert.equal("a", q:get(0))
+    assert.equal("b", q:get(0))
+  end)
+
+  it("a value given back goes to the next getter in line", function()
+    local q = socket.queue()
+    local getter
+    socket.spawn(function()
+      getter = coroutine.running()
+      return q:get(LIMIT)
+    end)
+    local second = socket.spawn(function() return q:get(LIMIT) end)
+    socket.spawn(function()
+      assert.is_true(q:put("a"))
+      coroutine.close(getter)
+    end)
+    assert.is_true(run())
+    assert.same({ true, "a" }, { second:join() })
+    assert.equal(0, q:len())
+  end)
+
   it("times out on get and on put, inside and outside tasks", function()
     local q = socket.queue(1)
     times_out(0.05, function() return q:get(0.05) end)
@@ -243,6 +282,39 @@ describe("socket.lock and socket.semaphore", function()
     assert.is_true(l:locked())
   end)
 
+  -- release hands the lock to the first waiter before it runs again;
+  -- coroutine.close of that task in between used to keep the lock held
+  -- for good.
+  it("a waiter closed after release handed it the lock passes the lock on", function()
+    local l = socket.lock()
+    l:acquire()
+    local waiter
+    socket.spawn(function()
+      waiter = coroutine.running()
+      return l:acquire(LIMIT)
+    end)
+    socket.spawn(function()
+      l:release()                      -- handed to the waiter
+      coroutine.close(waiter)
+    end)
+    assert.is_true(run())
+    assert.is_false(l:locked())
+    local s = socket.semaphore(0)
+    local next_one
+    socket.spawn(function()
+      waiter = coroutine.running()
+      return s:acquire(LIMIT)
+    end)
+    next_one = socket.spawn(function() return s:acquire(LIMIT) end)
+    socket.spawn(function()
+      s:release()
+      coroutine.close(waiter)
+    end)
+    assert.is_true(run())
+    assert.same({ true, s }, { next_one:join() })
+    assert.equal(0, s:value())
+  end)
+
   it("a semaphore lets n in at once", function()
     local s, inside, most = socket.semaphore(2), 0, 0
     for _ = 1, 5 do
@@ -303,6 +375,25 @@ describe("socket.signals", function()
     assert.has_error(function() sig:wait() end, "attempt to use closed signals")
     assert.has_error(function() socket.signals("NOPE") end, "bad argument #1 to 'signals' (unknown signal 'NOPE')")
     assert.has_error(function() socket.signals() end)
+  end)
+
+  -- Two objects for one signal share its block: closing the one that
+  -- blocked it used to unblock it while the other still waited for it
+  -- (the signal then ran its default action: death by SIGUSR1).
+  it("a signal stays blocked while any object for it is open", function()
+    assert.is_false(blocked(10))
+    local first = socket.signals("USR1")
+    local second <close> = socket.signals("USR1", "USR2")
+    assert.is_true(first:close())
+    assert.is_true(blocked(10))
+    kill("USR1")
+    assert.equal("USR1", second:wait(0))
+    local third = socket.signals("USR1")
+    second:close()
+    assert.is_true(blocked(10))
+    third:close()
+    assert.is_false(blocked(10))
+    assert.is_false(blocked(12))       -- SIGUSR2
   end)
 
   it("Ctrl-C (SIGINT) stays an interruption unless a script asks for INT", function()

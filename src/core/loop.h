@@ -19,6 +19,10 @@ enum { WAIT_READ = 0, WAIT_WRITE = 1 };
 
 typedef struct Loop Loop;
 
+/* The outcome of a wait that a cancel ended: the task ends when resumed
+** (apart from base/errors.h's LSOCK_E* codes: it never reaches a script). */
+#define LSOCK_ECANCELLED (-1003)
+
 typedef struct Task Task;
 
 /*
@@ -61,19 +65,18 @@ void scope_open(lua_State *L);            /* the scope guard's metatable */
 /* Make l empty; raises when the loop is closed. */
 void waitlist_init(lua_State *L, WaitList *l);
 int waitlist_empty(const WaitList *l);
+/* The driver's wait in l (wait.c, OP_WANTLIST): park t on the timer
+** alone until deadline (< 0: none) with its node at the end of l. */
+void waitlist_park(Task *t, WaitList *l, double deadline);
 /*
-** Wait on l until a waitlist_wake* or waitlist_take ends the wait, until
-** deadline (< 0: none), or until the task is cancelled.  With box 1, the
-** value on top of L is this waiter's box: others may replace it
-** (waitlist_wake with a value) or take it (waitlist_take); after the wait
-** it is on top again.  In a task it parks and yields like wait_fd (the
-** continuation k learns the outcome from wait_resumed).  Outside a task it
-** turns the loop; with no task to run it can only time out.  Returns the
-** outcome: 0 (woken), LSOCK_ETIMEOUT, or what the waker chose (LSOCK_ECLOSED).
-** Raises where nothing could wake it: in a task that cannot yield.
+** The same outside a task: turn the loop until a waker ends the wait
+** (returns 0, or the outcome it chose: LSOCK_ECLOSED) or until deadline
+** (LSOCK_ETIMEOUT); with no task left to wake it, it can only time out.
+** box (a stack index, 0: none) is the waiter's box: wakers may replace
+** its value or take it meanwhile.  Raises where nothing could wake it: in
+** a task that cannot yield.
 */
-int waitlist_wait(lua_State *L, WaitList *l, double deadline, int box,
-                  lua_KContext ctx, lua_KFunction k);
+int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box);
 /* Wake the first waiter with outcome; with give, pop the value on top of
 ** L into its box.  Returns 0 when nobody waited (nothing popped). */
 int waitlist_wake(lua_State *L, WaitList *l, int outcome, int give);
@@ -104,6 +107,8 @@ Op *task_op(Task *t);
 ** the next call, and push anchor i (0 or 1) back. */
 void task_anchor(lua_State *L, Task *t, int a0, int a1);
 void task_pushanchor(lua_State *L, Task *t, int i);
+void task_setanchor(lua_State *L, Task *t, int i);   /* pops the new value */
+Task *task_ofop(const Op *op);   /* the Task whose record op is */
 /* An outside wait (not in a task) for w (NULL: none) to be ready for poll
 ** events, or for deadline: when tasks exist and neither run nor another
 ** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready,

@@ -28,9 +28,6 @@ enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
 /* How a task in state T_DONE ended (Task.end). */
 enum { END_OK, END_FAILED, END_CANCELLED };
 
-/* The outcome of a wait that a cancel ended: the task ends when resumed. */
-#define LSOCK_ECANCELLED (-1003)   /* apart from base/errors.h's LSOCK_E* codes */
-
 /* Ordered by size and with one-bit flags, so that it stays small: one per
 ** connection in a server.  Once it ended, co is NULL and user value 1
 ** holds what join returns (a table of its results, or its error).  op is

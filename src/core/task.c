@@ -25,6 +25,7 @@
 */
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -299,6 +300,17 @@ void task_pushanchor(lua_State *L, Task *t, int i) {
   lua_remove(L, -2);
 }
 
+void task_setanchor(lua_State *L, Task *t, int i) {
+  task_pushself(L, t);
+  lua_rotate(L, -2, 1);
+  lua_setiuservalue(L, -2, 2 + i);
+  lua_pop(L, 1);
+}
+
+Task *task_ofop(const Op *op) {
+  return (Task *)(void *)((char *)op - offsetof(Task, op));
+}
+
 /* Resume t.  A yield that parked it (state changed) is a wait; a yield
 ** that did not is the user's own coroutine.yield: the task goes to the
 ** back of the run queue, giving the others the CPU. */
@@ -310,6 +322,7 @@ static void task_resume(lua_State *L, Task *t) {
     luaL_error(L, "socket.run called while a task runs outside the loop");
   }
   if (task_mustend(t, costate)) {
+    if (t->outcome == 0) wait_handback(L, &t->op);   /* closed just after a hand-off */
     task_end(L, t, t->cancelled ? END_CANCELLED : END_OK, 0);
     return;
   }
@@ -568,16 +581,16 @@ static int task_cancel(lua_State *L) {
   return 1;
 }
 
-/* Push join's answer for the ended task at slot 1: true and its results,
+/* Push join's answer for the ended task t at idx: true and its results,
 ** false and its error, or false, "cancelled". */
-static int join_results(lua_State *L, Task *t) {
-  lua_settop(L, 1);
+static int join_results(lua_State *L, Task *t, int idx) {
+  luaL_checkstack(L, 3, "too many results to join");
   lua_pushboolean(L, t->end == END_OK);
   if (t->end == END_CANCELLED) {
     lua_pushliteral(L, "cancelled");
     return 2;
   }
-  lua_getiuservalue(L, 1, 1);   /* the error, or the results (nil: none) */
+  lua_getiuservalue(L, idx, 1);   /* the error, or the results (nil: none) */
   if (t->end == END_FAILED) return 2;
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return 1; }
   int tab = lua_gettop(L);
@@ -606,33 +619,41 @@ static WaitList *join_list(lua_State *L, Task *t) {
   return list;
 }
 
-/* Slot 1 the Task, 2 the deadline; err the outcome of the wait. */
-static int join_finish(lua_State *L, int err) {
-  Task *t = task_check(L, 1);
-  if (t->state == T_DONE) return join_results(L, t);
-  if (err == LSOCK_ETIMEOUT || (lua_tonumber(L, 2) >= 0 && clock_now() >= lua_tonumber(L, 2))) {
+/* join's only try comes before it waits: the Task (op->obj) is running
+** or waiting, so it waits for its end (join_wake). */
+static int join_try(lua_State *L, Op *op) {
+  (void)L, (void)op;
+  return OP_WANTLIST;
+}
+
+/* The end of a join: the Task is op's anchor 0. */
+static int join_push(lua_State *L, Op *op, int err, int nres) {
+  Task *t = (Task *)op->obj;
+  (void)nres;
+  if (err == LSOCK_ECANCELLED) return 0;   /* nothing was handed */
+  if (err) {
     lua_pushnil(L);
     lua_pushliteral(L, "timeout");
     return 2;
   }
-  return luaL_error(L, "join woke before the task ended");
-}
-
-static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
-  return join_finish(L, wait_resumed(L, status));
+  if (t->state != T_DONE) return luaL_error(L, "join woke before the task ended");
+  wait_pushanchor(L, op, 0);
+  return join_results(L, t, lua_gettop(L));
 }
 
 /* t:join([timeout]) -> true, results... | false, err | nil, "timeout".
 ** Outside a task it turns the loop until t ends. */
 static int task_join(lua_State *L) {
   Task *t = task_check(L, 1);
-  double deadline = clock_deadline(aux_checktimeout(L, 2, 1, "timeout"));
+  double timeout = aux_checktimeout(L, 2, 1, "timeout");
   lua_settop(L, 1);
-  lua_pushnumber(L, deadline);
-  if (t->state == T_DONE) return join_results(L, t);
+  if (t->state == T_DONE) return join_results(L, t, 1);
   if (t == loop_current(L)) return luaL_error(L, "a task cannot join itself");
-  return join_finish(L, waitlist_wait(L, join_list(L, t), deadline, 0, 0, join_k));
+  Op op;
+  wait_oplist(&op, join_try, join_push, join_list(L, t), timeout);
+  op.obj = t;
+  op.anchor[0] = 1;
+  return wait_op(L, &op);
 }
 
 /* socket.current() -> the Task running this code, or nil outside tasks. */

@@ -7,12 +7,9 @@
 ** record is copied into the Task and the call yields to the driver's one
 ** continuation (op_k); outside a task we poll(2) that one descriptor,
 ** while the loop runs the tasks if there are any (task_turn).  The caller
-** cannot tell the difference.
-**
-** Below the driver, the older wait point (wait_fd, wait_until,
-** wait_resumed) is kept for the calls that have not moved onto the
-** driver yet (signals.c, sync.c's wait lists, join); their state is on
-** their own stack, checked again after each wait (wait_changed).
+** cannot tell the difference.  Waits without a descriptor (queues,
+** events, locks, a task's end) wait in a wait list (waitlist.c) the same
+** way, so deadline scopes and cancellation reach every wait from here.
 */
 #include <errno.h>
 #include <poll.h>
@@ -74,7 +71,14 @@ void wait_opinit(Op *op, OpTry try, OpPush push, Watch *w, int dir, double timeo
   op->timeout = 1;
   op->saved = 0;
   op->backoff = 0;
+  op->onlist = op->pending = 0;
   op->anchor[0] = op->anchor[1] = 0;
+}
+
+void wait_oplist(Op *op, OpTry try, OpPush push, WaitList *l, double timeout) {
+  wait_opinit(op, try, push, NULL, WAIT_READ, timeout);
+  op->list = l;
+  op->onlist = 1;
 }
 
 /* The deadline a wait of op ends at: the call's own, made absolute at its
@@ -111,7 +115,7 @@ static void op_save(lua_State *L, Task *t, Op *op) {
 }
 
 void wait_pushanchor(lua_State *L, const Op *op, int i) {
-  if (op->saved) task_pushanchor(L, loop_current(L), i);
+  if (op->saved) task_pushanchor(L, task_ofop(op), i);
   else if (op->anchor[i] != 0) lua_pushvalue(L, op->anchor[i]);
   else lua_pushnil(L);
 }
@@ -137,6 +141,22 @@ static int op_wait(lua_State *L, Op *op, int dir) {
   }
   int err = loop_park(t, op->w, dir, deadline);
   if (err) return err;
+  op_save(L, t, op);
+  return lua_yieldk(L, 0, 0, op_k);
+}
+
+/* Wait in op's list until a waker ends the wait (0: it handed op what it
+** waited for), the deadline passes (a non-blocking call times out at
+** once) or the task is cancelled.  Anchor 1 is the box a waker fills or
+** takes.  In a task it parks and yields (op_k resumes). */
+static int op_waitlist(lua_State *L, Op *op) {
+  int cut;
+  double deadline = op_deadline(L, op, &cut);
+  if (deadline == 0 || (deadline > 0 && clock_now() >= deadline)) return LSOCK_ETIMEOUT;
+  Task *t = task_to_park(L);
+  if (t == NULL) return waitlist_outside(L, op->list, deadline, op->anchor[1]);
+  waitlist_park(t, op->list, deadline);
+  op->pending = 1;
   op_save(L, t, op);
   return lua_yieldk(L, 0, 0, op_k);
 }
@@ -181,6 +201,7 @@ int wait_op(lua_State *L, Op *op) {
     if (r == 0) return op->push(L, op, 0, lua_gettop(L) - top);
     if (r == EINTR) interrupt_check(L);   /* Ctrl-C raises; another signal: again */
     if (r == EINTR || r == OP_AGAIN) continue;
+    if (r == OP_WANTLIST) return op->push(L, op, op_waitlist(L, op), 0);
     if (r == EAGAIN) r = op->dir == WAIT_READ ? OP_WANTREAD : OP_WANTWRITE;
     if (r == OP_WANTREAD || r == OP_WANTWRITE)
       r = op_wait(L, op, r == OP_WANTREAD ? WAIT_READ : WAIT_WRITE);
@@ -200,13 +221,14 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   Task *t = loop_current(L);
   Op *op = task_op(t);
   int err = op_outcome(t);
+  op->pending = 0;   /* the call runs on: it sees what was handed */
   if (op->backoff) {
     op->backoff = 0;
     err = backoff_end(op, err);
   }
   lua_settop(L, 0);
-  if (err == 0 && op->try != NULL) return wait_op(L, op);
-  return op->push(L, op, err, 0);   /* an error, or a helper thread's job is done */
+  if (err == 0 && op->try != NULL && !op->onlist) return wait_op(L, op);
+  return op->push(L, op, err, 0);   /* an error, a hand-off, or a helper thread's job is done */
 }
 
 int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg) {
@@ -219,53 +241,15 @@ int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg) {
   return lua_yieldk(L, 0, 0, op_k);
 }
 
+void wait_handback(lua_State *L, Op *op) {
+  if (!op->pending) return;
+  op->pending = 0;
+  int top = lua_gettop(L);
+  op->push(L, op, LSOCK_ECANCELLED, 0);
+  lua_settop(L, top);
+}
+
 int wait_pushresults(lua_State *L, Op *op, int err, int nres) {
   (void)op;
   return err ? err_push(L, err) : nres;
-}
-
-/* ---- the older wait point (signals.c, sync.c, join) ------------------ */
-
-int wait_changed(lua_State *L) {
-  return luaL_error(L, "internal state of a waiting call was changed");
-}
-
-/* Callers read their deadline back from a stack slot: no code of ours
-** makes a NaN (timeouts reject it), so one means debug.setlocal changed
-** the slot; it would never expire and clock_ms could not convert it. */
-static void check_deadline(lua_State *L, double deadline) {
-  if (deadline != deadline) wait_changed(L);
-}
-
-int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
-            lua_KContext ctx, lua_KFunction k) {
-  int cut;
-  check_deadline(L, deadline);
-  if (deadline == 0) return EAGAIN;   /* non-blocking: report as Python does */
-  deadline = scope_deadline(L, deadline, &cut);
-  if (cut && clock_now() >= deadline) return LSOCK_ETIMEOUT;   /* the scope ended */
-  Task *t = task_to_park(L);
-  if (t == NULL) return wait_watch(L, w, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
-  int err = loop_park(t, w, dir, deadline);
-  if (err) return err;
-  return lua_yieldk(L, 0, ctx, k);
-}
-
-int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k) {
-  int cut;
-  check_deadline(L, deadline);
-  deadline = scope_deadline(L, deadline, &cut);
-  if (cut && clock_now() >= deadline) return LSOCK_ETIMEOUT;   /* the scope ended */
-  Task *t = task_to_park(L);
-  if (t == NULL) {
-    int err = wait_watch(L, NULL, 0, deadline);
-    return err == LSOCK_ETIMEOUT && !cut ? 0 : err;
-  }
-  loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */
-  return lua_yieldk(L, 0, ctx, k);
-}
-
-int wait_resumed(lua_State *L, int status) {
-  if (status != LUA_YIELD) return 0;
-  return loop_outcome(loop_current(L));
 }

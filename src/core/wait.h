@@ -43,7 +43,15 @@ typedef struct Op Op;
 ** descriptors or memory ran out, which only time mends; a non-blocking
 ** call returns the errno instead, see wait_backoff).  EAGAIN means "wait
 ** in op->dir"; EINTR is tried again at once too, unless it was Ctrl-C. */
-enum { OP_WANTREAD = -2000, OP_WANTWRITE = -2001, OP_AGAIN = -2002, OP_BACKOFF = -2003 };
+enum { OP_WANTREAD = -2000, OP_WANTWRITE = -2001, OP_AGAIN = -2002, OP_BACKOFF = -2003,
+       OP_WANTLIST = -2004 };
+/* OP_WANTLIST: wait in op->list (a queue, an event, a lock, a task's end)
+** until a waker ends the wait; it hands the call what it waited for before
+** the call runs again (a value in the box, anchor 1; a unit of a lock), so
+** the call ends then, without another try: its push step gets err 0 and
+** no results.  Should the task end before it runs (coroutine.close), its
+** push step gets LSOCK_ECANCELLED instead, on whatever thread ends it, and
+** gives back what was handed (see wait_handback). */
 
 /* How long a call backs off before it tries again (OP_BACKOFF). */
 #define OP_BACKOFF_SECONDS 0.1
@@ -59,7 +67,10 @@ typedef int (*OpPush)(lua_State *L, Op *op, int err, int nres);
 struct Op {
   OpTry try;
   OpPush push;
-  Watch *w;             /* waited on; NULL: a pure delay */
+  union {
+    Watch *w;           /* waited on; NULL: a pure delay */
+    WaitList *list;     /* onlist: the wait list it waits in */
+  };
   void *obj;            /* the call's object: socket, stream, state block */
   const void *data;     /* bytes or codes the call works through */
   size_t size, done;    /* what was asked and the progress so far */
@@ -69,6 +80,8 @@ struct Op {
   unsigned char timeout : 1;  /* deadline holds a timeout until the first wait */
   unsigned char saved : 1;    /* this is the Task's copy: the call has yielded */
   unsigned char backoff : 1;  /* its wait is a backoff: the timer means "try again" */
+  unsigned char onlist : 1;   /* waits in list (OP_WANTLIST), on no Watch */
+  unsigned char pending : 1;  /* parked in list: a waker may hand it something */
   unsigned char anchor[2];    /* stack indices of the Lua values the pointers
                                  live in (0: none), anchored when it yields */
 };
@@ -77,6 +90,8 @@ struct Op {
 ** none, 0 non-blocking) that becomes a deadline only if the call waits:
 ** calls served at once never read the clock. */
 void wait_opinit(Op *op, OpTry try, OpPush push, Watch *w, int dir, double timeout);
+/* The same for a call that waits in list l (its try returns OP_WANTLIST). */
+void wait_oplist(Op *op, OpTry try, OpPush push, WaitList *l, double timeout);
 
 /*
 ** The retry driver.  Runs op (on the C stack) to its end and returns its
@@ -96,8 +111,14 @@ int wait_backoff(const Op *op, int err);
 int wait_pushresults(lua_State *L, Op *op, int err, int nres);
 /* Push the Lua value anchor i (0 or 1) of op: from its stack index before
 ** the call yielded, from the Task after (the stack is emptied at a yield,
-** so that debug.getlocal finds nothing of the call there). */
+** so that debug.getlocal finds nothing of the call there), on any thread. */
 void wait_pushanchor(lua_State *L, const Op *op, int i);
+/* A task woken from a wait list ends before its call could run on
+** (coroutine.close): the call's push step, with LSOCK_ECANCELLED, gives
+** back what its waker handed it, so that nothing handed over is lost.
+** Called by task.c on the thread that ends the task; no-op unless op was
+** such a wait. */
+void wait_handback(lua_State *L, Op *op);
 
 /* ---- waits that are not a socket call ------------------------------ */
 /* Outside a task: wait until fd (< 0: none) is ready for the poll(2)
@@ -118,21 +139,4 @@ void wait_checkinterrupt(lua_State *L);
 ** state.  Returns like wait_op, and may yield.
 */
 int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg);
-/*
-** The older wait point, for the calls not on the driver yet (signals.c,
-** sync.c's wait lists, join): wait until w is ready in direction dir, or
-** until deadline (bounded by a deadline scope).  Outside a task it polls
-** and returns 0, LSOCK_ETIMEOUT or EAGAIN for a non-blocking deadline (0).
-** Inside a task it parks and yields: the continuation k runs when the wait
-** ends and learns the outcome from wait_resumed; such callers keep their
-** state on their own stack and check it again (wait_changed raises
-** "internal state of a waiting call was changed").
-*/
-int wait_fd(lua_State *L, Watch *w, int dir, double deadline,
-            lua_KContext ctx, lua_KFunction k);
-/* Same for a pure delay: returns 0 when deadline passes. */
-int wait_until(lua_State *L, double deadline, lua_KContext ctx, lua_KFunction k);
-int wait_resumed(lua_State *L, int status);
-int wait_changed(lua_State *L);
-
 #endif

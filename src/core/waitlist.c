@@ -13,9 +13,9 @@
 ** a time (the main thread is blocked in it); the Loop points at its node.
 **
 ** A waiter may hold one value, its box, for the exchanges a queue makes
-** with it: a task's box is the top of its coroutine's stack (it yielded
-** with the value there), the outside waiter's a registry slot (the main
-** thread's stack top belongs to the turn running the tasks).
+** with it: a task's box is its Op's anchor 1, kept in the Task while it
+** waits; the outside waiter's a registry slot (the main thread's stack
+** top belongs to the turn running the tasks).
 */
 #include <stddef.h>
 
@@ -70,9 +70,7 @@ static void box_push(lua_State *L, WaitList *l, WaitNode *n) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &outside_box_key);
     return;
   }
-  lua_State *co = node_task(n)->co;
-  lua_pushvalue(co, -1);
-  lua_xmove(co, L, 1);
+  task_pushanchor(L, node_task(n), 1);
 }
 
 /* Pop the value on top of L into n's box. */
@@ -81,9 +79,7 @@ static void box_set(lua_State *L, WaitList *l, WaitNode *n) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &outside_box_key);
     return;
   }
-  lua_State *co = node_task(n)->co;
-  lua_xmove(L, co, 1);
-  lua_replace(co, -2);
+  task_setanchor(L, node_task(n), 1);
 }
 
 /* ---- waking ------------------------------------------------------------ */
@@ -139,13 +135,16 @@ static int outside_turn(lua_State *L) {
 /* Turn the loop until woken or deadline; the node is off the list
 ** whatever happens (Ctrl-C raises through here).  With no task left to
 ** wake it, the rest of the wait is a plain sleep. */
-static int wait_outside(lua_State *L, WaitList *l, double deadline, int box) {
+int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box) {
   Loop *loop = l->loop;
   if (loop->running)
     return luaL_error(L, "cannot wait here: a task that cannot yield would stop the loop");
   Outside o = { { NULL, NULL }, { .fd = -1, .nofd = 1 }, 0 };
   luaL_checkstack(L, 4, "no room to wait");
-  if (box) lua_rawsetp(L, LUA_REGISTRYINDEX, &outside_box_key);
+  if (box) {
+    lua_pushvalue(L, box);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &outside_box_key);
+  }
   node_append(l, &o.node);
   loop->outwaiter = &o.node;
   lua_pushcfunction(L, outside_turn);
@@ -159,25 +158,19 @@ static int wait_outside(lua_State *L, WaitList *l, double deadline, int box) {
   int res = woken ? o.outcome : (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   if (!woken && res != LSOCK_ETIMEOUT) {   /* no task left: nobody can wake us */
-    res = wait_until(L, deadline, 0, NULL);
+    res = wait_fdready(L, -1, 0, deadline);
     if (res == 0) res = LSOCK_ETIMEOUT;
   }
   if (box) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &outside_box_key);
+    lua_replace(L, box);
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &outside_box_key);
   }
   return res;
 }
 
-int waitlist_wait(lua_State *L, WaitList *l, double deadline, int box,
-                  lua_KContext ctx, lua_KFunction k) {
-  int cut;
-  deadline = scope_deadline(L, deadline, &cut);
-  if (deadline == 0 || (cut && clock_now() >= deadline)) return LSOCK_ETIMEOUT;
-  Task *t = loop_current(L);
-  if (t == NULL || !lua_isyieldable(L)) return wait_outside(L, l, deadline, box);
+void waitlist_park(Task *t, WaitList *l, double deadline) {
   loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */
   if (t->state == T_PARKED) node_append(l, &t->node);   /* else cancelled: ends at once */
-  return lua_yieldk(L, 0, ctx, k);
 }
