@@ -73,6 +73,31 @@ describe("a wait outside any task turns the loop", function()
     a:close(); b:close(); c:close(); d:close()
   end)
 
+  -- The order when the outside deadline and task timers pass together
+  -- (a stall: here a task that hogs the CPU past both): the tasks whose
+  -- timers expired run first, then the outside wait times out unless one
+  -- of them ended it.  The turn used to time out first, so the value a
+  -- task put at 10 ms was missed by a get that waited until 100 ms.
+  it("after a stall, tasks whose timers expired run before the outside wait times out", function()
+    local q = socket.queue()
+    socket.spawn(function() socket.sleep(0.01); assert(q:put("on time")) end)
+    socket.spawn(function()
+      local t0 = socket.gettime()
+      while socket.gettime() - t0 < 0.2 do end   -- the stall, past both deadlines
+    end)
+    assert.equal("on time", q:get(0.1))
+    local a, b = support.pair()
+    socket.spawn(function() socket.sleep(0.01); assert(b:send("x")) end)
+    socket.spawn(function()
+      local t0 = socket.gettime()
+      while socket.gettime() - t0 < 0.2 do end
+    end)
+    a:settimeout(0.1)
+    assert.equal("x", a:recv(1))
+    assert.is_true(run())
+    a:close(); b:close()
+  end)
+
   it("a task that closes the socket the main thread waits on wakes it with nil, 'closed'", function()
     local a, b = support.pair()
     socket.spawn(function() socket.sleep(0.01); a:close() end)

@@ -145,6 +145,38 @@ describe("Task handles", function()
     assert.equal("cancelled", t:status())
   end)
 
+  it("status is \"running\" only for the task asking about itself", function()
+    local seen, a = {}, nil
+    a = socket.spawn(function()
+      seen.self = a:status()
+      coroutine.yield()                -- back to the run queue: ready
+      socket.sleep(0)
+    end)
+    socket.spawn(function() seen.other = a:status() end)
+    seen.outside = a:status()
+    assert.is_true(run())
+    assert.same({ self = "running", other = "ready", outside = "ready" }, seen)
+  end)
+
+  -- socket.tasks() used to walk the whole registry on every call (the
+  -- test helpers call it after each test): slow with a big registry, and
+  -- a Task the script kept in the registry itself was listed twice.
+  it("socket.tasks lists each live task once, in time that does not grow with the registry", function()
+    local reg = debug.getregistry()
+    local t = socket.spawn(function() socket.sleep(0) end)
+    reg.kept_task = t
+    for i = 1, 300000 do reg[1e9 + i] = true end
+    local t0 = socket.gettime()
+    for _ = 1, 500 do assert.equal(1, #socket.tasks()) end
+    local took = socket.gettime() - t0
+    for i = 1, 300000 do reg[1e9 + i] = nil end
+    reg.kept_task = nil
+    assert.is_true(took < 1, "500 calls took " .. took .. " s")
+    assert.same({ t }, socket.tasks())
+    assert.is_true(run())
+    assert.same({}, socket.tasks())
+  end)
+
   it("a cancelled task's sockets are closed by their <close>", function()
     local a, b = socket.socketpair()
     local mine

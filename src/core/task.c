@@ -38,6 +38,7 @@
 #include "core/wait.h"
 
 static const char error_key = 0;  /* registry key of the first error not yet returned by run */
+static const char live_key = 0;   /* registry: the tasks not ended, by reference (socket.tasks) */
 
 /* ---- tasks: spawn, resume, end --------------------------------------- */
 
@@ -49,6 +50,18 @@ static Task *task_check(lua_State *L, int idx) {
 ** reference holds it). */
 static void task_pushself(lua_State *L, Task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+}
+
+/* List the Task at idx among the live tasks (idx 0: take t off the list),
+** under its registry reference: socket.tasks walks that table alone, in
+** about the order of spawning. */
+static void task_setlive(lua_State *L, Task *t, int idx) {
+  idx = idx != 0 ? lua_absindex(L, idx) : 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &live_key);
+  if (idx != 0) lua_pushvalue(L, idx);
+  else lua_pushnil(L);
+  lua_rawseti(L, -2, t->ref);
+  lua_pop(L, 1);
 }
 
 /* Make a task of the function at index first and the arguments after it
@@ -77,6 +90,7 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   lua_pushvalue(L, -1);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_remove(L, -2);   /* ... t */
+  task_setlive(L, t, -1);
   loop_setcurrent(co, t);
   loop->ntasks++;
   t->state = T_READY;
@@ -212,6 +226,7 @@ static void task_end(lua_State *L, Task *t, int how, int nres) {
   t->state = T_DONE;   /* before task_closed runs */
   t->end = (unsigned char)how;
   t->loop->ntasks--;
+  task_setlive(L, t, 0);
   task_pushself(L, t);
   int self = lua_gettop(L);
   if (how == END_FAILED) {
@@ -428,6 +443,18 @@ static int turn_check(Watch *w) {
   return EAGAIN;
 }
 
+/* The outside deadline passed: the tasks whose timers expired meanwhile
+** (a stall may have delayed them all past it) run first, in deadline
+** order, as they would have had the turn been on time; one of them may
+** end the wait (0, LSOCK_ECLOSED) or make p[0] ready, else it times out. */
+static int turn_last(lua_State *L, Loop *loop, Watch *w, struct pollfd *p) {
+  run_ready(L, loop);
+  int res = turn_check(w);
+  if (res != EAGAIN) return res;
+  p[0].fd = w != NULL ? w->fd : -1;
+  return p[0].fd >= 0 && poll(p, 1, 0) > 0 ? 0 : LSOCK_ETIMEOUT;
+}
+
 /* The turn proper, run protected by task_turn: slots 1 the Loop, 2 the
 ** Watch (or NULL), 3 the poll events, 4 the deadline.  Pushes the
 ** outcome, EAGAIN when no task is left before it (the caller then polls
@@ -446,8 +473,9 @@ static int turn_core(lua_State *L) {
     if ((res = turn_check(w)) != EAGAIN || loop->ntasks == 0) break;
     p[0].fd = w != NULL ? w->fd : -1;
     res = turn_poll(L, loop, p, deadline);
-    if (res != EAGAIN) break;
     loop_expire(loop);
+    if (res == LSOCK_ETIMEOUT) res = turn_last(L, loop, w, p);
+    if (res != EAGAIN) break;
   }
   lua_pushinteger(L, res);
   return 1;
@@ -494,7 +522,9 @@ int lsock_run(lua_State *L) {
 
 static const char *const end_names[] = { "done", "failed", "cancelled" };
 
-/* The state a script sees: "ready", "running", "waiting", or how it ended. */
+/* The state a script sees: "ready", "waiting", or how it ended; "running"
+** only from the task itself (or a coroutine it resumes): only one task
+** runs at a time, and the loop does not run meanwhile. */
 static const char *task_statusname(const Task *t) {
   switch (t->state) {
     case T_READY: return "ready";
@@ -504,7 +534,8 @@ static const char *task_statusname(const Task *t) {
   }
 }
 
-/* t:status() -> "ready", "running", "waiting", "done", "failed", "cancelled" */
+/* t:status() -> "ready", "waiting", "done", "failed", "cancelled"; "running"
+** for the task asking about itself. */
 static int task_status(lua_State *L) {
   lua_pushstring(L, task_statusname(task_check(L, 1)));
   return 1;
@@ -664,18 +695,14 @@ static int lsock_current(lua_State *L) {
   return 1;
 }
 
-/* socket.tasks() -> a list of the tasks that have not ended, found among
-** the registry's references (a look from the REPL, not a hot path). */
+/* socket.tasks() -> a list of the tasks that have not ended (a look
+** from the REPL; the test helpers call it after every test). */
 static int lsock_tasks(lua_State *L) {
   int n = 0;
   lua_newtable(L);
-  lua_pushvalue(L, LUA_REGISTRYINDEX);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &live_key);
   lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    Task *t = (Task *)luaL_testudata(L, -1, TASK_META);
-    if (t != NULL && t->state != T_DONE) lua_rawseti(L, -4, ++n);
-    else lua_pop(L, 1);
-  }
+  while (lua_next(L, -2)) lua_rawseti(L, -4, ++n);
   lua_pop(L, 1);
   return 1;
 }
@@ -688,6 +715,8 @@ static const luaL_Reg task_methods[] = {
 };
 
 void task_open(lua_State *L) {
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &live_key);
   if (luaL_newmetatable(L, TASK_META)) {
     lua_pushcfunction(L, task_closed);
     lua_setfield(L, -2, "__close");
