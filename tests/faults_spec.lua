@@ -63,4 +63,30 @@ describe("under injected syscall faults", function()
     assert.equal("ok\n", out)
   end)
 
+  -- A deadline scope ends every wait, a name lookup on a helper thread
+  -- too: it used to wait for getaddrinfo however slow it was (only cancel
+  -- ended it).  The thread's late result is dropped; the block it writes
+  -- into stays alive until then (ASan would see a use after free), and the
+  -- other tasks run meanwhile.
+  it("a deadline scope ends a slow name lookup on a helper thread", function()
+    local r = support.run({ support.LUASOCK, "-e", [[
+local socket = require "socket"
+local res, ticks, done = nil, 0, false
+socket.spawn(function()
+  local t0 = socket.gettime()
+  res = { socket.timeout(0.1, socket.getaddrinfo, "localhost", 80) }
+  res.took = socket.gettime() - t0
+  collectgarbage()
+  res.after = { socket.timeout(0, socket.getaddrinfo, "localhost", 80) }
+  done = true
 end)
+socket.spawn(function() while not done do ticks = ticks + 1; socket.sleep(0.01) end end)
+assert(socket.run())
+print(res[1], res[2], res.took < 1, res.after[2], ticks > 3)
+]] }, { env = { LD_PRELOAD = preload(), FAULT_RATE = 0, FAULT_GAI_DELAY_MS = 1500 },
+        stderr = "out", limit = 30 })
+    assert.equal("nil\ttimeout\ttrue\ttimeout\ttrue\n", r.out)
+    assert.equal(0, r.code)
+  end)
+end)
+

@@ -300,40 +300,46 @@ void loop_closewatch(lua_State *L, Watch *w) {
   w->fd = -1;
 }
 
-/* Deadlines that passed: a task parked on a watch times out; one parked
-** on the timer only (sleep) has simply waited long enough. */
+/* Deadlines that passed: a task parked on a watch, in a wait list or on a
+** helper thread's job (a deadline scope's) times out; one parked on the
+** timer only (sleep) has simply waited long enough. */
 void loop_expire(Loop *loop) {
   if (loop->nheap == 0) return;
   double now = clock_now();
   while (loop->nheap > 0 && loop->heap[0]->deadline <= now) {
     Task *t = loop->heap[0];
-    loop_ready(t, t->w != NULL || t->node.next != NULL ? LSOCK_ETIMEOUT : 0);
+    loop_ready(t, t->w != NULL || t->node.next != NULL || t->state == T_THREAD ? LSOCK_ETIMEOUT : 0);
   }
 }
 
 /* ---- helper threads ------------------------------------------------- */
 
 /* A job ended.  A task that ended meanwhile (cancelled) drops the result:
-** the run queue hands it to task.c, which lets it go. */
+** the run queue hands it to task.c, which lets it go; one whose wait a
+** deadline ended has gone on and drops it too (task_keepjob kept the
+** job's block alive until now). */
 static void task_threaddone(Task *t) {
   t->injob = 0;
   if (t->state == T_DONE) loop_runqpush(t->loop, t);
-  else loop_ready(t, 0);
+  else if (t->state == T_THREAD) loop_ready(t, 0);
 }
 
-int loop_parkthread(Task *t, void (*work)(void *), void *arg) {
+int loop_parkthread(Task *t, void (*work)(void *), void *arg, double deadline) {
   if (t->cancelled) {   /* its next wait ends it: no job */
     t->state = T_PARKED;
     loop_ready(t, LSOCK_ECANCELLED);
     return 0;
   }
   if (t->loop->pool == NULL) return ENOMEM;   /* inline, then */
+  if (t->injob) return EBUSY;   /* a job whose wait timed out still runs for t */
   int err = pool_submit(t->loop->pool, t, work, arg);
   if (err) return err;
   t->injob = 1;
   task_detach(t);
   t->outcome = 0;
   t->state = T_THREAD;
+  t->deadline = deadline;
+  if (deadline >= 0) heap_insert(t->loop, t);
   return 0;
 }
 

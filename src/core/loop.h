@@ -96,10 +96,13 @@ Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
 ** watched (the caller reports it); raises when another task already waits
 ** on w in that direction. */
 int loop_park(Task *t, Watch *w, int dir, double deadline);
-/* Park t until work(arg) has run on a helper thread; 0, or an errno when
-** no thread could be started (the caller then runs work inline).  The
-** caller keeps arg alive until then (wait_thread: the Task's anchors). */
-int loop_parkthread(Task *t, void (*work)(void *), void *arg);
+/* Park t until work(arg) has run on a helper thread, or until deadline
+** (< 0: none; a deadline scope's): the wait then times out and the job's
+** result is dropped when it comes.  0, or an errno when no thread could
+** be started or t's previous job still runs (the caller then runs work
+** inline).  The caller keeps arg alive until the job is done
+** (wait_thread: the Task's anchors, then task_keepjob). */
+int loop_parkthread(Task *t, void (*work)(void *), void *arg, double deadline);
 int loop_outcome(Task *t);            /* why the last park ended */
 /* The record of the wait t is in: storage the Task owns (wait.c). */
 Op *task_op(Task *t);
@@ -109,6 +112,9 @@ void task_anchor(lua_State *L, Task *t, int a0, int a1);
 void task_pushanchor(lua_State *L, Task *t, int i);
 void task_setanchor(lua_State *L, Task *t, int i);   /* pops the new value */
 Task *task_ofop(const Op *op);   /* the Task whose record op is */
+/* t goes on while its helper thread's job still runs (its wait timed
+** out): keep what the job works in (t's anchors) alive until it is done. */
+void task_keepjob(lua_State *L, Task *t);
 /* An outside wait (not in a task) for w (NULL: none) to be ready for poll
 ** events, or for deadline: when tasks exist and neither run nor another
 ** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready,

@@ -49,6 +49,7 @@ struct Task {
   unsigned char end : 2;        /* T_DONE: how it ended (END_*) */
   unsigned char injob : 1;      /* a helper thread's job still names it */
   unsigned char joined : 1;     /* someone waits for its end (task.c's join lists) */
+  unsigned char keepjob : 1;    /* task_keepjob holds a timed-out job's block */
   Op op;
 };
 _Static_assert(sizeof(Task) <= 144, "one Task per connection: keep it in 144 bytes");

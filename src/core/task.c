@@ -39,6 +39,7 @@
 
 static const char error_key = 0;  /* registry key of the first error not yet returned by run */
 static const char live_key = 0;   /* registry: the tasks not ended, by reference (socket.tasks) */
+static const char jobs_key = 0;   /* registry: Task -> its timed-out job's anchors (task_keepjob) */
 
 /* ---- tasks: spawn, resume, end --------------------------------------- */
 
@@ -296,9 +297,45 @@ Op *task_op(Task *t) {
   return &t->op;
 }
 
+/* Set (keep) or clear the entry of t in the jobs table to the value on
+** top (popped): the anchors of a job that outlives its wait. */
+static void jobs_set(lua_State *L, Task *t) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &jobs_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &jobs_key);
+  }
+  task_pushself(L, t);
+  lua_rotate(L, -3, -1);   /* jobs, t, value */
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+void task_keepjob(lua_State *L, Task *t) {
+  if (!t->injob) return;
+  luaL_checkstack(L, 5, "no room to wait");
+  lua_createtable(L, TASK_ANCHORS, 0);
+  for (int i = 0; i < TASK_ANCHORS; i++) {
+    task_pushanchor(L, t, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  jobs_set(L, t);
+  t->keepjob = 1;
+}
+
+/* Let go of a kept job's block once its job is done. */
+static void task_dropjob(lua_State *L, Task *t) {
+  if (!t->keepjob || t->injob) return;
+  t->keepjob = 0;
+  lua_pushnil(L);
+  jobs_set(L, t);
+}
+
 /* The Task is its registry reference's value until it is let go. */
 void task_anchor(lua_State *L, Task *t, int a0, int a1) {
-  luaL_checkstack(L, 2, "no room to wait");
+  luaL_checkstack(L, 4, "no room to wait");
+  task_dropjob(L, t);
   task_pushself(L, t);
   for (int i = 0; i < TASK_ANCHORS; i++) {
     int idx = i == 0 ? a0 : a1;

@@ -222,6 +222,7 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   Op *op = task_op(t);
   int err = op_outcome(t);
   op->pending = 0;   /* the call runs on: it sees what was handed */
+  if (err != 0 && op->try == NULL) task_keepjob(L, t);   /* a helper thread's job timed out */
   if (op->backoff) {
     op->backoff = 0;
     err = backoff_end(op, err);
@@ -232,8 +233,11 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg) {
+  int cut;   /* a job has no deadline of its own, but a scope ends its wait */
+  double deadline = scope_deadline(L, -1, &cut);
+  if (cut && clock_now() >= deadline) return op->push(L, op, LSOCK_ETIMEOUT, 0);
   Task *t = task_to_park(L);
-  if (t == NULL || loop_parkthread(t, work, arg) != 0) {
+  if (t == NULL || loop_parkthread(t, work, arg, deadline) != 0) {
     work(arg);   /* outside a task, or no helper thread: inline */
     return op->push(L, op, 0, 0);
   }

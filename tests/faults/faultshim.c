@@ -18,6 +18,9 @@
 **   emfile  EMFILE from accept* (the connection stays queued)
 **   connect ECONNREFUSED from connect
 **   soerror ECONNREFUSED as the SO_ERROR of getsockopt
+** FAULT_GAI_DELAY_MS makes every getaddrinfo take that long first, as a
+** slow resolver does (a delay, not one of the kinds: FAULT_RATE=0 leaves
+** it alone).
 ** FAULTS lists the kinds to inject, comma-separated (default: all).  At
 ** exit the count of each kind injected is appended to the file
 ** FAULT_REPORT names, one "kind count" a line.
@@ -29,12 +32,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -269,4 +274,14 @@ int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms) {
     return -1;
   }
   return real_epoll_wait(epfd, ev, max, ms);
+}
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res) {
+  REAL(getaddrinfo);
+  const char *d = getenv("FAULT_GAI_DELAY_MS");
+  long ms = d != NULL ? atol(d) : 0;
+  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+  while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  return real_getaddrinfo(node, service, hints, res);
 }
