@@ -14,6 +14,9 @@ set_tests_properties(embed PROPERTIES TIMEOUT 30)
 add_test(NAME exports
   COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/exports.sh $<TARGET_FILE:luasock_lib>)
 set_tests_properties(exports PROPERTIES TIMEOUT 30)
+add_test(NAME statics
+  COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/statics.sh $<TARGET_FILE:luasock_lib>)
+set_tests_properties(statics PROPERTIES TIMEOUT 30)
 add_test(NAME module_exports
   COMMAND sh ${CMAKE_SOURCE_DIR}/tests/embed/exports.sh $<TARGET_FILE:luasock_module>
           luaopen_luasock)

@@ -9,20 +9,16 @@
 ** epoll_wait that the signal reached on another thread.  All of it is
 ** per state: two states on two threads never stop each other.
 **
-** The luasock program catches SIGINT here too (interrupt_catch).  Its
-** handler must know the state to stop: that pointer is the one
-** process-wide datum of the library, and only the program sets it.  An
-** embedder calls luasock_interrupt from its own handler instead.
+** Nothing here is process-wide: the luasock program's SIGINT handler
+** (program/sigint.c) keeps the state it stops, as lua.c does, and calls
+** luasock_interrupt or interrupt_waits; an embedder calls
+** luasock_interrupt from its own handler.
 */
-#include <signal.h>
-#include <string.h>
 
 #include "loop_internal.h"
 #include "luasock.h"
 #include "core/interrupt.h"
 #include "core/loop.h"
-
-static lua_State *volatile sigint_state = NULL;   /* what SIGINT stops */
 
 /* The hook lua.c installs on Ctrl-C: raise at the next Lua instruction.
 ** In a task the flag stays set: the task ends with this error, then the
@@ -41,11 +37,16 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 void luasock_interrupt(lua_State *L) {
   int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT;
   Loop *loop = loop_peek(L);
-  if (loop != NULL) loop->interrupted = 1;
   lua_sethook(L, stop_hook, mask, 1);
+  if (loop != NULL && loop->resumed != NULL) lua_sethook(loop->resumed, stop_hook, mask, 1);
+  interrupt_waits(L);
+}
+
+/* Signal-safe too: a flag and write(2). */
+void interrupt_waits(lua_State *L) {
+  Loop *loop = loop_peek(L);
   if (loop == NULL) return;
-  lua_State *task = loop->resumed;
-  if (task != NULL) lua_sethook(task, stop_hook, mask, 1);
+  loop->interrupted = 1;
   loop_wakeup(loop);
 }
 
@@ -70,49 +71,4 @@ int interrupt_clear(lua_State *L) {
   loop_of(L)->interrupted = 0;
   lua_sethook(L, NULL, 0, 0);
   return 1;
-}
-
-/* ---- the luasock program's SIGINT ----------------------------------- */
-
-static void set_handler(void (*handler)(int));
-
-/* While a chunk runs: stop it.  A second Ctrl-C ends the process, as in
-** lua.c, for code stuck where no hook runs. */
-static void on_sigint_chunk(int sig) {
-  (void)sig;
-  set_handler(SIG_DFL);
-  luasock_interrupt(sigint_state);
-}
-
-/* At the REPL's prompt no chunk runs, and the REPL's own Lua calls
-** (print, a __tostring of _PROMPT) must not raise: only the next wait
-** gives up, and the REPL drops the line. */
-static void on_sigint_prompt(int sig) {
-  (void)sig;
-  Loop *loop = loop_peek(sigint_state);
-  if (loop == NULL) return;
-  loop->interrupted = 1;
-  loop_wakeup(loop);
-}
-
-/* sigaction without SA_RESTART: a poll(2) in a socket wait must return
-** EINTR so that it can raise "interrupted!". */
-static void set_handler(void (*handler)(int)) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = handler;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-}
-
-int interrupt_catch(lua_State *L, int mode) {
-  static void (*const handlers[])(int) = { SIG_DFL, on_sigint_chunk, on_sigint_prompt };
-  struct sigaction before;
-  sigaction(SIGINT, NULL, &before);
-  int old = INTERRUPT_OFF;
-  if (before.sa_handler == on_sigint_chunk) old = INTERRUPT_CHUNK;
-  if (before.sa_handler == on_sigint_prompt) old = INTERRUPT_PROMPT;
-  sigint_state = L;
-  set_handler(handlers[mode]);
-  return old;
 }

@@ -1,7 +1,7 @@
 /*
-** core/interrupt.h - Ctrl-C (interrupt.c): the checks the waits make,
-** and the luasock program's SIGINT handlers.  luasock_interrupt itself is
-** public (luasock.h).
+** core/interrupt.h - Ctrl-C (interrupt.c): the checks the waits make
+** and what a SIGINT handler calls.  luasock_interrupt itself is public
+** (luasock.h); the luasock program's handler is program/sigint.c.
 */
 #ifndef LSOCK_INTERRUPT_H
 #define LSOCK_INTERRUPT_H
@@ -17,12 +17,10 @@ int interrupt_pending(lua_State *L);  /* whether interrupt_check would raise */
 ** a chunk's last instruction must not stop what runs next.  Returns
 ** whether there was one. */
 int interrupt_clear(lua_State *L);
-/* The luasock program's SIGINT handler, which interrupts L.  INTERRUPT_OFF:
-** the default action; INTERRUPT_CHUNK: while a chunk runs (a second
-** Ctrl-C ends the process, as in lua.c); INTERRUPT_PROMPT: at the REPL's
-** prompt, where only the next wait gives up.  Returns the mode before
-** (OFF when the handler was not ours), for the caller to put back. */
-enum { INTERRUPT_OFF, INTERRUPT_CHUNK, INTERRUPT_PROMPT };
-int interrupt_catch(lua_State *L, int mode);
+/* Make L's next wait raise "interrupted!" (and end an epoll_wait or a
+** poll in progress), without stopping Lua code: the luasock program's
+** handler at the REPL's prompt, where the REPL's own calls must not
+** raise.  Async-signal-safe, as luasock_interrupt. */
+void interrupt_waits(lua_State *L);
 
 #endif

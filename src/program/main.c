@@ -58,7 +58,7 @@ static int msghandler(lua_State *L) {
   return 1;
 }
 
-/* Ctrl-C stops the chunk (interrupt.c).  The handler in place before
+/* Ctrl-C stops the chunk (sigint.c).  The handler in place before
 ** comes back afterwards: the default in a script (as lua.c), the REPL's
 ** own at the prompt.  An interrupt that came after the chunk's last
 ** instruction must not stop whatever runs next: it is dropped. */
@@ -66,9 +66,9 @@ int main_docall(lua_State *L, int narg, int nres) {
   int base = lua_gettop(L) - narg;   /* the function's index */
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
-  int before = interrupt_catch(L, INTERRUPT_CHUNK);
+  int before = sigint_catch(L, SIGINT_CHUNK);
   int status = lua_pcall(L, narg, nres, base);
-  interrupt_catch(L, before);
+  sigint_catch(L, before);
   interrupt_clear(L);
   lua_remove(L, base);
   return status;

@@ -15,4 +15,13 @@ int main_docall(lua_State *L, int narg, int nres);
 void main_message(const char *pname, const char *msg);  /* "pname: msg" on stderr */
 void repl_run(lua_State *L);          /* read-eval-print until end of input */
 
+/* ---- sigint.c: Ctrl-C ------------------------------------------------ */
+/* Set the SIGINT handler, which interrupts L.  SIGINT_OFF: the default
+** action; SIGINT_CHUNK: while a chunk runs (a second Ctrl-C ends the
+** process, as in lua.c); SIGINT_PROMPT: at the REPL's prompt, where only
+** the next wait gives up.  Returns the mode before (OFF when the handler
+** was not ours), for the caller to put back. */
+enum { SIGINT_OFF, SIGINT_CHUNK, SIGINT_PROMPT };
+int sigint_catch(lua_State *L, int mode);
+
 #endif

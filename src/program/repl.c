@@ -394,7 +394,7 @@ void repl_run(lua_State *L) {
   int status;
   rl_readline_name = "luasock";   /* for $if luasock in ~/.inputrc */
   rl_catch_signals = 0;           /* Ctrl-C is ours: read_line, main_docall */
-  interrupt_catch(L, INTERRUPT_PROMPT);   /* main_docall puts it back after each run */
+  sigint_catch(L, SIGINT_PROMPT);   /* main_docall puts it back after each run */
   screen_open_all(L);
   history_open();
   set_socket_global(L);
@@ -412,5 +412,5 @@ void repl_run(lua_State *L) {
   screen_close_all(L);
   free(history_path);
   history_path = NULL;
-  interrupt_catch(L, INTERRUPT_OFF);
+  sigint_catch(L, SIGINT_OFF);
 }
