@@ -15,8 +15,9 @@
 ** promised, and a waiter that times out or is cancelled got nothing.  A
 ** task whose wait ended that way and is cancelled before it runs keeps it
 ** (cancel then ends it at its next wait, and its <close> guard releases a
-** lock); one whose coroutine is closed before it runs gives it back
-** (wait_handback): the item to the front of the queue (or the next
+** lock); one whose coroutine is closed before it runs, and code outside
+** tasks that Ctrl-C stops just then, give it back (the push steps with
+** LSOCK_ECANCELLED): the item to the front of the queue (or the next
 ** getter), the unit to the next waiter, so FIFO order holds.
 */
 #include <string.h>

@@ -115,6 +115,37 @@ describe("socket.queue", function()
     assert.equal(0, q:len())
   end)
 
+  -- Code outside tasks (the REPL) stopped by Ctrl-C just after a task
+  -- handed it the value it waited for lost that value: get raises
+  -- "interrupted!", so the value must stay in the queue, and a lock
+  -- handed over must not stay held.
+  it("Ctrl-C in an outside get or acquire gives back what a task just handed over", function()
+    -- The first task hands over and sends SIGINT to the process; the turn
+    -- sees it before it runs the second.  One Ctrl-C per process: the
+    -- program's handler lets a second one end it, as lua.c does.
+    local function after_ctrl_c(setup, wait, check)
+      local r = support.run({ support.LUASOCK, "-e", ([[
+local socket = require "socket"
+local f = assert(io.open("/proc/self/stat"))
+local pid = f:read("n")
+f:close()
+local function interrupt() io.popen("kill -INT " .. pid):close() end
+%s
+socket.spawn(function() end)
+print(pcall(function() return %s end))
+print(%s)
+]]):format(setup, wait, check) }, { stderr = "null", limit = 20 })
+      return r.out
+    end
+    assert.equal("false\tinterrupted!\n1\tkept\n", after_ctrl_c([[
+local q = socket.queue()
+socket.spawn(function() q:put("kept"); interrupt() end)]], "q:get()", "q:len(), q:get(0)"))
+    assert.equal("false\tinterrupted!\nfalse\n", after_ctrl_c([[
+local l = socket.lock()
+l:acquire()
+socket.spawn(function() l:release(); interrupt() end)]], "l:acquire()", "l:locked()"))
+  end)
+
   it("times out on get and on put, inside and outside tasks", function()
     local q = socket.queue(1)
     times_out(0.05, function() return q:get(0.05) end)

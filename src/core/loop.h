@@ -73,10 +73,12 @@ void waitlist_park(Task *t, WaitList *l, double deadline);
 ** (returns 0, or the outcome it chose: LSOCK_ECLOSED) or until deadline
 ** (LSOCK_ETIMEOUT); with no task left to wake it, it can only time out.
 ** box (a stack index, 0: none) is the waiter's box: wakers may replace
-** its value or take it meanwhile.  Raises where nothing could wake it: in
-** a task that cannot yield.
+** its value or take it meanwhile.  When the turn raised (Ctrl-C), *raised
+** is set, the error is on top for the caller to raise again, and the
+** result is 0 if a waker had handed something over meanwhile.  Raises
+** where nothing could wake it: in a task that cannot yield.
 */
-int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box);
+int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box, int *raised);
 /* Wake the first waiter with outcome; with give, pop the value on top of
 ** L into its box.  Returns 0 when nobody waited (nothing popped). */
 int waitlist_wake(lua_State *L, WaitList *l, int outcome, int give);

@@ -145,6 +145,24 @@ static int op_wait(lua_State *L, Op *op, int dir) {
   return lua_yieldk(L, 0, 0, op_k);
 }
 
+/* Give back what a waker handed op, whose call ends without it; the
+** values on the stack stay as they are. */
+static void op_giveback(lua_State *L, Op *op) {
+  int top = lua_gettop(L);
+  op->push(L, op, LSOCK_ECANCELLED, 0);
+  lua_settop(L, top);
+}
+
+/* op's wait in its list outside a task.  Ctrl-C raises through it, after
+** a hand-off that came meanwhile is given back. */
+static int op_waitoutside(lua_State *L, Op *op, double deadline) {
+  int raised;
+  int err = waitlist_outside(L, op->list, deadline, op->anchor[1], &raised);
+  if (!raised) return err;
+  if (err == 0) op_giveback(L, op);
+  return lua_error(L);
+}
+
 /* Wait in op's list until a waker ends the wait (0: it handed op what it
 ** waited for), the deadline passes (a non-blocking call times out at
 ** once) or the task is cancelled.  Anchor 1 is the box a waker fills or
@@ -154,7 +172,7 @@ static int op_waitlist(lua_State *L, Op *op) {
   double deadline = op_deadline(L, op, &cut);
   if (deadline == 0 || (deadline > 0 && clock_now() >= deadline)) return LSOCK_ETIMEOUT;
   Task *t = task_to_park(L);
-  if (t == NULL) return waitlist_outside(L, op->list, deadline, op->anchor[1]);
+  if (t == NULL) return op_waitoutside(L, op, deadline);
   waitlist_park(t, op->list, deadline);
   op->pending = 1;
   op_save(L, t, op);
@@ -248,9 +266,7 @@ int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg) {
 void wait_handback(lua_State *L, Op *op) {
   if (!op->pending) return;
   op->pending = 0;
-  int top = lua_gettop(L);
-  op->push(L, op, LSOCK_ECANCELLED, 0);
-  lua_settop(L, top);
+  op_giveback(L, op);
 }
 
 int wait_pushresults(lua_State *L, Op *op, int err, int nres) {

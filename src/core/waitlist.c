@@ -133,9 +133,9 @@ static int outside_turn(lua_State *L) {
 }
 
 /* Turn the loop until woken or deadline; the node is off the list
-** whatever happens (Ctrl-C raises through here).  With no task left to
-** wake it, the rest of the wait is a plain sleep. */
-int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box) {
+** whatever happens.  With no task left to wake it, the rest of the wait
+** is a plain sleep. */
+int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box, int *raised) {
   Loop *loop = l->loop;
   if (loop->running)
     return luaL_error(L, "cannot wait here: a task that cannot yield would stop the loop");
@@ -154,10 +154,12 @@ int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box) {
   int woken = o.node.next == NULL;
   waitnode_unlink(&o.node);
   loop->outwaiter = NULL;
-  if (status != LUA_OK) return lua_error(L);
-  int res = woken ? o.outcome : (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (!woken && res != LSOCK_ETIMEOUT) {   /* no task left: nobody can wake us */
+  int res = woken ? o.outcome : LSOCK_ECANCELLED;
+  if (status == LUA_OK) {
+    if (!woken) res = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (status == LUA_OK && !woken && res != LSOCK_ETIMEOUT) {   /* no task left: nobody can wake us */
     res = wait_fdready(L, -1, 0, deadline);
     if (res == 0) res = LSOCK_ETIMEOUT;
   }
@@ -167,6 +169,7 @@ int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box) {
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &outside_box_key);
   }
+  *raised = status != LUA_OK;
   return res;
 }
 
