@@ -3,7 +3,9 @@
 -- (children killed and reaped, temporary files removed), and then the test
 -- is audited: the count of /proc/self/fd after it must equal the count
 -- before it (no descriptor leaked), and no task may be left that has not
--- ended (one still waiting would run in a later test's socket.run).
+-- ended (one still waiting would run in a later test's socket.run).  Tasks
+-- a failed test left (a ticker that never stops) are cancelled, so that
+-- the next test's socket.run does not run them for ever.
 local busted = require "busted"
 local support = require "tests.support"
 
@@ -23,6 +25,7 @@ busted.subscribe({ "test", "end" }, function(element, parent, status)
     error(("test '%s' leaked %d file descriptor(s)"):format(element.name, after - before))
   end
   local tasks = support.tasks_left()
+  support.end_tasks()
   if status == "success" and tasks > 0 then
     error(("test '%s' left %d task(s) that have not ended"):format(element.name, tasks))
   end

@@ -14,7 +14,9 @@ local run = support.run_tasks   -- socket.run, failing after 4 s
 
 -- Run op() in a task beside a ticker; op must time out after about 0.1 s
 -- (its socket's timeout) with nil, "timeout", ETIMEDOUT while the ticker
--- keeps running.  Returns op's results.
+-- keeps running (twice at least: a loaded machine may give it few
+-- turns in 0.1 s, but one that blocked would give it none after the
+-- first).  Returns op's results.
 local function check_timeout(op)
   local tk = support.ticker()
   local res, took
@@ -27,7 +29,7 @@ local function check_timeout(op)
   assert.is_true(run())
   assert.same({ nil, "timeout", E.ETIMEDOUT }, { res[1], res[2], res[3] })
   assert.is_true(took >= 0.099 and took < 1, "took " .. took)
-  assert.is_true(tk.n >= 5, "the other task ran " .. tk.n .. " times")
+  assert.is_true(tk.n >= 2, "the other task ran " .. tk.n .. " times")
   return res
 end
 
@@ -235,7 +237,7 @@ describe("in a task, each operation yields and honours the socket's timeout", fu
     assert.is_true(run())
     assert.same({ {}, {} }, { r, w })
     assert.is_true(socket.gettime() - t0 >= 0.099)
-    assert.is_true(tk.n >= 5)
+    assert.is_true(tk.n >= 2, "the ticker ran " .. tk.n .. " times")
     a:close(); b:close()
   end)
 
