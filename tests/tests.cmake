@@ -79,6 +79,9 @@ endif()
 # session, about half a CPU second each: on a loaded machine (two cores,
 # a dozen busy processes) they need more than a spec's 120 s.
 set_tests_properties(repl_spec repl_tasks_spec PROPERTIES TIMEOUT 300)
+# host_spec starts one or two child programs (luasock, lua5.4) for each
+# of its forty cases: under ASan on such a machine that takes over 120 s.
+set_tests_properties(host_spec PROPERTIES TIMEOUT 300)
 
 # A fresh build with -DBUILD_TESTING=OFF where busted cannot be found.  It
 # checks the build files, not the code, so the sanitizer pass skips it.
