@@ -111,10 +111,18 @@ static void push_kindmeta(lua_State *L, int family, int type, int proto) {
   lua_remove(L, -2);
 }
 
+/* The readiness hint's start (core/wait.h): on for TCP streams only, the
+** one kind whose short read proves it drained. */
+static unsigned char hint_for(int family, int type, int proto) {
+  int inet = family == AF_INET || family == AF_INET6;
+  return inet && type == SOCK_STREAM && (proto == 0 || proto == IPPROTO_TCP) ? HINT_TCP : 0;
+}
+
 LSocket *sock_push(lua_State *L, int family, int type, int proto) {
   LSocket *s = (LSocket *)lua_newuserdatauv(L, sizeof(LSocket), 0);
   memset(s, 0, sizeof *s);
   s->w.fd = -1;
+  s->w.hint = hint_for(family, type, proto);
   s->family = family;
   s->type = type;
   s->proto = proto;
@@ -241,13 +249,15 @@ static int opt_int(lua_State *L, int idx, int def) {
 ** (which also checks fd is a socket).  The fd is made non-blocking. */
 static int socket_wrap(lua_State *L, int fd, int dup) {
   static const int opts[3] = { SO_DOMAIN, SO_TYPE, SO_PROTOCOL };
-  int v[3];
+  int v[3], kernel[3];
   for (int i = 0; i < 3; i++) {
     socklen_t len = sizeof v[i];
     if (getsockopt(fd, SOL_SOCKET, opts[i], &v[i], &len) < 0) return err_push(L, errno);
+    kernel[i] = v[i];
     if (!lua_isnoneornil(L, i + 1)) v[i] = check_int(L, i + 1);
   }
   LSocket *s = sock_push(L, v[0], v[1], v[2]);
+  s->w.hint = hint_for(kernel[0], kernel[1], kernel[2]);   /* what it is, not what we are told */
   if (dup && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) return err_push(L, errno);
   int fl = fcntl(fd, F_GETFL);   /* waiting is ours: the fd must not block */
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {

@@ -264,12 +264,14 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from)
     n = recvfrom(s->w.fd, buf, size, flags, from ? (struct sockaddr *)&ss : NULL,
                  from ? &len : NULL);   /* no address to copy out for recv */
     if (n < 0) return errno;
+    if (flags == 0) wait_readgot(&s->w, (size_t)n, size);
     lua_pushlstring(L, buf, (size_t)n > size ? size : (size_t)n);
   } else {
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, size);
     n = recvfrom(s->w.fd, p, size, flags, (struct sockaddr *)&ss, &len);
     err = n < 0 ? errno : 0;
+    if (flags == 0 && n > 0) wait_readgot(&s->w, (size_t)n, size);
     luaL_pushresultsize(&b, n < 0 ? 0 : (size_t)n > size ? size : (size_t)n);
     if (err != 0) {
       lua_pop(L, 1);
@@ -280,11 +282,15 @@ static int recv_once(lua_State *L, LSocket *s, size_t size, int flags, int from)
   return 0;
 }
 
+/* A plain recv on a socket its last recv found drained parks before it
+** tries (the readiness hint, wait.h). */
 static int recv_try(lua_State *L, Op *op) {
+  if (op->flags == 0 && wait_skipread(L, op)) return EAGAIN;
   return recv_once(L, sock_ofop(op), op->size, op->flags, 0);
 }
 
 static int recvfrom_try(lua_State *L, Op *op) {
+  if (op->flags == 0 && wait_skipread(L, op)) return EAGAIN;
   return recv_once(L, sock_ofop(op), op->size, op->flags, 1);
 }
 

@@ -117,6 +117,7 @@ int stream_fill(lua_State *L, LStream *st) {
   }
   ssize_t n = recv(s->w.fd, st->rbuf + st->rend, want, 0);
   if (n < 0) return errno;
+  wait_readgot(&s->w, (size_t)n, want);
   if (n == 0) st->eof = 1;
   st->rend += (size_t)n;
   return 0;

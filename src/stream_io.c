@@ -264,13 +264,14 @@ static int read_formats(lua_State *L, LStream *st, const Op *op) {
   return lua_gettop(L) - top;
 }
 
-/* Input is missing: receive some (0: try the formats again), or say
+/* Input is missing: receive some (0: try the formats again), unless the
+** socket is known to be drained, or say
 ** what to wait for.  Pending output goes first, as the peer may be
 ** waiting for it, unless a task already waits to write (it will send it;
 ** two waiters on one direction are refused); a failure to send it is left
 ** for the next write or flush to report. */
-static int read_more(lua_State *L, LStream *st) {
-  int err = stream_fill(L, st);
+static int read_more(lua_State *L, LStream *st, const Op *op) {
+  int err = wait_skipread(L, op) ? EAGAIN : stream_fill(L, st);   /* the hint, wait.h */
   if (err != EAGAIN) return err;
   if (st->wstart < st->wlen) {
     err = stream_sendbuf(L, st);
@@ -305,7 +306,7 @@ static int read_try(lua_State *L, Op *op) {
       if ((op->flags & READ_ITER) && lua_isnil(L, -n)) lua_pop(L, n);
       return 0;
     }
-    int err = n == TRY_TOOLONG ? LSOCK_ETOOLONG : read_more(L, st);
+    int err = n == TRY_TOOLONG ? LSOCK_ETOOLONG : read_more(L, st, op);
     if (err) return err;
   }
 }

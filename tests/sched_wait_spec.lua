@@ -323,7 +323,7 @@ describe("a recv in a task after a short read", function()
   -- Story: the last data and the end of stream came in one event; recv
   -- returned the data (a short read, which the readiness hint took for a
   -- drained socket) and the next recv waited for an event that never
-  -- came, instead of returning "".  Every recv now tries first
+  -- came, instead of returning "".  A hang-up now ends the hint for good
   -- (shortread_spec has the other short reads).
   local function last_words(a, b)
     local got = {}

@@ -13,8 +13,10 @@
 ** freed under us), then the ready tasks are resumed in order.
 **
 ** Each descriptor is registered once, edge-triggered for both directions,
-** and never re-armed: callers always try their syscall before parking, so
-** an edge that comes while nobody waits can be dropped.
+** and never re-armed: callers always try their syscall before parking
+** (or know from the readiness hint that it would fail, a hint that any
+** event for the descriptor ends), so an edge that comes while nobody
+** waits can be dropped.
 **
 ** Left out: a task waits on one thing at a time (select builds its own
 ** epoll fd and waits on that).
@@ -40,8 +42,9 @@ static const char loop_key = 0;   /* registry key of the Loop userdata */
 
 /* ---- the poller: the only part that knows about epoll --------------- */
 
-/* What an event says: ready to read, to write. */
-enum { READY_R = 1 << WAIT_READ, READY_W = 1 << WAIT_WRITE };
+/* What an event says: ready to read, to write; urgent data or a hang-up
+** (READY_NOHINT: from now on a short read proves nothing). */
+enum { READY_R = 1 << WAIT_READ, READY_W = 1 << WAIT_WRITE, READY_NOHINT = 4 };
 
 static int poller_init(Poller *p) {
   p->fd = epoll_create1(EPOLL_CLOEXEC);
@@ -49,10 +52,11 @@ static int poller_init(Poller *p) {
 }
 
 /* Register w for good: both directions, edge-triggered, so that it never
-** needs re-arming; EPOLLRDHUP wakes a reader when the peer shuts down. */
+** needs re-arming; EPOLLRDHUP wakes a reader when the peer shuts down,
+** EPOLLPRI when TCP urgent data comes (both end the readiness hint). */
 static int poller_add(Poller *p, Watch *w) {
   struct epoll_event ev;
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = w;
   return epoll_ctl(p->fd, EPOLL_CTL_ADD, w->fd, &ev) < 0 ? errno : 0;
 }
@@ -73,8 +77,9 @@ static int poller_get(Poller *p, int i, Watch **w) {
   uint32_t e = p->ev[i].events;
   int r = 0;
   *w = (Watch *)p->ev[i].data.ptr;
-  if (e & (EPOLLERR | EPOLLHUP)) return READY_R | READY_W;
+  if (e & (EPOLLERR | EPOLLHUP)) return READY_R | READY_W | READY_NOHINT;
   if (e & (EPOLLIN | EPOLLPRI | EPOLLRDHUP)) r |= READY_R;
+  if (e & (EPOLLPRI | EPOLLRDHUP)) r |= READY_NOHINT;
   if (e & EPOLLOUT) r |= READY_W;
   return r;
 }
@@ -201,6 +206,7 @@ static void watch_wake(Watch *w, int dir) {
 
 void loop_wake(Watch *w) {
   w->woken = 1;   /* an outside wait turning the loop on w returns 0 */
+  w->hint &= (unsigned char)~HINT_DRAINED;   /* its reader tries again */
   if (w->loop == NULL || w->loop->closed) return;   /* no task parked on it */
   watch_wake(w, WAIT_READ);
   watch_wake(w, WAIT_WRITE);
@@ -357,6 +363,8 @@ void loop_pollevents(lua_State *L, Loop *loop, int ms) {
     Watch *w;
     int ready = poller_get(&loop->poller, i, &w);
     if (w == &loop->poolw) { pool_collect(loop->pool, task_threaddone); continue; }
+    if (ready & READY_NOHINT) w->hint = 0;
+    else if (ready & READY_R) w->hint &= (unsigned char)~HINT_DRAINED;
     if (ready & READY_R) watch_wake(w, WAIT_READ);
     if (ready & READY_W) watch_wake(w, WAIT_WRITE);
   }

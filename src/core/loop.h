@@ -34,9 +34,16 @@ typedef struct Watch {
   int fd;               /* -1 once closed */
   unsigned char woken;  /* loop_wake was called: ends an outside wait turning the loop */
   unsigned char nofd;   /* a wait list's stand-in, never a descriptor */
+  unsigned char hint;   /* the readiness hint: HINT_* bits (core/wait.h) */
   Loop *loop;           /* poller it is registered with, or NULL */
   Task *waiter[2];      /* task waiting to read / to write, or NULL */
 } Watch;
+
+/* Watch.hint: HINT_TCP, a short read proves the socket drained (a TCP
+** stream that has shown no urgent data nor hang-up, which the loop clears
+** for good); HINT_DRAINED, its last read came back short and no event
+** for it came since (the loop clears it on each one). */
+enum { HINT_TCP = 1, HINT_DRAINED = 2 };
 
 /*
 ** A FIFO of waiting calls (waitlist.c), for what has no descriptor:

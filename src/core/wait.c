@@ -179,6 +179,11 @@ static int op_waitlist(lua_State *L, Op *op) {
   return lua_yieldk(L, 0, 0, op_k);
 }
 
+int wait_skipread(lua_State *L, const Op *op) {
+  return op->w->hint == (HINT_TCP | HINT_DRAINED) && op->deadline != 0 &&
+         task_to_park(L) != NULL;
+}
+
 int wait_backoff(const Op *op, int err) {
   return op->deadline == 0 ? err : OP_BACKOFF;   /* 0: non-blocking, as timeout or deadline */
 }

@@ -107,6 +107,26 @@ int wait_op(lua_State *L, Op *op);
 ** (EMFILE, ENFILE, ENOBUFS, ENOMEM): OP_BACKOFF, or err itself for a
 ** non-blocking call. */
 int wait_backoff(const Op *op, int err);
+/*
+** The readiness hint saves the read that would only say EAGAIN: a read on
+** a TCP stream that comes back short (fewer bytes than asked, more than
+** none, no flags) found the socket drained, and every byte that comes
+** later brings an edge-triggered event, which clears the hint.  So a try
+** step that reads asks wait_skipread first and, when it says so, returns
+** EAGAIN without the syscall: the task parks and the event wakes it.
+** Only where the kernel guarantees it: a short read stops before TCP
+** urgent data and at an SCM_RIGHTS boundary on AF_UNIX with bytes still
+** queued, so sockets other than TCP never get HINT_TCP and the loop
+** clears it for good on urgent data or a hang-up (data and the end of
+** stream in one event: no other follows).  Outside a task, or
+** non-blocking, the events are not read meanwhile: always try there.
+*/
+int wait_skipread(lua_State *L, const Op *op);
+/* A read on w returned got of the asked bytes: mark w drained when that
+** is short on a TCP stream. */
+static inline void wait_readgot(Watch *w, size_t got, size_t asked) {
+  if (got > 0 && got < asked && (w->hint & HINT_TCP)) w->hint |= HINT_DRAINED;
+}
 /* The usual push step: the try's results, or err_push(err). */
 int wait_pushresults(lua_State *L, Op *op, int err, int nres);
 /* Push the Lua value anchor i (0 or 1) of op: from its stack index before

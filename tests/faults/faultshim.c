@@ -12,7 +12,10 @@
 **           the socket's epoll registrations are re-armed (EPOLL_CTL_MOD)
 **           so that an edge-triggered poller hears of the readiness again,
 **           as after data that arrived just after the EAGAIN
-**   shortr  a read of fewer bytes than asked (stream sockets only)
+**   shortr  a read of fewer bytes than asked (stream sockets only); the
+**           socket's epoll registrations are re-armed after it, as the
+**           kernel's own short reads leave nothing queued without an
+**           event to come (luasock's readiness hint counts on that)
 **   shortw  a write of fewer bytes than given (stream sockets only)
 **   aborted ECONNABORTED from accept* (the connection stays queued)
 **   emfile  EMFILE from accept* (the connection stays queued)
@@ -158,18 +161,29 @@ static size_t maybe_short(int fd, size_t len, int kind) {
   return len;
 }
 
+/* After a read that asked for cut of the asked bytes: when the cut was
+** injected, have epoll report what is still queued. */
+static ssize_t after_read(int fd, size_t asked, size_t cut, ssize_t n) {
+  if (cut < asked) {
+    int e = errno;
+    rearm(fd);
+    errno = e;
+  }
+  return n;
+}
+
 ssize_t recv(int fd, void *buf, size_t len, int flags) {
   REAL(recv);
   if (!(flags & MSG_PEEK) && transfer_fault(fd, flags)) return -1;
-  if (!(flags & MSG_PEEK)) len = maybe_short(fd, len, F_SHORTR);
-  return real_recv(fd, buf, len, flags);
+  size_t cut = flags & MSG_PEEK ? len : maybe_short(fd, len, F_SHORTR);
+  return after_read(fd, len, cut, real_recv(fd, buf, cut, flags));
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *alen) {
   REAL(recvfrom);
   if (!(flags & MSG_PEEK) && transfer_fault(fd, flags)) return -1;
-  if (!(flags & MSG_PEEK)) len = maybe_short(fd, len, F_SHORTR);
-  return real_recvfrom(fd, buf, len, flags, addr, alen);
+  size_t cut = flags & MSG_PEEK ? len : maybe_short(fd, len, F_SHORTR);
+  return after_read(fd, len, cut, real_recvfrom(fd, buf, cut, flags, addr, alen));
 }
 
 ssize_t recvmsg(int fd, struct msghdr *m, int flags) {
@@ -177,12 +191,11 @@ ssize_t recvmsg(int fd, struct msghdr *m, int flags) {
   if (!(flags & MSG_PEEK) && transfer_fault(fd, flags)) return -1;
   if ((flags & MSG_PEEK) || m->msg_iovlen != 1) return real_recvmsg(fd, m, flags);
   struct iovec saved = m->msg_iov[0];
-  m->msg_iov[0].iov_len = maybe_short(fd, saved.iov_len, F_SHORTR);
+  size_t cut = maybe_short(fd, saved.iov_len, F_SHORTR);
+  m->msg_iov[0].iov_len = cut;
   ssize_t n = real_recvmsg(fd, m, flags);
-  int e = errno;
   m->msg_iov[0] = saved;
-  errno = e;
-  return n;
+  return after_read(fd, saved.iov_len, cut, n);
 }
 
 ssize_t send(int fd, const void *buf, size_t len, int flags) {
