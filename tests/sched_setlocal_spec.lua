@@ -164,4 +164,38 @@ case("sleep", function() local t = 0.01; return socket.sleep(t) end, noop)
       "0 getnameinfo\t127.0.0.1\t80", "0 connect\ttrue", "0 sleep\ttrue",
     }, out)
   end)
+
+  it("a second wait on the same socket keeps it alive without anchoring it again", function()
+    -- A task that waits on the socket its last wait anchored (a server's
+    -- recv after recv) does not anchor it again: the Task still holds it.
+    -- Here nothing else holds the socket: the second recv waits, the
+    -- caller's locals are junked and garbage is collected twice; the
+    -- socket must still be there and the recv get its data (a socket
+    -- collected under the wait would close it: nil, "closed").
+    local out = scenario([[
+local a, b = socket.socketpair(); a:settimeout(2); b:settimeout(2)
+local weak = setmetatable({a}, {__mode = "v"})
+a = nil
+local co
+socket.spawn(function()
+  co = coroutine.running()
+  local s = weak[1]
+  local first = s:recv(10)
+  io.write(first, " ")
+  local second = s:recv(10)
+  print(second)
+end)
+socket.spawn(function()
+  b:send("one")
+  socket.sleep(0)   -- the first recv returns, the second waits
+  local i = 1
+  while debug.getlocal(co, 1, i) do debug.setlocal(co, 1, i, 42); i = i + 1 end
+  collectgarbage(); collectgarbage()
+  io.write(tostring(weak[1] ~= nil), " ")
+  b:send("two")
+end)
+assert(socket.run())
+]], 1)
+    assert.same({ "one true two" }, out)
+  end)
 end)

@@ -334,6 +334,7 @@ static void task_dropjob(lua_State *L, Task *t) {
 
 /* The Task is its registry reference's value until it is let go. */
 void task_anchor(lua_State *L, Task *t, int a0, int a1) {
+  t->op.selfanchor = 0;   /* op_save says again what they are */
   luaL_checkstack(L, 4, "no room to wait");
   task_dropjob(L, t);
   task_pushself(L, t);

@@ -72,6 +72,7 @@ void wait_opinit(Op *op, OpTry try, OpPush push, Watch *w, int dir, double timeo
   op->saved = 0;
   op->backoff = 0;
   op->onlist = op->pending = 0;
+  op->selfanchor = 0;
   op->anchor[0] = op->anchor[1] = 0;
 }
 
@@ -101,15 +102,28 @@ static int op_outcome(Task *t) {
   return loop_outcome(t);
 }
 
+/* Whether op's only anchor is the userdata its Watch lives in (a socket
+** call's: the socket). */
+static int anchors_self(lua_State *L, const Op *op) {
+  return op->w != NULL && op->anchor[1] == 0 && op->anchor[0] != 0 &&
+         lua_touserdata(L, op->anchor[0]) == (void *)op->w;
+}
+
 /* The call yields: copy op into the Task (unless it is that copy already,
 ** waiting again), anchor the Lua values its pointers live in, and empty
-** the call's stack, so that no script can reach or change its state. */
+** the call's stack, so that no script can reach or change its state.
+** A task that waits on the same socket again (a server's recv after
+** recv) has it anchored already: the anchor kept it alive, so no other
+** object can be at its address. */
 static void op_save(lua_State *L, Task *t, Op *op) {
   if (!op->saved) {
     Op *keep = task_op(t);
-    task_anchor(L, t, op->anchor[0], op->anchor[1]);
+    int self = anchors_self(L, op);
+    if (!(self && keep->selfanchor && keep->w == op->w))
+      task_anchor(L, t, op->anchor[0], op->anchor[1]);
     *keep = *op;
     keep->saved = 1;
+    keep->selfanchor = (unsigned char)self;
   }
   lua_settop(L, 0);
 }
@@ -250,7 +264,7 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
     op->backoff = 0;
     err = backoff_end(op, err);
   }
-  lua_settop(L, 0);
+  if (lua_gettop(L) != 0) lua_settop(L, 0);   /* the loop resumes with none */
   if (err == 0 && op->try != NULL && !op->onlist) return wait_op(L, op);
   return op->push(L, op, err, 0);   /* an error, a hand-off, or a helper thread's job is done */
 }

@@ -82,6 +82,8 @@ struct Op {
   unsigned char backoff : 1;  /* its wait is a backoff: the timer means "try again" */
   unsigned char onlist : 1;   /* waits in list (OP_WANTLIST), on no Watch */
   unsigned char pending : 1;  /* parked in list: a waker may hand it something */
+  unsigned char selfanchor : 1;  /* the Task's copy: its anchors are the userdata
+                                    w points to and nothing (op_save) */
   unsigned char anchor[2];    /* stack indices of the Lua values the pointers
                                  live in (0: none), anchored when it yields */
 };
