@@ -56,4 +56,6 @@ socket.spawn(function()
     if conn then socket.spawn(serve, conn) end
   end
 end)
-socket.run{workers = workers}
+-- Plain run() when one process is asked for, so that older builds (run.sh
+-- --compare) run the same script.
+if workers == 1 then socket.run() else socket.run{workers = workers} end
