@@ -89,6 +89,34 @@ static void poller_close(Poller *p) {
   p->fd = -1;
 }
 
+/* ---- starting: the poller and the pool, at the first wait ---------- */
+
+/* Make the poller and the pool, with the pool's eventfd registered (it
+** also ends an epoll_wait on Ctrl-C: loop_wakeup), unless they exist.
+** Only a wait that needs them calls this, so that a script that never
+** waits opens no descriptor.  0 or an errno, with nothing left half made. */
+static int loop_start(Loop *loop) {
+  if (loop->poller.fd >= 0) return 0;
+  int err = poller_init(&loop->poller);
+  if (err) return err;
+  Pool *pool = pool_new();
+  if (pool == NULL) err = errno;
+  else {
+    loop->poolw.fd = pool_fd(pool);
+    err = poller_add(&loop->poller, &loop->poolw);
+  }
+  if (err) {
+    pool_free(pool);
+    loop->poolw.fd = -1;
+    poller_close(&loop->poller);
+    return err;
+  }
+  loop->pool = pool;
+  loop->poolw.loop = loop;
+  loop->wakefd = loop->poolw.fd;
+  return 0;
+}
+
 /* ---- run queue: a ring that never grows while the loop runs --------- */
 
 /* Make room for one more task in the run queue and in the heap; called by
@@ -229,7 +257,8 @@ int loop_park(Task *t, Watch *w, int dir, double deadline) {
   task_detach(t);   /* only if the user resumed a parked task himself */
   if (w != NULL) {
     if (w->loop == NULL) {
-      int err = poller_add(&loop->poller, w);
+      int err = loop_start(loop);
+      if (!err) err = poller_add(&loop->poller, w);
       if (err) return err;
       w->loop = loop;
     }
@@ -336,9 +365,10 @@ int loop_parkthread(Task *t, void (*work)(void *), void *arg, double deadline) {
     loop_ready(t, LSOCK_ECANCELLED);
     return 0;
   }
-  if (t->loop->pool == NULL) return ENOMEM;   /* inline, then */
   if (t->injob) return EBUSY;   /* a job whose wait timed out still runs for t */
-  int err = pool_submit(t->loop->pool, t, work, arg);
+  int err = loop_start(t->loop);
+  if (err) return err;   /* inline, then */
+  err = pool_submit(t->loop->pool, t, work, arg);
   if (err) return err;
   t->injob = 1;
   task_detach(t);
@@ -353,6 +383,9 @@ int loop_parkthread(Task *t, void (*work)(void *), void *arg, double deadline) {
 
 /* Wait up to ms for events and mark their tasks ready. */
 void loop_pollevents(lua_State *L, Loop *loop, int ms) {
+  if (ms == 0 && loop->poller.fd < 0) return;   /* nothing registered: no event */
+  int err = loop_start(loop);
+  if (err) luaL_error(L, "cannot start the socket loop: %s", strerror(err));
   int n = poller_wait(&loop->poller, ms);
   if (n < 0) {
     if (errno != EINTR) luaL_error(L, "epoll_wait: %s", strerror(errno));
@@ -426,22 +459,14 @@ static int loop_gc(lua_State *L) {
   return 0;
 }
 
-/* The poller, and the pool with its eventfd registered; 0 or an errno. */
-static int loop_init(Loop *loop) {
+/* The record alone: no descriptor and no thread yet (loop_start). */
+static void loop_init(Loop *loop) {
+  memset(loop, 0, sizeof *loop);
+  loop->poller.fd = loop->poolw.fd = loop->wakefd = -1;   /* nothing to close yet */
   loop->listeners.prev = loop->listeners.next = &loop->listeners;
   loop->outside.loop = loop;
   loop->outside.state = T_DONE;
   loop->outside.heapidx = -1;
-  int err = poller_init(&loop->poller);
-  if (err) return err;
-  loop->pool = pool_new();
-  if (loop->pool == NULL) return errno;
-  loop->poolw.fd = pool_fd(loop->pool);
-  err = poller_add(&loop->poller, &loop->poolw);
-  if (err) return err;
-  loop->poolw.loop = loop;
-  loop->wakefd = loop->poolw.fd;
-  return 0;
 }
 
 /* Create the one Loop of this state (again: keep the first) as a userdata
@@ -454,19 +479,13 @@ void loop_open(lua_State *L) {
   }
   lua_pop(L, 1);
   Loop *loop = (Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
-  memset(loop, 0, sizeof *loop);
-  loop->poller.fd = loop->poolw.fd = loop->wakefd = -1;   /* nothing to close yet */
+  loop_init(loop);
   if (luaL_newmetatable(L, LOOP_META)) {
     lua_pushcfunction(L, loop_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);   /* first: an allocation failing later leaks nothing */
   task_open(L);
-  int err = loop_init(loop);
-  if (err) {
-    loop_close(loop);
-    luaL_error(L, "cannot create the socket loop: %s", strerror(err));
-  }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   loop_setcurrent(lua_tothread(L, -1), &loop->outside);   /* new threads copy it */

@@ -510,6 +510,7 @@ static int turn_core(lua_State *L) {
     run_ready(L, loop);
     if ((res = turn_check(w)) != EAGAIN || loop->ntasks == 0) break;
     p[0].fd = w != NULL ? w->fd : -1;
+    p[1].fd = loop->poller.fd;   /* a task may have started the loop */
     res = turn_poll(L, loop, p, deadline);
     loop_expire(loop);
     if (res == LSOCK_ETIMEOUT) res = turn_last(L, loop, w, p);

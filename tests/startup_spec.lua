@@ -1,0 +1,61 @@
+-- startup_spec: nothing is started before it is needed.
+--
+-- Loading the module made the epoll descriptor and the helper threads'
+-- eventfd at once, so every script paid for a loop even if it never
+-- waited (`luasock -e "require'socket'"` ran epoll_create1, eventfd2 and
+-- epoll_ctl).  Now the loop's descriptors come with the first wait that
+-- needs them: a script that never waits opens none.
+local support = require "tests.support"
+
+-- A script run in a fresh luasock, which prints the kinds of anonymous
+-- descriptors (eventpoll, eventfd) the process holds at each mark().
+local function marks(body)
+  local prologue = [[
+    local function mark(what)
+      local p = assert(io.popen("readlink /proc/$PPID/fd/* 2>/dev/null"))
+      local kinds = {}
+      for line in p:lines() do
+        local kind = line:match("^anon_inode:%[?(%a+)")
+        if kind then kinds[#kinds + 1] = kind end
+      end
+      p:close()
+      table.sort(kinds)
+      print(what .. ": " .. table.concat(kinds, " "))
+    end
+  ]]
+  local r = support.run({ support.LUASOCK, "-e", prologue .. body })
+  assert.are.equal(0, r.code, r.err)
+  return r.out
+end
+
+describe("startup", function()
+  it("opens no loop descriptor until a call waits", function()
+    local out = marks([[
+      local socket = require "socket"
+      mark("loaded")
+      local a, b = socket.socketpair()
+      a:sendall("ping")
+      assert(b:recv(4) == "ping")   -- served at once: no wait
+      socket.run(function() socket.spawn(function() return 1 end) end)
+      mark("no wait")
+      socket.run(function() socket.sleep(0.01) end)
+      mark("waited")
+    ]])
+    assert.are.equal("loaded: \nno wait: \nwaited: eventfd eventpoll\n", out)
+  end)
+
+  it("starts the loop for a task parked on a socket, and the outside wait sees it", function()
+    local out = marks([[
+      local socket = require "socket"
+      local a, b = socket.socketpair()
+      local reader = socket.spawn(function() return a:recv(4) end)
+      -- The outside wait turns the tasks: the reader parks (starting the
+      -- loop) before the data is sent, and must be woken through it.
+      local writer = socket.spawn(function() socket.sleep(0.01); b:sendall("pong") end)
+      assert(select(2, reader:join(5)) == "pong")
+      assert(writer:join(5))
+      mark("after")
+    ]])
+    assert.are.equal("after: eventfd eventpoll\n", out)
+  end)
+end)
