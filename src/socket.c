@@ -605,12 +605,68 @@ static void create_meta(lua_State *L) {
 }
 
 /* Run the bundled module name, a chunk that returns function(socket),
-** on the module table on top. */
-static void add_luafuncs(lua_State *L, const char *name) {
+** on the module table at idx. */
+static void add_luafuncs(lua_State *L, int idx, const char *name) {
   lib_loadmodule(L, name);
   lua_call(L, 0, 1);
-  lua_pushvalue(L, -2);
+  lua_pushvalue(L, idx);
   lua_call(L, 1, 0);
+}
+
+/* Protected, with the module table as upvalue 1: the Lua functions. */
+static int add_luamodules(lua_State *L) {
+  add_luafuncs(L, lua_upvalueindex(1), "luasock.create");
+  add_luafuncs(L, lua_upvalueindex(1), "luasock.group");
+  return 0;
+}
+
+/* The module's functions written in Lua (lua/luasock/) are compiled when
+** a script first looks for a key the table lacks, or walks it with pairs:
+** a script that uses only the C functions never pays for them.  The
+** metatable that does it goes first, so that the chunks see the plain
+** table, and comes back if one fails (out of memory), to try again. */
+static void add_lazyfuncs(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return;   /* done already */
+  lua_pushnil(L);
+  lua_setmetatable(L, idx);
+  lua_pushvalue(L, idx);
+  lua_pushcclosure(L, add_luamodules, 1);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    lua_pushvalue(L, -2);
+    lua_setmetatable(L, idx);
+    lua_error(L);
+  }
+  lua_pop(L, 1);
+}
+
+/* __index of the module table while its Lua functions wait. */
+static int module_index(lua_State *L) {
+  add_lazyfuncs(L, 1);
+  lua_settop(L, 2);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+/* __pairs of the same: the whole table, as next walks it. */
+static int module_next(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+static int module_pairs(lua_State *L) {
+  add_lazyfuncs(L, 1);
+  lua_pushcfunction(L, module_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+static void set_lazymeta(lua_State *L) {
+  static const luaL_Reg meta[] = {{"__index", module_index}, {"__pairs", module_pairs}, {NULL, NULL}};
+  luaL_newlib(L, meta);
+  lua_setmetatable(L, -2);
 }
 
 /* Registry key of the module's table: opening the module again (require
@@ -653,9 +709,7 @@ int luaopen_socket(lua_State *L) {
   set_constants(L);
   err_pusherrnotable(L);
   lua_setfield(L, -2, "errno");
-  /* Functions written in Lua (lua/luasock/) add themselves. */
-  add_luafuncs(L, "luasock.create");
-  add_luafuncs(L, "luasock.group");
+  set_lazymeta(L);   /* functions written in Lua add themselves when needed */
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
   preload_ssl(L);

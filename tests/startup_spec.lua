@@ -5,6 +5,12 @@
 -- waited (`luasock -e "require'socket'"` ran epoll_create1, eventfd2 and
 -- epoll_ctl).  Now the loop's descriptors come with the first wait that
 -- needs them: a script that never waits opens none.
+--
+-- The module's functions written in Lua (lua/luasock/*.lua, compiled into
+-- the binary) were compiled at every require, 60% of the instructions
+-- `luasock -e "require'socket'"` spent in luaopen_socket.  Now they are
+-- compiled when a script first looks up a key the table lacks, or walks
+-- it with pairs.
 local support = require "tests.support"
 
 -- A script run in a fresh luasock, which prints the kinds of anonymous
@@ -57,5 +63,34 @@ describe("startup", function()
       mark("after")
     ]])
     assert.are.equal("after: eventfd eventpoll\n", out)
+  end)
+
+  it("compiles the module's Lua functions at the first lookup they answer", function()
+    local r = support.run({ support.LUASOCK, "-e", [[
+      local socket = require "socket"
+      print(rawget(socket, "create_server"), rawget(socket, "group"))
+      print(type(socket.create_server), type(rawget(socket, "group")), getmetatable(socket))
+    ]] })
+    assert.are.equal("nil\tnil\nfunction\tfunction\tnil\n", r.out, r.err)
+  end)
+
+  it("lists the module's Lua functions in pairs before any lookup", function()
+    local r = support.run({ support.LUASOCK, "-e", [[
+      local socket = require "socket"
+      local names = {}
+      for k in pairs(socket) do names[k] = true end
+      print(names.create_connection, names.create_server, names.group, names.socket)
+    ]] })
+    assert.are.equal("true\ttrue\ttrue\ttrue\n", r.out, r.err)
+  end)
+
+  it("gives the same functions to every require", function()
+    local socket = require "socket"
+    local create_server = socket.create_server
+    package.loaded.socket = nil
+    local again = require "socket"
+    package.loaded.socket = socket
+    assert.are.equal(socket, again)
+    assert.are.equal(create_server, again.create_server)
   end)
 end)

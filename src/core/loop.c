@@ -22,6 +22,7 @@
 ** epoll fd and waits on that).
 */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,10 +384,15 @@ int loop_parkthread(Task *t, void (*work)(void *), void *arg, double deadline) {
 
 /* Wait up to ms for events and mark their tasks ready. */
 void loop_pollevents(lua_State *L, Loop *loop, int ms) {
-  if (ms == 0 && loop->poller.fd < 0) return;   /* nothing registered: no event */
-  int err = loop_start(loop);
-  if (err) luaL_error(L, "cannot start the socket loop: %s", strerror(err));
-  int n = poller_wait(&loop->poller, ms);
+  int n;
+  if (loop->poller.fd < 0 && (ms == 0 || loop_start(loop) != 0)) {
+    /* No descriptor is registered and no job is out: only a timer can end
+    ** the wait (out of descriptors, it sleeps; later waits start the loop). */
+    n = ms == 0 ? 0 : poll(NULL, 0, ms);
+    if (n < 0 && errno == EINTR) interrupt_check(L);
+    return;
+  }
+  n = poller_wait(&loop->poller, ms);
   if (n < 0) {
     if (errno != EINTR) luaL_error(L, "epoll_wait: %s", strerror(errno));
     interrupt_check(L);   /* Ctrl-C raises; another signal: no events */
