@@ -18,8 +18,7 @@
 #ifndef TLS_H
 #define TLS_H
 
-#include <openssl/ssl.h>
-
+#include "tls_lib.h"   /* OpenSSL, as pointers loaded at first use */
 #include "socket.h"
 
 #define LSOCK_TLSCONTEXT "luasock.ssl.context"

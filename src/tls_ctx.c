@@ -497,6 +497,7 @@ static const luaL_Reg tls_funcs[] = {
 ** copy its metatable.  The parts in Lua (lua/luasock/ssl.lua) get the
 ** module, both method tables and the plain socket methods. */
 int luaopen_socket_ssl(lua_State *L) {
+  tls_load(L);   /* before any OpenSSL call */
   luaopen_socket(L);   /* not package.loaded.socket: LuaSocket's in lua5.4 */
   stream_track(L);                     /* STARTTLS finds a socket's streams */
   lib_loadmodule(L, "luasock.ssl");  /* the chunk returns a function */

@@ -94,9 +94,8 @@ static void poller_close(Poller *p) {
 
 /* Make the poller and the pool, with the pool's eventfd registered (it
 ** also ends an epoll_wait on Ctrl-C: loop_wakeup), unless they exist.
-** Only a wait that needs them calls this, so that a script that never
-** waits opens no descriptor.  0 or an errno, with nothing left half made. */
-static int loop_start(Loop *loop) {
+** 0 or an errno, with nothing left half made. */
+int loop_start(Loop *loop) {
   if (loop->poller.fd >= 0) return 0;
   int err = poller_init(&loop->poller);
   if (err) return err;

@@ -82,6 +82,10 @@ struct Loop {
 };
 
 /* ---- loop.c: the scheduler core, for task.c ------------------------ */
+/* Make the poller and the helper threads' eventfd unless they exist: at
+** the first spawn or the first wait that needs them, so that a script
+** without tasks or waits opens no descriptor.  0 or an errno. */
+int loop_start(Loop *loop);
 /* Make room for one more task in the run queue and the heap (raises). */
 void loop_reserve(lua_State *L, Loop *loop);
 void loop_runqpush(Loop *loop, Task *t);   /* queue t (at most once) */

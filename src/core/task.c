@@ -74,6 +74,10 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   int n = lua_gettop(L) - first + 1;   /* the function and its arguments */
   luaL_checktype(L, first, LUA_TFUNCTION);
   loop_reserve(L, loop);
+  /* Tasks wait: start the loop while descriptors remain (a server's
+  ** listener must not find them gone at its first wait).  If it cannot,
+  ** the first wait tries again. */
+  (void)loop_start(loop);
   lua_State *co = lua_newthread(L);
   if (!lua_checkstack(co, n + 1)) luaL_error(L, "too many arguments to spawn");
   Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1 + TASK_ANCHORS);

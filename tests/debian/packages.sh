@@ -35,6 +35,13 @@ done
 lintian --fail-on error "$tmp"/luasock_*.changes >"$tmp/lintian.log" 2>&1 ||
   { cat "$tmp/lintian.log" >&2; fail "lintian reports errors"; }
 
+# OpenSSL is loaded with dlopen (src/tls_lib.c): dpkg-shlibdeps cannot see
+# it, so the packages with the TLS code must name it.
+for p in luasock libluasock0 lua-luasock; do
+  dpkg-deb -f "$tmp/${p}_"*.deb Depends | grep -q 'libssl3' ||
+    fail "package $p does not depend on libssl3"
+done
+
 root="$tmp/root"
 for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$root"; done
 arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
