@@ -613,16 +613,21 @@ static void add_luafuncs(lua_State *L, int idx, const char *name) {
   lua_call(L, 1, 0);
 }
 
-/* Protected, with the module table as upvalue 1: the Lua functions. */
+/* Protected, with the module table as upvalue 1: the parts made at first
+** use, the errno table (which the Lua functions use) and the Lua
+** functions. */
 static int add_luamodules(lua_State *L) {
+  err_pusherrnotable(L);
+  lua_setfield(L, lua_upvalueindex(1), "errno");
   add_luafuncs(L, lua_upvalueindex(1), "luasock.create");
   add_luafuncs(L, lua_upvalueindex(1), "luasock.group");
   return 0;
 }
 
-/* The module's functions written in Lua (lua/luasock/) are compiled when
-** a script first looks for a key the table lacks, or walks it with pairs:
-** a script that uses only the C functions never pays for them.  The
+/* The module's functions written in Lua (lua/luasock/) are compiled, and
+** its errno table is made, when a script first looks for a key the table
+** lacks, or walks it with pairs: a script that uses only the C functions
+** and the constants never pays for them.  The
 ** metatable that does it goes first, so that the chunks see the plain
 ** table, and comes back if one fails (out of memory), to try again. */
 static void add_lazyfuncs(lua_State *L, int idx) {
@@ -690,7 +695,8 @@ int luaopen_socket(lua_State *L) {
   create_meta(L);
   stream_open(L);
   loop_open(L);
-  luaL_newlib(L, lsock_funcs);
+  lua_createtable(L, 0, 256);   /* room for every field: no rehash as they come */
+  luaL_setfuncs(L, lsock_funcs, 0);
   luaL_setfuncs(L, addr_funcs, 0);
   luaL_setfuncs(L, resolve_funcs, 0);
   luaL_setfuncs(L, msg_funcs, 0);
@@ -707,8 +713,6 @@ int luaopen_socket(lua_State *L) {
   scope_open(L);
   luaL_setfuncs(L, scope_funcs, 0);
   set_constants(L);
-  err_pusherrnotable(L);
-  lua_setfield(L, -2, "errno");
   set_lazymeta(L);   /* functions written in Lua add themselves when needed */
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
