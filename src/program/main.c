@@ -358,6 +358,7 @@ int main(int argc, char **argv) {
     main_message(argv[0], "cannot create state: not enough memory");
     return EXIT_FAILURE;
   }
+  Arena *arena = alloc_use(L);
   lua_gc(L, LUA_GCSTOP);   /* no collection while the state is built */
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
@@ -366,5 +367,6 @@ int main(int argc, char **argv) {
   int ok = lua_toboolean(L, -1);
   report(L, status);
   lua_close(L);
+  alloc_free(arena);
   return ok && status == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -24,4 +24,11 @@ void repl_run(lua_State *L);          /* read-eval-print until end of input */
 enum { SIGINT_OFF, SIGINT_CHUNK, SIGINT_PROMPT };
 int sigint_catch(lua_State *L, int mode);
 
+/* ---- alloc.c: the program's Lua allocator ---------------------------- */
+typedef struct Arena Arena;
+/* Make L allocate its small blocks from size classes (none under
+** AddressSanitizer); returns what alloc_free releases after lua_close. */
+Arena *alloc_use(lua_State *L);
+void alloc_free(Arena *a);
+
 #endif
