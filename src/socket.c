@@ -613,25 +613,40 @@ static void add_luafuncs(lua_State *L, int idx, const char *name) {
   lua_call(L, 1, 0);
 }
 
-/* Protected, with the module table as upvalue 1: the parts made at first
-** use, the errno table (which the Lua functions use) and the Lua
-** functions. */
-static int add_luamodules(lua_State *L) {
+/* The module's data made at the first lookup the table cannot answer:
+** the constants, has_ipv6 (a syscall) and the errno table.  Again after
+** a failure (out of memory): the fields are set anew. */
+static void add_data(lua_State *L, int idx) {
+  lua_pushliteral(L, "errno");
+  if (lua_rawget(L, idx) != LUA_TNIL) {   /* the last one: all there */
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  set_constants(L);
   err_pusherrnotable(L);
-  lua_setfield(L, lua_upvalueindex(1), "errno");
+  lua_setfield(L, -2, "errno");
+  lua_pop(L, 1);
+}
+
+/* Protected, with the module table as upvalue 1: the Lua functions. */
+static int add_luamodules(lua_State *L) {
   add_luafuncs(L, lua_upvalueindex(1), "luasock.create");
   add_luafuncs(L, lua_upvalueindex(1), "luasock.group");
   return 0;
 }
 
-/* The module's functions written in Lua (lua/luasock/) are compiled, and
-** its errno table is made, when a script first looks for a key the table
-** lacks, or walks it with pairs: a script that uses only the C functions
-** and the constants never pays for them.  The
-** metatable that does it goes first, so that the chunks see the plain
-** table, and comes back if one fails (out of memory), to try again. */
+/* What a script may never use is made at its first use, so that require
+** costs little: the data above at the first lookup the module table
+** cannot answer, the functions written in Lua (lua/luasock/, compiled
+** then) at the first such lookup the data does not answer either, both
+** at the first pairs.  The metatable that does it goes first, so that
+** the chunks see the plain table, and comes back if one fails (out of
+** memory), to try again. */
 static void add_lazyfuncs(lua_State *L, int idx) {
   if (!lua_getmetatable(L, idx)) return;   /* done already */
+  add_data(L, idx);   /* the chunks use the constants and errno */
   lua_pushnil(L);
   lua_setmetatable(L, idx);
   lua_pushvalue(L, idx);
@@ -644,10 +659,14 @@ static void add_lazyfuncs(lua_State *L, int idx) {
   lua_pop(L, 1);
 }
 
-/* __index of the module table while its Lua functions wait. */
+/* __index of the module table while some of it waits. */
 static int module_index(lua_State *L) {
-  add_lazyfuncs(L, 1);
   lua_settop(L, 2);
+  add_data(L, 1);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, 1) != LUA_TNIL) return 1;
+  add_lazyfuncs(L, 1);
+  lua_pushvalue(L, 2);
   lua_rawget(L, 1);
   return 1;
 }
@@ -712,8 +731,7 @@ int luaopen_socket(lua_State *L) {
   luaL_setfuncs(L, signals_funcs, 0);
   scope_open(L);
   luaL_setfuncs(L, scope_funcs, 0);
-  set_constants(L);
-  set_lazymeta(L);   /* functions written in Lua add themselves when needed */
+  set_lazymeta(L);   /* constants, errno and functions written in Lua: when needed */
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
   preload_ssl(L);
