@@ -2,7 +2,8 @@
 # Build the libFuzzer targets with clang (libclang-rt-dev provides the
 # fuzzer runtime) into OUT: the library's sources and the embedded Lua
 # modules of the build dir BUILD, instrumented with ASan and UBSan, and
-# tests/fuzz/fuzz_main.c once per target script (addr, stream, api).
+# tests/fuzz/fuzz_main.c once per target script (addr, stream, api); BUILD
+# also holds the generated tls_renames.h.
 #   tests/fuzz/build.sh BUILD OUT
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,7 +11,7 @@ build=$1 out=$2
 mkdir -p "$out"
 wraps="-Wl,--wrap=getaddrinfo,--wrap=getnameinfo,--wrap=connect,--wrap=sendto,--wrap=sendmsg,--wrap=close"
 flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
-  -D_GNU_SOURCE -std=gnu11 -I$src/src $(pkg-config --cflags lua5.4 openssl)
+  -D_GNU_SOURCE -std=gnu11 -I$src/src -I$build $(pkg-config --cflags lua5.4 openssl)
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED"
 objs=""
 for f in $(find "$src/src" -name "*.c" ! -path "*/program/*" | sort) "$build/lua_modules.c"; do
