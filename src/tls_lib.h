@@ -34,6 +34,7 @@
   X(SSL_CIPHER_get_bits) X(SSL_CIPHER_get_name) X(SSL_CIPHER_get_version) \
   X(SSL_CTX_callback_ctrl) X(SSL_CTX_check_private_key) X(SSL_CTX_ctrl) \
   X(SSL_CTX_free) X(SSL_CTX_get_cert_store) X(SSL_CTX_get_ex_data) \
+  X(SSL_CTX_get_num_tickets) X(SSL_CTX_set_num_tickets) \
   X(SSL_CTX_get_verify_mode) X(SSL_CTX_load_verify_dir) \
   X(SSL_CTX_load_verify_file) X(SSL_CTX_new) X(SSL_CTX_set_alpn_protos) \
   X(SSL_CTX_set_alpn_select_cb) X(SSL_CTX_set_cipher_list) \
