@@ -17,7 +17,10 @@ objs=""
 for f in $(find "$src/src" -name "*.c" ! -path "*/program/*" | sort) "$build/lua_modules.c"; do
   case $(basename "$f") in main.c|repl.c) continue ;; esac
   o="$out/$(basename "$f" .c).o"
-  if [ ! -e "$o" ] || [ "$f" -nt "$o" ]; then clang $flags -c "$f" -o "$o"; fi
+  # Again when the source or the OpenSSL list (the generated renames) changed.
+  if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ "$build/tls_renames.h" -nt "$o" ]; then
+    clang $flags -c "$f" -o "$o"
+  fi
   objs="$objs $o"
 done
 for t in addr stream api; do
