@@ -546,6 +546,7 @@ static void cancel_jobs(lua_State *L) {
 
 int loop_forked(lua_State *L) {
   Loop *loop = loop_get(L);
+  if (loop->poller.fd < 0) return 0;   /* never started: the child starts its own */
   Poller old = loop->poller;
   int err = poller_init(&loop->poller);
   if (err) {
