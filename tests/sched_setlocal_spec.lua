@@ -175,16 +175,15 @@ case("sleep", function() local t = 0.01; return socket.sleep(t) end, noop)
     local out = scenario([[
 local a, b = socket.socketpair(); a:settimeout(2); b:settimeout(2)
 local weak = setmetatable({a}, {__mode = "v"})
-a = nil
 local co
-socket.spawn(function()
+socket.spawn(function(s)   -- an argument: nothing may collect it before the task runs
   co = coroutine.running()
-  local s = weak[1]
   local first = s:recv(10)
   io.write(first, " ")
   local second = s:recv(10)
   print(second)
-end)
+end, a)
+a = nil
 socket.spawn(function()
   b:send("one")
   socket.sleep(0)   -- the first recv returns, the second waits
