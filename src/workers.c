@@ -383,6 +383,10 @@ static int run_workers(lua_State *L, int n) {
     s.w[i].restart_at = -1;
     for (int j = 0; j < 2; j++) s.w[i].relay[j] = (Relay){ -1, j + 1, NULL, 0, 0 };
   }
+  /* An ignored SIGCHLD (inherited across exec) would have the kernel reap
+  ** the workers itself, and waitpid would never see one die. */
+  struct sigaction dfl = { .sa_handler = SIG_DFL }, oldchld;
+  sigaction(SIGCHLD, &dfl, &oldchld);
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD), sigaddset(&set, SIGTERM), sigaddset(&set, SIGINT);
@@ -391,6 +395,7 @@ static int run_workers(lua_State *L, int n) {
   if (s.sigfd < 0) {
     int err = errno;
     pthread_sigmask(SIG_SETMASK, &s.oldmask, NULL);
+    sigaction(SIGCHLD, &oldchld, NULL);
     return luaL_error(L, "socket.run{workers}: signalfd: %s", strerror(err));
   }
   for (int i = 0; i < n; i++) {   /* all at once: a failure is a quick death */
@@ -401,6 +406,7 @@ static int run_workers(lua_State *L, int n) {
   supervise(&s);
   close(s.sigfd);
   pthread_sigmask(SIG_SETMASK, &s.oldmask, NULL);
+  sigaction(SIGCHLD, &oldchld, NULL);
   if (s.why[0] == '\0') {
     lua_pushboolean(L, 1);
     return 1;

@@ -131,6 +131,24 @@ describe("socket.run{workers = N}", function()
     conn1:close(); conn2:close(); conn3:close()
   end)
 
+  -- A SIGCHLD ignored by whoever started luasock stays ignored across
+  -- exec; the kernel then reaped the workers itself, waitpid never saw
+  -- one die, and a killed worker was never restarted.
+  it("restarts a killed worker when it was started with SIGCHLD ignored", function()
+    local path = support.temp_file(SERVER, "server.lua")
+    local ignore_chld = "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+                        .. "os.execv(sys.argv[1], sys.argv[1:])"
+    local c = support.start({ "python3", "-c", ignore_chld, support.LUASOCK, path, "2" })
+    local _, port = c:address("listening on")
+    local conn1, pid1 = ask(port)
+    local conn2, pid2 = ask(port)
+    os.execute("kill -9 " .. pid1)
+    assert.equal("", conn1:recv(10))
+    local conn3, pid3 = ask(port)
+    assert.is_true(pid3 ~= pid1 and pid3 ~= pid2)
+    conn1:close(); conn2:close(); conn3:close()
+  end)
+
   it("stops every worker on SIGTERM to the supervisor, which exits 0", function()
     local c, conn1, pid1, conn2, pid2 = two_busy_workers()
     os.execute("kill -TERM " .. c.pid)
