@@ -44,17 +44,26 @@ end
 describe("under injected syscall faults", function()
   local FAULTS = "eintr,eagain,shortr,shortw,aborted,emfile,connect,soerror"
 
-  it("echo, streams, UDP and accept come out intact, seeds 1 to 4", function()
+  -- Every kind must be injected at least once.  A connect waits (and so
+  -- reads SO_ERROR) only a few times per run, so "soerror" can miss four
+  -- seeds in a row: further seeds run, up to 16, only while a kind is
+  -- still missing.
+  it("echo, streams, UDP and accept come out intact, seeds 1 to 4 (more while a kind is missing)", function()
     local total = {}
-    for seed = 1, 4 do
+    local function missing()
+      for kind in FAULTS:gmatch("%a+") do
+        if (total[kind] or 0) == 0 then return kind end
+      end
+    end
+    for seed = 1, 16 do
+      if seed > 4 and not missing() then break end
       local out, status, counts = run_workload(seed, FAULTS, 1)
       assert.equal(0, status, ("seed %d:\n%s"):format(seed, out))
       assert.equal("ok\n", out)
       for kind, n in pairs(counts) do total[kind] = (total[kind] or 0) + n end
     end
-    for kind in FAULTS:gmatch("%a+") do
-      assert.is_true((total[kind] or 0) > 0, "no " .. kind .. " was injected")
-    end
+    local kind = missing()
+    assert.is_nil(kind, "no " .. tostring(kind) .. " was injected")
   end)
 
   it("the workload passes without the shim", function()
