@@ -18,6 +18,11 @@
 -- loader's relocations took 3.6 M instructions at every start, three times
 -- the rest of `luasock -e ""`.  Now OpenSSL is loaded (dlopen) when the
 -- module socket.ssl is first opened.
+--
+-- The program called Lua through the shared liblua5.4: at every start the
+-- loader relocated liblua and bound each lua_* function at its first
+-- call, 8% of the instructions of `luasock -e "require'socket'"`.  Now
+-- Lua is linked in, as in lua5.4, with its API exported for C modules.
 local support = require "tests.support"
 
 -- A script run in a fresh luasock, which prints the kinds of anonymous
@@ -119,6 +124,17 @@ describe("startup", function()
       print(mapped(), type(ssl.create_default_context))
     ]] })
     assert.are.equal("none\nlibssl\tfunction\n", r.out, r.err)
+  end)
+
+  it("has Lua linked in, and lends its API to the C modules scripts require", function()
+    local r = support.run({ support.LUASOCK, "-e", [[
+      for line in io.lines("/proc/self/maps") do
+        assert(not line:find("/liblua5%.4[^/]*%.so"), "liblua mapped: " .. line)
+      end
+      local core = require "socket.core"   -- LuaSocket's C module
+      print(core._VERSION, type(core.gettime()))
+    ]] })
+    assert.are.equal("LuaSocket 3.0.0\tnumber\n", r.out, r.err)
   end)
 
   it("says why when libssl cannot be loaded", function()
