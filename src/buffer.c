@@ -39,15 +39,6 @@ static Buffer *buffer_check(lua_State *L, int idx) {
   return (Buffer *)luaL_checkudata(L, idx, LSOCK_BUFFER);
 }
 
-/* Push a new buffer of size bytes, zeroed. */
-static Buffer *buffer_push(lua_State *L, size_t size) {
-  Buffer *b = (Buffer *)lua_newuserdatauv(L, offsetof(Buffer, data) + size, 0);
-  memset(b, 0, offsetof(Buffer, data) + size);
-  b->size = size;
-  luaL_setmetatable(L, LSOCK_BUFFER);
-  return b;
-}
-
 /* The range i..j (string.sub's rules: negative counts from the end, out
 ** of bounds is cut) of a block of len bytes, as a start and a length. */
 static void range_of(lua_Integer i, lua_Integer j, size_t len, size_t *start, size_t *n) {
@@ -73,18 +64,6 @@ const char *buffer_checkbytes(lua_State *L, int idx, size_t *len, int *next) {
            &start, len);
   *next = idx + 3;
   return b->data + start;
-}
-
-/* socket.buffer(size | string) -> a buffer of size zero bytes, or holding
-** a copy of the string */
-static int buffer_new(lua_State *L) {
-  size_t len = 0;
-  const char *init = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
-  if (init == NULL) len = (size_t)aux_checkint(L, 1, 0, BUFFER_MAX);
-  luaL_argcheck(L, len <= (size_t)BUFFER_MAX, 1, "buffer too large");
-  Buffer *b = buffer_push(L, len);
-  if (init != NULL) memcpy(b->data, init, len);
-  return 1;
 }
 
 /* #b and b:len() -> its size in bytes */
@@ -119,6 +98,40 @@ static int buffer_set(lua_State *L) {
 static int buffer_tostring(lua_State *L) {
   Buffer *b = buffer_check(L, 1);
   lua_pushfstring(L, "socket.buffer (%I bytes): %p", (lua_Integer)b->size, (void *)b);
+  return 1;
+}
+
+static const luaL_Reg buf_meta[] = {
+  {"__len", buffer_len},
+  {"__tostring", buffer_tostring},
+  {NULL, NULL}
+};
+static const luaL_Reg buf_methods[] = {
+  {"len", buffer_len},
+  {"sub", buffer_sub},
+  {"set", buffer_set},
+  {NULL, NULL}
+};
+static const AuxClass buffer_class = {LSOCK_BUFFER, buf_meta, buf_methods, 0};
+
+/* Push a new buffer of size bytes, zeroed. */
+static Buffer *buffer_push(lua_State *L, size_t size) {
+  Buffer *b = (Buffer *)lua_newuserdatauv(L, offsetof(Buffer, data) + size, 0);
+  memset(b, 0, offsetof(Buffer, data) + size);
+  b->size = size;
+  aux_setclass(L, &buffer_class);
+  return b;
+}
+
+/* socket.buffer(size | string) -> a buffer of size zero bytes, or holding
+** a copy of the string */
+static int buffer_new(lua_State *L) {
+  size_t len = 0;
+  const char *init = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  if (init == NULL) len = (size_t)aux_checkint(L, 1, 0, BUFFER_MAX);
+  luaL_argcheck(L, len <= (size_t)BUFFER_MAX, 1, "buffer too large");
+  Buffer *b = buffer_push(L, len);
+  if (init != NULL) memcpy(b->data, init, len);
   return 1;
 }
 
@@ -197,22 +210,3 @@ const luaL_Reg buffer_funcs[] = {
   {"buffer", buffer_new},
   {NULL, NULL}
 };
-
-void buffer_open(lua_State *L) {
-  static const luaL_Reg meta[] = {
-    {"__len", buffer_len},
-    {"__tostring", buffer_tostring},
-    {NULL, NULL}
-  };
-  static const luaL_Reg methods[] = {
-    {"len", buffer_len},
-    {"sub", buffer_sub},
-    {"set", buffer_set},
-    {NULL, NULL}
-  };
-  luaL_newmetatable(L, LSOCK_BUFFER);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}

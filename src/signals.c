@@ -188,6 +188,15 @@ static int signals_tostring(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg signals_methods[] = {
+  {"wait", signals_wait}, {"close", signals_closem}, {NULL, NULL}
+};
+static const luaL_Reg signals_meta[] = {
+  {"__gc", signals_gc}, {"__close", signals_gc}, {"__tostring", signals_tostring},
+  {"__index", NULL}, {NULL, NULL}
+};
+static const AuxClass signals_class = {SIGNALS_META, signals_meta, signals_methods, 0};
+
 /* socket.signals(name, ...) -> a waitable for those signals, which are
 ** blocked until it is closed.  Raises on an unknown name; nil, message,
 ** errno when no signalfd can be made. */
@@ -200,7 +209,7 @@ static int lsock_signals(lua_State *L) {
   sigemptyset(&s->set);
   sigemptyset(&s->held);
   for (int i = 1; i <= n; i++) sigaddset(&s->set, signal_check(L, i));
-  luaL_setmetatable(L, SIGNALS_META);
+  aux_setclass(L, &signals_class);
   signals_hold(L, s);
   s->w.fd = signalfd(-1, &s->set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (s->w.fd < 0) {
@@ -209,22 +218,6 @@ static int lsock_signals(lua_State *L) {
     return err_push(L, err);
   }
   return 1;
-}
-
-static const luaL_Reg signals_methods[] = {
-  {"wait", signals_wait}, {"close", signals_closem}, {NULL, NULL}
-};
-static const luaL_Reg signals_meta[] = {
-  {"__gc", signals_gc}, {"__close", signals_gc}, {"__tostring", signals_tostring},
-  {"__index", NULL}, {NULL, NULL}
-};
-
-void signals_open(lua_State *L) {
-  luaL_newmetatable(L, SIGNALS_META);
-  luaL_setfuncs(L, signals_meta, 0);
-  luaL_newlib(L, signals_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
 }
 
 const luaL_Reg signals_funcs[] = {

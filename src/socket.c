@@ -77,7 +77,7 @@ static double sock_defaulttimeout(lua_State *L) {
 ** call is then one table lookup, where an __index function cost a call
 ** per method (15 % of the echo benchmark's instructions). */
 static void new_kindmeta(lua_State *L, int family, int type, int proto) {
-  luaL_getmetatable(L, LSOCK_SOCKET);
+  sock_pushtemplate(L);
   int base = lua_gettop(L);
   lua_getfield(L, base, "__index");     /* base + 1: the methods */
   lua_newtable(L);                      /* base + 2: the new metatable */
@@ -99,7 +99,12 @@ static void new_kindmeta(lua_State *L, int family, int type, int proto) {
 ** cache holds it weakly: kinds that no socket has any more (a script
 ** trying socket() with many bad families) do not pile up. */
 static void push_kindmeta(lua_State *L, int family, int type, int proto) {
-  lua_getfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, KINDS_KEY) == LUA_TNIL) {   /* the first socket */
+    lua_pop(L, 1);
+    aux_pushweak(L, "v");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  }
   lua_pushfstring(L, "%d %d %d", family, type, proto);
   if (lua_rawget(L, -2) == LUA_TNIL) {
     lua_pop(L, 1);
@@ -585,23 +590,22 @@ static const luaL_Reg lsock_funcs[] = {
   {NULL, NULL}
 };
 
-/* The template of the socket metatables (push_kindmeta): metamethods,
-** and in __index the methods of every file; and the weak cache of the
-** metatables made from it. */
-static void create_meta(lua_State *L) {
+/* The template of the socket metatables (push_kindmeta), made with the
+** first socket: metamethods, and in __index the methods of every file. */
+void sock_pushtemplate(lua_State *L) {
   static const luaL_Reg *const method_lists[] = {
     sock_methods, sockio_methods, msg_methods, stream_methods, buffer_methods,
     sendfile_methods
   };
-  luaL_newmetatable(L, LSOCK_SOCKET);
+  if (luaL_getmetatable(L, LSOCK_SOCKET) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
   luaL_setfuncs(L, sock_metamethods, 0);
   lua_newtable(L);
   for (size_t i = 0; i < sizeof method_lists / sizeof method_lists[0]; i++)
     luaL_setfuncs(L, method_lists[i], 0);
   lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  aux_pushweak(L, "v");
-  lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  aux_registerclass(L, LSOCK_SOCKET);
 }
 
 /* Run the bundled module name, a chunk that returns function(socket),
@@ -711,8 +715,6 @@ static void preload_ssl(lua_State *L) {
 int luaopen_socket(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, MODULE_KEY) == LUA_TTABLE) return 1;
   lua_pop(L, 1);
-  create_meta(L);
-  stream_open(L);
   loop_open(L);
   lua_createtable(L, 0, 256);   /* room for every field: no rehash as they come */
   luaL_setfuncs(L, lsock_funcs, 0);
@@ -720,16 +722,12 @@ int luaopen_socket(lua_State *L) {
   luaL_setfuncs(L, resolve_funcs, 0);
   luaL_setfuncs(L, msg_funcs, 0);
   luaL_setfuncs(L, select_funcs, 0);
-  buffer_open(L);
   luaL_setfuncs(L, buffer_funcs, 0);
   luaL_setfuncs(L, relay_funcs, 0);
   luaL_setfuncs(L, loop_funcs, 0);
   workers_open(L);
-  sync_open(L);
   luaL_setfuncs(L, sync_funcs, 0);
-  signals_open(L);
   luaL_setfuncs(L, signals_funcs, 0);
-  scope_open(L);
   luaL_setfuncs(L, scope_funcs, 0);
   set_lazymeta(L);   /* constants, errno and functions written in Lua: when needed */
   lua_pushvalue(L, -1);

@@ -37,6 +37,9 @@ typedef struct LSocket {
 LSocket *sock_test(lua_State *L, int idx);
 LSocket *sock_check(lua_State *L, int idx);      /* any socket, maybe closed */
 LSocket *sock_checkopen(lua_State *L, int idx);  /* raises on a closed one */
+/* Push the template of the socket metatables: the metamethods, and in
+** __index the methods of every file; made at the first socket. */
+void sock_pushtemplate(lua_State *L);
 /* Push a new socket in the closed state with the default timeout; the
 ** caller then stores the descriptor in ->w.fd (so a memory error can never
 ** orphan a descriptor). */
@@ -88,7 +91,6 @@ void stream_track(lua_State *L);
 /* buffer.c: socket.buffer, recv_into, recvfrom_into */
 extern const luaL_Reg buffer_funcs[];
 extern const luaL_Reg buffer_methods[];
-void buffer_open(lua_State *L);           /* its metatable */
 /* buffer.c: the bytes to send at idx: a string, or a socket.buffer and
 ** the range i, j at idx+1, idx+2 (string.sub's rules, default the whole);
 ** sets *len and *next, the index of the argument after them.  Raises on
@@ -98,9 +100,6 @@ const char *buffer_checkbytes(lua_State *L, int idx, size_t *len, int *next);
 extern const luaL_Reg sendfile_methods[];
 extern const luaL_Reg relay_funcs[];
 extern const luaL_Reg sync_funcs[];       /* sync.c: queue, event, lock, semaphore */
-void sync_open(lua_State *L);             /* sync.c: their metatables */
 extern const luaL_Reg signals_funcs[];    /* signals.c: signals */
-void signals_open(lua_State *L);          /* signals.c: its metatable */
-void stream_open(lua_State *L);           /* stream.c: its metatable */
 
 #endif

@@ -308,29 +308,6 @@ static size_t makefile_maxline(lua_State *L) {
   return (size_t)n;
 }
 
-/* sock:makefile([mode [, {max_line = n}]]) -> a stream over the socket,
-** which it keeps alive (user value) but never closes. */
-static int sock_makefile(lua_State *L) {
-  LSocket *s = sock_checkopen(L, 1);
-  const char *mode = luaL_optstring(L, 2, "r");
-  int flags = mode_flags(mode);
-  if (flags < 0)
-    luaL_argerror(L, 2, lua_pushfstring(L, "invalid mode '%s' (only r, w, b allowed)", mode));
-  size_t maxline = makefile_maxline(L);
-  LStream *st = (LStream *)lua_newuserdatauv(L, sizeof(LStream), 1);
-  memset(st, 0, sizeof *st);
-  st->sock = s;
-  st->flags = flags;
-  st->vbuf = VBUF_FULL;
-  st->wsize = WBUF_SIZE;
-  st->maxline = maxline;
-  luaL_setmetatable(L, LSOCK_STREAM);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  streams_add(L, lua_gettop(L));
-  return 1;
-}
-
 /* A last non-blocking try to send st's pending output (nobody may wait:
 ** __gc, a TLS takeover); what does not go is dropped. */
 static void stream_lastsend(LStream *st) {
@@ -385,18 +362,33 @@ static const luaL_Reg rd_metamethods[] = {
   {NULL, NULL}
 };
 
+/* Upvalue of every function: the metatable, for stream_check. */
+static const AuxClass stream_class = {LSOCK_STREAM, rd_metamethods, rd_methods, 1};
+
+/* sock:makefile([mode [, {max_line = n}]]) -> a stream over the socket,
+** which it keeps alive (user value) but never closes. */
+static int sock_makefile(lua_State *L) {
+  LSocket *s = sock_checkopen(L, 1);
+  const char *mode = luaL_optstring(L, 2, "r");
+  int flags = mode_flags(mode);
+  if (flags < 0)
+    luaL_argerror(L, 2, lua_pushfstring(L, "invalid mode '%s' (only r, w, b allowed)", mode));
+  size_t maxline = makefile_maxline(L);
+  LStream *st = (LStream *)lua_newuserdatauv(L, sizeof(LStream), 1);
+  memset(st, 0, sizeof *st);
+  st->sock = s;
+  st->flags = flags;
+  st->vbuf = VBUF_FULL;
+  st->wsize = WBUF_SIZE;
+  st->maxline = maxline;
+  aux_setclass(L, &stream_class);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  streams_add(L, lua_gettop(L));
+  return 1;
+}
+
 const luaL_Reg stream_methods[] = {
   {"makefile", sock_makefile},
   {NULL, NULL}
 };
-
-void stream_open(lua_State *L) {
-  luaL_newmetatable(L, LSOCK_STREAM);
-  lua_pushvalue(L, -1);
-  luaL_setfuncs(L, rd_metamethods, 1);   /* upvalue: the metatable, for stream_check */
-  luaL_newlibtable(L, rd_methods);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, rd_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}

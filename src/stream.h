@@ -4,8 +4,8 @@
 ** The stream is split along a layer: stream.c holds the object and the
 ** socket side (the only syscalls), stream_io.c the read and write calls
 ** with the read formats.  This header is internal to those two files:
-** the rest of the project sees only stream_methods and stream_open, in
-** socket.h.  It holds the LStream struct, its buffer sizes and flags, the
+** the rest of the project sees only stream_methods, in socket.h (the
+** stream's metatable comes with the first stream).  It holds the LStream struct, its buffer sizes and flags, the
 ** stream.c helpers the calls use, and the methods stream_io.c gives the
 ** metatable.  The contracts are above the definitions.
 */

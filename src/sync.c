@@ -57,11 +57,11 @@ static int sync_fail(lua_State *L, int err) {
   return 2;
 }
 
-/* A new userdata of size bytes with metatable tname and nuv user values. */
-static void *sync_new(lua_State *L, size_t size, const char *tname, int nuv) {
+/* A new userdata of size bytes of class c, with nuv user values. */
+static void *sync_new(lua_State *L, size_t size, const AuxClass *c, int nuv) {
   void *p = lua_newuserdatauv(L, size, nuv);
   memset(p, 0, size);
-  luaL_setmetatable(L, tname);
+  aux_setclass(L, c);
   return p;
 }
 
@@ -241,18 +241,6 @@ static int queue_tostring(lua_State *L) {
   return 1;
 }
 
-/* socket.queue([maxsize]) -> a queue; maxsize 0 or none: unbounded. */
-static int lsock_queue(lua_State *L) {
-  lua_Integer maxsize = aux_optint(L, 1, 0, 0, LUA_MAXINTEGER);
-  Queue *q = (Queue *)sync_new(L, sizeof *q, QUEUE_META, 1);
-  q->maxsize = maxsize;
-  waitlist_init(L, &q->getters);
-  waitlist_init(L, &q->putters);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
-}
-
 static const luaL_Reg queue_methods[] = {
   {"get", queue_get}, {"put", queue_put}, {"len", queue_len}, {"close", queue_close},
   {NULL, NULL}
@@ -261,6 +249,19 @@ static const luaL_Reg queue_meta[] = {
   {"__gc", queue_gc}, {"__tostring", queue_tostring}, {"__len", queue_len},
   {"__index", NULL}, {NULL, NULL}
 };
+static const AuxClass queue_class = {QUEUE_META, queue_meta, queue_methods, 0};
+
+/* socket.queue([maxsize]) -> a queue; maxsize 0 or none: unbounded. */
+static int lsock_queue(lua_State *L) {
+  lua_Integer maxsize = aux_optint(L, 1, 0, 0, LUA_MAXINTEGER);
+  Queue *q = (Queue *)sync_new(L, sizeof *q, &queue_class, 1);
+  q->maxsize = maxsize;
+  waitlist_init(L, &q->getters);
+  waitlist_init(L, &q->putters);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
 
 /* ---- event: a flag tasks wait for ------------------------------------- */
 
@@ -325,13 +326,6 @@ static int event_tostring(lua_State *L) {
   return 1;
 }
 
-/* socket.event() -> an event, clear. */
-static int lsock_event(lua_State *L) {
-  Event *e = (Event *)sync_new(L, sizeof *e, EVENT_META, 0);
-  waitlist_init(L, &e->waiters);
-  return 1;
-}
-
 static const luaL_Reg event_methods[] = {
   {"set", event_set}, {"clear", event_clear}, {"is_set", event_isset}, {"wait", event_wait},
   {NULL, NULL}
@@ -339,6 +333,14 @@ static const luaL_Reg event_methods[] = {
 static const luaL_Reg event_meta[] = {
   {"__gc", event_gc}, {"__tostring", event_tostring}, {"__index", NULL}, {NULL, NULL}
 };
+static const AuxClass event_class = {EVENT_META, event_meta, event_methods, 0};
+
+/* socket.event() -> an event, clear. */
+static int lsock_event(lua_State *L) {
+  Event *e = (Event *)sync_new(L, sizeof *e, &event_class, 0);
+  waitlist_init(L, &e->waiters);
+  return 1;
+}
 
 /* ---- lock and semaphore: units handed out in order ---------------------- */
 
@@ -432,25 +434,6 @@ static int sema_tostring(lua_State *L) {
   return 1;
 }
 
-static Sema *sema_new(lua_State *L, lua_Integer n, const char *tname) {
-  Sema *s = (Sema *)sync_new(L, sizeof *s, tname, 0);
-  s->count = n;
-  waitlist_init(L, &s->waiters);
-  return s;
-}
-
-/* socket.lock() -> a lock, free. */
-static int lsock_lock(lua_State *L) {
-  sema_new(L, 1, LOCK_META)->islock = 1;
-  return 1;
-}
-
-/* socket.semaphore([n]) -> a semaphore with n units (default 1). */
-static int lsock_semaphore(lua_State *L) {
-  sema_new(L, aux_optint(L, 1, 1, 0, LUA_MAXINTEGER), SEMA_META);
-  return 1;
-}
-
 static const luaL_Reg lock_methods[] = {
   {"acquire", sema_acquire}, {"release", sema_release}, {"locked", sema_locked},
   {NULL, NULL}
@@ -463,25 +446,29 @@ static const luaL_Reg sema_meta[] = {
   {"__gc", sema_gc}, {"__close", sema_close}, {"__tostring", sema_tostring},
   {"__index", NULL}, {NULL, NULL}
 };
+static const AuxClass lock_class = {LOCK_META, sema_meta, lock_methods, 0};
+static const AuxClass sema_class = {SEMA_META, sema_meta, sema_methods, 0};
+
+static Sema *sema_new(lua_State *L, lua_Integer n, const AuxClass *c) {
+  Sema *s = (Sema *)sync_new(L, sizeof *s, c, 0);
+  s->count = n;
+  waitlist_init(L, &s->waiters);
+  return s;
+}
+
+/* socket.lock() -> a lock, free. */
+static int lsock_lock(lua_State *L) {
+  sema_new(L, 1, &lock_class)->islock = 1;
+  return 1;
+}
+
+/* socket.semaphore([n]) -> a semaphore with n units (default 1). */
+static int lsock_semaphore(lua_State *L) {
+  sema_new(L, aux_optint(L, 1, 1, 0, LUA_MAXINTEGER), &sema_class);
+  return 1;
+}
 
 /* ---- the module -------------------------------------------------------- */
-
-static void sync_meta(lua_State *L, const char *tname, const luaL_Reg *meta,
-                      const luaL_Reg *methods) {
-  luaL_newmetatable(L, tname);
-  luaL_setfuncs(L, meta, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
-void sync_open(lua_State *L) {
-  sync_meta(L, QUEUE_META, queue_meta, queue_methods);
-  sync_meta(L, EVENT_META, event_meta, event_methods);
-  sync_meta(L, LOCK_META, sema_meta, lock_methods);
-  sync_meta(L, SEMA_META, sema_meta, sema_methods);
-}
 
 const luaL_Reg sync_funcs[] = {
   {"queue", lsock_queue},

@@ -506,7 +506,7 @@ int luaopen_socket_ssl(lua_State *L) {
   set_constants(L);
   ctx_open(L);
   tlssock_open(L);                     /* pushes the TLS socket methods */
-  luaL_getmetatable(L, LSOCK_SOCKET);
+  sock_pushtemplate(L);
   lua_getfield(L, -1, "__index");
   lua_remove(L, -2);
   lua_call(L, 4, 1);

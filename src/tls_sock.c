@@ -344,7 +344,7 @@ static int tls_gc(lua_State *L) {
 /* "TLS socket (fd 7, ...)": the plain socket's text, prefixed. */
 static int tls_tostring(lua_State *L) {
   tls_check(L, 1);
-  luaL_getmetatable(L, LSOCK_SOCKET);
+  sock_pushtemplate(L);
   lua_getfield(L, -1, "__tostring");
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
@@ -567,7 +567,7 @@ static const luaL_Reg tls_metamethods[] = {
 ** the method table as upvalue, left on the stack.  Also the registry's
 ** weak table of live TLS sockets, and the op record's metatable. */
 void tlssock_open(lua_State *L) {
-  luaL_getmetatable(L, LSOCK_SOCKET);
+  sock_pushtemplate(L);
   int base = lua_gettop(L);
   luaL_newmetatable(L, LSOCK_TLSSOCKET);
   aux_copyfields(L, base);            /* the template's metamethods */

@@ -40,6 +40,36 @@ void aux_copyfields(lua_State *L, int from) {
   }
 }
 
+void aux_registerclass(lua_State *L, const char *name) {
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, name);
+}
+
+/* Set the functions of regs into the table on top, each with the
+** metatable at mt as upvalue when selfup. */
+static void set_funcs(lua_State *L, const luaL_Reg *regs, int selfup, int mt) {
+  if (selfup) lua_pushvalue(L, mt);
+  luaL_setfuncs(L, regs, selfup ? 1 : 0);
+}
+
+void aux_setclass(lua_State *L, const AuxClass *c) {
+  if (luaL_getmetatable(L, c->name) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    int mt = lua_gettop(L);
+    set_funcs(L, c->meta, c->selfup, mt);
+    if (c->methods) {
+      lua_newtable(L);
+      set_funcs(L, c->methods, c->selfup, mt);
+      lua_setfield(L, mt, "__index");
+    }
+    aux_registerclass(L, c->name);
+  }
+  lua_setmetatable(L, -2);
+}
+
 void aux_pushweak(lua_State *L, const char *mode) {
   lua_newtable(L);
   lua_createtable(L, 0, 1);

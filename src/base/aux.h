@@ -6,7 +6,7 @@
 #ifndef LSOCK_AUX_H
 #define LSOCK_AUX_H
 
-#include "lua.h"
+#include "lauxlib.h"
 
 /* The integer argument at idx, which must lie in min..max: raises "number
 ** expected" or "integer out of range" against idx.  flags, sizes, levels,
@@ -26,6 +26,24 @@ double aux_checktimeout(lua_State *L, int idx, int nilok, const char *what);
 
 /* Copy the fields of the table at from into the table on top. */
 void aux_copyfields(lua_State *L, int from);
+
+/* A kind of userdata: its metatable is made at the first object of the
+** kind (aux_setclass), so that a module's require makes none of them. */
+typedef struct AuxClass {
+  const char *name;          /* registry key and __name, as luaL_newmetatable */
+  const luaL_Reg *meta;      /* metamethods */
+  const luaL_Reg *methods;   /* the __index table's functions; NULL: none */
+  int selfup;                /* each function gets the metatable as upvalue 1 */
+} AuxClass;
+
+/* The table on top, complete, becomes the metatable name (its __name,
+** and registry[name]), as luaL_newmetatable would have made it. */
+void aux_registerclass(lua_State *L, const char *name);
+
+/* Set the metatable of the value on top to c's, making it first if the
+** registry has none.  It is registered only once complete: a memory error
+** while it is made leaves nothing half made. */
+void aux_setclass(lua_State *L, const AuxClass *c);
 
 /* Push a new table with weak keys ("k"), values ("v") or both ("kv"). */
 void aux_pushweak(lua_State *L, const char *mode);

@@ -66,7 +66,6 @@ typedef struct WaitList {
 ** ends there times out, even a pure delay). */
 double scope_deadline(lua_State *L, double deadline, int *cut);
 extern const luaL_Reg scope_funcs[];      /* timeout */
-void scope_open(lua_State *L);            /* the scope guard's metatable */
 
 /* ---- waitlist.c: waiting on a WaitList -------------------------------- */
 /* Make l empty; raises when the loop is closed. */

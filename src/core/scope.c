@@ -83,6 +83,9 @@ static int scope_close(lua_State *L) {
   return 0;
 }
 
+static const luaL_Reg scope_meta[] = {{"__close", scope_close}, {NULL, NULL}};
+static const AuxClass scope_class = {SCOPE_META, scope_meta, NULL, 0};
+
 /* After fn: slot 1 the deadline, 2 the guard, 3... fn's results.  Past
 ** the deadline the scope ended fn's waits: nil, "timeout". */
 static int timeout_k(lua_State *L, int status, lua_KContext ctx) {
@@ -107,7 +110,7 @@ static int lsock_timeout(lua_State *L) {
   double previous = scope_get(L);
   Scope *sc = (Scope *)lua_newuserdatauv(L, sizeof *sc, 0);
   sc->previous = previous, sc->loop = loop, sc->open = 0;
-  luaL_setmetatable(L, SCOPE_META);
+  aux_setclass(L, &scope_class);
   lua_replace(L, 1);                  /* guard fn args... */
   lua_pushnumber(L, deadline);
   lua_insert(L, 1);                   /* deadline guard fn args... */
@@ -117,14 +120,6 @@ static int lsock_timeout(lua_State *L) {
   loop->nscopes++;
   lua_callk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, timeout_k);
   return timeout_k(L, LUA_OK, 0);
-}
-
-void scope_open(lua_State *L) {
-  if (luaL_newmetatable(L, SCOPE_META)) {
-    lua_pushcfunction(L, scope_close);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
 }
 
 const luaL_Reg scope_funcs[] = {
