@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -256,11 +255,12 @@ int loop_park(Task *t, Watch *w, int dir, double deadline) {
   Loop *loop = t->loop;
   task_detach(t);   /* only if the user resumed a parked task himself */
   if (w != NULL) {
-    if (w->loop == NULL) {
+    if (w->loop == NULL || w->gen != loop->gen) {
       int err = loop_start(loop);
       if (!err) err = poller_add(&loop->poller, w);
       if (err) return err;
       w->loop = loop;
+      w->gen = loop->gen;
     }
     if (w->waiter[dir] != NULL && w->waiter[dir] != t)
       luaL_error(t->co, "another task is already waiting to %s on this socket",
@@ -321,7 +321,7 @@ void loop_unwatch(lua_State *L, Watch *w) {
     l->closing(l, w);
   if (w->loop == NULL) return;
   w->loop = NULL;
-  poller_del(&loop->poller, w);
+  if (w->gen == loop->gen) poller_del(&loop->poller, w);   /* else only a parent's poller has it */
   for (int dir = 0; dir < 2; dir++) {
     Task *t = w->waiter[dir];
     if (t != NULL) loop_ready(t, LSOCK_ECLOSED);   /* else it would wait for ever */
@@ -504,70 +504,52 @@ void loop_open(lua_State *L) {
 ** so that a leak checker does not count them. */
 static Pool *forsaken_pool;
 
-/* Register again in p what the poller at oldfd watched, as the kernel
-** lists it in /proc/self/fdinfo (lines "tfd: FD events: HEX data: HEX"),
-** but skip's entry.  Returns 0 or an errno. */
-static int poller_copy(Poller *p, int oldfd, const Watch *skip) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", oldfd);
-  FILE *f = fopen(path, "re");
-  if (f == NULL) return errno;
+/* Register again the watches that parked tasks wait on (the poller is
+** new: it has none), and cancel the tasks whose job is on a helper
+** thread: the job went on in the parent, nothing will ever end it here.
+** The tasks are found through the registry, which anchors each one.
+** Returns 0 or an errno. */
+static int retake_tasks(lua_State *L, Loop *loop) {
   int err = 0;
-  while (err == 0 && fgets(line, sizeof line, f) != NULL) {
-    int fd;
-    unsigned events;
-    unsigned long long data;
-    if (sscanf(line, "tfd: %d events: %x data: %llx", &fd, &events, &data) != 3) continue;
-    struct epoll_event ev;
-    ev.events = events;
-    ev.data.u64 = data;
-    if ((const Watch *)ev.data.ptr != skip && epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) < 0)
-      err = errno;
-  }
-  fclose(f);
-  return err;
-}
-
-/* Cancel the tasks whose job is on a helper thread: the job went on in
-** the parent, nothing will ever end it here. */
-static void cancel_jobs(lua_State *L) {
   lua_pushnil(L);
   while (lua_next(L, LUA_REGISTRYINDEX)) {
     Task *t = (Task *)luaL_testudata(L, -1, TASK_META);
-    if (t != NULL && t->injob) {
+    lua_pop(L, 1);
+    if (t == NULL) continue;
+    Watch *w = t->w;
+    if (t->state == T_PARKED && w != NULL && w->gen != loop->gen && !err) {
+      err = poller_add(&loop->poller, w);
+      if (!err) w->gen = loop->gen;
+    }
+    if (t->injob) {
       t->injob = 0;
       t->cancelled = 1;
       if (t->state == T_DONE) loop_runqpush(t->loop, t);
       else loop_ready(t, LSOCK_ECANCELLED);
     }
-    lua_pop(L, 1);
   }
+  return err;
 }
 
+/* The poller and the pool's eventfd are the parent's too: close our
+** copies (its epoll set must not change under it) and make our own.  The
+** pool is forsaken: its threads did not follow.  Every watch registered
+** before is now of an older gen, so it is registered again at its next
+** wait, which tries its syscall first: no readiness is lost. */
 int loop_forked(lua_State *L) {
   Loop *loop = loop_get(L);
   if (loop->poller.fd < 0) return 0;   /* never started: the child starts its own */
-  Poller old = loop->poller;
-  int err = poller_init(&loop->poller);
-  if (err) {
-    loop->poller = old;
-    return err;
-  }
-  err = poller_copy(&loop->poller, old.fd, &loop->poolw);
-  if (err) return err;
-  close(old.fd);
+  poller_close(&loop->poller);
   if (loop->pool != NULL) {
     close(pool_fd(loop->pool));
     forsaken_pool = loop->pool;
   }
   loop->wakefd = -1;
-  loop->pool = pool_new();
-  if (loop->pool == NULL) return errno;
-  loop->poolw.fd = pool_fd(loop->pool);
-  err = poller_add(&loop->poller, &loop->poolw);
+  loop->pool = NULL;
+  loop->poolw.fd = -1;
+  loop->gen++;   /* a chain of 256 forks would reuse one: workers never fork */
+  int err = loop_start(loop);
   if (err) return err;
-  loop->wakefd = loop->poolw.fd;
   luaL_checkstack(L, 3, "no room to fork");
-  cancel_jobs(L);
-  return 0;
+  return retake_tasks(L, loop);
 }

@@ -28,16 +28,20 @@ typedef struct Task Task;
 /*
 ** A descriptor the loop can watch.  It is registered with the poller at
 ** most once (edge-triggered, both directions) and remembers which task
-** waits on each direction.  loop is NULL until first registered.
+** waits on each direction.  loop is NULL until first registered; after a
+** fork the child's new poller knows only the watches whose gen is the
+** Loop's (gen sits in padding: a Watch stays 32 bytes).
 */
 typedef struct Watch {
   int fd;               /* -1 once closed */
   unsigned char woken;  /* loop_wake was called: ends an outside wait turning the loop */
   unsigned char nofd;   /* a wait list's stand-in, never a descriptor */
   unsigned char hint;   /* the readiness hint: HINT_* bits (core/wait.h) */
+  unsigned char gen;    /* the Loop's gen when registered: another is the poller of a parent */
   Loop *loop;           /* poller it is registered with, or NULL */
   Task *waiter[2];      /* task waiting to read / to write, or NULL */
 } Watch;
+_Static_assert(sizeof(Watch) <= 32, "one Watch per connection: keep it in 32 bytes");
 
 /* Watch.hint: HINT_TCP, a short read proves the socket drained (a TCP
 ** stream that has shown no urgent data nor hang-up, which the loop clears

@@ -70,6 +70,7 @@ struct Loop {
   Pool *pool;               /* helper threads, or NULL if it failed */
   Watch poolw;              /* the pool's eventfd */
   int closed, running;      /* running: run or a turn (task_turn) is active */
+  unsigned char gen;        /* poller generation: one more at each loop_forked */
   int failed;               /* a task failed: its error is at &error_key (task.c) */
   int ntasks;               /* tasks spawned and not ended */
   int nheld;                /* ended tasks the run queue or a helper thread still names */
