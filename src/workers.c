@@ -15,21 +15,29 @@
 ** soon after its start, and gives up after a few such deaths), and on
 ** SIGTERM or SIGINT sends SIGTERM to every worker and waits for them all
 ** (SIGKILL after STOP_GRACE seconds, or at a second signal).  A worker
-** dies with its supervisor (PR_SET_PDEATHSIG).
+** dies with its supervisor (PR_SET_PDEATHSIG).  It waits in one poll for
+** the signals, the pipes and its outputs: a reader of its stdout that
+** stalls stalls the workers' writes, never the supervisor.
 **
 ** Left out: the supervisor reaps only its workers, and it takes SIGCHLD,
 ** SIGTERM and SIGINT while it runs (it blocks them and reads a signalfd).
+** A terminal stopped with Ctrl-S can still block a write (its POLLOUT
+** does not promise PIPE_BUF bytes of room).
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,19 +52,38 @@
 #define QUICK_DEATHS_MAX 5      /* in a row, then the supervisor gives up */
 #define BACKOFF_FIRST 0.1       /* s before the restart after a quick death, doubling */
 #define STOP_GRACE 10.0         /* s between SIGTERM and SIGKILL when stopping */
+#define OUTPUT_GRACE 1.0        /* s: stopped, output nobody took for so long is dropped */
+#define SAY_MAX 4096            /* bytes of the supervisor's own messages it holds */
 
 /* Registry keys: the worker number in a worker; true while the REPL runs. */
 #define WORKER_KEY "luasock.worker"
 #define REPL_KEY "luasock.repl"
 
-/* One of a worker's output streams: the read end of its pipe, and the
-** start of a line not yet passed on. */
+/* Bytes on their way to one of the supervisor's outputs: a worker's
+** stream (the read end of its pipe; what a dead worker left), or the
+** supervisor's own messages (no pipe).  buf[start, len) waits; buf is
+** freed whenever that is empty. */
 typedef struct Relay {
-  int fd;        /* -1 once at its end */
-  int to;        /* the supervisor's descriptor it goes to: 1 or 2 */
+  int fd;        /* -1 once at its end, or for the supervisor's messages */
+  int to;        /* the Output it goes to: 0 (stdout) or 1 (stderr) */
   char *buf;
-  size_t len, cap;
+  size_t start, len, cap;
 } Relay;
+
+/* One of the supervisor's outputs.  It writes only when poll says the
+** descriptor takes more, at most chunk bytes a time, so that a reader
+** that stalls never blocks the supervisor: it keeps reaping, restarting
+** and taking signals, and the workers block on their own full pipes.
+** It passes on the whole lines of one relay at a time. */
+typedef struct Output {
+  int fd;
+  int dead;          /* a write failed: what goes to it is dropped */
+  int socket;        /* sent with MSG_DONTWAIT */
+  size_t chunk;      /* PIPE_BUF: after POLLOUT, a pipe takes that much without blocking */
+  Relay *from;       /* whose lines are on their way, or NULL */
+  size_t left;       /* bytes of them still to write */
+  int next;          /* where the round of relays goes on */
+} Output;
 
 typedef struct Worker {
   pid_t pid;             /* 0 when not running */
@@ -75,64 +102,166 @@ typedef struct Super {
   pid_t self;
   int stopping;          /* a signal asked to stop, or it gave up */
   double kill_at;        /* stopping: when the stragglers get SIGKILL */
+  double drop_at;        /* stopping, no worker left: when waiting output is dropped (< 0: not yet) */
+  int hurry;             /* a second signal: what waits is dropped at once */
+  Output out[2];         /* stdout, stderr (one, when both are the same file) */
+  Relay own;             /* the supervisor's messages, for stderr */
   char why[160];         /* why it gave up, "" if it did not */
 } Super;
 
 /* ---- relaying output line by line ------------------------------------ */
 
-/* Write all of p to fd; what cannot be written (the reader went away) is
-** dropped: the workers go on. */
-static void write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t k = write(fd, p, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k < 0 && errno == EAGAIN) {
-      struct pollfd pf = { fd, POLLOUT, 0 };
-      poll(&pf, 1, -1);
-      continue;
-    }
-    if (k <= 0) return;
-    p += k, n -= (size_t)k;
-  }
+/* Relay k: worker k / 2's stream k % 2, the supervisor's own last. */
+static Relay *relay_at(Super *s, int k) {
+  return k < 2 * s->n ? &s->w[k / 2].relay[k % 2] : &s->own;
 }
 
-/* Pass on the whole lines in r's buffer (everything with all, at the end
-** of the stream); a line longer than RELAY_LINE_MAX goes on as it is. */
-static void relay_flush(Relay *r, int all) {
-  size_t n = r->len;
-  if (!all && n < RELAY_LINE_MAX) {
-    while (n > 0 && r->buf[n - 1] != '\n') n--;
-  }
-  if (n == 0) return;
-  write_all(r->to, r->buf, n);
-  memmove(r->buf, r->buf + n, r->len - n);
-  r->len -= n;
+/* Bytes at the start of what r holds that may go on now: its whole
+** lines; everything at its end; a line too long goes in pieces. */
+static size_t relay_ready(const Relay *r) {
+  size_t n = r->len - r->start;
+  if (r->fd < 0 || n >= RELAY_LINE_MAX) return n;
+  const char *nl = n > 0 ? (const char *)memrchr(r->buf + r->start, '\n', n) : NULL;
+  return nl != NULL ? (size_t)(nl - (r->buf + r->start)) + 1 : 0;
 }
 
-static void relay_close(Relay *r) {
-  relay_flush(r, 1);
-  if (r->fd >= 0) close(r->fd);
-  r->fd = -1;
+/* Room for n more bytes and a newline at r's end; 0 or ENOMEM. */
+static int relay_reserve(Relay *r, size_t n) {
+  if (r->len + n + 1 <= r->cap) return 0;
+  if (r->start > 0) {
+    memmove(r->buf, r->buf + r->start, r->len - r->start);
+    r->len -= r->start, r->start = 0;
+    if (r->len + n + 1 <= r->cap) return 0;
+  }
+  size_t cap = r->len + n + 1 > 2 * r->cap ? r->len + n + 1 : 2 * r->cap;   /* few copies */
+  char *b = (char *)realloc(r->buf, cap);
+  if (b == NULL) return ENOMEM;
+  r->buf = b, r->cap = cap;
+  return 0;
+}
+
+/* n bytes of r went on (or were dropped). */
+static void relay_consume(Relay *r, size_t n) {
+  r->start += n;
+  if (r->start < r->len) return;
   free(r->buf);
   r->buf = NULL;
-  r->len = r->cap = 0;
+  r->start = r->len = r->cap = 0;
 }
 
-/* Read what r's pipe holds now; at its end (or an error) close it. */
+/* r's pipe ended: close it; a line left open gets its newline, so
+** that the next worker's output starts on a line of its own. */
+static void relay_end(Relay *r) {
+  if (r->fd < 0) return;
+  close(r->fd);
+  r->fd = -1;
+  if (r->len > r->start && r->buf[r->len - 1] != '\n') r->buf[r->len++] = '\n';   /* reserved */
+}
+
+/* Whether r's pipe is to be read: it is open, and what r holds is short
+** of a whole line of the longest (else the worker waits, its pipe full). */
+static int relay_wants(const Relay *r) {
+  return r->fd >= 0 && r->len - r->start < RELAY_LINE_MAX;
+}
+
+/* Read what r's pipe holds now, as far as r wants; at its end close it.
+** (EINTR: this is the supervisor's own pipe, not a module call that
+** Ctrl-C must be able to stop; and the signals it takes are blocked.) */
 static void relay_read(Relay *r) {
-  while (r->fd >= 0) {
-    if (r->cap - r->len < RELAY_CHUNK) {
-      char *b = (char *)realloc(r->buf, r->len + RELAY_CHUNK);
-      if (b == NULL) { relay_flush(r, 1); if (r->cap == 0) return; continue; }
-      r->buf = b, r->cap = r->len + RELAY_CHUNK;
-    }
-    ssize_t k = read(r->fd, r->buf + r->len, r->cap - r->len);
+  while (relay_wants(r)) {
+    size_t room = RELAY_LINE_MAX - (r->len - r->start);
+    if (room > RELAY_CHUNK) room = RELAY_CHUNK;
+    if (relay_reserve(r, room) != 0) return;   /* out of memory: the worker waits */
+    ssize_t k = read(r->fd, r->buf + r->len, room);
     if (k < 0 && errno == EINTR) continue;
-    if (k < 0 && errno == EAGAIN) break;
-    if (k <= 0) { relay_close(r); return; }
+    if (k < 0 && errno == EAGAIN) return;
+    if (k <= 0) { relay_end(r); return; }
     r->len += (size_t)k;
-    relay_flush(r, 0);
   }
+}
+
+/* A message of the supervisor's, for stderr like the workers' lines; it
+** is dropped when SAY_MAX bytes of them already wait. */
+static void say(Super *s, const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
+  line[n++] = '\n';
+  Relay *r = &s->own;
+  if (r->len - r->start + (size_t)n > SAY_MAX || relay_reserve(r, (size_t)n) != 0) return;
+  memcpy(r->buf + r->len, line, (size_t)n);
+  r->len += (size_t)n;
+}
+
+static int same_file(int a, int b) {
+  struct stat x, y;
+  return fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* Outputs 0 and 1 on descriptors 1 and 2; when they are the same file
+** (2>&1) all lines go through output 0, so that whole lines never mix. */
+static void outputs_init(Super *s) {
+  for (int i = 0; i < 2; i++) {
+    Output *o = &s->out[i];
+    struct stat st;
+    int ok = fstat(i + 1, &st) == 0;
+    *o = (Output){ .fd = i + 1 };
+    o->socket = ok && S_ISSOCK(st.st_mode);
+    o->chunk = ok && S_ISREG(st.st_mode) ? RELAY_LINE_MAX : PIPE_BUF;
+  }
+  int merged = same_file(1, 2);
+  for (int k = 0; k <= 2 * s->n; k++) {
+    Relay *r = relay_at(s, k);
+    r->to = merged ? 0 : k == 2 * s->n ? 1 : k % 2;
+  }
+}
+
+/* Whether o has lines to write: those on their way, else the next
+** relay's (round robin, so that a chatty worker does not starve the
+** others). */
+static int output_busy(Super *s, Output *o) {
+  if (o->from != NULL) return 1;
+  int total = 2 * s->n + 1;
+  for (int i = 0; i < total; i++) {
+    int k = (o->next + i) % total;
+    Relay *r = relay_at(s, k);
+    size_t n = &s->out[r->to] == o ? relay_ready(r) : 0;
+    if (n > 0) {
+      o->from = r, o->left = n, o->next = (k + 1) % total;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The descriptor of o is ready (poll said so): write one chunk of the
+** lines on their way.  A reader gone away (EPIPE) or any other error
+** drops what goes to o from now on: the workers go on.  (EINTR and
+** EAGAIN: poll again; this is the supervisor's stdout, not a module
+** call.) */
+static void output_write(Super *s, Output *o) {
+  Relay *r = o->from;
+  size_t n = o->left < o->chunk ? o->left : o->chunk;
+  ssize_t k = (ssize_t)n;
+  if (!o->dead) {
+    const char *p = r->buf + r->start;
+    k = o->socket ? send(o->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(o->fd, p, n);
+    if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (k <= 0) o->dead = 1, k = (ssize_t)o->left;
+    if (s->drop_at >= 0) s->drop_at = clock_now() + OUTPUT_GRACE;   /* it moves */
+  }
+  o->left -= (size_t)k;
+  relay_consume(r, (size_t)k);
+  if (o->left == 0) o->from = NULL;
+}
+
+/* Whether any output has lines to write. */
+static int output_waits(Super *s) {
+  return output_busy(s, &s->out[0]) || output_busy(s, &s->out[1]);
 }
 
 /* ---- a worker's life ------------------------------------------------ */
@@ -146,13 +275,12 @@ static void worker_main(Super *s, int index, int out[2][2]) {
   dup2(out[0][1], 1);
   dup2(out[1][1], 2);
   for (int i = 0; i < 2; i++) close(out[i][0]), close(out[i][1]);
-  for (int i = 0; i < s->n; i++)
-    for (int j = 0; j < 2; j++) {   /* the supervisor's, not ours */
-      Relay *r = &s->w[i].relay[j];
-      if (r->fd >= 0) close(r->fd);
-      free(r->buf);
-      r->buf = NULL;
-    }
+  for (int k = 0; k <= 2 * s->n; k++) {   /* the supervisor's, not ours */
+    Relay *r = relay_at(s, k);
+    if (r->fd >= 0) close(r->fd);
+    free(r->buf);
+    r->buf = NULL;
+  }
   close(s->sigfd);
   setvbuf(stdout, NULL, _IOLBF, 0);   /* a pipe now: lines go as they are printed */
   signal(SIGINT, SIG_DFL);   /* Ctrl-C reaches the supervisor too: it stops us */
@@ -178,7 +306,6 @@ static int worker_start(Super *s, int i) {
   int out[2][2] = { { -1, -1 }, { -1, -1 } };
   int err = 0;
   if (pipe2(out[0], O_CLOEXEC) < 0 || pipe2(out[1], O_CLOEXEC) < 0) err = errno;
-  fflush(NULL);   /* what the script printed must not come out twice */
   pid_t pid = err ? -1 : fork();
   if (pid == 0) worker_main(s, i + 1, out);
   if (pid < 0 && !err) err = errno;
@@ -187,7 +314,7 @@ static int worker_start(Super *s, int i) {
     if (err && out[j][0] >= 0) close(out[j][0]);
   }
   if (err) return err;
-  for (int j = 0; j < 2; j++) {
+  for (int j = 0; j < 2; j++) {   /* what the last one left waits ahead of it */
     fcntl(out[j][0], F_SETFL, O_NONBLOCK);
     w->relay[j].fd = out[j][0];
   }
@@ -201,6 +328,7 @@ static int worker_start(Super *s, int i) {
 static void workers_stop(Super *s) {
   int sig = s->stopping ? SIGKILL : SIGTERM;
   if (!s->stopping) s->kill_at = clock_now() + STOP_GRACE;
+  else s->hurry = 1;   /* and no wait for a stalled output */
   s->stopping = 1;
   for (int i = 0; i < s->n; i++) {
     s->w[i].restart_at = -1;
@@ -219,12 +347,12 @@ static void worker_failed(Super *s, int i, const char *what) {
   if (w->quick >= QUICK_DEATHS_MAX) {
     snprintf(s->why, sizeof s->why, "worker %d %s, %d times within %g s of its start",
              i + 1, what, w->quick, QUICK_DEATH);
-    fprintf(stderr, "luasock: %s: stopping\n", s->why);
+    say(s, "luasock: %s: stopping", s->why);
     workers_stop(s);
     return;
   }
   double delay = w->quick == 0 ? 0 : BACKOFF_FIRST * (1 << (w->quick - 1));
-  fprintf(stderr, "luasock: worker %d %s: restarting in %g s\n", i + 1, what, delay);
+  say(s, "luasock: worker %d %s: restarting in %g s", i + 1, what, delay);
   w->restart_at = now + delay;
   w->started = now + delay;   /* a start that fails counts as a quick death */
 }
@@ -238,9 +366,9 @@ static void workers_reap(Super *s) {
     char what[64];
     pid_t pid = w->pid;
     w->pid = 0;
-    for (int j = 0; j < 2; j++) {   /* the dead write no more: all is in the pipe */
+    for (int j = 0; j < 2; j++) {   /* the dead write no more: take what is in the pipe */
       relay_read(&w->relay[j]);
-      relay_close(&w->relay[j]);
+      relay_end(&w->relay[j]);   /* the rest, if nobody took 1 MiB of it, is lost */
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;   /* its tasks ended */
     if (WIFSIGNALED(status))
@@ -262,6 +390,7 @@ static int workers_alive(const Super *s) {
 /* Milliseconds until the next thing to do by the clock (-1: none). */
 static int next_timeout(const Super *s) {
   double next = s->stopping ? s->kill_at : -1;
+  if (s->stopping && s->drop_at >= 0 && s->drop_at < next) next = s->drop_at;
   for (int i = 0; i < s->n; i++) {
     double t = s->w[i].restart_at;
     if (t >= 0 && (next < 0 || t < next)) next = t;
@@ -302,29 +431,66 @@ static void take_timers(Super *s) {
   }
 }
 
-/* Run until no worker is left and none is to be restarted. */
-static void supervise(Super *s) {
-  size_t most = (size_t)(2 * s->n + 1);
-  struct pollfd *pf = (struct pollfd *)lua_newuserdatauv(s->L, most * sizeof *pf, 0);
-  Relay **of = (Relay **)lua_newuserdatauv(s->L, most * sizeof *of, 0);   /* pf[k]'s relay */
-  while (workers_alive(s) > 0) {
-    int n = 0;
-    pf[n++] = (struct pollfd){ s->sigfd, POLLIN, 0 };
-    for (int i = 0; i < s->n; i++)
-      for (int j = 0; j < 2; j++)
-        if (s->w[i].relay[j].fd >= 0) {
-          of[n] = &s->w[i].relay[j];
-          pf[n] = (struct pollfd){ of[n]->fd, POLLIN, 0 };
-          n++;
-        }
+/* Whether to go on: a worker runs or is to be restarted, or output waits
+** for its reader (when stopping, no longer than OUTPUT_GRACE since the
+** reader last took some, and not after a second signal). */
+static int supervising(Super *s) {
+  for (int i = 0; i < 2; i++)   /* what goes nowhere goes now */
+    while (s->out[i].dead && output_busy(s, &s->out[i])) output_write(s, &s->out[i]);
+  if (workers_alive(s) > 0) return 1;
+  if (!output_waits(s)) return 0;
+  if (!s->stopping) return 1;
+  if (s->hurry) return 0;
+  if (s->drop_at < 0) s->drop_at = clock_now() + OUTPUT_GRACE;
+  return clock_now() < s->drop_at;
+}
+
+/* The poll set of one round: the signalfd; each output with lines to
+** write; each pipe whose relay has room (a full one's hang-up would
+** spin the poll).  of[k] is pf[k]'s relay, else NULL. */
+static int poll_set(Super *s, struct pollfd *pf, Relay **of) {
+  int n = 0;
+  of[n] = NULL;
+  pf[n++] = (struct pollfd){ s->sigfd, POLLIN, 0 };
+  for (int i = 0; i < 2; i++)
+    if (output_busy(s, &s->out[i])) {
+      of[n] = NULL;
+      pf[n++] = (struct pollfd){ s->out[i].fd, POLLOUT, 0 };
+    }
+  for (int k = 0; k < 2 * s->n; k++) {
+    Relay *r = relay_at(s, k);
+    if (!relay_wants(r)) continue;
+    of[n] = r;
+    pf[n++] = (struct pollfd){ r->fd, POLLIN, 0 };
+  }
+  return n;
+}
+
+/* Run until no worker is left nor to be restarted, and their output went
+** on; pf and of have room for 2 * s->n + 3 entries. */
+static void supervise(Super *s, struct pollfd *pf, Relay **of) {
+  while (supervising(s)) {
+    int n = poll_set(s, pf, of);
     if (poll(pf, (nfds_t)n, next_timeout(s)) > 0) {
-      for (int k = 1; k < n; k++)
-        if (pf[k].revents) relay_read(of[k]);
+      for (int k = 1; k < n; k++) {
+        if (!pf[k].revents) continue;
+        if (of[k] != NULL) relay_read(of[k]);
+        else output_write(s, &s->out[pf[k].fd == s->out[0].fd ? 0 : 1]);
+      }
       if (pf[0].revents) take_signals(s);
     }
     take_timers(s);
   }
-  lua_pop(s->L, 2);
+}
+
+/* Close the pipes left and drop what nobody took. */
+static void relays_free(Super *s) {
+  for (int k = 0; k <= 2 * s->n; k++) {
+    Relay *r = relay_at(s, k);
+    if (r->fd >= 0) close(r->fd);
+    r->fd = -1;
+    relay_consume(r, r->len - r->start);
+  }
 }
 
 /* The number of CPUs this process may run on. */
@@ -376,13 +542,21 @@ static void check_forkable(lua_State *L) {
 static int run_workers(lua_State *L, int n) {
   Super s;
   memset(&s, 0, sizeof s);
-  s.L = L, s.n = n, s.self = getpid();
+  s.L = L, s.n = n, s.self = getpid(), s.drop_at = -1;
   s.w = (Worker *)lua_newuserdatauv(L, (size_t)n * sizeof *s.w, 0);
+  size_t most = (size_t)(2 * n + 3);
+  struct pollfd *pf = (struct pollfd *)lua_newuserdatauv(L, most * sizeof *pf, 0);
+  Relay **of = (Relay **)lua_newuserdatauv(L, most * sizeof *of, 0);   /* pf[k]'s relay */
   memset(s.w, 0, (size_t)n * sizeof *s.w);
   for (int i = 0; i < n; i++) {
     s.w[i].restart_at = -1;
-    for (int j = 0; j < 2; j++) s.w[i].relay[j] = (Relay){ -1, j + 1, NULL, 0, 0 };
+    for (int j = 0; j < 2; j++) s.w[i].relay[j].fd = -1;
   }
+  s.own.fd = -1;
+  outputs_init(&s);
+  /* What the script printed must not come out twice (the workers inherit
+  ** the buffers): written now, while a signal can still end the wait. */
+  fflush(NULL);
   /* An ignored SIGCHLD (inherited across exec) would have the kernel reap
   ** the workers itself, and waitpid would never see one die. */
   struct sigaction dfl = { .sa_handler = SIG_DFL }, oldchld;
@@ -403,7 +577,8 @@ static int run_workers(lua_State *L, int n) {
     s.w[i].restart_at = s.w[i].started;
   }
   take_timers(&s);
-  supervise(&s);
+  supervise(&s, pf, of);
+  relays_free(&s);
   close(s.sigfd);
   pthread_sigmask(SIG_SETMASK, &s.oldmask, NULL);
   sigaction(SIGCHLD, &oldchld, NULL);

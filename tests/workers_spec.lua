@@ -143,6 +143,32 @@ socket.spawn(function() in_worker:set() end)   -- runs in the workers only
 print("run returned", socket.run{workers = 2})
 ]]
 
+-- A supervisor whose stdout is a pipe nobody reads: its pid, then
+-- "stalled N" once the pipe holds N >= 48 KiB (it is full: 64 KiB), then
+-- "exit STATUS" when the supervisor ended.
+local STALLED_STDOUT = [[
+import array, fcntl, os, subprocess, sys, termios, time
+r, w = os.pipe()
+p = subprocess.Popen(sys.argv[1:], stdout=w)
+os.close(w)
+print("pid", p.pid, flush=True)
+n, deadline = array.array("i", [0]), time.monotonic() + 60
+while n[0] < 49152 and time.monotonic() < deadline:
+    fcntl.ioctl(r, termios.FIONREAD, n)
+    time.sleep(0.01)
+print("stalled", n[0], flush=True)
+print("exit", p.wait(), flush=True)
+]]
+
+-- The pids of process pid's children.
+local function children(pid)
+  local kids = {}
+  for kid in support.read_file(("/proc/%d/task/%d/children"):format(pid, pid)):gmatch("%d+") do
+    kids[#kids + 1] = tonumber(kid)
+  end
+  return kids
+end
+
 describe("socket.run{workers = N}", function()
   it("gives connections to every worker, each with a pid of its own", function()
     local c, port = start_server(3)
@@ -259,6 +285,80 @@ describe("socket.run{workers = N}", function()
     assert.equal("run returned\ttrue", find_line(c:rest(), "^run returned"))
     assert.is_nil(c:stderr():match("luasock: [^\n]*"))
     conn1:close(); conn2:close(); conn3:close()
+  end)
+
+  -- The supervisor wrote the workers' lines to its stdout with a blocking
+  -- write while it blocked its signals: with a reader that stopped
+  -- reading, it hung in write(2) for ever, and SIGTERM, SIGINT and the
+  -- death of a worker waited in its signalfd unread; it could neither
+  -- stop nor restart anyone.
+  it("restarts a worker and stops on SIGTERM while nobody reads its stdout", function()
+    local script = support.temp_file([[
+local socket = require "socket"
+socket.spawn(function()
+  local line = ("x"):rep(999) .. "\n"
+  while true do io.stdout:write(line) end
+end)
+io.stderr:write("run returned ", tostring(socket.run{workers = 2}), "\n")
+]])
+    local c = support.start({ "python3", "-c", STALLED_STDOUT, support.LUASOCK, script })
+    local pid = tonumber(c:expect("^pid (%d+)$"))
+    assert.is_true(tonumber(c:expect("^stalled (%d+)$", 60)) >= 49152)
+    local kids = children(pid)
+    assert.equal(2, #kids)
+    local killed = kids[1]
+    os.execute("kill -KILL " .. killed)
+    -- No event tells when the new worker is forked: look until it is (10 s).
+    local deadline = socket.gettime() + 10
+    repeat
+      kids = children(pid)
+      local restarted = #kids == 2 and kids[1] ~= killed and kids[2] ~= killed
+    until restarted or socket.gettime() > deadline or not socket.sleep(0.02)
+    assert.is_true(#kids == 2 and kids[1] ~= killed and kids[2] ~= killed)
+    os.execute("kill -TERM " .. pid)
+    assert.equal("0", c:expect("^exit (%-?%d+)$", 10))
+    assert.matches("^luasock: worker %d %(pid " .. killed .. "%) was killed by signal 9: "
+                   .. "restarting in [%d.]+ s\nrun returned true\n$", c:stderr())
+    for _, kid in ipairs(kids) do assert.is_true(ends(kid)) end
+  end)
+
+  -- A worker's last line without its newline went on as it was, and the
+  -- next line passed on, another worker's or the script's, was glued to it.
+  it("ends the unfinished last line of a worker that ended", function()
+    local script = support.temp_file([[
+local socket = require "socket"
+socket.spawn(function()
+  io.stdout:write("worker " .. socket.worker() .. " line\n", "worker " .. socket.worker() .. " open")
+end)
+assert(socket.run{workers = 2})
+print("done")
+]])
+    local r = support.run({ support.LUASOCK, script })
+    assert.equal(0, r.code, r.err)
+    local lines = {}
+    for line in r.out:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+    assert.equal("done", table.remove(lines))
+    table.sort(lines)
+    assert.same({ "worker 1 line", "worker 1 open", "worker 2 line", "worker 2 open" }, lines)
+  end)
+
+  it("passes other workers' lines on while one writes without a newline for ever", function()
+    local script = support.temp_file([[
+local socket = require "socket"
+socket.spawn(function()
+  if socket.worker() == 1 then
+    local chunk = ("y"):rep(65536)
+    while true do io.stdout:write(chunk) end
+  end
+  io.stdout:write("worker 2 says hello\n")
+  socket.sleep(1e6)
+end)
+print(socket.run{workers = 2})
+]])
+    local c = support.start({ support.LUASOCK, script })
+    c:expect("worker 2 says hello$", 30)   -- perhaps after a 1 MiB piece of worker 1's
+    os.execute("kill -TERM " .. c.pid)
+    assert.equal(0, c:wait(20))
   end)
 
   it("passes each worker's output on in whole lines, long ones too", function()
