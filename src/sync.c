@@ -18,7 +18,9 @@
 ** lock); one whose coroutine is closed before it runs, and code outside
 ** tasks that Ctrl-C stops just then, give it back (the push steps with
 ** LSOCK_ECANCELLED): the item to the front of the queue (or the next
-** getter), the unit to the next waiter, so FIFO order holds.
+** getter), the unit to the next waiter, so FIFO order holds.  A put
+** cannot take back a value that was taken: stopped then, it returns
+** true, and outside tasks the Ctrl-C raises at the next wait.
 */
 #include <string.h>
 
@@ -192,11 +194,12 @@ static int put_try(lua_State *L, Op *op) {
   return OP_WANTLIST;   /* a getter takes the value from our box */
 }
 
-/* Once woken, the value was taken: nothing to give back. */
+/* Once woken, the value was taken: nothing can be given back, so the put
+** is done, even when its wait was cut short (LSOCK_ECANCELLED): it
+** returns true, as a call that completed does. */
 static int put_push(lua_State *L, Op *op, int err, int nres) {
   (void)op, (void)nres;
-  if (err == LSOCK_ECANCELLED) return 0;
-  if (err) return sync_fail(L, err);
+  if (err && err != LSOCK_ECANCELLED) return sync_fail(L, err);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -115,16 +115,14 @@ describe("socket.queue", function()
     assert.equal(0, q:len())
   end)
 
-  -- Code outside tasks (the REPL) stopped by Ctrl-C just after a task
-  -- handed it the value it waited for lost that value: get raises
-  -- "interrupted!", so the value must stay in the queue, and a lock
-  -- handed over must not stay held.
-  it("Ctrl-C in an outside get or acquire gives back what a task just handed over", function()
-    -- The first task hands over and sends SIGINT to the process; the turn
-    -- sees it before it runs the second.  One Ctrl-C per process: the
-    -- program's handler lets a second one end it, as lua.c does.
-    local function after_ctrl_c(setup, wait, check)
-      local r = support.run({ support.LUASOCK, "-e", ([[
+  -- Run setup, then wait (outside tasks) in pcall and print what it
+  -- returned, then print check, in a child luasock whose setup may call
+  -- interrupt(): Ctrl-C (SIGINT to itself).  A second task is spawned: the
+  -- turn sees the Ctrl-C before it runs that one.  One Ctrl-C per
+  -- process: the program's handler lets a second one end it, as lua.c
+  -- does.
+  local function after_ctrl_c(setup, wait, check)
+    local r = support.run({ support.LUASOCK, "-e", ([[
 local socket = require "socket"
 local f = assert(io.open("/proc/self/stat"))
 local pid = f:read("n")
@@ -134,9 +132,16 @@ local function interrupt() io.popen("kill -INT " .. pid):close() end
 socket.spawn(function() end)
 print(pcall(function() return %s end))
 print(%s)
-]]):format(setup, wait, check) }, { stderr = "null", limit = 20 })
-      return r.out
-    end
+]]):format(setup, wait, check) },
+      { stderr = "null", limit = 20 })
+    return r.out
+  end
+
+  -- Code outside tasks (the REPL) stopped by Ctrl-C just after a task
+  -- handed it the value it waited for lost that value: get raises
+  -- "interrupted!", so the value must stay in the queue, and a lock
+  -- handed over must not stay held.
+  it("Ctrl-C in an outside get or acquire gives back what a task just handed over", function()
     assert.equal("false\tinterrupted!\n1\tkept\n", after_ctrl_c([[
 local q = socket.queue()
 socket.spawn(function() q:put("kept"); interrupt() end)]], "q:get()", "q:len(), q:get(0)"))
@@ -144,6 +149,47 @@ socket.spawn(function() q:put("kept"); interrupt() end)]], "q:get()", "q:len(), 
 local l = socket.lock()
 l:acquire()
 socket.spawn(function() l:release(); interrupt() end)]], "l:acquire()", "l:locked()"))
+  end)
+
+  -- An outside put stopped by Ctrl-C after a getter had taken its value
+  -- raised "interrupted!": the caller could not know the value was
+  -- delivered.  As a Python call that completed returns before
+  -- KeyboardInterrupt, the put returns true and the Ctrl-C raises at the
+  -- next wait.
+  it("Ctrl-C in an outside put whose value a task took: true, then the next wait raises", function()
+    assert.equal("true\ttrue\n1\tsecond\nfalse\tinterrupted!\n", after_ctrl_c([[
+local q = socket.queue(1)
+q:put("first")
+socket.spawn(function() q:get(); interrupt() end)]], "q:put('second')",
+      "q:len(), q:get(0)); print(pcall(socket.sleep, 10)"))
+  end)
+
+  -- Ctrl-C while an outside wait in a queue slept on alone (no task to
+  -- turn the loop) left the waiter's box, the value put, in the registry
+  -- until the next outside wait.  The SIGINT comes once the kernel shows
+  -- the process asleep in poll (not epoll: no task, no loop).
+  it("Ctrl-C in an outside put with no task lets its value go", function()
+    local r = support.run({ support.LUASOCK, "-e", [[
+local socket = require "socket"
+local f = assert(io.open("/proc/self/stat"))
+local pid = f:read("n")
+f:close()
+local q = socket.queue(1)
+q:put(1)
+local weak = setmetatable({}, { __mode = "v" })
+local function put_one()   -- the value is on this call's stack alone
+  local v = {}
+  weak[1] = v
+  return q:put(v, 10)
+end
+local killer = io.popen(("while :; do case $(cat /proc/%d/wchan) in ep_poll*) ;; *poll*) break;; esac; "
+                         .. "sleep 0.01; done; kill -INT %d"):format(pid, pid))
+print(pcall(put_one))
+killer:close()
+collectgarbage(); collectgarbage()
+print(weak[1] == nil)
+]] }, { stderr = "null", limit = 20 })
+    assert.matches("^false\t.*interrupted!\ntrue\n$", r.out)
   end)
 
   it("times out on get and on put, inside and outside tasks", function()

@@ -160,20 +160,30 @@ static int op_wait(lua_State *L, Op *op, int dir) {
 }
 
 /* Give back what a waker handed op, whose call ends without it; the
-** values on the stack stay as they are. */
-static void op_giveback(lua_State *L, Op *op) {
+** values on the stack stay as they are.  Returns 0, or 1 when the
+** hand-off cannot be undone (the push step gave results: the call is
+** done). */
+static int op_giveback(lua_State *L, Op *op) {
   int top = lua_gettop(L);
-  op->push(L, op, LSOCK_ECANCELLED, 0);
+  int done = op->push(L, op, LSOCK_ECANCELLED, 0) > 0;
   lua_settop(L, top);
+  return done;
 }
 
 /* op's wait in its list outside a task.  Ctrl-C raises through it, after
-** a hand-off that came meanwhile is given back. */
+** a hand-off that came meanwhile is given back.  One that cannot be
+** given back (a put whose value was taken) ends the call as done, as a
+** Python call that completed returns before KeyboardInterrupt: the
+** interruption stays pending, for the next wait to raise. */
 static int op_waitoutside(lua_State *L, Op *op, double deadline) {
   int raised;
   int err = waitlist_outside(L, op->list, deadline, op->anchor[1], &raised);
   if (!raised) return err;
-  if (err == 0) op_giveback(L, op);
+  if (err == 0 && op_giveback(L, op)) {
+    lua_pop(L, 1);        /* the error */
+    interrupt_waits(L);   /* raised at the next wait */
+    return 0;
+  }
   return lua_error(L);
 }
 

@@ -159,17 +159,17 @@ int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box, int *r
     if (!woken) res = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
   }
-  if (status == LUA_OK && !woken && res != LSOCK_ETIMEOUT) {   /* no task left: nobody can wake us */
-    res = wait_fdready(L, -1, 0, deadline);
-    if (res == 0) res = LSOCK_ETIMEOUT;
-  }
-  if (box) {
+  if (box) {   /* off the list: no waker can touch it now */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &outside_box_key);
     lua_replace(L, box);
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &outside_box_key);
   }
   *raised = status != LUA_OK;
+  if (status == LUA_OK && !woken && res != LSOCK_ETIMEOUT) {   /* no task left: nobody can wake us */
+    res = wait_fdready(L, -1, 0, deadline);   /* Ctrl-C raises: the box is let go already */
+    if (res == 0) res = LSOCK_ETIMEOUT;
+  }
   return res;
 }
 
