@@ -4,11 +4,12 @@
 ** and sendmsg (resolve_run).
 **
 ** Split from addr.c, which converts addresses without the network: every
-** lookup here may wait on the network, so it goes through wait_thread and,
-** inside a task, runs on a helper thread while the loop goes on.  Outside
-** a task it runs inline.  The request (GaiReq, NiReq) lives in a userdata
-** that the call's Op (wait.h) points to and anchors, so it survives the
-** yield and the job writes only into it (and into the address it fills).
+** lookup here may wait on the network, so it goes through wait_thread and
+** runs on a helper thread while the loop goes on, inside a task or out.
+** The request (GaiReq, NiReq) lives in a userdata that the call's Op
+** (wait.h) points to and anchors, and the job holds until it ended: the
+** job writes only into it, so a call that gave up (a deadline scope, a
+** cancel, Ctrl-C) leaves it to the job, and its result is dropped.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +32,7 @@
 /* A resolver request; it lives in a userdata on the caller's stack so it
 ** survives the yield while a helper thread fills it in. */
 typedef struct GaiReq {
+  JobHead head;             /* first: wait_thread's */
   struct addrinfo hints;
   struct addrinfo *res;
   int rc, err;              /* getaddrinfo's result; errno for EAI_SYSTEM */
@@ -40,14 +42,21 @@ typedef struct GaiReq {
   char buf[];               /* host "\0" serv "\0" */
 } GaiReq;
 
-static int gaireq_gc(lua_State *L) {
-  GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
+/* Free the list a lookup left (the request's head.drop). */
+static void gaireq_drop(void *req) {
+  GaiReq *r = (GaiReq *)req;
   if (r->res != NULL) freeaddrinfo(r->res);
   r->res = NULL;
+}
+
+/* While busy a helper thread may still write res: the loop drops it. */
+static int gaireq_gc(lua_State *L) {
+  GaiReq *r = (GaiReq *)luaL_checkudata(L, 1, GAIREQ);
+  if (!r->head.busy) gaireq_drop(r);
   return 0;
 }
 
-/* Runs on the helper thread (or inline outside a task). */
+/* Runs on a helper thread (or inline). */
 static void gai_work(void *arg) {
   GaiReq *r = (GaiReq *)arg;
   r->rc = getaddrinfo(r->host, r->serv, &r->hints, &r->res);
@@ -60,6 +69,7 @@ static GaiReq *gaireq_push(lua_State *L, const char *host, const char *serv) {
   size_t hn = host ? strlen(host) + 1 : 0, sn = serv ? strlen(serv) + 1 : 0;
   GaiReq *r = (GaiReq *)lua_newuserdatauv(L, sizeof *r + hn + sn, 1);
   memset(r, 0, sizeof *r);
+  r->head.drop = gaireq_drop;
   if (luaL_newmetatable(L, GAIREQ)) {
     lua_pushcfunction(L, gaireq_gc);
     lua_setfield(L, -2, "__gc");
@@ -88,14 +98,13 @@ static void push_ai(lua_State *L, const struct addrinfo *ai) {
   lua_setfield(L, -2, "address");
 }
 
-/* Run a lookup: the request r (at stack index idx, anchored by the call)
-** goes to work(r) off the loop thread, then push ends the call. */
-static int req_run(lua_State *L, void *r, int idx, void (*work)(void *), OpPush push) {
+/* Run a lookup: the request at stack index idx (anchored by the call)
+** goes to work off the loop thread, then push ends the call. */
+static int req_run(lua_State *L, int idx, void (*work)(void *), OpPush push) {
   Op op;
   wait_opinit(&op, NULL, push, NULL, WAIT_READ, -1);
-  op.obj = r;
   op.anchor[0] = (unsigned char)idx;
-  return wait_thread(L, &op, work, r);
+  return wait_thread(L, &op, work, idx);
 }
 
 /* getaddrinfo's results: the list of entries. */
@@ -137,7 +146,7 @@ static int lsock_getaddrinfo(lua_State *L) {
   r->hints.ai_flags = (int)aux_optint(L, 6, 0, INT_MIN, INT_MAX);
   lua_replace(L, 1);
   lua_settop(L, 1);
-  return req_run(L, r, 1, gai_work, getaddrinfo_push);
+  return req_run(L, 1, gai_work, getaddrinfo_push);
 }
 
 /* gethostbyname's result: the first IPv4 address as a string. */
@@ -157,7 +166,7 @@ static int lsock_gethostbyname(lua_State *L) {
   r->hints.ai_socktype = SOCK_STREAM;
   lua_replace(L, 1);
   lua_settop(L, 1);
-  return req_run(L, r, 1, gai_work, gethostbyname_push);
+  return req_run(L, 1, gai_work, gethostbyname_push);
 }
 
 /* ---- names in the addresses of connect and sendto ---------------------- */
@@ -219,17 +228,11 @@ static void set_host(struct sockaddr_storage *dest, const struct sockaddr *src) 
   if (d6->sin6_scope_id == 0) d6->sin6_scope_id = s6->sin6_scope_id;
 }
 
-/* Runs on the helper thread (or inline): look the name up and write its
-** first address into the caller's address. */
-static void lookup_work(void *arg) {
-  GaiReq *r = (GaiReq *)arg;
-  gai_work(r);
-  if (r->rc == 0 && r->res->ai_family == r->dest->ss_family) set_host(r->dest, r->res->ai_addr);
-}
-
-/* The lookup ended: make the call (r->next) with its two anchors back on
-** the stack (the socket; the block holding the address, the request's
-** user value), or end it with the error. */
+/* The lookup ended: write its first address into the caller's (on the
+** loop's thread: a job that outlives its call must not write there), and
+** make the call (r->next) with its two anchors back on the stack (the
+** socket; the block holding the address, the request's user value), or
+** end it with the error. */
 static int lookup_push(lua_State *L, Op *op, int err, int nres) {
   GaiReq *r = (GaiReq *)op->obj;
   Op next = r->next;
@@ -237,8 +240,8 @@ static int lookup_push(lua_State *L, Op *op, int err, int nres) {
   if (err != 0) return next.push(L, &next, err, 0);
   if (r->rc != 0) return err_pushgai(L, r->rc, r->err);
   if (r->res->ai_family != r->dest->ss_family) return err_pushgai(L, EAI_FAMILY, 0);
-  freeaddrinfo(r->res);                /* the job is done: its list is ours */
-  r->res = NULL;
+  set_host(r->dest, r->res->ai_addr);
+  gaireq_drop(r);                      /* the job is done: its list is ours */
   if (next.w->fd < 0) return next.push(L, &next, LSOCK_ECLOSED, 0);   /* closed meanwhile */
   wait_pushanchor(L, op, 0);
   wait_pushanchor(L, op, 1);
@@ -275,15 +278,15 @@ int resolve_run(lua_State *L, int idx, int family, struct sockaddr_storage *ss,
   lua_setiuservalue(L, -2, 1);
   Op look;
   wait_opinit(&look, NULL, lookup_push, op->w, WAIT_READ, -1);
-  look.obj = r;
   look.anchor[0] = op->anchor[0];
   look.anchor[1] = (unsigned char)lua_absindex(L, -1);
-  return wait_thread(L, &look, lookup_work, r);
+  return wait_thread(L, &look, gai_work, look.anchor[1]);
 }
 
 /* ---- getnameinfo ----------------------------------------------------- */
 
 typedef struct NiReq {
+  JobHead head;             /* first: wait_thread's (nothing to drop) */
   struct sockaddr_storage ss;
   socklen_t len;
   int flags, rc, err;
@@ -338,7 +341,7 @@ static int lsock_getnameinfo(lua_State *L) {
   if (rc != 0) return err_pushgai(L, rc, errno);   /* a literal: not expected */
   lua_replace(L, 1);
   lua_settop(L, 1);
-  return req_run(L, r, 1, ni_work, getnameinfo_push);
+  return req_run(L, 1, ni_work, getnameinfo_push);
 }
 
 const luaL_Reg resolve_funcs[] = {

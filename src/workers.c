@@ -306,8 +306,10 @@ static int worker_start(Super *s, int i) {
   int out[2][2] = { { -1, -1 }, { -1, -1 } };
   int err = 0;
   if (pipe2(out[0], O_CLOEXEC) < 0 || pipe2(out[1], O_CLOEXEC) < 0) err = errno;
+  loop_prefork(s->L);   /* no helper thread may be inside a lookup */
   pid_t pid = err ? -1 : fork();
   if (pid == 0) worker_main(s, i + 1, out);
+  loop_postfork(s->L);
   if (pid < 0 && !err) err = errno;
   for (int j = 0; j < 2; j++) {
     if (out[j][1] >= 0) close(out[j][1]);

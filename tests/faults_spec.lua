@@ -97,5 +97,119 @@ print(res[1], res[2], res.took < 1, res.after[2], ticks > 3)
     assert.equal("nil\ttimeout\ttrue\ttimeout\ttrue\n", r.out)
     assert.equal(0, r.code)
   end)
-end)
 
+  -- Run script in a luasock whose getaddrinfo takes delay_ms (and holds
+  -- the shim's resolver lock meanwhile); it must exit with status 0.
+  -- Returns its output.
+  local function slow_lookups(script, delay_ms, limit)
+    local r = support.run({ support.LUASOCK, "-e", script },
+                          { env = { LD_PRELOAD = preload(), FAULT_RATE = 0,
+                                    FAULT_GAI_DELAY_MS = delay_ms },
+                            stderr = "out", limit = limit or 30 })
+    assert.equal(0, r.code, r.out)
+    return r.out
+  end
+
+  -- A task whose lookup a deadline scope cut short resolved its next
+  -- name inline, stopping every task until the first lookup's helper
+  -- thread ended: the thread's job lived in the Task, one at a time.  A
+  -- job now holds its own request, so the next lookup goes to a thread
+  -- too, the other tasks run on and its scope cuts it short as well.
+  it("a task's lookup after one a scope cut short runs on a helper thread too", function()
+    assert.equal("nil timeout true\tnil timeout true\ttrue\n", slow_lookups([[
+local socket = require "socket"
+local res, ticks, done = {}, 0, false
+socket.spawn(function()
+  for i = 1, 2 do
+    local t0 = socket.gettime()
+    local r = { socket.timeout(0.2, socket.getaddrinfo, "localhost", 80) }
+    res[i] = ("%s %s %s"):format(r[1], r[2], socket.gettime() - t0 < 1)
+    collectgarbage()
+  end
+  res.ticks = ticks
+  done = true
+end)
+socket.spawn(function() while not done do ticks = ticks + 1; socket.sleep(0.01) end end)
+assert(socket.run())
+print(res[1], res[2], res.ticks > 10)
+]], 2000))
+  end)
+
+  -- Outside any task a name lookup ran inline: the tasks stopped, and a
+  -- deadline scope could not end it (nor Ctrl-C: the resolver goes on
+  -- after EINTR).  It now runs on a helper thread while the loop turns,
+  -- as other outside waits do; the late result is dropped (ASan would see
+  -- a use after free or a leak), and the next lookup goes to a thread too.
+  it("outside tasks, a slow lookup turns the loop and a deadline scope ends it", function()
+    assert.equal("nil\ttimeout\ttrue\nnil\ttimeout\ttrue\ntrue\ntrue\ttrue\n", slow_lookups([[
+local socket = require "socket"
+local ticks = 0
+socket.spawn(function() while true do ticks = ticks + 1; socket.sleep(0.01) end end)
+for i = 1, 2 do
+  local t0 = socket.gettime()
+  local r = { socket.timeout(0.2, socket.getaddrinfo, "localhost", 80) }
+  print(r[1], r[2], socket.gettime() - t0 < 1)
+  collectgarbage()
+end
+print(ticks > 10)
+print(#assert(socket.getaddrinfo("127.0.0.1", 80)) > 0, #assert(socket.getaddrinfo("localhost", 80)) > 0)
+os.exit(0, true)
+]], 800))
+  end)
+
+  -- Ctrl-C could not stop an outside lookup: getaddrinfo ran inline and
+  -- went on after the signal.  The task prints "ready" only once the loop
+  -- turns, that is while the main thread waits for the lookup; Ctrl-C then
+  -- ends the wait at once, long before the lookup would.
+  it("Ctrl-C ends an outside lookup at once", function()
+    local c = support.start({ "env", "LD_PRELOAD=" .. preload(), "FAULT_RATE=0", "FAULT_GAI_DELAY_MS=6000",
+                              support.LUASOCK, "-e", [[
+local socket = require "socket"
+socket.spawn(function() print("ready"); io.stdout:flush(); socket.sleep(30) end)
+local t0 = socket.gettime()
+local ok, err = pcall(socket.getaddrinfo, "localhost", 80)
+print(ok, err, socket.gettime() - t0 < 4)
+io.stdout:flush()
+]] }, { stdin = "null" })
+    assert.equal("ready", c:line(10))
+    assert(os.execute("kill -INT " .. c.pid))
+    assert.equal("false\tinterrupted!\ttrue", c:line(10))
+  end)
+
+  -- A worker forked while a helper thread was inside getaddrinfo: the
+  -- child inherited the resolver's locks held by a thread it does not
+  -- have, and its own lookups waited for ever.  The fork now waits for
+  -- the running jobs to end first.  (The shim holds a lock of its own
+  -- during its delay, as the resolver does.)
+  it("a worker forked while a lookup runs on a helper thread can resolve", function()
+    assert.equal("true\tnil\ttimeout\ntrue\ntrue\ntrue\n", slow_lookups([[
+local socket = require "socket"
+local cut = socket.spawn(socket.timeout, 0.05, socket.getaddrinfo, "localhost", 80)
+print(cut:join())   -- the loop turns: the lookup goes on on its thread
+socket.spawn(function()
+  print(#assert(socket.getaddrinfo("localhost", 80)) > 0)
+end)
+print(socket.run{workers = 2})
+]], 1500, 40))
+  end)
+
+  -- A forked worker cancelled every task whose lookup job was out when it
+  -- forked, also one whose lookup a scope had cut short and which had
+  -- gone on to wait for something else.  Jobs now follow the fork (the
+  -- fork waits for the running ones to end): no task is cancelled.
+  it("a task whose lookup was cut short goes on in a forked worker", function()
+    assert.equal("nil\ttimeout\nwent on\nwent on\ntrue\n", slow_lookups([[
+local socket = require "socket"
+local cut, go = socket.event(), socket.event()
+socket.spawn(function()
+  print(socket.timeout(0.05, socket.getaddrinfo, "localhost", 80))
+  cut:set()
+  go:wait()   -- in the workers
+  print("went on")
+end)
+assert(cut:wait(5))   -- the loop turns until the lookup was cut short
+socket.spawn(function() go:set() end)
+print(socket.run{workers = 2})
+]], 1500, 40))
+  end)
+end)

@@ -35,6 +35,7 @@
 #include "core/interrupt.h"
 #include "core/pool.h"
 #include "core/loop.h"
+#include "core/wait.h"
 
 #define LOOP_META  "luasock.loop"
 
@@ -105,7 +106,7 @@ int loop_start(Loop *loop) {
     err = poller_add(&loop->poller, &loop->poolw);
   }
   if (err) {
-    pool_free(pool);
+    pool_free(pool, NULL, NULL);
     loop->poolw.fd = -1;
     poller_close(&loop->poller);
     return err;
@@ -349,33 +350,89 @@ void loop_expire(Loop *loop) {
 
 /* ---- helper threads ------------------------------------------------- */
 
-/* A job ended.  A task that ended meanwhile (cancelled) drops the result:
-** the run queue hands it to task.c, which lets it go; one whose wait a
-** deadline ended has gone on and drops it too (task_keepjob kept the
-** job's block alive until now). */
-static void task_threaddone(Task *t) {
-  t->injob = 0;
-  if (t->state == T_DONE) loop_runqpush(t->loop, t);
-  else if (t->state == T_THREAD) loop_ready(t, 0);
+/* A job ended (L: the thread collecting).  Whoever still waits for its
+** request is woken: the task parked on it, or the code outside tasks; one
+** that gave up (a deadline, a cancel, Ctrl-C) waits for something else or
+** has ended, and the result is dropped with the request when it is
+** collected.  The job's hold on the request and the task goes. */
+static void job_ended(PoolJob *job, void *ud) {
+  lua_State *L = (lua_State *)ud;
+  Task *t = job->t;
+  Loop *loop = t->loop;
+  ((JobHead *)job->arg)->busy = 0;
+  if (t == &loop->outside) {
+    if (loop->outjob == job->arg) {
+      loop->outjob = NULL;
+      loop_wake(&loop->outjobw);
+    }
+  } else if (t->state == T_THREAD && t->op.obj == job->arg) {
+    loop_ready(t, 0);
+  }
+  luaL_unref(L, LUA_REGISTRYINDEX, job->keep[0]);
+  luaL_unref(L, LUA_REGISTRYINDEX, job->keep[1]);
 }
 
-int loop_parkthread(Task *t, void (*work)(void *), void *arg, double deadline) {
+/* lua_close: the threads are joined; free what the jobs not collected
+** left in their requests (whose finalizers left it, busy). */
+static void job_closed(PoolJob *job, void *ud) {
+  JobHead *head = (JobHead *)job->arg;
+  (void)ud;
+  head->busy = 0;
+  if (head->drop != NULL) head->drop(job->arg);
+}
+
+void loop_collectjobs(lua_State *L, Loop *loop) {
+  pool_collect(loop->pool, job_ended, L);
+}
+
+/* Hand work(request at L's index req) to a helper thread for t (the
+** Loop's outside record: code outside tasks).  The job holds the request
+** and t until it ended: a request is never at the address of another while
+** its job runs, so job_ended knows whether t still waits for it.  0 or an
+** errno. */
+static int job_start(lua_State *L, Loop *loop, Task *t, void (*work)(void *), int req) {
+  int err = loop_start(loop);
+  if (err) return err;
+  PoolJob job = { work, lua_touserdata(L, req), t, { LUA_NOREF, LUA_NOREF } };
+  luaL_checkstack(L, 1, "no room to wait");
+  lua_pushvalue(L, req);
+  job.keep[1] = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (t != &loop->outside) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    job.keep[0] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  err = pool_submit(loop->pool, &job);
+  if (err) {
+    luaL_unref(L, LUA_REGISTRYINDEX, job.keep[0]);
+    luaL_unref(L, LUA_REGISTRYINDEX, job.keep[1]);
+    return err;
+  }
+  ((JobHead *)job.arg)->busy = 1;
+  return 0;
+}
+
+int loop_parkthread(lua_State *L, Task *t, void (*work)(void *), int req, double deadline) {
   if (t->cancelled) {   /* its next wait ends it: no job */
     t->state = T_PARKED;
     loop_ready(t, LSOCK_ECANCELLED);
     return 0;
   }
-  if (t->injob) return EBUSY;   /* a job whose wait timed out still runs for t */
-  int err = loop_start(t->loop);
+  int err = job_start(L, t->loop, t, work, req);
   if (err) return err;   /* inline, then */
-  err = pool_submit(t->loop->pool, t, work, arg);
-  if (err) return err;
-  t->injob = 1;
   task_detach(t);
   t->outcome = 0;
   t->state = T_THREAD;
   t->deadline = deadline;
   if (deadline >= 0) heap_insert(t->loop, t);
+  return 0;
+}
+
+/* Start the outside job, which the Loop then names as awaited; EAGAIN
+** when it must run inline. */
+int loop_startoutside(lua_State *L, Loop *loop, void (*work)(void *), int req) {
+  if (loop->closed || loop->running) return EAGAIN;   /* run or a turn: it cannot turn */
+  if (job_start(L, loop, &loop->outside, work, req) != 0) return EAGAIN;
+  loop->outjob = lua_touserdata(L, req);
   return 0;
 }
 
@@ -400,7 +457,7 @@ void loop_pollevents(lua_State *L, Loop *loop, int ms) {
   for (int i = 0; i < n; i++) {
     Watch *w;
     int ready = poller_get(&loop->poller, i, &w);
-    if (w == &loop->poolw) { pool_collect(loop->pool, task_threaddone); continue; }
+    if (w == &loop->poolw) { loop_collectjobs(L, loop); continue; }
     if (ready & READY_NOHINT) w->hint = 0;
     else if (ready & READY_R) w->hint &= (unsigned char)~HINT_DRAINED;
     if (ready & READY_R) watch_wake(w, WAIT_READ);
@@ -448,7 +505,7 @@ static void loop_close(Loop *loop) {
   if (loop->closed) return;
   loop->closed = 1;
   loop->wakefd = -1;   /* before the pool closes it: a late Ctrl-C writes nowhere */
-  pool_free(loop->pool);   /* joins the workers */
+  pool_free(loop->pool, job_closed, NULL);   /* joins the workers */
   loop->pool = NULL;
   poller_close(&loop->poller);
   free(loop->runq);
@@ -468,6 +525,8 @@ static int loop_gc(lua_State *L) {
 static void loop_init(Loop *loop) {
   memset(loop, 0, sizeof *loop);
   loop->poller.fd = loop->poolw.fd = loop->wakefd = -1;   /* nothing to close yet */
+  loop->outjobw.fd = -1;
+  loop->outjobw.nofd = 1;   /* stands for the outside job's end */
   loop->listeners.prev = loop->listeners.next = &loop->listeners;
   loop->outside.loop = loop;
   loop->outside.state = T_DONE;
@@ -499,16 +558,20 @@ void loop_open(lua_State *L) {
 
 /* ---- after fork(2): a loop of the child's own ------------------------ */
 
-/* The pools left behind by forks: their threads did not follow and their
-** lock may be held, so they are never touched again; kept reachable only
-** so that a leak checker does not count them. */
-static Pool *forsaken_pool;
+void loop_prefork(lua_State *L) {
+  Loop *loop = loop_of(L);
+  if (loop != NULL && loop->pool != NULL) pool_quiesce(loop->pool);
+}
+
+void loop_postfork(lua_State *L) {
+  Loop *loop = loop_of(L);
+  if (loop != NULL && loop->pool != NULL) pool_resume(loop->pool);
+}
 
 /* Register again the watches that parked tasks wait on (the poller is
-** new: it has none), and cancel the tasks whose job is on a helper
-** thread: the job went on in the parent, nothing will ever end it here.
-** The tasks are found through the registry, which anchors each one.
-** Returns 0 or an errno. */
+** new: it has none).  The tasks are found through the registry, which
+** anchors each one.  No task is cancelled: the helper threads' jobs
+** followed the fork (loop_prefork).  Returns 0 or an errno. */
 static int retake_tasks(lua_State *L, Loop *loop) {
   int err = 0;
   lua_pushnil(L);
@@ -521,35 +584,29 @@ static int retake_tasks(lua_State *L, Loop *loop) {
       err = poller_add(&loop->poller, w);
       if (!err) w->gen = loop->gen;
     }
-    if (t->injob) {
-      t->injob = 0;
-      t->cancelled = 1;
-      if (t->state == T_DONE) loop_runqpush(t->loop, t);
-      else loop_ready(t, LSOCK_ECANCELLED);
-    }
   }
   return err;
 }
 
 /* The poller and the pool's eventfd are the parent's too: close our
-** copies (its epoll set must not change under it) and make our own.  The
-** pool is forsaken: its threads did not follow.  Every watch registered
-** before is now of an older gen, so it is registered again at its next
-** wait, which tries its syscall first: no readiness is lost. */
+** copies (its epoll set must not change under it) and make our own; the
+** pool, quiesced before the fork (loop_prefork), goes on with its jobs.
+** Every watch registered before is now of an older gen, so it is
+** registered again at its next wait, which tries its syscall first: no
+** readiness is lost. */
 int loop_forked(lua_State *L) {
   Loop *loop = loop_get(L);
   if (loop->poller.fd < 0) return 0;   /* never started: the child starts its own */
   poller_close(&loop->poller);
-  if (loop->pool != NULL) {
-    close(pool_fd(loop->pool));
-    forsaken_pool = loop->pool;
-  }
   loop->wakefd = -1;
-  loop->pool = NULL;
-  loop->poolw.fd = -1;
   loop->gen++;   /* a chain of 256 forks would reuse one: workers never fork */
-  int err = loop_start(loop);
+  int err = poller_init(&loop->poller);
+  if (!err) err = pool_forked(loop->pool);
   if (err) return err;
+  loop->poolw.fd = pool_fd(loop->pool);
+  err = poller_add(&loop->poller, &loop->poolw);
+  if (err) return err;
+  loop->wakefd = loop->poolw.fd;
   luaL_checkstack(L, 3, "no room to fork");
   return retake_tasks(L, loop);
 }

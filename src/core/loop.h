@@ -110,11 +110,17 @@ Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
 int loop_park(Task *t, Watch *w, int dir, double deadline);
 /* Park t until work(arg) has run on a helper thread, or until deadline
 ** (< 0: none; a deadline scope's): the wait then times out and the job's
-** result is dropped when it comes.  0, or an errno when no thread could
-** be started or t's previous job still runs (the caller then runs work
-** inline).  The caller keeps arg alive until the job is done
-** (wait_thread: the Task's anchors, then task_keepjob). */
-int loop_parkthread(Task *t, void (*work)(void *), void *arg, double deadline);
+** result is dropped when it comes.  arg is the request (JobHead first)
+** at L's stack index req: the job keeps it, and t, alive until it ended,
+** so a task that gave up waits for its next job on a thread too.  0, or
+** an errno when no thread could be started (the caller then runs work
+** inline). */
+int loop_parkthread(lua_State *L, Task *t, void (*work)(void *), int req, double deadline);
+/* The same outside a task: run work on a helper thread and turn the loop
+** (task_turn) until it is done (0) or deadline (LSOCK_ETIMEOUT); Ctrl-C
+** raises "interrupted!".  EAGAIN when no thread could take it, or the
+** loop cannot be turned here (it runs): the caller runs work inline. */
+int task_waitjob(lua_State *L, void (*work)(void *), int req, double deadline);
 int loop_outcome(Task *t);            /* why the last park ended */
 /* The record of the wait t is in: storage the Task owns (wait.c). */
 Op *task_op(Task *t);
@@ -124,9 +130,6 @@ void task_anchor(lua_State *L, Task *t, int a0, int a1);
 void task_pushanchor(lua_State *L, Task *t, int i);
 void task_setanchor(lua_State *L, Task *t, int i);   /* pops the new value */
 Task *task_ofop(const Op *op);   /* the Task whose record op is */
-/* t goes on while its helper thread's job still runs (its wait timed
-** out): keep what the job works in (t's anchors) alive until it is done. */
-void task_keepjob(lua_State *L, Task *t);
 /* An outside wait (not in a task) for w (NULL: none) to be ready for poll
 ** events, or for deadline: when tasks exist and neither run nor another
 ** turn is active, run them meanwhile (the loop "turns").  Returns 0 (ready,
@@ -165,12 +168,17 @@ extern const luaL_Reg loop_funcs[];       /* task.c: spawn, run */
 ** when there are no workers to fork. */
 int lsock_run(lua_State *L);
 
-/* loop.c, in a child process just forked from one whose loop existed:
-** the poller, the eventfd and the helper threads were the parent's (the
-** first two shared with it, the threads gone), so give the loop its own,
-** with every descriptor the parent watched registered again.  A task
-** whose job was on a helper thread is cancelled (the job ran in the
-** parent).  Returns 0 or an errno; call it before anything waits. */
+/* loop.c, around fork(2): loop_prefork lets the helper threads' running
+** jobs end and stops the threads (none may hold a lock of the C library
+** when the process forks: a lookup does); the parent then calls
+** loop_postfork, which starts threads for the jobs still queued.  In the
+** child, loop_forked: the poller and the eventfd were the parent's
+** (shared with it), so give the loop its own, with every descriptor the
+** parent watched registered again; the jobs queued or ended go on there
+** as in the parent.  Returns 0 or an errno; call it before anything
+** waits. */
+void loop_prefork(lua_State *L);
+void loop_postfork(lua_State *L);
 int loop_forked(lua_State *L);
 
 /* loop.c: create L's Loop (once) and mark L's main thread "no task" in

@@ -47,9 +47,7 @@ struct Task {
   unsigned char inq : 1;        /* in the run queue (at most once) */
   unsigned char cancelled : 1;  /* cancel asked: its current or next wait ends it */
   unsigned char end : 2;        /* T_DONE: how it ended (END_*) */
-  unsigned char injob : 1;      /* a helper thread's job still names it */
   unsigned char joined : 1;     /* someone waits for its end (task.c's join lists) */
-  unsigned char keepjob : 1;    /* task_keepjob holds a timed-out job's block */
   Op op;
 };
 _Static_assert(sizeof(Task) <= 144, "one Task per connection: keep it in 144 bytes");
@@ -69,11 +67,13 @@ struct Loop {
   Poller poller;
   Pool *pool;               /* helper threads, or NULL if it failed */
   Watch poolw;              /* the pool's eventfd */
+  const void *outjob;       /* the request of the job code outside tasks waits for */
+  Watch outjobw;            /* what that wait turns the loop on: its end wakes it */
   int closed, running;      /* running: run or a turn (task_turn) is active */
   unsigned char gen;        /* poller generation: one more at each loop_forked */
   int failed;               /* a task failed: its error is at &error_key (task.c) */
   int ntasks;               /* tasks spawned and not ended */
-  int nheld;                /* ended tasks the run queue or a helper thread still names */
+  int nheld;                /* ended tasks the run queue still names */
   int nscopes;              /* deadline scopes open, in any thread (scope.c) */
   WaitNode *outwaiter;      /* the wait-list node of the outside wait, or NULL */
   Task **runq;              /* ring of ready tasks, capacity >= ntasks */
@@ -96,6 +96,13 @@ void loop_setcurrent(lua_State *co, Task *t);   /* co runs t (NULL: none) */
 void loop_expire(Loop *loop);              /* tasks whose deadline passed */
 /* Wait up to ms (-1: forever) for events and mark their tasks ready. */
 void loop_pollevents(lua_State *L, Loop *loop, int ms);
+/* The pool's eventfd was readable: take the jobs that ended and wake
+** whoever still waits for them (loop_pollevents does it for the poller). */
+void loop_collectjobs(lua_State *L, Loop *loop);
+/* Start work(request at L's index req) on a helper thread for code
+** outside tasks, and name it in loop->outjob until it ended; EAGAIN when
+** it must run inline (no thread; the loop runs, so it cannot turn). */
+int loop_startoutside(lua_State *L, Loop *loop, void (*work)(void *), int req);
 /* Make the loop's epoll_wait return (signal-safe), so that a Ctrl-C that
 ** came just before the wait is not missed. */
 void loop_wakeup(Loop *loop);

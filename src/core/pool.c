@@ -6,8 +6,8 @@
 **
 ** Naive on purpose: at most POOL_MAX threads, started on demand and kept;
 ** jobs in FIFO order; one malloc per job (resolution is not a hot path).
-** The jobs touch no Lua state.  Left out: cancelling a job (a task
-** waiting for one cannot be woken early).
+** The jobs touch no Lua state.  Left out: cancelling a job (a waiter that
+** gives up leaves it to end; the loop then drops its result).
 */
 #include <errno.h>
 #include <pthread.h>
@@ -22,9 +22,7 @@
 #define POOL_MAX 4   /* enough for lookups; a slow resolver queues the rest */
 
 typedef struct Job {
-  Task *t;                  /* the task to wake */
-  void (*work)(void *);
-  void *arg;
+  PoolJob job;
   struct Job *next;
 } Job;
 
@@ -58,7 +56,7 @@ int pool_fd(Pool *p) {
 }
 
 /* With the lock held: wait for the next job (NULL once stopping; jobs
-** not started then are dropped, the loop is closing). */
+** not started then stay queued, for pool_resume or pool_free). */
 static Job *pool_take(Pool *p) {
   while (p->todo == NULL && !p->stop) {
     p->nidle++;
@@ -82,7 +80,7 @@ static void *pool_main(void *arg) {
   pthread_mutex_lock(&p->mu);
   while ((j = pool_take(p)) != NULL) {
     pthread_mutex_unlock(&p->mu);
-    j->work(j->arg);
+    j->job.work(j->job.arg);
     pthread_mutex_lock(&p->mu);
     j->next = p->done;
     p->done = j;
@@ -124,51 +122,78 @@ static int pool_queue(Pool *p, Job *j) {
   return 0;
 }
 
-int pool_submit(Pool *p, Task *t, void (*work)(void *), void *arg) {
+int pool_submit(Pool *p, const PoolJob *job) {
   Job *j = (Job *)malloc(sizeof *j);
   if (j == NULL) return ENOMEM;
-  j->t = t, j->work = work, j->arg = arg;
+  j->job = *job;
   int err = pool_queue(p, j);
   if (err) free(j);
   return err;
 }
 
+/* Hand each job of the list j to ended, then free it. */
+static void jobs_end(Job *j, void (*ended)(PoolJob *job, void *ud), void *ud) {
+  while (j != NULL) {
+    Job *next = j->next;
+    if (ended != NULL) ended(&j->job, ud);
+    free(j);
+    j = next;
+  }
+}
+
 /* Read the counter before taking the list, so that a job finished after
 ** the read signals again. */
-void pool_collect(Pool *p, void (*ready)(Task *t)) {
+void pool_collect(Pool *p, void (*ended)(PoolJob *job, void *ud), void *ud) {
   uint64_t n;
   if (read(p->efd, &n, sizeof n) < 0) { /* EAGAIN: nothing new */ }
   pthread_mutex_lock(&p->mu);
   Job *j = p->done;
   p->done = NULL;
   pthread_mutex_unlock(&p->mu);
-  while (j != NULL) {
-    Job *next = j->next;
-    ready(j->t);
-    free(j);
-    j = next;
-  }
+  jobs_end(j, ended, ud);
 }
 
-static void jobs_free(Job *j) {
-  while (j != NULL) {
-    Job *next = j->next;
-    free(j);
-    j = next;
-  }
-}
-
-/* A job already running finishes first: its argument lives in memory Lua
-** frees only after every finalizer (the loop's __gc calls us) has run. */
-void pool_free(Pool *p) {
-  if (p == NULL) return;
+/* Stop the workers once their current job ended and join them; jobs not
+** started stay queued (pool_take leaves them when stopping). */
+void pool_quiesce(Pool *p) {
   pthread_mutex_lock(&p->mu);
   p->stop = 1;
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
-  jobs_free(p->todo);   /* never started */
-  jobs_free(p->done);   /* finished, not collected */
+  p->nthreads = 0;
+}
+
+/* A worker for each queued job, up to POOL_MAX (none starting: they wait
+** for the next submit). */
+void pool_resume(Pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->stop = 0;
+  while (p->nthreads < p->nqueued && p->nthreads < POOL_MAX && pool_grow(p) == 0) {}
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* In the child: no thread is left and none held the lock at the fork
+** (pool_quiesce), so the lists are whole; only the eventfd, shared with
+** the parent, must be our own. */
+int pool_forked(Pool *p) {
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return errno;
+  close(p->efd);
+  p->efd = fd;
+  uint64_t one = 1;
+  if (p->done != NULL && write(fd, &one, sizeof one) < 0) { /* cannot fail: new counter */ }
+  pool_resume(p);
+  return 0;
+}
+
+/* A job already running finishes first: its argument lives in memory Lua
+** frees only after every finalizer (the loop's __gc calls us) has run. */
+void pool_free(Pool *p, void (*ended)(PoolJob *job, void *ud), void *ud) {
+  if (p == NULL) return;
+  pool_quiesce(p);
+  jobs_end(p->todo, ended, ud);   /* never started */
+  jobs_end(p->done, ended, ud);   /* finished, not collected */
   close(p->efd);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);

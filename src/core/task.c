@@ -19,9 +19,12 @@
 ** moment is stopped too (it fails with "interrupted!", as under run):
 ** yielding it instead would leave it to spin again at the next turn.
 **
+** Name resolution outside a task runs on a helper thread too, and waits
+** for it the same way (task_waitjob), so the tasks go on meanwhile and a
+** deadline scope or Ctrl-C ends it.
+**
 ** Left out: blocking calls made in a coroutine the user resumes himself
-** inside a task block the whole loop, as they would outside a task.  Name
-** resolution outside a task runs inline, so the tasks wait for it.
+** inside a task block the whole loop, as they would outside a task.
 */
 #include <errno.h>
 #include <poll.h>
@@ -39,7 +42,6 @@
 
 static const char error_key = 0;  /* registry key of the first error not yet returned by run */
 static const char live_key = 0;   /* registry: the tasks not ended, by reference (socket.tasks) */
-static const char jobs_key = 0;   /* registry: Task -> its timed-out job's anchors (task_keepjob) */
 
 /* ---- tasks: spawn, resume, end --------------------------------------- */
 
@@ -203,10 +205,11 @@ static void join_wake(lua_State *L, Task *t) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, t);
 }
 
-/* Drop the task table's hold on an ended task, unless the run queue or a
-** helper thread still names it: then run_ready lets it go later. */
+/* Drop the task table's hold on an ended task, unless the run queue
+** still names it: then run_ready lets it go later (a helper thread's job
+** holds the Task itself, loop.c's job_start). */
 static void task_letgo(lua_State *L, Task *t, int held) {
-  if (t->inq || t->injob) {
+  if (t->inq) {
     if (!held) t->loop->nheld++;
     return;
   }
@@ -261,14 +264,14 @@ static void task_end(lua_State *L, Task *t, int how, int nres) {
 }
 
 /* __close of the Task, the to-be-closed value under the task's function:
-** coroutine.close(co) of a task that has not ended.  A parked task is
-** woken to end at once; one in the run queue or the thread pool ends when
-** its turn comes. */
+** coroutine.close(co) of a task that has not ended.  A waiting task is
+** woken to end at once (a helper thread's job goes on alone); one in the
+** run queue ends when its turn comes. */
 int task_closed(lua_State *L) {
   Task *t = task_check(L, 1);
   if (t->state == T_DONE) return 0;
   t->cancelled = 1;
-  if (t->state == T_PARKED) loop_ready(t, LSOCK_ECANCELLED);
+  if (t->state == T_PARKED || t->state == T_THREAD) loop_ready(t, LSOCK_ECANCELLED);
   return 0;
 }
 
@@ -301,46 +304,10 @@ Op *task_op(Task *t) {
   return &t->op;
 }
 
-/* Set (keep) or clear the entry of t in the jobs table to the value on
-** top (popped): the anchors of a job that outlives its wait. */
-static void jobs_set(lua_State *L, Task *t) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &jobs_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &jobs_key);
-  }
-  task_pushself(L, t);
-  lua_rotate(L, -3, -1);   /* jobs, t, value */
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-}
-
-void task_keepjob(lua_State *L, Task *t) {
-  if (!t->injob) return;
-  luaL_checkstack(L, 5, "no room to wait");
-  lua_createtable(L, TASK_ANCHORS, 0);
-  for (int i = 0; i < TASK_ANCHORS; i++) {
-    task_pushanchor(L, t, i);
-    lua_rawseti(L, -2, i + 1);
-  }
-  jobs_set(L, t);
-  t->keepjob = 1;
-}
-
-/* Let go of a kept job's block once its job is done. */
-static void task_dropjob(lua_State *L, Task *t) {
-  if (!t->keepjob || t->injob) return;
-  t->keepjob = 0;
-  lua_pushnil(L);
-  jobs_set(L, t);
-}
-
 /* The Task is its registry reference's value until it is let go. */
 void task_anchor(lua_State *L, Task *t, int a0, int a1) {
   t->op.selfanchor = 0;   /* op_save says again what they are */
   luaL_checkstack(L, 4, "no room to wait");
-  task_dropjob(L, t);
   task_pushself(L, t);
   for (int i = 0; i < TASK_ANCHORS; i++) {
     int idx = i == 0 ? a0 : a1;
@@ -437,8 +404,7 @@ static int run_results(lua_State *L, Loop *loop) {
 }
 
 /* The loop proper, run protected by lsock_run: slot 1 the Loop.  It also
-** waits for the helper-thread jobs of cancelled tasks (nheld): their
-** results must be collected and freed before the state may close. */
+** lets go of the ended tasks still in the run queue (nheld). */
 static int run_core(lua_State *L) {
   Loop *loop = (Loop *)lua_touserdata(L, 1);
   while (loop->ntasks > 0 || loop->nheld > 0) {
@@ -541,6 +507,37 @@ int task_turn(lua_State *L, Watch *w, short events, double deadline) {
   int res = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   return res;
+}
+
+/* One look at the pool's eventfd alone (no task is left to turn the
+** loop), up to deadline: the jobs that ended are collected.  Returns
+** LSOCK_ETIMEOUT past the deadline, else EAGAIN; Ctrl-C raises. */
+static int job_poll(lua_State *L, Loop *loop, double deadline) {
+  struct pollfd p = { loop->poolw.fd, POLLIN, 0 };
+  if (loop->interrupted) interrupt_check(L);   /* later, loop_wakeup ends the poll */
+  int n = poll(&p, 1, clock_ms(deadline));
+  if (n < 0) {
+    if (errno != EINTR) luaL_error(L, "poll: %s", strerror(errno));
+    interrupt_check(L);
+  }
+  if (n > 0) loop_collectjobs(L, loop);
+  if (deadline >= 0 && clock_now() >= deadline) return LSOCK_ETIMEOUT;
+  return EAGAIN;
+}
+
+/* Ctrl-C or a deadline leaves loop->outjob naming the request: its job's
+** end then wakes nobody, and the next outside job names another (its
+** request stays alive until the job ended). */
+int task_waitjob(lua_State *L, void (*work)(void *), int req, double deadline) {
+  Loop *loop = loop_of(L);
+  if (loop == NULL || loop_startoutside(L, loop, work, req) != 0) return EAGAIN;
+  const void *arg = lua_touserdata(L, req);
+  while (loop->outjob == arg) {
+    int err = task_turn(L, &loop->outjobw, 0, deadline);
+    if (err == EAGAIN) err = job_poll(L, loop, deadline);
+    if (err == LSOCK_ETIMEOUT) return err;
+  }
+  return 0;
 }
 
 /* socket.run([fn, ...]) -> true, or false and the first error of a task

@@ -269,7 +269,6 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   Op *op = task_op(t);
   int err = op_outcome(t);
   op->pending = 0;   /* the call runs on: it sees what was handed */
-  if (err != 0 && op->try == NULL) task_keepjob(L, t);   /* a helper thread's job timed out */
   if (op->backoff) {
     op->backoff = 0;
     err = backoff_end(op, err);
@@ -279,17 +278,23 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   return op->push(L, op, err, 0);   /* an error, a hand-off, or a helper thread's job is done */
 }
 
-int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg) {
+int wait_thread(lua_State *L, Op *op, void (*work)(void *), int req) {
   int cut;   /* a job has no deadline of its own, but a scope ends its wait */
   double deadline = scope_deadline(L, -1, &cut);
+  void *arg = lua_touserdata(L, req);
+  op->obj = arg;
   if (cut && clock_now() >= deadline) return op->push(L, op, LSOCK_ETIMEOUT, 0);
   Task *t = task_to_park(L);
-  if (t == NULL || loop_parkthread(t, work, arg, deadline) != 0) {
-    work(arg);   /* outside a task, or no helper thread: inline */
-    return op->push(L, op, 0, 0);
+  if (t != NULL && loop_parkthread(L, t, work, req, deadline) == 0) {
+    op_save(L, t, op);
+    return lua_yieldk(L, 0, 0, op_k);
   }
-  op_save(L, t, op);
-  return lua_yieldk(L, 0, 0, op_k);
+  if (t == NULL) {   /* outside a task: the loop turns while it waits */
+    int err = task_waitjob(L, work, req, deadline);
+    if (err != EAGAIN) return op->push(L, op, err, 0);
+  }
+  work(arg);   /* no helper thread, or the loop cannot turn meanwhile: inline */
+  return op->push(L, op, 0, 0);
 }
 
 void wait_handback(lua_State *L, Op *op) {

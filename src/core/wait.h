@@ -151,14 +151,26 @@ int wait_fdready(lua_State *L, int fd, short events, double deadline);
 /* Raise "interrupted!" if Ctrl-C was pressed (call it on EINTR). */
 void wait_checkinterrupt(lua_State *L);
 
-/* ---- wait.c: the retry driver (wait.h), Ctrl-C ---------------------- */
+/* ---- helper threads ------------------------------------------------ */
+/* The head of a request a helper thread works in (a userdata): busy from
+** the job's start until the loop took its end, both on the loop's thread.
+** Its finalizer frees the results unless busy (lua_close may finalize it
+** while the job runs: the loop calls drop once the threads are joined). */
+typedef struct JobHead {
+  void (*drop)(void *req);   /* free what the job left in req (NULL: nothing) */
+  int busy;
+} JobHead;
 /*
-** Run work(arg) off the loop thread (name resolution): in a task on a
-** helper thread while the task is parked, else inline; then op->push(L,
-** op, 0 or the wait's error, 0) ends the call.  op has no try step; arg
-** lives in a block op anchors, which the Task keeps alive until the job is
-** done (even if the task is closed meanwhile).  work touches no Lua
-** state.  Returns like wait_op, and may yield.
+** Run work(req) off the loop thread (name resolution), req being the
+** request (a userdata starting with a JobHead) at L's stack index req:
+** on a helper thread, while the task is parked or, outside a task, while
+** the loop turns; inline where neither can be (no thread, or a wait that
+** cannot yield inside a task).  Then op->push(L, op, 0 or the wait's
+** error, 0) ends the call, with op->obj the request.  A deadline scope
+** ends the wait (LSOCK_ETIMEOUT), as a cancel or Ctrl-C does; the job
+** goes on and keeps the request alive until it ends, and its result is
+** dropped.  work touches no Lua state.  Returns like wait_op, and may
+** yield.
 */
-int wait_thread(lua_State *L, Op *op, void (*work)(void *), void *arg);
+int wait_thread(lua_State *L, Op *op, void (*work)(void *), int req);
 #endif

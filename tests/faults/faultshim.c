@@ -23,7 +23,8 @@
 **   soerror ECONNREFUSED as the SO_ERROR of getsockopt
 ** FAULT_GAI_DELAY_MS makes every getaddrinfo take that long first, as a
 ** slow resolver does (a delay, not one of the kinds: FAULT_RATE=0 leaves
-** it alone).
+** it alone), holding a lock of its own meanwhile as the C library's
+** resolver holds its locks: a process forked then finds it held for good.
 ** FAULTS lists the kinds to inject, comma-separated (default: all).  At
 ** exit the count of each kind injected is appended to the file
 ** FAULT_REPORT names, one "kind count" a line.
@@ -292,9 +293,14 @@ int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms) {
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                 struct addrinfo **res) {
   REAL(getaddrinfo);
+  static pthread_mutex_t resolver_lock = PTHREAD_MUTEX_INITIALIZER;
   const char *d = getenv("FAULT_GAI_DELAY_MS");
   long ms = d != NULL ? atol(d) : 0;
   struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-  while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-  return real_getaddrinfo(node, service, hints, res);
+  if (ms <= 0) return real_getaddrinfo(node, service, hints, res);
+  pthread_mutex_lock(&resolver_lock);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  int rc = real_getaddrinfo(node, service, hints, res);
+  pthread_mutex_unlock(&resolver_lock);
+  return rc;
 }
