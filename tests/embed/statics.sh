@@ -6,15 +6,12 @@
 # SIGINT handler keeps the state it stops in the program, not here.  Its
 # zero-initialised statics (nm: b, B) are compared with the list:
 #   bio_method, bio_once   the OpenSSL BIO method, made once (tls_conn.c)
-#   forsaken_pool          in a forked worker, the parent's pool, whose
-#                          threads did not follow: kept reachable only for
-#                          leak checkers (loop.c)
 #   load_once, load_error, tlsfn_*
 #                          OpenSSL, loaded once per process at the first
 #                          use of TLS: its functions' pointers (tls_lib.c)
 set -eu
 lib=$1
-want=$(printf '%s\n' bio_method bio_once forsaken_pool load_error load_once | sort)
+want=$(printf '%s\n' bio_method bio_once load_error load_once | sort)
 got=$(nm "$lib" | awk '$2 == "b" || $2 == "B" { print $3 }' |
       grep -v -e '^__' -e '^_end$' -e '^_edata$' -e '^completed\.' -e '^tlsfn_' | sort)
 if [ "$got" != "$want" ]; then
