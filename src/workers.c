@@ -24,6 +24,7 @@
 ** A terminal stopped with Ctrl-S can still block a write (its POLLOUT
 ** does not promise PIPE_BUF bytes of room).
 */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -266,6 +267,14 @@ static int output_waits(Super *s) {
 
 /* ---- a worker's life ------------------------------------------------ */
 
+/* Under the stock lua5.4 this code is in luasock.so, which lua_close
+** unloads (dlclose): keep it mapped, for worker_main goes on after. */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_module, &info) != 0 && info.dli_fname != NULL)
+    dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 /* In the new process: die with the supervisor, write into the pipes, take
 ** back the signal mask, make the loop, run the tasks, exit 0 when every
 ** task ended cleanly (else 1).  Never returns. */
@@ -296,6 +305,7 @@ static void worker_main(Super *s, int index, int out[2][2]) {
   int ok = lua_pcall(L, 0, 1, 0) == LUA_OK;
   if (!ok) fprintf(stderr, "luasock: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
   ok = ok && lua_toboolean(L, -1);
+  pin_module();
   lua_close(L);   /* as os.exit(status, true): __gc and <close> run */
   exit(ok ? 0 : 1);
 }
@@ -539,6 +549,20 @@ static void check_forkable(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/* The signal mask and SIGCHLD's action of before run.  A SIGPIPE that a
+** write to a reader gone away left pending is taken first: it would kill
+** a process that leaves it at its default (the stock lua5.4). */
+static void restore_signals(Super *s, const struct sigaction *oldchld) {
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  struct timespec now = { 0, 0 };
+  if (!sigismember(&s->oldmask, SIGPIPE))
+    while (sigtimedwait(&pipe, NULL, &now) == SIGPIPE) {}
+  pthread_sigmask(SIG_SETMASK, &s->oldmask, NULL);
+  sigaction(SIGCHLD, oldchld, NULL);
+}
+
 /* Fork n workers and supervise them until they all ended: true, or
 ** false and why the supervisor gave up. */
 static int run_workers(lua_State *L, int n) {
@@ -563,15 +587,16 @@ static int run_workers(lua_State *L, int n) {
   ** the workers itself, and waitpid would never see one die. */
   struct sigaction dfl = { .sa_handler = SIG_DFL }, oldchld;
   sigaction(SIGCHLD, &dfl, &oldchld);
-  sigset_t set;
+  sigset_t set, blocked;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD), sigaddset(&set, SIGTERM), sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, &s.oldmask);
+  blocked = set;
+  sigaddset(&blocked, SIGPIPE);   /* a reader of an output gone away: EPIPE, not death */
+  pthread_sigmask(SIG_BLOCK, &blocked, &s.oldmask);
   s.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (s.sigfd < 0) {
     int err = errno;
-    pthread_sigmask(SIG_SETMASK, &s.oldmask, NULL);
-    sigaction(SIGCHLD, &oldchld, NULL);
+    restore_signals(&s, &oldchld);
     return luaL_error(L, "socket.run{workers}: signalfd: %s", strerror(err));
   }
   for (int i = 0; i < n; i++) {   /* all at once: a failure is a quick death */
@@ -582,8 +607,7 @@ static int run_workers(lua_State *L, int n) {
   supervise(&s, pf, of);
   relays_free(&s);
   close(s.sigfd);
-  pthread_sigmask(SIG_SETMASK, &s.oldmask, NULL);
-  sigaction(SIGCHLD, &oldchld, NULL);
+  restore_signals(&s, &oldchld);
   if (s.why[0] == '\0') {
     lua_pushboolean(L, 1);
     return 1;

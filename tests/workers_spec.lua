@@ -169,6 +169,26 @@ local function children(pid)
   return kids
 end
 
+-- Run script with the stock lua5.4 and the build's module (argv for
+-- support.run: the shell runs "$@", then what follows); nil under the
+-- sanitizers, whose runtime lua5.4 lacks.
+local function under_lua54(script, shell)
+  if support.SANITIZED then return nil end
+  local build = support.absolute(os.getenv("LUASOCK_BUILD") or "build")
+  return { "bash", "-c", shell, "bash", "env", "LUA_CPATH=" .. build .. "/lua/?.so;;", "lua5.4", script }
+end
+
+-- Workers that print 2 x 2,000 lines of 100 bytes, then say on stderr
+-- that they are done; the supervisor says what run returned on stderr.
+local CHATTY = [[
+local socket = require "luasock"
+socket.spawn(function()
+  for i = 1, 2000 do print(("worker %d line %4d %s"):format(socket.worker(), i, ("x"):rep(78))) end
+  io.stderr:write("worker ", socket.worker(), " done\n")
+end)
+io.stderr:write("run returned ", tostring(socket.run{workers = 2}), "\n")
+]]
+
 describe("socket.run{workers = N}", function()
   it("gives connections to every worker, each with a pid of its own", function()
     local c, port = start_server(3)
@@ -359,6 +379,30 @@ print(socket.run{workers = 2})
     c:expect("worker 2 says hello$", 30)   -- perhaps after a 1 MiB piece of worker 1's
     os.execute("kill -TERM " .. c.pid)
     assert.equal(0, c:wait(20))
+  end)
+
+  -- Under the stock lua5.4 the module is luasock.so, which lua_close
+  -- unloads: a worker went on running its code after lua_close, and every
+  -- worker died of SIGSEGV at its end (restarted, until the supervisor
+  -- gave up).
+  it("lets workers end cleanly under the stock lua5.4", function()
+    local argv = under_lua54(support.temp_file(CHATTY), '"$@" >/dev/null')
+    if not argv then print("skipped: the sanitizers' runtime is not in lua5.4"); return end
+    local r = support.run(argv, { limit = 30 })
+    assert.equal(0, r.code, r.err)
+    assert.matches("^worker %d done\nworker %d done\nrun returned true\n$", r.err)
+  end)
+
+  -- The stock lua5.4 leaves SIGPIPE at its default: when the reader of the
+  -- supervisor's stdout went away (| head -1), its next write killed it,
+  -- and every worker died with it.
+  it("goes on when the reader of its stdout goes away, under the stock lua5.4", function()
+    local argv = under_lua54(support.temp_file(CHATTY),
+                             '"$@" | head -n 1; echo "status ${PIPESTATUS[0]}"')
+    if not argv then print("skipped: the sanitizers' runtime is not in lua5.4"); return end
+    local r = support.run(argv, { limit = 30 })
+    assert.matches("^worker [12] line    1 x+\nstatus 0\n$", r.out)
+    assert.matches("^worker %d done\nworker %d done\nrun returned true\n$", r.err)
   end)
 
   it("passes each worker's output on in whole lines, long ones too", function()
