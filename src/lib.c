@@ -2,7 +2,7 @@
 ** lib.c - what an embedding application calls: luasock_openlibs; the
 ** preloading module.c does for the stock interpreter; and access to the
 ** Lua modules compiled into the library (lua/ at build time,
-** see cmake/embed.cmake), so nothing has to sit beside the binary.
+** see cmake/embed.c), so nothing has to sit beside the binary.
 */
 #include <string.h>
 
@@ -16,8 +16,11 @@
 void lib_loadmodule(lua_State *L, const char *name) {
   for (const LuaModule *m = lib_modules; m->name; m++) {
     if (strcmp(m->name, name) != 0) continue;
-    if (luaL_loadbuffer(L, m->code, m->len, lua_pushfstring(L, "=[luasock] %s", name)) != LUA_OK)
-      lua_error(L);
+    const char *chunkname = lua_pushfstring(L, LIB_CHUNKNAME, name);
+    if (luaL_loadbufferx(L, m->bytecode, m->bclen, chunkname, "b") != LUA_OK) {
+      lua_pop(L, 1);   /* lundump.c's header check refused it: the source then */
+      if (luaL_loadbufferx(L, m->code, m->len, chunkname, "t") != LUA_OK) lua_error(L);
+    }
     lua_remove(L, -2);   /* the chunk name */
     return;
   }
