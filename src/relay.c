@@ -134,8 +134,9 @@ static int leg_write(lua_State *L, Leg *g, size_t *n) {
 }
 
 /* Whether an error only means "wait" (the epoll set covers every
-** direction of both sockets, so which one does not matter).  EINTR is
-** none: it ends the try, and the driver tries again. */
+** direction of both sockets, so which one does not matter).  An
+** interrupted syscall is none: it ends the try, and the driver's policy
+** for it applies (wait_again). */
 static int would_block(int err) {
   return err == EAGAIN || err == OP_WANTREAD || err == OP_WANTWRITE;
 }

@@ -40,8 +40,10 @@ typedef struct LTLSContext {
   size_t alpnlen;
 } LTLSContext;
 
-/* The outcome of one try step, what the I/O driver acts on. */
-enum { TLS_DONE = 0, TLS_WANTREAD, TLS_WANTWRITE, TLS_FAILED };
+/* The outcome of one try step, what the I/O driver acts on.  TLS_AGAIN:
+** a syscall under it failed with an error the driver tries again at once
+** (wait_again); tlsconn_err gives it. */
+enum { TLS_DONE = 0, TLS_WANTREAD, TLS_WANTWRITE, TLS_FAILED, TLS_AGAIN };
 
 /* What a TLS_FAILED was, kept in the connection until pushed. */
 enum { TLSE_NONE = 0, TLSE_SYS, TLSE_VERIFY, TLSE_EOF, TLSE_PROTO, TLSE_CALLBACK };
@@ -84,7 +86,8 @@ void tlsconn_free(LTLS *t);                       /* idempotent */
 /* Hand the connection bytes read ahead by a plain stream (copied). */
 int tlsconn_prefeed(LTLS *t, const char *p, size_t len);
 /* Try steps: each makes one non-blocking attempt and says TLS_DONE,
-** TLS_WANTREAD, TLS_WANTWRITE or TLS_FAILED (details kept in t).
+** TLS_WANTREAD, TLS_WANTWRITE, TLS_AGAIN or TLS_FAILED (details kept
+** in t).
 ** read: *n == 0 with TLS_DONE is the end of the stream. */
 int tlsconn_handshake(lua_State *L, LTLS *t);
 int tlsconn_read(lua_State *L, LTLS *t, char *buf, size_t len, size_t *n);
@@ -93,7 +96,8 @@ int tlsconn_shutdown(lua_State *L, LTLS *t);
 /* Decrypted bytes OpenSSL holds, or a record it can decrypt without
 ** reading the descriptor: such a socket is readable already. */
 int tlsconn_pending(const LTLS *t);
-/* The C error int of t's last TLS_FAILED: an errno, or LSOCK_ETLS. */
+/* The C error int of t's last TLS_FAILED or TLS_AGAIN: an errno, or
+** LSOCK_ETLS. */
 int tlsconn_err(const LTLS *t);
 /* Push nil, message, code for err (LSOCK_ETLS: from t's details; other
 ** codes as err_push does); returns 3. */

@@ -5,7 +5,12 @@
 ** send with MSG_NOSIGNAL (a peer gone away is EPIPE, never SIGPIPE); the
 ** BIO first hands over the bytes a plain stream had read ahead before a
 ** STARTTLS (they arrived as ciphertext).  It keeps the errno of a failed
-** syscall in the connection, where no later call can overwrite it.
+** syscall in the connection, where no later call can overwrite it.  A
+** syscall error that the I/O driver tries again at once (wait_again: a
+** signal interrupted it) is "retry" to OpenSSL, which keeps its state as
+** for EAGAIN, and goes up to the driver as the step's error, so that the
+** driver's one policy applies (again, or Ctrl-C raises) and no byte is
+** lost.
 **
 ** Each try step makes one attempt and says done, want-read, want-write or
 ** failed; the I/O driver waits and tries again, so nothing here waits or
@@ -25,14 +30,29 @@
 
 #include "tls.h"
 #include "base/errors.h"
+#include "core/wait.h"
 
 /* ---- the BIO over the descriptor ------------------------------------ */
 
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
+/* A failed syscall of the BIO: EAGAIN asks OpenSSL to retry when the
+** descriptor is ready; an error the driver tries again at once asks it
+** to retry too, and is kept in detail for the try step to pass up (see
+** call_end); any other is the failure's detail. */
+static int bio_failed(BIO *b, LTLS *t, int err, int dir) {
+  int would_block = err == EAGAIN || err == EWOULDBLOCK;
+  if (!would_block) t->detail = err;
+  if (would_block || wait_again(err)) {
+    if (dir == WAIT_READ) BIO_set_retry_read(b);
+    else BIO_set_retry_write(b);
+  }
+  return -1;
+}
+
 /* Bytes read ahead by a plain stream come first; then recv.  0 is the
-** end of the stream; EAGAIN asks to be retried when readable. */
+** end of the stream. */
 static int bio_read(BIO *b, char *buf, int len) {
   LTLS *t = (LTLS *)BIO_get_data(b);
   BIO_clear_retry_flags(b);
@@ -43,23 +63,15 @@ static int bio_read(BIO *b, char *buf, int len) {
     t->prepos += n;
     return (int)n;
   }
-  ssize_t n;
-  do n = recv(t->s.w.fd, buf, (size_t)len, 0); while (n < 0 && errno == EINTR);
-  if (n >= 0) return (int)n;
-  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
-  else t->detail = errno;
-  return -1;
+  ssize_t n = recv(t->s.w.fd, buf, (size_t)len, 0);
+  return n >= 0 ? (int)n : bio_failed(b, t, errno, WAIT_READ);
 }
 
 static int bio_write(BIO *b, const char *buf, int len) {
   LTLS *t = (LTLS *)BIO_get_data(b);
   BIO_clear_retry_flags(b);
-  ssize_t n;
-  do n = send(t->s.w.fd, buf, (size_t)len, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
-  if (n >= 0) return (int)n;
-  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
-  else t->detail = errno;
-  return -1;
+  ssize_t n = send(t->s.w.fd, buf, (size_t)len, MSG_NOSIGNAL);
+  return n >= 0 ? (int)n : bio_failed(b, t, errno, WAIT_WRITE);
 }
 
 /* Only flush matters to SSL (writes are never buffered here). */
@@ -190,11 +202,15 @@ static int call_failed(LTLS *t, int sslerr) {
   return TLS_FAILED;
 }
 
-/* The outcome of an SSL call that returned ok (1) or not. */
+/* The outcome of an SSL call that returned ok (1) or not.  A want whose
+** syscall kept an error (bio_failed) is TLS_AGAIN: that error goes to the
+** driver, which tries again at once. */
 static int call_end(LTLS *t, int ok, int r) {
   t->L = NULL;
   if (ok) return TLS_DONE;
   int sslerr = SSL_get_error(t->ssl, r);
+  if ((sslerr == SSL_ERROR_WANT_READ || sslerr == SSL_ERROR_WANT_WRITE) && t->detail != 0)
+    return ERR_clear_error(), t->fail = TLSE_SYS, TLS_AGAIN;
   if (sslerr == SSL_ERROR_WANT_READ) return ERR_clear_error(), TLS_WANTREAD;
   if (sslerr == SSL_ERROR_WANT_WRITE) return ERR_clear_error(), TLS_WANTWRITE;
   return call_failed(t, sslerr);

@@ -71,7 +71,7 @@ static int stream_outcome(lua_State *L, LTLS *t, int step, int dir) {
   if (step == TLS_DONE) return 0;
   if (step == TLS_WANTREAD) return dir == WAIT_READ ? EAGAIN : OP_WANTREAD;
   if (step == TLS_WANTWRITE) return dir == WAIT_WRITE ? EAGAIN : OP_WANTWRITE;
-  int err = tlsconn_err(t);
+  int err = tlsconn_err(t);            /* TLS_AGAIN too: the driver tries again */
   if (err != LSOCK_ETLS) return err;
   lua_createtable(L, 2, 0);
   tlsconn_pusherr(L, t, err);          /* nil, message, code */
@@ -145,7 +145,7 @@ static int op_try(lua_State *L, Op *op) {
     t->hs_deadline = clock_deadline(t->ctx->handshake_timeout);
   int step = op_step(L, t, op);
   if (step == TLS_DONE) return 0;
-  if (step == TLS_FAILED) return tlsconn_err(t);
+  if (step == TLS_FAILED || step == TLS_AGAIN) return tlsconn_err(t);
   op_bound(t, op);
   return step == TLS_WANTREAD ? OP_WANTREAD : OP_WANTWRITE;
 }

@@ -7,9 +7,13 @@
 -- and length-prefixed streams, UDP, accept; in tasks and outside) and
 -- must print "ok": every byte back, no timeout, no descriptor leaked.
 --
+-- The same workload goes over TLS, and a Ctrl-C comes during a TLS read
+-- and write (tests/faults/tls_ctrlc.lua).
+--
 -- Under AddressSanitizer the ASan runtime is preloaded first (the one
 -- luasock links, from ldd), so that its interceptors wrap ours.
 local support = require "tests.support"
+local tls = require "tests.tls_support"
 local BUILD = os.getenv("LUASOCK_BUILD") or "build"
 local SHIM = support.absolute(BUILD .. "/libfaultshim.so")
 
@@ -210,5 +214,62 @@ assert(cut:wait(5))   -- the loop turns until the lookup was cut short
 socket.spawn(function() go:set() end)
 print(socket.run{workers = 2})
 ]], 1500, 40))
+  end)
+end)
+
+-- The TLS BIO (tls_conn.c) used to retry an interrupted recv or send
+-- itself, so the driver's policy for interrupted calls never applied to
+-- TLS: a Ctrl-C that came during the syscall let the call go on and end
+-- (the bytes read were then dropped when the interrupt raised at the
+-- call's return, and a write was done although the call raised, so its
+-- retry sent the data twice).  Now the BIO passes the interruption up
+-- and the driver tries again at once, or raises for Ctrl-C before
+-- anything was read or written.
+describe("TLS under injected faults", function()
+  local function tls_args()
+    local c = tls.certs()
+    return c.ca, c.server, c.server_key
+  end
+
+  it("echo and streams in tasks and outside come out intact while recv and send are interrupted", function()
+    local ca, cert, key = tls_args()
+    for seed = 1, 3 do
+      local report = support.temp_path()
+      local r = support.run({ support.LUASOCK, "tests/faults/workload.lua", 1, ca, cert, key },
+                            { env = { FAULT_SEED = seed, FAULT_RATE = 20, FAULTS = "eintr,eagain,shortr,shortw",
+                                      FAULT_REPORT = report, LD_PRELOAD = preload() },
+                              stderr = "out", limit = 120 })
+      assert.equal(0, r.code, ("seed %d:\n%s"):format(seed, r.out))
+      assert.equal("ok\n", r.out)
+      assert.matches("eintr [1-9]", support.read_file(report))
+    end
+  end)
+
+  -- Runs tests/faults/tls_ctrlc.lua with the one SIGINT armed.
+  local function ctrlc(what)
+    local ca, cert, key = tls_args()
+    local armfile = support.temp_path()
+    return support.run({ support.LUASOCK, "tests/faults/tls_ctrlc.lua", ca, cert, key, armfile, what },
+                       { env = { FAULTS = "sigint", FAULT_ARMFILE = armfile, LD_PRELOAD = preload() },
+                         limit = 30 })
+  end
+
+  it("Ctrl-C during a read outside a task raises, and the bytes stay for the next recv", function()
+    local r = ctrlc("read")
+    assert.equal("false\tinterrupted!\nhello\n", r.out, r.err)
+    assert.equal(0, r.code, r.err)
+  end)
+
+  it("Ctrl-C during a write outside a task raises before anything went; the retry sends it once", function()
+    local r = ctrlc("write")
+    assert.equal("false\tinterrupted!\nhello.\n", r.out, r.err)
+    assert.equal(0, r.code, r.err)
+  end)
+
+  it("Ctrl-C during a read in a task ends the task and the script with interrupted!", function()
+    local r = ctrlc("task")
+    assert.equal("", r.out)
+    assert.equal(1, r.code)
+    assert.matches("interrupted!", r.err)
   end)
 end)

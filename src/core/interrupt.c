@@ -56,9 +56,15 @@ int interrupt_pending(lua_State *L) {
 }
 
 /* The hook was set on the main thread: remove it there, since we raise
-** from here (no Lua code runs while a C wait sits in poll). */
+** from here (no Lua code runs while a C wait sits in poll).  In a task we
+** raise as stop_hook does there: the flag and the main thread's hook
+** stay, so that the code outside the tasks stops too. */
 void interrupt_check(lua_State *L) {
   if (!interrupt_pending(L)) return;
+  if (loop_current(L) != NULL) {
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+  }
   loop_of(L)->interrupted = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   lua_sethook(lua_tothread(L, -1), NULL, 0, 0);

@@ -250,6 +250,10 @@ static int op_backoff(lua_State *L, Op *op) {
   return lua_yieldk(L, 0, 0, op_k);
 }
 
+int wait_again(int err) {
+  return err == EINTR;
+}
+
 /* Try op until it is done or fails, waiting as its try asks, then push:
 ** returns the number of results. */
 int wait_op(lua_State *L, Op *op) {
@@ -257,8 +261,8 @@ int wait_op(lua_State *L, Op *op) {
     int top = lua_gettop(L);
     int r = op->try(L, op);
     if (r == 0) return op->push(L, op, 0, lua_gettop(L) - top);
-    if (r == EINTR) interrupt_check(L);   /* Ctrl-C raises; another signal: again */
-    if (r == EINTR || r == OP_AGAIN) continue;
+    if (wait_again(r)) interrupt_check(L);   /* Ctrl-C raises; another signal: again */
+    if (wait_again(r) || r == OP_AGAIN) continue;
     if (r == OP_WANTLIST) return op->push(L, op, op_waitlist(L, op), 0);
     if (r == EAGAIN) r = op->dir == WAIT_READ ? OP_WANTREAD : OP_WANTWRITE;
     if (r == OP_WANTREAD || r == OP_WANTWRITE)

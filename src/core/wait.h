@@ -53,6 +53,12 @@ enum { OP_WANTREAD = -2000, OP_WANTWRITE = -2001, OP_AGAIN = -2002, OP_BACKOFF =
 ** push step gets LSOCK_ECANCELLED instead, on whatever thread ends it, and
 ** gives back what was handed (see wait_handback). */
 
+/* Whether the driver tries a call again at once after the syscall error
+** err (a signal interrupted the syscall; Ctrl-C raises instead).  A try
+** step returns such an error as it is; a layer between a try step and its
+** syscall (the TLS BIO) asks here, so as to pass it up, not fail. */
+int wait_again(int err);
+
 /* How long a call backs off before it tries again (OP_BACKOFF). */
 #define OP_BACKOFF_SECONDS 0.1
 

@@ -21,11 +21,17 @@
 **   emfile  EMFILE from accept* (the connection stays queued)
 **   connect ECONNREFUSED from connect
 **   soerror ECONNREFUSED as the SO_ERROR of getsockopt
+**   sigint  once, at the first recv*, send* or accept*: SIGINT raised at the
+**           process, then EINTR, as a Ctrl-C that came during the call
+**           (only when FAULTS names it; FAULT_RATE does not apply)
 ** FAULT_GAI_DELAY_MS makes every getaddrinfo take that long first, as a
 ** slow resolver does (a delay, not one of the kinds: FAULT_RATE=0 leaves
 ** it alone), holding a lock of its own meanwhile as the C library's
 ** resolver holds its locks: a process forked then finds it held for good.
-** FAULTS lists the kinds to inject, comma-separated (default: all).  At
+** FAULT_ARMFILE names a file: nothing is injected until it exists (a
+** script creates it when the part under test begins).
+** FAULTS lists the kinds to inject, comma-separated (default: all but
+** sigint).  At
 ** exit the count of each kind injected is appended to the file
 ** FAULT_REPORT names, one "kind count" a line.
 **
@@ -39,17 +45,20 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-enum { F_EINTR, F_EAGAIN, F_SHORTR, F_SHORTW, F_ABORTED, F_EMFILE, F_CONNECT, F_SOERROR, NKINDS };
+enum { F_EINTR, F_EAGAIN, F_SHORTR, F_SHORTW, F_ABORTED, F_EMFILE, F_CONNECT, F_SOERROR,
+       F_SIGINT, NKINDS };
 static const char *const kind_names[NKINDS] = {
-  "eintr", "eagain", "shortr", "shortw", "aborted", "emfile", "connect", "soerror",
+  "eintr", "eagain", "shortr", "shortw", "aborted", "emfile", "connect", "soerror", "sigint",
 };
 
 static int enabled[NKINDS];
@@ -57,6 +66,8 @@ static unsigned rate;                /* percent */
 static unsigned long long seed;
 static atomic_ulong injected[NKINDS];
 static atomic_uint threads;
+static const char *armfile;          /* NULL: armed from the start */
+static atomic_int armed;
 static __thread unsigned long long rng;
 
 #define REAL(name) \
@@ -67,7 +78,17 @@ __attribute__((constructor)) static void shim_init(void) {
   const char *s = getenv("FAULT_SEED"), *r = getenv("FAULT_RATE"), *k = getenv("FAULTS");
   seed = s ? strtoull(s, NULL, 10) : 1;
   rate = r ? (unsigned)atoi(r) : 10;
-  for (int i = 0; i < NKINDS; i++) enabled[i] = k == NULL || strstr(k, kind_names[i]) != NULL;
+  for (int i = 0; i < NKINDS; i++)
+    enabled[i] = k != NULL ? strstr(k, kind_names[i]) != NULL : i != F_SIGINT;
+  armfile = getenv("FAULT_ARMFILE");
+}
+
+/* Whether faults may come yet (FAULT_ARMFILE exists, once and for all). */
+static int is_armed(void) {
+  if (armfile == NULL || atomic_load(&armed)) return 1;
+  if (access(armfile, F_OK) != 0) return 0;
+  atomic_store(&armed, 1);
+  return 1;
 }
 
 __attribute__((destructor)) static void shim_report(void) {
@@ -87,7 +108,7 @@ static unsigned next(void) {
 
 /* Whether this call gets a fault: at the rate, if kind is enabled. */
 static int roll(int kind) {
-  if (!enabled[kind] || next() % 100 >= rate) return 0;
+  if (!enabled[kind] || !is_armed() || next() % 100 >= rate) return 0;
   atomic_fetch_add(&injected[kind], 1);
   return 1;
 }
@@ -142,9 +163,18 @@ static void rearm(int fd) {
 
 /* ---- the faults common to reads and writes -------------------------- */
 
+/* The one SIGINT (sigint): whether this call is the one it interrupts. */
+static int sigint_now(void) {
+  static atomic_int sent;
+  if (!enabled[F_SIGINT] || !is_armed() || atomic_exchange(&sent, 1)) return 0;
+  atomic_fetch_add(&injected[F_SIGINT], 1);
+  raise(SIGINT);
+  return 1;
+}
+
 /* -1 with errno set when the call gets EINTR or EAGAIN, else 0. */
 static int transfer_fault(int fd, int flags) {
-  if (roll(F_EINTR)) {
+  if (sigint_now() || roll(F_EINTR)) {
     errno = EINTR;
     return -1;
   }

@@ -1,19 +1,31 @@
 -- tests/faults/workload.lua: transfers that must come out intact while
 -- faultshim.c makes the socket calls fail now and then.
 --
---   luasock tests/faults/workload.lua [rounds]
+--   luasock tests/faults/workload.lua [rounds [ca cert key]]
 --
 -- A server task accepts connections and serves three protocols (raw echo
 -- with recv/sendall, a line echo and a length-prefixed echo through
 -- streams); clients run outside any task (their waits turn the loop) and
 -- in tasks.  UDP datagrams go back and forth the same two ways.  A
 -- refused connect (an injected fault) is retried with a new socket.
+-- With ca, cert and key (PEM files, the server's for "localhost") the
+-- three protocols go over TLS.
 -- Prints "ok" and exits 0 when every byte came back, nothing timed out
 -- and the process holds the descriptors it started with.
 local socket = require "socket"
 
 local ROUNDS = tonumber(arg[1]) or 2
 local TIMEOUT = 10
+
+-- The TLS contexts of both ends, or nil for plain TCP.
+local server_ctx, client_ctx
+if arg[2] then
+  local ssl = require "socket.ssl"
+  server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+  assert(server_ctx:load_cert_chain(arg[3], arg[4]))
+  client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+  assert(client_ctx:load_verify_locations(arg[2]))
+end
 
 local function count_fds()
   local n = 0
@@ -78,11 +90,15 @@ end
 
 -- ---- the clients ----------------------------------------------------
 
-local function connect(port)
+-- A client of port, through TLS when the server's is, unless plain.
+local function connect(port, plain)
   for _ = 1, 100 do
     local s = assert(socket.socket())
     s:settimeout(TIMEOUT)
-    if s:connect({ "127.0.0.1", port }) then return s end
+    if s:connect({ "127.0.0.1", port }) then
+      if plain or not client_ctx then return s end
+      return assert(client_ctx:wrap_socket(s, { server_hostname = "localhost" }))
+    end
     s:close()
   end
   error("connect refused 100 times")
@@ -155,7 +171,7 @@ local function accept_outside()
   local port = l2:getsockname().port
   for i = 1, 5 do
     socket.spawn(function()
-      local s <close> = connect(port)
+      local s <close> = connect(port, "plain")
       assert(s:sendall("hello " .. i .. "\n"))
     end)
   end
@@ -181,7 +197,7 @@ end
 -- then in three tasks, the last of which to end (<close>, even on an
 -- error) closes the listener so that run returns.
 local function round()
-  local l = assert(socket.create_server({ "127.0.0.1", 0 }))
+  local l = assert(socket.create_server({ "127.0.0.1", 0 }, { ssl = server_ctx }))
   local port = l:getsockname().port
   local function clients()
     client_raw(port, 300000)
