@@ -22,6 +22,12 @@ add_test(NAME module_exports
           luaopen_luasock)
 set_tests_properties(module_exports PROPERTIES TIMEOUT 30)
 
+# No module file handles an interrupted syscall itself: the I/O driver's
+# one policy applies to every call.
+add_test(NAME eintr_in_driver
+  COMMAND sh ${CMAKE_SOURCE_DIR}/tests/build/eintr.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(eintr_in_driver PROPERTIES TIMEOUT 30)
+
 # Two states, each with its own loop, on two threads of one program.
 add_executable(embed_threads ${CMAKE_SOURCE_DIR}/tests/embed/threads.c)
 target_link_libraries(embed_threads PRIVATE luasock_lib Threads::Threads)
