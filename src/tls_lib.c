@@ -1,6 +1,7 @@
 /*
 ** tls_lib.c - OpenSSL loaded at the first use of TLS (see tls_lib.h): one
-** dlopen per process, shared by every Lua state, never closed.
+** dlopen per process, shared by every Lua state, never closed once every
+** function was found (a library without one is closed at once).
 */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -21,10 +22,22 @@ TLS_FUNCS(TLS_DEFINE)
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[256];   /* empty once every pointer is set */
 
+typedef struct { const char *name; void *ptr; } TLSFunc;
+
+/* A library that lacks a function is of no use: clear the n pointers
+** already set into it (nothing may call into it) and close it. */
+static void unload(void *lib, const TLSFunc *funcs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    void (*none)(void) = NULL;
+    memcpy(funcs[i].ptr, &none, sizeof none);
+  }
+  dlclose(lib);
+}
+
 /* dlsym's result goes into the pointer through memcpy: ISO C has no cast
 ** between object and function pointers. */
 static void load(void) {
-  static const struct { const char *name; void *ptr; } funcs[] = {
+  static const TLSFunc funcs[] = {
 #define TLS_ENTRY(f) {#f, (void *)&tlsfn_##f},
     TLS_FUNCS(TLS_ENTRY)
   };
@@ -37,6 +50,7 @@ static void load(void) {
     void *f = dlsym(lib, funcs[i].name);
     if (f == NULL) {
       snprintf(load_error, sizeof load_error, "%s has no %s", LIBSSL, funcs[i].name);
+      unload(lib, funcs, i);
       return;
     }
     memcpy(funcs[i].ptr, &f, sizeof f);

@@ -28,6 +28,13 @@ add_test(NAME eintr_in_driver
   COMMAND sh ${CMAKE_SOURCE_DIR}/tests/build/eintr.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(eintr_in_driver PROPERTIES TIMEOUT 30)
 
+# A libssl.so.<major> with none of OpenSSL's functions, in a directory of
+# its own (tls_ctx_spec puts it first in LD_LIBRARY_PATH).
+string(REGEX MATCH "^[0-9]+" openssl_major "${OPENSSL_VERSION}")
+add_library(nossl SHARED ${CMAKE_SOURCE_DIR}/tests/faults/nossl.c)
+set_target_properties(nossl PROPERTIES OUTPUT_NAME ssl SUFFIX ".so.${openssl_major}"
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/nossl)
+
 # Two states, each with its own loop, on two threads of one program.
 add_executable(embed_threads ${CMAKE_SOURCE_DIR}/tests/embed/threads.c)
 target_link_libraries(embed_threads PRIVATE luasock_lib Threads::Threads)

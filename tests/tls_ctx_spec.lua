@@ -3,6 +3,7 @@
 -- certificates, ALPN and cipher lists; misuse raises, failures of files
 -- and OpenSSL return nil, message, code.
 local ssl = require "socket.ssl"
+local support = require "tests.support"
 local tls = require "tests.tls_support"
 
 describe("socket.ssl", function()
@@ -148,5 +149,24 @@ describe("socket.ssl", function()
     assert.is_nil(ok)
     assert.truthy(msg:match("^set_ciphers: "))
     assert.are.equal("NO_CIPHER_MATCH", code)
+  end)
+
+  -- A libssl that lacked one of the functions TLS calls failed to load
+  -- with a clear error, but its handle stayed open: the library stayed
+  -- mapped for the life of the process, for nothing.  Here the build's
+  -- nossl/libssl.so.N (tests/faults/nossl.c), which has none of them,
+  -- comes first in LD_LIBRARY_PATH.
+  it("closes a libssl that lacks a function again, and says which", function()
+    local dir = support.absolute((os.getenv("LUASOCK_BUILD") or "build") .. "/nossl")
+    local r = support.run({ support.LUASOCK, "-e", [[
+      local dir = os.getenv("LD_LIBRARY_PATH")
+      print(pcall(require, "socket.ssl"))
+      for line in io.lines("/proc/self/maps") do
+        if line:find(dir, 1, true) then print("still mapped") break end
+      end
+      print(type(require("socket").socketpair()))   -- the rest of the module works
+    ]] }, { env = { LD_LIBRARY_PATH = dir } })
+    assert.matches("^false\t[^\n]*TLS is not available: libssl%.so%.%d+ has no [%w_]+\nuserdata\n$",
+                   r.out, r.err)
   end)
 end)
