@@ -1,8 +1,8 @@
 -- sched_setlocal_spec: a call waiting in a task keeps nothing that
 -- debug.setlocal can reach: its frame is empty while it waits, and junk put
 -- in the locals of the function that called it changes nothing of what
--- the call does.  Never a crash, a lost descriptor or a read outside a
--- block.
+-- the call does, nor does junk in socket.timeout's frame to its scope.
+-- Never a crash, a lost descriptor or a read outside a block.
 local socket = require "socket"
 local support = require "tests.support"
 
@@ -196,5 +196,37 @@ end)
 assert(socket.run())
 ]], 1)
     assert.same({ "one true two" }, out)
+  end)
+
+  it("a deadline scope: its frame has no slot to change, and the scope is left as it should", function()
+    -- socket.timeout kept its deadline and the to-be-closed guard that
+    -- leaves the scope in C temporaries under fn, which debug.setlocal
+    -- could replace: the guard's close then failed ("attempt to call a nil
+    -- value") and the scope was never left, so the task's later waits all
+    -- ended at its stale deadline.  Now fn runs under lua_pcallk with
+    -- nothing below it, and the continuation finds the scope in the
+    -- registry.
+    local out = scenario([[
+local a, b = socket.socketpair(); a:settimeout(2); b:settimeout(2)
+local co
+socket.spawn(function()
+  co = coroutine.running()
+  print("scope", socket.timeout(0.5, function() local s, n = a, 10; return s:recv(n) end))
+  local t0 = socket.gettime()
+  print("slept", socket.sleep(0.6), socket.gettime() - t0 >= 0.59)
+end)
+socket.spawn(function()
+  io.write(top(co), " ")
+  for level = 1, 2 do   -- fn, then socket.timeout's own frame
+    local i = 1
+    while debug.getlocal(co, level, i) do debug.setlocal(co, level, i, 42); i = i + 1 end
+    io.write(i - 1, " ")
+  end
+  collectgarbage(); collectgarbage()
+  b:send("hello")
+end)
+assert(socket.run())
+]], 2)
+    assert.same({ "0 2 0 scope\thello", "slept\ttrue\ttrue" }, out)
   end)
 end)

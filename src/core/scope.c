@@ -7,9 +7,15 @@
 ** and later waits in fn time out at once.
 **
 ** A scope belongs to the thread (task coroutine, or the main thread) that
-** entered it: its deadline is kept in a registry table keyed by that
-** thread, set on entry and put back as it was by a to-be-closed guard, so
-** an error, a return or a cancel of the task leaves the scope alike.
+** entered it: a registry table with weak keys maps the thread to its
+** innermost scope, a Scope userdata that keeps the scope around it (user
+** value 1).  socket.timeout calls fn with lua_pcallk and leaves the scope
+** in the continuation, after a return and an error alike.  Its frame
+** keeps nothing below fn and the continuation's state is the Scope, which
+** the registry holds, so debug.setlocal on a task waiting in fn finds
+** nothing of the scope to change.  A task closed or cancelled in fn never
+** comes back to the continuation: its thread's scopes go with it, and a
+** Scope collected while open gives back its count (__gc).
 ** While no scope is open anywhere (Loop.nscopes), a wait costs one test.
 **
 ** Left out: tasks spawned inside a scope do not inherit it (a group
@@ -20,7 +26,17 @@
 #include "core/clock.h"
 #include "core/loop.h"
 
-static const char scopes_key = 0;   /* registry: thread -> its scope's deadline */
+static const char scopes_key = 0;   /* registry: thread -> its innermost Scope */
+
+/* A scope: what a wait and the continuation need of it. */
+typedef struct Scope {
+  double deadline;    /* its own */
+  double effective;   /* the earlier of its own and the enclosing scope's */
+  Loop *loop;
+  int open;
+} Scope;
+
+#define SCOPE_META "luasock.scope"
 
 /* Push the scopes table (made on first use, with weak keys). */
 static void scopes_push(lua_State *L) {
@@ -35,27 +51,33 @@ static void scopes_push(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &scopes_key);
 }
 
+/* Push the innermost scope of L's thread (nil: none) and return it. */
+static Scope *scope_pushinner(lua_State *L) {
+  scopes_push(L);
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  return (Scope *)lua_touserdata(L, -1);
+}
+
+/* Make the value on top (popped) the innermost scope of L's thread. */
+static void scope_setinner(lua_State *L) {
+  scopes_push(L);
+  lua_pushthread(L);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 2);
+}
+
 /* The deadline of L's innermost scope, or -1 (none). */
 static double scope_get(lua_State *L) {
   Loop *loop = loop_of(L);
   if (loop == NULL || loop->nscopes == 0) return -1;
   luaL_checkstack(L, 3, "no room for a deadline scope");
-  scopes_push(L);
-  lua_pushthread(L);
-  lua_rawget(L, -2);
-  double d = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : -1;
-  lua_pop(L, 2);
-  return d;
-}
-
-/* Set (d >= 0) or clear (d < 0) the scope deadline of L's thread. */
-static void scope_set(lua_State *L, double d) {
-  scopes_push(L);
-  lua_pushthread(L);
-  if (d >= 0) lua_pushnumber(L, d);
-  else lua_pushnil(L);
-  lua_rawset(L, -3);
+  Scope *sc = scope_pushinner(L);
+  double d = sc != NULL ? sc->effective : -1;
   lua_pop(L, 1);
+  return d;
 }
 
 double scope_deadline(lua_State *L, double deadline, int *cut) {
@@ -64,39 +86,51 @@ double scope_deadline(lua_State *L, double deadline, int *cut) {
   return *cut ? s : deadline;
 }
 
-/* The guard under fn: the deadline to put back when the scope is left. */
-typedef struct Scope {
-  double previous;   /* < 0: none */
-  Loop *loop;
-  int open;
-} Scope;
-
-#define SCOPE_META "luasock.scope"
-
-/* __close of the guard: leave the scope (return, error or cancel). */
-static int scope_close(lua_State *L) {
-  Scope *sc = (Scope *)luaL_checkudata(L, 1, SCOPE_META);
-  if (!sc->open) return 0;
+static void scope_shut(Scope *sc) {
+  if (!sc->open) return;
   sc->open = 0;
   sc->loop->nscopes--;
-  scope_set(L, sc->previous);
+}
+
+/* __gc: a scope whose task was closed in fn, never left. */
+static int scope_gc(lua_State *L) {
+  scope_shut((Scope *)lua_touserdata(L, 1));
   return 0;
 }
 
-static const luaL_Reg scope_meta[] = {{"__close", scope_close}, {NULL, NULL}};
+static const luaL_Reg scope_meta[] = {{"__gc", scope_gc}, {NULL, NULL}};
 static const AuxClass scope_class = {SCOPE_META, scope_meta, NULL, 0};
 
-/* After fn: slot 1 the deadline, 2 the guard, 3... fn's results.  Past
-** the deadline the scope ended fn's waits: nil, "timeout". */
+/* Leave sc: the scope around it becomes the innermost again.  Scopes
+** inside sc still open (none, as each continuation leaves its own) are
+** left with it. */
+static void scope_leave(lua_State *L, Scope *sc) {
+  luaL_checkstack(L, 4, "no room to leave a deadline scope");
+  Scope *inner = scope_pushinner(L);
+  while (inner != NULL) {
+    scope_shut(inner);
+    lua_getiuservalue(L, -1, 1);
+    lua_remove(L, -2);
+    if (inner == sc) break;
+    inner = (Scope *)lua_touserdata(L, -1);
+  }
+  scope_setinner(L);
+}
+
+/* After fn, returned or failed (status): leave the scope, then fn's
+** results, its error raised again, or nil, "timeout" once past the
+** deadline (the scope ended fn's waits). */
 static int timeout_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status, (void)ctx;
-  double deadline = lua_tonumber(L, 1);
+  Scope *sc = (Scope *)ctx;
+  double deadline = sc->deadline;
+  scope_leave(L, sc);   /* sc may be collected from here on */
+  if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
   if (clock_now() >= deadline) {
     lua_pushnil(L);
     lua_pushliteral(L, "timeout");
     return 2;
   }
-  return lua_gettop(L) - 2;
+  return lua_gettop(L);
 }
 
 /* socket.timeout(seconds, fn, ...) -> fn's results, or nil, "timeout"
@@ -107,19 +141,21 @@ static int lsock_timeout(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   Loop *loop = loop_get(L);
   double deadline = clock_now() + secs;
-  double previous = scope_get(L);
-  Scope *sc = (Scope *)lua_newuserdatauv(L, sizeof *sc, 0);
-  sc->previous = previous, sc->loop = loop, sc->open = 0;
+  luaL_checkstack(L, 4, "no room for a deadline scope");
+  Scope *outer = scope_pushinner(L);
+  Scope *sc = (Scope *)lua_newuserdatauv(L, sizeof *sc, 1);
+  sc->deadline = deadline;
+  sc->effective = outer != NULL && outer->effective < deadline ? outer->effective : deadline;
+  sc->loop = loop, sc->open = 0;
   aux_setclass(L, &scope_class);
-  lua_replace(L, 1);                  /* guard fn args... */
-  lua_pushnumber(L, deadline);
-  lua_insert(L, 1);                   /* deadline guard fn args... */
-  lua_toclose(L, 2);
-  scope_set(L, previous >= 0 && previous < deadline ? previous : deadline);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);   /* the scope around it */
+  scope_setinner(L);
   sc->open = 1;
   loop->nscopes++;
-  lua_callk(L, lua_gettop(L) - 3, LUA_MULTRET, 0, timeout_k);
-  return timeout_k(L, LUA_OK, 0);
+  lua_remove(L, 1);              /* fn args... */
+  int status = lua_pcallk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, (lua_KContext)sc, timeout_k);
+  return timeout_k(L, status, (lua_KContext)sc);
 }
 
 const luaL_Reg scope_funcs[] = {
