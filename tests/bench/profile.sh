@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/profile.sh - where does an echo server spend its time?
 #
-#   tests/bench/profile.sh [BUILD_DIR] [lua|lua-static|c|py] [perf|callgrind|stat]
+#   tests/bench/profile.sh [BUILD_DIR] [lua|c|py] [perf|callgrind|stat]
 #                          [-c CONNS] [-d SECS] [-m ping|bulk]
 #
 # Starts the server pinned to CPU 0, drives it from CPU 1 with the load
@@ -13,9 +13,9 @@
 #              prints the top functions and instructions per request;
 #   stat:      perf stat of the server over the load (task-clock,
 #              context switches, and instructions where the CPU allows).
-# Use a RelWithDebInfo build so that luasock's functions have names; for
-# Lua's own, profile lua-static (cmake --build BUILD --target
-# bench_luasock_static: Debian's liblua5.4.so is stripped, its .a is not).
+# Use a RelWithDebInfo build so that luasock's functions have names; Lua's
+# have theirs too, as the program links the distribution's liblua5.4.a
+# (its liblua5.4.so is stripped).
 # KEEP=DIR keeps the raw output (perf.data, callgrind dumps) in DIR;
 # BULK_BYTES=N sets the bulk size (the 1 GiB default is slow under callgrind).
 set -u
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     -c) conns=$2; shift ;;
     -d) secs=$2; shift ;;
     -m) mode=$2; shift ;;
-    *) echo "usage: $0 [BUILD_DIR] [lua|lua-static|c|py] [perf|callgrind|stat] [-c conns] [-d secs] [-m ping|bulk]" >&2; exit 2 ;;
+    *) echo "usage: $0 [BUILD_DIR] [lua|c|py] [perf|callgrind|stat] [-c conns] [-d secs] [-m ping|bulk]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -39,8 +39,6 @@ ulimit -n $((conns + 200)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 case $kind in
   c)   cmd=("$build/bench/echo_server" 0) ;;
   lua) cmd=("$build/luasock" "$here/echo.lua" 0) ;;
-  lua-static) cmd=("$build/bench/luasock-static" "$here/echo.lua" 0)   # Lua's symbols visible
-    [ -x "${cmd[0]}" ] || { echo "build it first: cmake --build $build --target bench_luasock_static" >&2; exit 2; } ;;
   py)  cmd=("$(python3 -c 'import sys; print(sys.executable)')" "$here/echo.py" 0) ;;
   *)   echo "unknown server $kind" >&2; exit 2 ;;
 esac

@@ -6,7 +6,7 @@
 # CMAKE_BUILD_TYPE=Release (or RelWithDebInfo), no sanitizers.
 #
 #   tests/bench/run.sh [BUILD_DIR] [-r ROUNDS] [-d SECS] [-n IDLE_CONNS]
-#                      [-b BULK_BYTES] [--python] [--static] [--compare LUASOCK2]
+#                      [-b BULK_BYTES] [--python] [--compare LUASOCK2]
 #                      [--quick] [--c-only] [--workers]
 #
 # For 50 and 1,000 connections doing 64-byte ping-pong it prints requests/s
@@ -15,8 +15,6 @@
 # same round; then the server memory per idle connection (VmRSS growth with
 # 10,000 idle connections / 10,000) and the bulk throughput (1 GiB echoed
 # over one connection).  --python adds an asyncio server for reference;
-# --static adds echo.lua under <build>/bench/luasock-static (the same
-# program with Lua linked in statically: what static linking is worth);
 # --compare adds echo.lua under another luasock binary ("alt": a change
 # measured against the current build in the same interleaved rounds);
 # --quick is a smoke run of a few seconds (numbers meaningless); --c-only
@@ -30,7 +28,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=build
 rounds=5 secs=4 idle=10000 bulk=$((1 << 30)) warmup=1
-conns_list="50 1000" python=0 clua=1 static=0 alt="" workers=0
+conns_list="50 1000" python=0 clua=1 alt="" workers=0
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build=$1; shift; fi
 while [ $# -gt 0 ]; do
   case $1 in
@@ -39,12 +37,11 @@ while [ $# -gt 0 ]; do
     -n) idle=$2; shift ;;
     -b) bulk=$2; shift ;;
     --python) python=1 ;;
-    --static) static=1 ;;
     --compare) alt=$2; shift ;;
     --c-only) clua=0 ;;
     --workers) workers=1 ;;
     --quick) rounds=1 secs=0.5 warmup=0.2 idle=200 bulk=$((16 << 20)) conns_list="50 200" ;;
-    *) echo "usage: $0 [BUILD_DIR] [-r rounds] [-d secs] [-n idle] [-b bytes] [--python] [--static] [--compare luasock2] [--quick] [--c-only] [--workers]" >&2
+    *) echo "usage: $0 [BUILD_DIR] [-r rounds] [-d secs] [-n idle] [-b bytes] [--python] [--compare luasock2] [--quick] [--c-only] [--workers]" >&2
        exit 2 ;;
   esac
   shift
@@ -61,11 +58,6 @@ servers="c"
 if [ $clua = 1 ]; then
   [ -x "$LUASOCK" ] || { echo "missing $LUASOCK" >&2; exit 2; }
   servers="$servers lua"
-fi
-if [ $static = 1 ]; then
-  [ -x "$build/bench/luasock-static" ] || {
-    echo "missing $build/bench/luasock-static: cmake --build $build --target bench_luasock_static" >&2; exit 2; }
-  servers="$servers luas"
 fi
 if [ -n "$alt" ]; then
   [ -x "$alt" ] || { echo "missing $alt" >&2; exit 2; }
@@ -116,7 +108,6 @@ start_server() {
     lua) $pin_server "$LUASOCK" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     alt) $pin_server "$alt" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     w2)  $pin_workers "$LUASOCK" "$here/echo.lua" 0 65536 echo 2 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
-    luas) $pin_server "$build/bench/luasock-static" "$here/echo.lua" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
     py)  $pin_server "$PYTHON" "$here/echo.py" 0 >"$tmp/out" 2>>"$tmp/$1.err" & ;;
   esac
   spid=$!
@@ -228,7 +219,7 @@ summary_row() {
     [ -z "$rt" ] && rt=n/a
     if [ "$kind" = c ]; then printf ' %10s' "$v"; continue; fi
     printf ' %10s %7s' "$v" "$([ "$rt" = n/a ] && echo n/a || echo "${rt}x")"
-    case $kind in lua|luas|alt|w2) ;; *) continue ;; esac
+    case $kind in lua|alt|w2) ;; *) continue ;; esac
     [ -z "$target" ] && continue
     local x=$rt; [ "$m" = idle ] && x=$(awk -v b="$v" 'BEGIN { printf "%.2f", b / 1024 }')
     verdicts+=" $kind:$(awk -v v="$x" -v t="$target" -v c="$cmp" 'BEGIN {
@@ -244,7 +235,6 @@ summary_row() {
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
 echo "server pinned to CPU 0, load generator to CPU 1; $rounds rounds of ${secs}s (+${warmup}s warm-up)"
 declare -A legend=([c]="tests/bench/echo_server.c" [lua]="echo.lua under $LUASOCK"
-  [luas]="echo.lua under luasock-static (Lua linked in)"
   [w2]="echo.lua under $LUASOCK, 2 workers (${pin_workers:-unpinned})" [alt]="echo.lua under $alt"
   [py]="echo.py under asyncio")
 for kind in $servers; do printf '  %-5s %s\n' "$kind" "${legend[$kind]}"; done
