@@ -14,11 +14,14 @@ flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=
   -D_GNU_SOURCE -std=gnu11 -I$src/src -I$build $(pkg-config --cflags lua5.4 openssl)
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED"
 objs=""
+# The newest header, the generated renames of the OpenSSL list included:
+# an object older than it may hold a struct's old layout.
+newest=$(ls -t $(find "$src/src" -name "*.h") "$build/tls_renames.h" | head -n 1)
 for f in $(find "$src/src" -name "*.c" ! -path "*/program/*" | sort) "$build/lua_modules.c"; do
   case $(basename "$f") in main.c|repl.c) continue ;; esac
   o="$out/$(basename "$f" .c).o"
-  # Again when the source or the OpenSSL list (the generated renames) changed.
-  if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ "$build/tls_renames.h" -nt "$o" ]; then
+  # Again when the source or any header changed.
+  if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ "$newest" -nt "$o" ]; then
     clang $flags -c "$f" -o "$o"
   fi
   objs="$objs $o"
