@@ -7,7 +7,7 @@
 -- (ended by a blank line) with the benchmark's fixed 78-byte reply,
 -- keep-alive, as the other HTTP peers do (tests/bench/peers/).  With
 -- workers (default 1), that many processes share the listening socket
--- (socket.run{workers = N}).
+-- (socket.run{workers = N}) and each prints "worker ready" once it serves.
 local socket = require "socket"
 
 local port = tonumber(arg[1]) or 0
@@ -51,6 +51,9 @@ end
 
 local serve = mode == "http" and http or echo
 socket.spawn(function()
+  -- A driver that counts the server's descriptors waits for these lines:
+  -- until then the supervisor's forks open and close pipes.
+  if workers > 1 then print("worker ready") io.stdout:flush() end
   while true do
     local conn = server:accept()
     if conn then socket.spawn(serve, conn) end

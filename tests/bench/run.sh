@@ -118,6 +118,9 @@ start_server() {
   case $sport in
     ''|*[!0-9]*) echo "server $1 did not start: '$line'" >&2; cat "$tmp/$1.err" >&2; exit 1 ;;
   esac
+  # The load generator counts the server's descriptors from its start:
+  # the workers' "worker ready" lines say the supervisor's forks are over.
+  if [ "$1" = w2 ]; then read -r -t 10 -u "$sfd" line && read -r -t 10 -u "$sfd" line; fi
 }
 
 stop_server() {
