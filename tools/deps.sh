@@ -3,7 +3,7 @@
 # its test suite and its interoperability peers, and is not installed yet.
 # Works as root (apt-get) and as a normal user (sudo apt-get); quick and
 # silent when everything is already there.  Packages named as arguments
-# are installed too (tests/bench/deps.sh adds the benchmark's peers).
+# are installed too.
 #
 # Besides the build: lua5.4 (host_spec compares with it), openssl (the TLS
 # tests make their certificates and run s_server/s_client), python3 (pty
@@ -14,13 +14,18 @@
 # (/etc/services, which service names such as "http" need), groff-base and
 # mandoc (they check the man page), build-essential, dpkg-dev, debhelper,
 # fakeroot and lintian (they build and check the Debian packages:
-# dpkg-buildpackage refuses to start without build-essential), and lua-socket
-# (LuaSocket: lua5.4 keeps its "socket" beside luasock's module).
+# dpkg-buildpackage refuses to start without build-essential), lua-socket
+# (LuaSocket: lua5.4 keeps its "socket" beside luasock's module), and
+# lua-luv, lua-cqueues, nginx-light and redis-server: the peers of
+# tests/bench/compare.py, which bench_compare_smoke runs (with LuaSocket,
+# Python, wrk and redis-tools).  Where systemd runs, nginx's and redis'
+# packages start their services (ports 80 and 6379); nothing here uses them.
 set -e
 PACKAGES="gcc cmake make pkg-config liblua5.4-dev lua5.4 lua-busted
   libreadline-dev libssl-dev openssl python3 netcat-openbsd socat curl wrk redis-tools
   iproute2 util-linux procps strace valgrind netbase clang libclang-rt-dev
-  groff-base mandoc build-essential dpkg-dev debhelper fakeroot lintian lua-socket $*"
+  groff-base mandoc build-essential dpkg-dev debhelper fakeroot lintian lua-socket
+  lua-luv lua-cqueues nginx-light redis-server $*"
 
 # Tests resolve "localhost", which must not need DNS: an installed Debian
 # names it in /etc/hosts, a bare debootstrap root has no /etc/hosts; there
