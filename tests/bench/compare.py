@@ -439,10 +439,15 @@ def plan(opts):
     return todo, notes
 
 
+def round_cost(opts, todo):
+    """The expected seconds of one round."""
+    return sum(WORKLOADS[w].cost(opts, c) for w, cols in todo for c in cols)
+
+
 def run_rounds(opts, todo):
     """results[(workload, column)] = per-round dicts, or error strings."""
     results = {}
-    per_round = sum(WORKLOADS[w].cost(opts, c) for w, cols in todo for c in cols)
+    round_secs = round_cost(opts, todo)
     t0 = time.monotonic()
     for r in range(1, opts.rounds + 1):
         for w, cols in todo:
@@ -454,7 +459,7 @@ def run_rounds(opts, todo):
                     res = "fail: " + (text.splitlines()[0][:160] if text else type(e).__name__)
                 results.setdefault((w, col), []).append(res)
                 log("round %d/%d %-8s %-13s %s" % (r, opts.rounds, w, col, res))
-        left = (opts.rounds - r) * per_round
+        left = (opts.rounds - r) * round_secs
         if left:
             log("round %d done in %.0f s; about %.0f min left"
                 % (r, time.monotonic() - t0, left / 60))
@@ -584,7 +589,7 @@ def table(opts, results, notes, started, load, secs):
                opts.command, machine(), load, opts.rounds, "" if opts.rounds == 1 else "s",
                duration(secs)), 74, break_long_words=False, break_on_hyphens=False),
            "",
-           "| workload | %s | target | luasock |" % " | ".join(HEADINGS.get(c, c) for c in cols),
+           "| workload | %s | target | result |" % " | ".join(HEADINGS.get(c, c) for c in cols),
            "| --- |%s --- | --- |" % (" ---: |" * len(cols))]
     footnotes = []
     for row in rows:
@@ -704,7 +709,7 @@ def main():
     todo, notes = plan(opts)
     for why in sorted(set(notes.values())):
         log("left out: " + why)
-    expected = opts.rounds * sum(WORKLOADS[w].cost(opts, c) for w, cols in todo for c in cols)
+    expected = opts.rounds * round_cost(opts, todo)
     log("expected run time: about %s (%d measurements in each of %d rounds)"
         % (duration(expected), sum(len(cols) for _, cols in todo), opts.rounds))
     started, load = datetime.datetime.now(datetime.timezone.utc), os.getloadavg()[0]
