@@ -394,11 +394,13 @@ static int job_start(lua_State *L, Loop *loop, Task *t, void (*work)(void *), in
   int err = loop_start(loop);
   if (err) return err;
   PoolJob job = { work, lua_touserdata(L, req), t, { LUA_NOREF, LUA_NOREF } };
-  luaL_checkstack(L, 1, "no room to wait");
+  luaL_checkstack(L, 2, "no room to wait");
   lua_pushvalue(L, req);
   job.keep[1] = luaL_ref(L, LUA_REGISTRYINDEX);
   if (t != &loop->outside) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    task_pushlive(L, loop);
+    lua_rawgeti(L, -1, t->ref);
+    lua_remove(L, -2);
     job.keep[0] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   err = pool_submit(loop->pool, &job);
@@ -549,7 +551,7 @@ void loop_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);   /* first: an allocation failing later leaks nothing */
-  task_open(L);
+  task_open(L, loop);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   loop_setcurrent(lua_tothread(L, -1), &loop->outside);   /* new threads copy it */
@@ -569,13 +571,14 @@ void loop_postfork(lua_State *L) {
 }
 
 /* Register again the watches that parked tasks wait on (the poller is
-** new: it has none).  The tasks are found through the registry, which
-** anchors each one.  No task is cancelled: the helper threads' jobs
+** new: it has none).  The tasks are found in the table of live tasks,
+** which anchors each one.  No task is cancelled: the helper threads' jobs
 ** followed the fork (loop_prefork).  Returns 0 or an errno. */
 static int retake_tasks(lua_State *L, Loop *loop) {
   int err = 0;
+  task_pushlive(L, loop);
   lua_pushnil(L);
-  while (lua_next(L, LUA_REGISTRYINDEX)) {
+  while (lua_next(L, -2)) {
     Task *t = (Task *)luaL_testudata(L, -1, TASK_META);
     lua_pop(L, 1);
     if (t == NULL) continue;
@@ -585,6 +588,7 @@ static int retake_tasks(lua_State *L, Loop *loop) {
       if (!err) w->gen = loop->gen;
     }
   }
+  lua_pop(L, 1);
   return err;
 }
 
@@ -607,6 +611,6 @@ int loop_forked(lua_State *L) {
   err = poller_add(&loop->poller, &loop->poolw);
   if (err) return err;
   loop->wakefd = loop->poolw.fd;
-  luaL_checkstack(L, 3, "no room to fork");
+  luaL_checkstack(L, 4, "no room to fork");
   return retake_tasks(L, loop);
 }

@@ -20,7 +20,6 @@
 
 #define TASK_META  "luasock.task"
 #define POLL_BATCH 256   /* events taken per epoll_wait */
-#define TASK_ANCHORS 2   /* user values 2, 3 of a Task: what its Op points into */
 
 /* What a task is doing; READY tasks are in the run queue exactly once. */
 enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
@@ -29,10 +28,12 @@ enum { T_READY, T_RUNNING, T_PARKED, T_THREAD, T_DONE };
 enum { END_OK, END_FAILED, END_CANCELLED };
 
 /* Ordered by size and with one-bit flags, so that it stays small: one per
-** connection in a server.  Once it ended, co is NULL and user value 1
-** holds what join returns (a table of its results, or its error).  op is
-** the record of the wait it is in (wait.c copies it there when the call
-** yields; user values 2 and 3 anchor what it points into). */
+** connection in a server.  Its user value 1 is the coroutine; once it
+** ended, co is NULL and user value 1 holds what join returns (a table of
+** its results, or its error).  op is the record of the wait it is in
+** (wait.c copies it there when the call yields; user value 2 anchors
+** what it points into: task_anchor).  Until it is let go, the Loop's
+** table of live tasks holds it at index ref. */
 struct Task {
   lua_State *co;            /* the coroutine (our user value 1) */
   Loop *loop;
@@ -40,7 +41,7 @@ struct Task {
   double deadline;          /* absolute; < 0 none */
   WaitNode node;            /* its place in a wait list (waitlist.c), if on one */
   int heapidx;              /* index in the timer heap, -1 if not there */
-  int ref;                  /* registry reference keeping us alive */
+  int ref;                  /* its index in the table of live tasks (Loop.live) */
   int outcome;              /* 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED */
   int nargs;                /* arguments for the first resume */
   unsigned char dir, state;
@@ -48,6 +49,7 @@ struct Task {
   unsigned char cancelled : 1;  /* cancel asked: its current or next wait ends it */
   unsigned char end : 2;        /* T_DONE: how it ended (END_*) */
   unsigned char joined : 1;     /* someone waits for its end (task.c's join lists) */
+  unsigned char pair : 1;       /* user value 2 is a table of both anchors */
   Op op;
 };
 _Static_assert(sizeof(Task) <= 144, "one Task per connection: keep it in 144 bytes");
@@ -75,6 +77,7 @@ struct Loop {
   int ntasks;               /* tasks spawned and not ended */
   int nheld;                /* ended tasks the run queue still names */
   int nscopes;              /* deadline scopes open, in any thread (scope.c) */
+  int live;                 /* registry index of the table of live tasks (task.c) */
   WaitNode *outwaiter;      /* the wait-list node of the outside wait, or NULL */
   Task **runq;              /* ring of ready tasks, capacity >= ntasks */
   unsigned qhead, qcount, qcap;
@@ -119,6 +122,10 @@ void loop_unpark(Task *t);                 /* off its watch, timer and wait list
 
 /* ---- task.c: tasks, for loop.c -------------------------------------- */
 int task_closed(lua_State *L);   /* the Task's __close */
-void task_open(lua_State *L);    /* the Task metatable */
+/* The Task metatable and loop's table of live tasks. */
+void task_open(lua_State *L, Loop *loop);
+/* Push loop's table of live tasks: the Tasks not let go, at their ref
+** (and integers: luaL_ref's free list). */
+void task_pushlive(lua_State *L, Loop *loop);
 
 #endif

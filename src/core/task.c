@@ -41,7 +41,7 @@
 #include "core/wait.h"
 
 static const char error_key = 0;  /* registry key of the first error not yet returned by run */
-static const char live_key = 0;   /* registry: the tasks not ended, by reference (socket.tasks) */
+enum { ANCHOR_UV = 2 };   /* the Task's user value of its anchors (task_anchor) */
 
 /* ---- tasks: spawn, resume, end --------------------------------------- */
 
@@ -49,22 +49,20 @@ static Task *task_check(lua_State *L, int idx) {
   return (Task *)luaL_checkudata(L, idx, TASK_META);
 }
 
-/* Push the Task object of t, which has not been let go (its registry
-** reference holds it). */
-static void task_pushself(lua_State *L, Task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+/* The tasks not let go, each at its reference t->ref in one table (kept
+** in the registry at loop->live): that slot keeps the Task alive, and
+** socket.tasks walks the table, in about the order of spawning, for those
+** that have not ended.  luaL_ref's free list lives in the same table, as
+** integers. */
+void task_pushlive(lua_State *L, Loop *loop) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->live);
 }
 
-/* List the Task at idx among the live tasks (idx 0: take t off the list),
-** under its registry reference: socket.tasks walks that table alone, in
-** about the order of spawning. */
-static void task_setlive(lua_State *L, Task *t, int idx) {
-  idx = idx != 0 ? lua_absindex(L, idx) : 0;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &live_key);
-  if (idx != 0) lua_pushvalue(L, idx);
-  else lua_pushnil(L);
-  lua_rawseti(L, -2, t->ref);
-  lua_pop(L, 1);
+/* Push the Task object of t, which has not been let go. */
+static void task_pushself(lua_State *L, Task *t) {
+  task_pushlive(L, t->loop);
+  lua_rawgeti(L, -1, t->ref);
+  lua_remove(L, -2);
 }
 
 /* Make a task of the function at index first and the arguments after it
@@ -82,7 +80,7 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   (void)loop_start(loop);
   lua_State *co = lua_newthread(L);
   if (!lua_checkstack(co, n + 1)) luaL_error(L, "too many arguments to spawn");
-  Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, 1 + TASK_ANCHORS);
+  Task *t = (Task *)lua_newuserdatauv(L, sizeof *t, ANCHOR_UV);
   memset(t, 0, sizeof *t);
   t->co = co, t->loop = loop, t->heapidx = -1;
   t->nargs = n - 1;
@@ -94,10 +92,11 @@ static Task *task_spawn(lua_State *L, Loop *loop, int first) {
   lua_toclose(co, 1);   /* coroutine.close(co) tells us: task_closed */
   lua_rotate(L, first, -n);   /* ... co t fn args */
   lua_xmove(L, co, n);
-  lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  task_pushlive(L, loop);
+  lua_pushvalue(L, -2);
+  t->ref = luaL_ref(L, -2);
+  lua_pop(L, 1);
   lua_remove(L, -2);   /* ... t */
-  task_setlive(L, t, -1);
   loop_setcurrent(co, t);
   loop->ntasks++;
   t->state = T_READY;
@@ -215,7 +214,9 @@ static void task_letgo(lua_State *L, Task *t, int held) {
   }
   if (held) t->loop->nheld--;
   task_anchor(L, t, 0, 0);   /* what its last wait pointed into may go */
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  task_pushlive(L, t->loop);
+  luaL_unref(L, -1, t->ref);
+  lua_pop(L, 1);
   t->ref = LUA_NOREF;
 }
 
@@ -230,11 +231,11 @@ static void task_letgo(lua_State *L, Task *t, int held) {
 static void task_end(lua_State *L, Task *t, int how, int nres) {
   lua_State *co = t->co;
   luaL_checkstack(L, 6, "no room to end a task");
+  loop_unpark(t);   /* it failed with an error raised after its park (out of memory) */
   loop_setcurrent(co, &t->loop->outside);
   t->state = T_DONE;   /* before task_closed runs */
   t->end = (unsigned char)how;
   t->loop->ntasks--;
-  task_setlive(L, t, 0);
   task_pushself(L, t);
   int self = lua_gettop(L);
   if (how == END_FAILED) {
@@ -304,31 +305,75 @@ Op *task_op(Task *t) {
   return &t->op;
 }
 
-/* The Task is its registry reference's value until it is let go. */
+/* A Task's user value 2 anchors what the Op of its wait points into:
+** the one value (most waits: their socket), or a table of both (t->pair)
+** once a wait needed two.  That table stays for the task's later waits,
+** so that a task that alternates waits of one and of two values
+** allocates it once. */
+
+/* Push the table of t's two anchors, made on first use; the Task is on
+** top of L. */
+static void pair_push(lua_State *L, Task *t) {
+  if (t->pair) {
+    lua_getiuservalue(L, -1, ANCHOR_UV);
+    return;
+  }
+  lua_createtable(L, 2, 0);
+  lua_getiuservalue(L, -2, ANCHOR_UV);   /* the one value so far: anchor 0 */
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, -3, ANCHOR_UV);
+  t->pair = 1;
+}
+
 void task_anchor(lua_State *L, Task *t, int a0, int a1) {
   t->op.selfanchor = 0;   /* op_save says again what they are */
-  luaL_checkstack(L, 4, "no room to wait");
+  luaL_checkstack(L, 5, "no room to wait");
   task_pushself(L, t);
-  for (int i = 0; i < TASK_ANCHORS; i++) {
-    int idx = i == 0 ? a0 : a1;
-    if (idx != 0) lua_pushvalue(L, idx);
+  if (!t->pair && a1 == 0) {
+    if (a0 != 0) lua_pushvalue(L, a0);
     else lua_pushnil(L);
-    lua_setiuservalue(L, -2, 2 + i);
+    lua_setiuservalue(L, -2, ANCHOR_UV);
+  } else {
+    pair_push(L, t);
+    for (int i = 0; i < 2; i++) {
+      int idx = i == 0 ? a0 : a1;
+      if (idx != 0) lua_pushvalue(L, idx);
+      else lua_pushnil(L);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
 }
 
 void task_pushanchor(lua_State *L, Task *t, int i) {
   task_pushself(L, t);
-  lua_getiuservalue(L, -1, 2 + i);
+  if (t->pair) {
+    lua_getiuservalue(L, -1, ANCHOR_UV);
+    lua_rawgeti(L, -1, i + 1);
+    lua_remove(L, -2);
+  } else if (i == 0) {
+    lua_getiuservalue(L, -1, ANCHOR_UV);
+  } else {
+    lua_pushnil(L);
+  }
   lua_remove(L, -2);
 }
 
 void task_setanchor(lua_State *L, Task *t, int i) {
+  luaL_checkstack(L, 3, "no room to wait");
   task_pushself(L, t);
-  lua_rotate(L, -2, 1);
-  lua_setiuservalue(L, -2, 2 + i);
-  lua_pop(L, 1);
+  if (t->pair || i != 0) {
+    pair_push(L, t);
+    lua_rotate(L, -3, -1);   /* t, pair, value */
+    lua_rawseti(L, -2, i + 1);
+    lua_pop(L, 2);
+  } else {
+    lua_rotate(L, -2, 1);
+    lua_setiuservalue(L, -2, ANCHOR_UV);
+    lua_pop(L, 1);
+  }
 }
 
 Task *task_ofop(const Op *op) {
@@ -740,9 +785,13 @@ static int lsock_current(lua_State *L) {
 static int lsock_tasks(lua_State *L) {
   int n = 0;
   lua_newtable(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &live_key);
+  task_pushlive(L, loop_get(L));
   lua_pushnil(L);
-  while (lua_next(L, -2)) lua_rawseti(L, -4, ++n);
+  while (lua_next(L, -2)) {
+    Task *t = (Task *)luaL_testudata(L, -1, TASK_META);
+    if (t != NULL && t->state != T_DONE) lua_rawseti(L, -4, ++n);
+    else lua_pop(L, 1);
+  }
   lua_pop(L, 1);
   return 1;
 }
@@ -754,9 +803,16 @@ static const luaL_Reg task_methods[] = {
   {NULL, NULL}
 };
 
-void task_open(lua_State *L) {
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &live_key);
+/* luaL_ref counts on the indices below its free list's being taken, as
+** they are in the registry (LUA_RIDX_*): taken here too, or a reference
+** could land on the free list's slot and overwrite it. */
+void task_open(lua_State *L, Loop *loop) {
+  lua_createtable(L, LUA_RIDX_LAST + 1, 0);
+  for (int i = 1; i <= LUA_RIDX_LAST; i++) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, i);
+  }
+  loop->live = luaL_ref(L, LUA_REGISTRYINDEX);
   if (luaL_newmetatable(L, TASK_META)) {
     lua_pushcfunction(L, task_closed);
     lua_setfield(L, -2, "__close");
