@@ -120,7 +120,11 @@ int loop_start(Loop *loop) {
 /* ---- run queue: a ring that never grows while the loop runs --------- */
 
 /* Make room for one more task in the run queue and in the heap; called by
-** spawn, so that pushing and inserting later can never fail. */
+** spawn, so that pushing and inserting later can never fail.  Both are
+** sized for every task but used only as far as tasks are ready or have a
+** deadline: they grow by a copy of that used part (realloc would copy, and
+** so touch, all of the old block), so that the pages past it stay
+** untouched, which a server of idle connections does not pay for. */
 void loop_reserve(lua_State *L, Loop *loop) {
   unsigned need = (unsigned)(loop->ntasks + loop->nheld) + 1;
   if (need > loop->qcap) {
@@ -134,8 +138,10 @@ void loop_reserve(lua_State *L, Loop *loop) {
   }
   if ((int)need > loop->heapcap) {
     int cap = loop->heapcap ? loop->heapcap * 2 : 64;
-    Task **h = (Task **)realloc(loop->heap, (size_t)cap * sizeof *h);
+    Timer *h = (Timer *)malloc((size_t)cap * sizeof *h);
     if (h == NULL) luaL_error(L, "not enough memory");
+    if (loop->nheap > 0) memcpy(h, loop->heap, (size_t)loop->nheap * sizeof *h);
+    free(loop->heap);
     loop->heap = h, loop->heapcap = cap;
   }
 }
@@ -156,48 +162,49 @@ Task *loop_runqpop(Loop *loop) {
 
 /* ---- timer heap: binary min-heap on deadline, tasks know their index - */
 
-static void heap_set(Loop *loop, int i, Task *t) {
-  loop->heap[i] = t;
-  t->heapidx = i;
+static void heap_set(Loop *loop, int i, Timer e) {
+  loop->heap[i] = e;
+  e.t->heapidx = i;
 }
 
 static void heap_up(Loop *loop, int i) {
-  Task *t = loop->heap[i];
+  Timer e = loop->heap[i];
   while (i > 0) {
     int parent = (i - 1) / 2;
-    if (loop->heap[parent]->deadline <= t->deadline) break;
+    if (loop->heap[parent].deadline <= e.deadline) break;
     heap_set(loop, i, loop->heap[parent]);
     i = parent;
   }
-  heap_set(loop, i, t);
+  heap_set(loop, i, e);
 }
 
 static void heap_down(Loop *loop, int i) {
-  Task *t = loop->heap[i];
+  Timer e = loop->heap[i];
   for (;;) {
     int c = 2 * i + 1;
     if (c >= loop->nheap) break;
-    if (c + 1 < loop->nheap && loop->heap[c + 1]->deadline < loop->heap[c]->deadline) c++;
-    if (t->deadline <= loop->heap[c]->deadline) break;
+    if (c + 1 < loop->nheap && loop->heap[c + 1].deadline < loop->heap[c].deadline) c++;
+    if (e.deadline <= loop->heap[c].deadline) break;
     heap_set(loop, i, loop->heap[c]);
     i = c;
   }
-  heap_set(loop, i, t);
+  heap_set(loop, i, e);
 }
 
-static void heap_insert(Loop *loop, Task *t) {
-  loop->heap[loop->nheap] = t;
+/* t waits until deadline (>= 0). */
+static void heap_insert(Loop *loop, Task *t, double deadline) {
+  loop->heap[loop->nheap] = (Timer){ deadline, t };
   heap_up(loop, loop->nheap++);
 }
 
 static void heap_remove(Loop *loop, Task *t) {
   int i = t->heapidx;
-  Task *last = loop->heap[--loop->nheap];
+  Timer last = loop->heap[--loop->nheap];
   t->heapidx = -1;
-  if (last == t) return;
+  if (last.t == t) return;
   heap_set(loop, i, last);
   heap_up(loop, i);
-  heap_down(loop, last->heapidx);
+  heap_down(loop, last.t->heapidx);
 }
 
 /* ---- parking and waking --------------------------------------------- */
@@ -205,16 +212,17 @@ static void heap_remove(Loop *loop, Task *t) {
 /* Take t off its watch, out of the heap and off its wait list, wherever
 ** it is parked. */
 static void task_detach(Task *t) {
-  if (t->w != NULL) {
-    if (t->w->waiter[t->dir] == t) t->w->waiter[t->dir] = NULL;
-    t->w = NULL;
+  if (t->onwatch) {
+    Watch *w = t->op.w;
+    if (w->waiter[t->dir] == t) w->waiter[t->dir] = NULL;
+    t->onwatch = 0;
   }
   if (t->heapidx >= 0) heap_remove(t->loop, t);
   waitnode_unlink(&t->node);
 }
 
 void loop_unpark(Task *t) {
-  task_detach(t);
+  if (t->state != T_RUNNING) task_detach(t);   /* a running task is parked on nothing */
 }
 
 /* The wait of t ended with outcome: queue it to be resumed. */
@@ -228,7 +236,7 @@ void loop_ready(Task *t, int outcome) {
 /* w is ready in direction dir: wake its waiter if it still waits for it. */
 static void watch_wake(Watch *w, int dir) {
   Task *t = w->waiter[dir];
-  if (t != NULL && t->state == T_PARKED && t->w == w && t->dir == dir)
+  if (t != NULL && t->state == T_PARKED && t->onwatch && t->op.w == w && t->dir == dir)
     loop_ready(t, 0);
 }
 
@@ -252,10 +260,10 @@ void loop_setcurrent(lua_State *co, Task *t) {
   *(Task **)lua_getextraspace(co) = t;
 }
 
-int loop_park(Task *t, Watch *w, int dir, double deadline) {
+int loop_park(Task *t, int onwatch, int dir, double deadline) {
   Loop *loop = t->loop;
-  task_detach(t);   /* only if the user resumed a parked task himself */
-  if (w != NULL) {
+  if (onwatch) {
+    Watch *w = t->op.w;
     if (w->loop == NULL || w->gen != loop->gen) {
       int err = loop_start(loop);
       if (!err) err = poller_add(&loop->poller, w);
@@ -267,11 +275,10 @@ int loop_park(Task *t, Watch *w, int dir, double deadline) {
       luaL_error(t->co, "another task is already waiting to %s on this socket",
                  dir == WAIT_READ ? "read" : "write");
     w->waiter[dir] = t;
-    t->w = w;
+    t->onwatch = 1;
     t->dir = (unsigned char)dir;
   }
-  t->deadline = deadline;
-  if (deadline >= 0) heap_insert(loop, t);
+  if (deadline >= 0) heap_insert(loop, t, deadline);
   t->outcome = 0;
   t->state = T_PARKED;
   if (t->cancelled) loop_ready(t, LSOCK_ECANCELLED);   /* its next wait ends it */
@@ -342,9 +349,9 @@ void loop_closewatch(lua_State *L, Watch *w) {
 void loop_expire(Loop *loop) {
   if (loop->nheap == 0) return;
   double now = clock_now();
-  while (loop->nheap > 0 && loop->heap[0]->deadline <= now) {
-    Task *t = loop->heap[0];
-    loop_ready(t, t->w != NULL || t->node.next != NULL || t->state == T_THREAD ? LSOCK_ETIMEOUT : 0);
+  while (loop->nheap > 0 && loop->heap[0].deadline <= now) {
+    Task *t = loop->heap[0].t;
+    loop_ready(t, t->onwatch || t->node.next != NULL || t->state == T_THREAD ? LSOCK_ETIMEOUT : 0);
   }
 }
 
@@ -424,8 +431,7 @@ int loop_parkthread(lua_State *L, Task *t, void (*work)(void *), int req, double
   task_detach(t);
   t->outcome = 0;
   t->state = T_THREAD;
-  t->deadline = deadline;
-  if (deadline >= 0) heap_insert(t->loop, t);
+  if (deadline >= 0) heap_insert(t->loop, t, deadline);
   return 0;
 }
 
@@ -582,7 +588,7 @@ static int retake_tasks(lua_State *L, Loop *loop) {
     Task *t = (Task *)luaL_testudata(L, -1, TASK_META);
     lua_pop(L, 1);
     if (t == NULL) continue;
-    Watch *w = t->w;
+    Watch *w = t->onwatch ? t->op.w : NULL;
     if (t->state == T_PARKED && w != NULL && w->gen != loop->gen && !err) {
       err = poller_add(&loop->poller, w);
       if (!err) w->gen = loop->gen;

@@ -103,11 +103,14 @@ void waitnode_unlink(WaitNode *n);   /* off its list, if on one */
 
 /* ---- loop.c, task.c: the scheduler the driver yields to ------------ */
 Task *loop_current(lua_State *L);     /* the task running on L, or NULL */
-/* Park t on w (NULL: timer only) until ready, deadline (< 0: none) or
-** close; the caller then yields.  Returns 0, or an errno when w cannot be
-** watched (the caller reports it); raises when another task already waits
-** on w in that direction. */
-int loop_park(Task *t, Watch *w, int dir, double deadline);
+void loop_unpark(Task *t);   /* off its watch, timer and wait list */
+/* Park t on the Watch of its Op (task_op(t)->w, when onwatch; else on
+** the timer only) in direction dir until ready, deadline (< 0: none) or
+** close; the caller then yields.  t is parked on nothing before (a task
+** the user resumed himself while it was parked: loop_unpark it first).  Returns 0, or an errno when the Watch
+** cannot be watched (the caller reports it); raises when another task
+** already waits on it in that direction. */
+int loop_park(Task *t, int onwatch, int dir, double deadline);
 /* Park t until work(arg) has run on a helper thread, or until deadline
 ** (< 0: none; a deadline scope's): the wait then times out and the job's
 ** result is dropped when it comes.  arg is the request (JobHead first)

@@ -37,14 +37,15 @@ enum { END_OK, END_FAILED, END_CANCELLED };
 struct Task {
   lua_State *co;            /* the coroutine (our user value 1) */
   Loop *loop;
-  Watch *w;                 /* watch it is parked on, or NULL */
-  double deadline;          /* absolute; < 0 none */
   WaitNode node;            /* its place in a wait list (waitlist.c), if on one */
-  int heapidx;              /* index in the timer heap, -1 if not there */
+  int heapidx;              /* index in the timer heap (its deadline), -1 if not there */
   int ref;                  /* its index in the table of live tasks (Loop.live) */
-  int outcome;              /* 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED */
-  int nargs;                /* arguments for the first resume */
-  unsigned char dir, state;
+  union {
+    int nargs;              /* before its first resume: arguments for it */
+    int outcome;            /* after a park: 0, LSOCK_ETIMEOUT or LSOCK_ECLOSED */
+  };
+  unsigned char dir, state; /* dir: the direction it is parked in on op.w */
+  unsigned char onwatch : 1;    /* parked on op.w (a Watch) in direction dir */
   unsigned char inq : 1;        /* in the run queue (at most once) */
   unsigned char cancelled : 1;  /* cancel asked: its current or next wait ends it */
   unsigned char end : 2;        /* T_DONE: how it ended (END_*) */
@@ -52,7 +53,15 @@ struct Task {
   unsigned char pair : 1;       /* user value 2 is a table of both anchors */
   Op op;
 };
-_Static_assert(sizeof(Task) <= 144, "one Task per connection: keep it in 144 bytes");
+/* With its two user values, 192 bytes of Lua heap per connection. */
+_Static_assert(sizeof(Task) <= 120, "one Task per connection: keep it in 120 bytes");
+
+/* An entry of the timer heap: the deadline there, not in the Task, so that
+** a task without one (a server's idle connection) does not pay for it. */
+typedef struct Timer {
+  double deadline;          /* absolute */
+  Task *t;
+} Timer;
 
 typedef struct Poller {
   int fd;
@@ -81,7 +90,7 @@ struct Loop {
   WaitNode *outwaiter;      /* the wait-list node of the outside wait, or NULL */
   Task **runq;              /* ring of ready tasks, capacity >= ntasks */
   unsigned qhead, qcount, qcap;
-  Task **heap;              /* timer heap on deadline, capacity >= ntasks */
+  Timer *heap;              /* timer heap on deadline, capacity >= ntasks */
   int nheap, heapcap;
 };
 
@@ -118,7 +127,6 @@ Loop *loop_peek(lua_State *L);
 /* The Loop of L when an outside wait should turn it, else NULL. */
 Loop *loop_idle(lua_State *L);
 
-void loop_unpark(Task *t);                 /* off its watch, timer and wait list */
 
 /* ---- task.c: tasks, for loop.c -------------------------------------- */
 int task_closed(lua_State *L);   /* the Task's __close */

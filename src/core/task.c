@@ -384,8 +384,9 @@ Task *task_ofop(const Op *op) {
 ** that did not is the user's own coroutine.yield: the task goes to the
 ** back of the run queue, giving the others the CPU. */
 static void task_resume(lua_State *L, Task *t) {
-  int nres, nargs = t->nargs;
+  int nres;
   int costate = co_state(t->co);
+  int nargs = costate == CO_FRESH ? t->nargs : 0;   /* else the field is its outcome */
   if (costate == CO_ACTIVE) {   /* run was called from a coroutine it resumed */
     loop_runqpush(t->loop, t);   /* stays ready for a later run */
     luaL_error(L, "socket.run called while a task runs outside the loop");
@@ -395,7 +396,6 @@ static void task_resume(lua_State *L, Task *t) {
     task_end(L, t, t->cancelled ? END_CANCELLED : END_OK, 0);
     return;
   }
-  t->nargs = 0;
   t->state = T_RUNNING;
   lua_State *outer = t->loop->resumed;
   t->loop->resumed = t->co;   /* for luasock_interrupt */
@@ -422,12 +422,13 @@ static void run_ready(lua_State *L, Loop *loop) {
     if (t->state == T_READY) task_resume(L, t);
     else if (t->state == T_DONE) task_letgo(L, t, 1);   /* ended while queued */
   }
+  if (loop->qcount == 0) loop->qhead = 0;   /* an emptied ring starts again (loop_reserve) */
 }
 
 /* Wait for events (not at all when tasks are ready; else until the
 ** nearest deadline) and mark their tasks ready. */
 static void run_poll(lua_State *L, Loop *loop) {
-  int ms = loop->qcount ? 0 : loop->nheap ? clock_ms(loop->heap[0]->deadline) : -1;
+  int ms = loop->qcount ? 0 : loop->nheap ? clock_ms(loop->heap[0].deadline) : -1;
   if (loop->interrupted) interrupt_check(L);   /* later, loop_wakeup ends the wait */
   loop_pollevents(L, loop, ms);
 }
@@ -470,7 +471,7 @@ static int run_core(lua_State *L) {
 static int turn_poll(lua_State *L, Loop *loop, struct pollfd *p, double deadline) {
   int ms = loop->qcount ? 0 : clock_ms(deadline);
   if (ms != 0 && loop->nheap > 0) {
-    int timer = clock_ms(loop->heap[0]->deadline);
+    int timer = clock_ms(loop->heap[0].deadline);
     if (ms < 0 || timer < ms) ms = timer;
   }
   if (loop->interrupted) interrupt_check(L);   /* later, loop_wakeup ends the poll */
@@ -632,8 +633,8 @@ static int task_status(lua_State *L) {
 ** userdata (a socket, a queue), that object as tostring shows it. */
 static void describe_wait(luaL_Buffer *b, lua_State *L, Task *t) {
   lua_Debug ar;
-  if (t->w != NULL)
-    lua_pushfstring(L, " to %s fd %d", t->dir == WAIT_READ ? "read" : "write", t->w->fd);
+  if (t->onwatch)
+    lua_pushfstring(L, " to %s fd %d", t->dir == WAIT_READ ? "read" : "write", t->op.w->fd);
   else
     lua_pushliteral(L, "");
   luaL_addvalue(b);
@@ -666,7 +667,7 @@ static int task_tostring(lua_State *L) {
     if (t->state == T_THREAD) luaL_addstring(&b, " (on a helper thread)");
     if (t->heapidx >= 0) {
       char left[32];
-      snprintf(left, sizeof left, ", %.3f s left", t->deadline - clock_now());
+      snprintf(left, sizeof left, ", %.3f s left", t->loop->heap[t->heapidx].deadline - clock_now());
       luaL_addstring(&b, left);
     }
   }

@@ -110,13 +110,16 @@ static int anchors_self(lua_State *L, const Op *op) {
          lua_touserdata(L, op->anchor[0]) == (void *)op->w;
 }
 
-/* The call yields: copy op into the Task (unless it is that copy already,
-** waiting again), anchor the Lua values its pointers live in, and empty
-** the call's stack, so that no script can reach or change its state.
-** A task that waits on the same socket again (a server's recv after
-** recv) has it anchored already: the anchor kept it alive, so no other
-** object can be at its address. */
+/* The call is about to park t: take t off whatever it was parked on (a
+** task the user resumed himself), then copy op into the Task (unless it is
+** that copy already, waiting again), where the scheduler reads its Watch,
+** and anchor the Lua values its pointers live in.  Should the park fail,
+** the call goes on with op on the C stack; the copy just waits for the
+** next.  A task that waits on the same socket again (a server's recv
+** after recv) has it anchored already: the anchor kept it alive, so no
+** other object can be at its address. */
 static void op_save(lua_State *L, Task *t, Op *op) {
+  loop_unpark(t);
   if (!op->saved) {
     Op *keep = task_op(t);
     int self = anchors_self(L, op);
@@ -126,7 +129,15 @@ static void op_save(lua_State *L, Task *t, Op *op) {
     keep->saved = 1;
     keep->selfanchor = (unsigned char)self;
   }
+}
+
+static int op_k(lua_State *L, int status, lua_KContext ctx);
+
+/* The parked call yields to the loop, its stack emptied, so that no script
+** can reach or change its state; op_k resumes it. */
+static int op_yield(lua_State *L) {
   lua_settop(L, 0);
+  return lua_yieldk(L, 0, 0, op_k);
 }
 
 void wait_pushanchor(lua_State *L, const Op *op, int i) {
@@ -134,8 +145,6 @@ void wait_pushanchor(lua_State *L, const Op *op, int i) {
   else if (op->anchor[i] != 0) lua_pushvalue(L, op->anchor[i]);
   else lua_pushnil(L);
 }
-
-static int op_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Wait until op can be tried again in direction dir: 0, or the error that
 ** ends the call.  A socket call whose deadline is already past times out
@@ -154,10 +163,10 @@ static int op_wait(lua_State *L, Op *op, int dir) {
     int err = wait_watch(L, op->w, dir == WAIT_READ ? POLLIN : POLLOUT, deadline);
     return op->w == NULL && !cut && err == LSOCK_ETIMEOUT ? 0 : err;
   }
-  int err = loop_park(t, op->w, dir, deadline);
-  if (err) return err;
   op_save(L, t, op);
-  return lua_yieldk(L, 0, 0, op_k);
+  int err = loop_park(t, op->w != NULL, dir, deadline);
+  if (err) return err;
+  return op_yield(L);
 }
 
 /* Give back what a waker handed op, whose call ends without it; the
@@ -208,10 +217,10 @@ static int op_waitlist(lua_State *L, Op *op) {
   if (deadline == 0 || (deadline > 0 && clock_now() >= deadline)) return LSOCK_ETIMEOUT;
   Task *t = task_to_park(L);
   if (t == NULL) return op_waitoutside(L, op, deadline);
-  waitlist_park(t, op->list, deadline);
   op->pending = 1;
   op_save(L, t, op);
-  return lua_yieldk(L, 0, 0, op_k);
+  waitlist_park(t, op->list, deadline);
+  return op_yield(L);
 }
 
 int wait_skipread(lua_State *L, const Op *op) {
@@ -243,11 +252,10 @@ static int op_backoff(lua_State *L, Op *op) {
   if (deadline > 0 && deadline < until) until = deadline;
   Task *t = task_to_park(L);
   if (t == NULL) return backoff_end(op, wait_watch(L, NULL, 0, until));
-  int err = loop_park(t, NULL, WAIT_READ, until);
-  if (err) return err;
   op->backoff = 1;
   op_save(L, t, op);
-  return lua_yieldk(L, 0, 0, op_k);
+  loop_park(t, 0, WAIT_READ, until);   /* cannot fail without a watch */
+  return op_yield(L);
 }
 
 int wait_again(int err) {
@@ -300,9 +308,9 @@ int wait_thread(lua_State *L, Op *op, void (*work)(void *), int req) {
   op->obj = arg;
   if (cut && clock_now() >= deadline) return op->push(L, op, LSOCK_ETIMEOUT, 0);
   Task *t = task_to_park(L);
-  if (t != NULL && loop_parkthread(L, t, work, req, deadline) == 0) {
+  if (t != NULL) {
     op_save(L, t, op);
-    return lua_yieldk(L, 0, 0, op_k);
+    if (loop_parkthread(L, t, work, req, deadline) == 0) return op_yield(L);
   }
   if (t == NULL) {   /* outside a task: the loop turns while it waits */
     int err = task_waitjob(L, work, req, deadline);

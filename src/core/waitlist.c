@@ -174,6 +174,6 @@ int waitlist_outside(lua_State *L, WaitList *l, double deadline, int box, int *r
 }
 
 void waitlist_park(Task *t, WaitList *l, double deadline) {
-  loop_park(t, NULL, WAIT_READ, deadline);   /* cannot fail without a watch */
+  loop_park(t, 0, WAIT_READ, deadline);   /* cannot fail without a watch */
   if (t->state == T_PARKED) node_append(l, &t->node);   /* else cancelled: ends at once */
 }
