@@ -1,8 +1,8 @@
 /*
 ** program/alloc.c - the program's Lua allocator.  Blocks of up to 1 KiB
 ** come from size classes 16 bytes apart, carved in turn from one region
-** of address space reserved at start (pages become memory only when
-** touched), without malloc's header and rounding: Lua gives the size of
+** of address space reserved at start, without malloc's header and
+** rounding: Lua gives the size of
 ** every block it frees or resizes.  An idle connection of a server is
 ** made of a few such blocks (its coroutine's state, stack and call
 ** frames, its task, its socket): about 80 bytes less each than with
@@ -11,6 +11,17 @@
 ** before the state used this allocator, are malloc's: the region's bounds
 ** tell them apart.  Not used under AddressSanitizer, which must see every
 ** block, nor where the region cannot be reserved.
+**
+** The region is reserved inaccessible (PROT_NONE), which the kernel does
+** not count against its commit limit, and made readable and writable a
+** step at a time as blocks are carved: with vm.overcommit_memory=2 a
+** writable reservation is charged in full (MAP_NORESERVE is ignored
+** there), and again in every process a fork makes.  Pages become memory
+** only when touched.
+**
+** Left out: freed blocks stay on their class's list and their pages stay
+** the process's, so after a spike RSS stays at its peak (giving a page
+** back needs to know that every block on it is free).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +33,14 @@
 #define GRAIN 16                         /* class size step; keeps 16-byte alignment */
 #define NCLASSES (SMALL_MAX / GRAIN + 1)
 #define REGION_SIZE ((size_t)16 << 30)   /* address space, not memory */
+#define OPEN_STEP ((size_t)1 << 20)      /* made accessible this much at a time */
 
 typedef struct Block { struct Block *next; } Block;
 
 struct Arena {
   Block *free[NCLASSES];                 /* freed blocks of each class */
   char *base, *cur, *end;                /* the region; cur: its unused part */
+  char *open;                            /* [base, open) is accessible */
 };
 
 static size_t class_of(size_t n) {
@@ -38,6 +51,16 @@ static int owns(const Arena *a, const void *p) {
   return (const char *)p >= a->base && (const char *)p < a->end;
 }
 
+/* Make the next step of the region accessible; 0 when the region is used
+** up or the kernel refuses (its commit limit). */
+static int open_step(Arena *a) {
+  size_t left = (size_t)(a->end - a->open);
+  size_t step = left < OPEN_STEP ? left : OPEN_STEP;
+  if (step == 0 || mprotect(a->open, step, PROT_READ | PROT_WRITE) != 0) return 0;
+  a->open += step;
+  return 1;
+}
+
 /* NULL once the region is used up: malloc's then. */
 static void *small_alloc(Arena *a, size_t n) {
   size_t c = class_of(n), size = c * GRAIN;
@@ -46,7 +69,7 @@ static void *small_alloc(Arena *a, size_t n) {
     a->free[c] = b->next;
     return b;
   }
-  if ((size_t)(a->end - a->cur) < size) return NULL;
+  if ((size_t)(a->open - a->cur) < size && !open_step(a)) return NULL;
   void *p = a->cur;
   a->cur += size;
   return p;
@@ -93,13 +116,13 @@ Arena *alloc_use(lua_State *L) {
 #else
   Arena *a = (Arena *)calloc(1, sizeof *a);
   if (a == NULL) return NULL;
-  void *base = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+  void *base = mmap(NULL, REGION_SIZE, PROT_NONE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) {   /* a limit on address space: malloc alone */
     free(a);
     return NULL;
   }
-  a->base = a->cur = (char *)base;
+  a->base = a->cur = a->open = (char *)base;
   a->end = a->base + REGION_SIZE;
   lua_setallocf(L, arena_alloc, a);
   return a;
