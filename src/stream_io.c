@@ -275,7 +275,7 @@ static int read_more(lua_State *L, LStream *st, const Op *op) {
   if (err != EAGAIN) return err;
   if (st->wstart < st->wlen) {
     err = stream_sendbuf(L, st);
-    if (err == 0) return 0;   /* all sent: try the input again */
+    if (err == 0 || wait_again(err)) return err;   /* all sent, or interrupted: again */
     if (err == EAGAIN && st->sock->w.waiter[WAIT_WRITE] == NULL) return OP_WANTWRITE;
   }
   return OP_WANTREAD;

@@ -160,6 +160,28 @@ os.exit(0, true)
 ]], 800))
   end)
 
+  -- A task waiting for its lookup that the script resumed itself went on
+  -- as if the helper thread had finished: it read the request the thread
+  -- still owned (no result yet: an empty list from getaddrinfo, a NULL
+  -- dereference in gethostbyname).  Such a resume now only parks it again.
+  it("a task the script resumes during its lookup waits for the real result", function()
+    assert.equal("true\ttrue\n", slow_lookups([[
+local socket = require "socket"
+local res = {}
+local t = socket.spawn(function()
+  res.list = socket.getaddrinfo("localhost", 80)
+  res.host = socket.gethostbyname("localhost")
+end)
+socket.spawn(function()   -- t waits on a helper thread now
+  assert(coroutine.resume(debug.getuservalue(t)))
+  socket.sleep(0)
+  assert(coroutine.resume(debug.getuservalue(t)))
+end)
+assert(socket.run())
+print(#res.list > 0, res.host == "127.0.0.1")
+]], 300))
+  end)
+
   -- Ctrl-C could not stop an outside lookup: getaddrinfo ran inline and
   -- went on after the signal.  The task prints "ready" only once the loop
   -- turns, that is while the main thread waits for the lookup; Ctrl-C then

@@ -15,6 +15,12 @@
 -- coroutine such a task resumed in turn raises too, and tasks the script
 -- ran to their end itself are ended quietly by the next run.
 --
+-- A task on a wait list (queue get, lock acquire) that the script resumed
+-- itself took the resume for the loop's wake: get returned nil, acquire
+-- returned without the lock, and a later put or release handed its value
+-- or unit to the stale list entry, where it was lost.  Such a resume now
+-- only parks the task again.
+--
 -- Each case runs in a child luasock, so that a crash fails the test
 -- instead of killing busted.
 local support = require "tests.support"
@@ -111,5 +117,37 @@ describe("socket.run from a task the script resumed itself", function()
       socket.spawn(function() done = done + 1 end)
       print(socket.run(), done)
     ]], "^true\t2\n$")
+  end)
+end)
+
+describe("a task on a wait list that the script resumes itself", function()
+  it("goes on waiting: a queue's get gets the value put later", function()
+    expect([[
+      local q = socket.queue()
+      local got = "none"
+      local t = socket.spawn(function() got = q:get() end)
+      socket.spawn(function()   -- t waits in get now
+        assert(coroutine.resume(debug.getuservalue(t)))
+        assert(q:put("v"))
+      end)
+      assert(socket.run())
+      print(got, q:len())
+    ]], "^v\t0\n$")
+  end)
+
+  it("goes on waiting: a lock's acquire waits for the holder's release", function()
+    expect([[
+      local l, ev, order = socket.lock(), socket.event(), {}
+      socket.spawn(function()
+        l:acquire(); order[#order + 1] = "a"; ev:wait(); order[#order + 1] = "a done"; l:release()
+      end)
+      local b = socket.spawn(function() l:acquire(); order[#order + 1] = "b"; l:release() end)
+      socket.spawn(function()   -- b waits in acquire now
+        assert(coroutine.resume(debug.getuservalue(b)))
+        ev:set()
+      end)
+      assert(socket.run())
+      print(table.concat(order, ","))
+    ]], "^a,a done,b\n$")
   end)
 end)

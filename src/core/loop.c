@@ -297,6 +297,10 @@ int loop_outcome(Task *t) {
   return t != NULL ? t->outcome : 0;
 }
 
+int loop_parked(Task *t) {
+  return t != NULL && (t->state == T_PARKED || t->state == T_THREAD);
+}
+
 /* ---- closing a descriptor ------------------------------------------- */
 
 void loop_listen(lua_State *L, Listener *l) {

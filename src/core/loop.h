@@ -125,6 +125,9 @@ int loop_parkthread(lua_State *L, Task *t, void (*work)(void *), int req, double
 ** loop cannot be turned here (it runs): the caller runs work inline. */
 int task_waitjob(lua_State *L, void (*work)(void *), int req, double deadline);
 int loop_outcome(Task *t);            /* why the last park ended */
+/* Whether t still waits for the loop (parked, or for a helper thread's
+** job): so it is when the script, not the loop, resumed it. */
+int loop_parked(Task *t);
 /* The record of the wait t is in: storage the Task owns (wait.c). */
 Op *task_op(Task *t);
 /* Anchor the values at L's stack indices a0, a1 (0: none) in t until

@@ -283,13 +283,18 @@ int wait_op(lua_State *L, Op *op) {
 
 /* The driver's one continuation: the task's record (task_op) goes on from
 ** the wait that ended, on an empty stack (a script that resumed the task
-** itself may have passed values).  Its anchors stay until the task's next wait
+** itself may have passed values).  A script's resume of a task still
+** waiting for a helper thread (which owns the request) or on a wait list
+** (where a hand-off may yet arrive) only parks it again; a socket wait
+** just tries again.  Its anchors stay until the task's next wait
 ** replaces them (or the task is collected): letting them go here would
 ** cost as much again on every wait. */
 static int op_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status, (void)ctx;
   Task *t = loop_current(L);
   Op *op = task_op(t);
+  if (loop_parked(t) && (op->onlist || op->try == NULL))
+    return op_yield(L);   /* the script resumed it, not the loop: nothing ended yet */
   int err = op_outcome(t);
   op->pending = 0;   /* the call runs on: it sees what was handed */
   if (op->backoff) {
