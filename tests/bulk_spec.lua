@@ -229,13 +229,15 @@ describe("sendfile", function()
     f:close(); a:close(); b:close()
   end)
 
+  -- 4 MB once fitted in what loopback TCP buffers take from a peer that
+  -- does not read (4,160,512 bytes here on some runs): 16 MB cannot.
   it("honours the timeout and reports what went", function()
-    local f = file_with(support.blocks(4000000))
+    local f = file_with(support.blocks(16000000))
     local a, b = support.pair("tcp")
     a:settimeout(0.3)
     local dt, ok, msg, code, sent = timed(a.sendfile, a, f)
     assert_timeout(ok, msg, code)
-    assert.is_true(sent > 0 and sent < 4000000)
+    assert.is_true(sent > 0 and sent < 16000000)
     assert.equal(sent, f:seek())
     assert.is_true(dt >= 0.29 and dt < 1.5, "took " .. dt)
     f:close(); a:close(); b:close()
