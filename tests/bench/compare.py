@@ -572,9 +572,12 @@ def build_kind(build):
 
 
 def commit():
-    def git(*args):
-        return subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True,
-                              text=True).stdout.strip()
+    def git(*args):   # "" without git or outside a checkout (a tarball on a fresh machine)
+        try:
+            return subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True,
+                                  text=True).stdout.strip()
+        except OSError:
+            return ""
     head = git("rev-parse", "--short", "HEAD") or "unknown commit"
     # README.md changes with each --readme run and measures nothing.
     changed = git("status", "--porcelain", "-uno", "--", ".", ":!README.md")
