@@ -293,7 +293,7 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status, (void)ctx;
   Task *t = loop_current(L);
   Op *op = task_op(t);
-  if (loop_parked(t) && (op->onlist || op->try == NULL))
+  if ((op->onlist || op->try == NULL) && loop_parked(t))   /* a socket wait skips the call */
     return op_yield(L);   /* the script resumed it, not the loop: nothing ended yet */
   int err = op_outcome(t);
   op->pending = 0;   /* the call runs on: it sees what was handed */
