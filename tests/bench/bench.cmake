@@ -1,10 +1,10 @@
 # tests/bench/bench.cmake - the benchmark tools (included by CMakeLists.txt).
-# The C echo server and the load generator are built with -O2 whatever the
+# The C echo and relay servers and the load generator are built with -O2 whatever the
 # build type and without sanitizers (they are the yardstick, not the thing
 # under test), into <build>/bench/.  Run the benchmark with
 # tests/bench/run.sh <build>; it is not a CTest entry, except for one quick
 # smoke run that checks the tools work and asserts nothing about speed.
-foreach(tool echo_server loadgen)
+foreach(tool echo_server relay_server loadgen)
   add_executable(bench_${tool} ${CMAKE_SOURCE_DIR}/tests/bench/${tool}.c)
   get_target_property(opts bench_${tool} COMPILE_OPTIONS)
   list(FILTER opts EXCLUDE REGEX "sanitize|omit-frame-pointer")
@@ -27,5 +27,5 @@ set_tests_properties(bench_smoke PROPERTIES TIMEOUT 180)   # 17 s idle, > 60 s a
 # pp1000 runs the same code.
 add_test(NAME bench_compare_smoke
   COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/bench/compare.py ${CMAKE_BINARY_DIR} --quick
-          --strict --workloads pp1000,workers,bulk,relay,http,resp,idle,startup)
+          --strict --workloads pp1000,workers,bulk,relay,relayc,http,resp,idle,startup)
 set_tests_properties(bench_compare_smoke PROPERTIES TIMEOUT 240)   # 20 s idle

@@ -28,6 +28,8 @@ them alike.  Workloads (the exact commands are in the functions below):
   relay              the same 1 GiB through scripts/proxy.lua (socket.relay)
                      to a C echo server on the load's CPU: the proxy's CPU
                      per GiB against the C echo server's own
+  relayc             the same relay, against a relay in C that splices the
+                     same way (relay_server.c): what the kernel's share is
   http               wrk -t1 -c50 on a keep-alive "Hello, World!"
   resp               redis-benchmark -c 50 (PING inline and bulk, SET,
                      GET) against scripts/redis_server.lua; C: redis-server
@@ -69,6 +71,7 @@ PY = "/usr/bin/python3"   # Debian's, not a version manager's shim
 # first line that ends in ":PORT".
 SERVERS = {
     "c": ["{build}/bench/echo_server", "0", "{mode}"],
+    "c-relay": ["{build}/bench/relay_server", "{target}"],
     "luasock": ["{luasock}", BENCH + "/echo.lua", "0", "65536", "{mode}"],
     "luasock-w2": ["{luasock}", BENCH + "/echo.lua", "0", "65536", "echo", "2"],
     "luasock-proxy": ["{luasock}", ROOT + "/scripts/proxy.lua", "127.0.0.1", "{port}",
@@ -84,6 +87,9 @@ SERVERS = {
     "py-asyncio": [PY, PEERS + "/py_asyncio.py", "{mode}", "0"],
     "py-selectors": [PY, PEERS + "/py_selectors.py", "{mode}", "0"],
 }
+
+# The servers that relay to a C echo server ({target}).
+RELAYS = ("luasock-proxy", "c-relay")
 
 # Servers that print lines after their address once they are ready, and
 # how many: the load generator counts the descriptors of the server's
@@ -330,6 +336,7 @@ WORKLOADS = {
     "workers": Workload("echo", ping(1000), {"C": "c", "luasock": "luasock-w2"}, timed_cost),
     "bulk": Workload("echo", bulk, ECHO, bulk_cost),
     "relay": Workload("echo", bulk, {"C": "c", "luasock": "luasock-proxy"}, bulk_cost),
+    "relayc": Workload("echo", bulk, {"C": "c-relay", "luasock": "luasock-proxy"}, bulk_cost),
     "http": Workload("http", http, dict(ECHO, nginx="nginx"), timed_cost, ("wrk",)),
     "resp": Workload("resp", resp, {"C": "redis", "luasock": "luasock-redis"},
                      lambda opts, col: 1 + 4 * opts.resp / 60000, ("redis-benchmark",)),
@@ -363,6 +370,8 @@ ROWS = [
     Row("bulk", "cpu_gib", "bulk echo: CPU per GiB", "s", True, 1.15),
     Row("relay", "cpu_gib", "relay through `scripts/proxy.lua`: CPU per GiB "
         "(C: the echo server's own)", "s", True, 1.10),
+    Row("relayc", "cpu_gib", "relay: CPU per GiB against a C relay that splices the same "
+        "way (`tests/bench/relay_server.c`)", "s", True),
     Row("http", "cpu", "HTTP, `wrk -t1 -c50`: CPU per request", "µs", True),
     Row("resp", "cpu", "RESP, `redis-benchmark -c 50`: CPU per request (C: redis-server)",
         "µs", True),
@@ -386,8 +395,8 @@ def measure(opts, w, col):
     if wl.mode == "startup":
         return startup(opts, STARTUP[name])
     target = None
-    if w == "relay" and col != "C":
-        # The relay's target, the C echo server, runs beside the load tool:
+    if name in RELAYS:
+        # A relay's target, the C echo server, runs beside the load tool:
         # only the relay's CPU is measured.
         target = Server(SERVERS["c"], opts, cpus="1")
     try:
@@ -696,7 +705,7 @@ def options():
         opts.rounds, opts.time, opts.warmup = 1, 0.3, 0.1
         opts.bulk, opts.idle, opts.resp, opts.starts = 16 << 20, 200, 2000, 5
         opts.start_secs = 0
-    for tool in ("echo_server", "loadgen"):
+    for tool in ("echo_server", "relay_server", "loadgen"):
         if not os.access("%s/bench/%s" % (opts.build, tool), os.X_OK):
             ap.error("no %s/bench/%s: build first (cmake --build %s)"
                      % (opts.build, tool, opts.build))
