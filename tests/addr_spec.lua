@@ -91,8 +91,17 @@ describe("IPv6 scope", function()
       local data, from = assert(s:recvfrom(10))
       assert(c:connect(a))
       print(a.scope_id, tostring(a), data, from.scope_id, tostring(c:getpeername()) == tostring(a))]]
+    -- The kernel puts fe80::1's local route in after `ip addr add` has
+    -- returned (from its address work queue, which waits for the
+    -- routing lock that other namespaces' setup and teardown hold): bind
+    -- works at once, but a datagram sent before that route exists is
+    -- forwarded nowhere and lost.  So the child starts once the route is
+    -- there, waited for with a bounded poll (no event says it came).
     local r, why = in_netns({ "sh", "-c",
-      'ip link set lo up && ip addr add fe80::1/64 dev lo nodad && exec "$0" -e "$1"',
+      'ip link set lo up && ip addr add fe80::1/64 dev lo nodad && i=0 && ' ..
+      'until ip -6 route show table local | grep -q "^local fe80::1 "; do ' ..
+      '[ $i -lt 500 ] || { echo "no local route for fe80::1"; exit 3; }; ' ..
+      'i=$((i + 1)); sleep 0.01; done && exec "$0" -e "$1"',
       support.LUASOCK, code })
     if not r then print("skipped: no network namespace: " .. why); return end
     local ok, out = r.how == "exit" and r.code == 0, r.out
