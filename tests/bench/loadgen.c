@@ -4,7 +4,10 @@
 **   loadgen ping PORT [-c CONNS] [-d SECS] [-w WARMUP] [-z SIZE] [-s PID]
 **     CONNS connections each send SIZE (64) bytes, wait for the whole echo
 **     and repeat, for WARMUP + SECS seconds; only the last SECS count.
-**     Prints requests/s and latency percentiles.
+**     Prints requests/s and latency percentiles.  With -n REQUESTS it
+**     makes exactly that many requests (no warm-up, no time limit) and
+**     counts them all: for instruction counts (callgrind) that must not
+**     depend on time.
 **   loadgen bulk PORT [-b BYTES] [-s PID]
 **     Echoes BYTES (1 GiB) over one connection, writing and reading at
 **     the same time; checks the data and prints the throughput.
@@ -45,8 +48,8 @@
 static struct {
   int port, conns, size, pid;
   double secs, warmup, hold;
-  long long bytes;
-} opt = { 0, 50, 64, 0, 5, 1, -1, 1LL << 30 };
+  long long bytes, requests;
+} opt = { 0, 50, 64, 0, 5, 1, -1, 1LL << 30, 0 };
 
 static uint32_t hist[HIST_US + 1];
 
@@ -298,6 +301,29 @@ static uint64_t ping_loop(int ep, Conn *conns, double start, double *end,
   }
 }
 
+/* With -n: send opt.requests requests in all, a connection sending its
+** next when its echo is complete, until every echo came back; the first
+** `sent` went out already.  Returns the number of requests (all counted). */
+static uint64_t ping_fixed(int ep, Conn *conns, long long sent) {
+  struct epoll_event evs[512];
+  uint64_t count = 0;
+  while (count < (uint64_t)opt.requests) {
+    int n = epoll_wait(ep, evs, 512, 10000);
+    if (n < 0 && errno != EINTR) die("epoll_wait");
+    if (n == 0) fail("no echo within 10 s");
+    double t = now();
+    for (int i = 0; i < n; i++) {
+      Conn *c = &conns[evs[i].data.u32];
+      if (!ping_read(c)) continue;
+      double us = (t - c->sent) * 1e6;
+      hist[us < HIST_US ? (long)us : HIST_US]++;
+      count++;
+      if (sent < opt.requests) { ping_send(c, t); sent++; }
+    }
+  }
+  return count;
+}
+
 static int mode_ping(void) {
   if (opt.size < 1 || opt.size > MAXSIZE) fail("-z must be 1..65536");
   for (size_t i = 0; i < sizeof payload; i++) payload[i] = (char)(33 + i % 90);
@@ -310,10 +336,18 @@ static int mode_ping(void) {
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
     conns[i].fd = fds[i];
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0) die("epoll_ctl");
-    ping_send(&conns[i], t0);
+    if (opt.requests == 0 || i < opt.requests) ping_send(&conns[i], t0);
   }
   double start = t0 + opt.warmup, end = start + opt.secs;
-  uint64_t count = ping_loop(ep, conns, start, &end, &cpu0);
+  uint64_t count;
+  if (opt.requests > 0) {
+    start = t0;
+    cpu0 = server_cpu();
+    count = ping_fixed(ep, conns, opt.requests < opt.conns ? opt.requests : opt.conns);
+    end = now();
+  } else {
+    count = ping_loop(ep, conns, start, &end, &cpu0);
+  }
   double cpu = server_cpu() - cpu0, secs = end - start;
   if (count == 0) fail("no request completed");
   printf("ping conns=%d size=%d secs=%.2f requests=%llu rps=%.0f p50_us=%ld p99_us=%ld "
@@ -403,7 +437,7 @@ static int mode_idle(void) {
 
 static void usage(void) {
   fputs("usage: loadgen ping|bulk|idle PORT [-c conns] [-d secs] [-w warmup]\n"
-        "               [-z size] [-b bytes] [-t holdsecs] [-s serverpid]\n", stderr);
+        "               [-n requests] [-z size] [-b bytes] [-t holdsecs] [-s serverpid]\n", stderr);
   exit(2);
 }
 
@@ -429,9 +463,11 @@ static void parse(int argc, char **argv) {
     else if (!strcmp(f, "-b")) opt.bytes = atoll(v);
     else if (!strcmp(f, "-t")) opt.hold = atof(v);
     else if (!strcmp(f, "-s")) opt.pid = atoi(v);
+    else if (!strcmp(f, "-n")) opt.requests = atoll(v);
     else usage();
   }
-  if (opt.port <= 0 || opt.port > 65535 || opt.conns < 1 || opt.secs <= 0) usage();
+  if (opt.port <= 0 || opt.port > 65535 || opt.conns < 1 || opt.secs <= 0 || opt.requests < 0)
+    usage();
 }
 
 int main(int argc, char **argv) {
