@@ -53,12 +53,13 @@ static void range_of(lua_Integer i, lua_Integer j, size_t len, size_t *start, si
 }
 
 const char *buffer_checkbytes(lua_State *L, int idx, size_t *len, int *next) {
-  Buffer *b = (Buffer *)luaL_testudata(L, idx, LSOCK_BUFFER);
-  if (b == NULL) {
+  const char *s = lua_tolstring(L, idx, len);   /* a number as its text, as before */
+  if (s != NULL) {   /* a string: one API call on the common path */
     *next = idx + 1;
-    if (!lua_isstring(L, idx)) luaL_typeerror(L, idx, "string or socket.buffer");
-    return lua_tolstring(L, idx, len);   /* a number as its text, as before */
+    return s;
   }
+  Buffer *b = (Buffer *)luaL_testudata(L, idx, LSOCK_BUFFER);
+  if (b == NULL) luaL_typeerror(L, idx, "string or socket.buffer");
   size_t start;
   range_of(luaL_optinteger(L, idx + 1, 1), luaL_optinteger(L, idx + 2, -1), b->size,
            &start, len);

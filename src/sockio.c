@@ -354,10 +354,12 @@ static int send_push(lua_State *L, Op *op, int err, int nres) {
   return 4;
 }
 
-/* The record of a send of the string at index 2 with flags. */
-static void send_op(lua_State *L, Op *op, LSocket *s, int flags) {
+/* The record of a send of the size bytes at data, which live in the
+** value at index 2 (a string or a buffer), with flags. */
+static void send_op(Op *op, LSocket *s, int flags, const char *data, size_t size) {
   sock_opinit(op, s, WAIT_WRITE, flags, send_try, send_push);
-  op->data = lua_tolstring(L, 2, &op->size);
+  op->data = data;
+  op->size = size;
   op->anchor[1] = 2;
 }
 
@@ -369,9 +371,7 @@ static int send_start(lua_State *L, int all) {
   int next;
   const char *p = buffer_checkbytes(L, 2, &len, &next);
   Op op;
-  send_op(L, &op, s, aux_optflags(L, next));
-  op.data = p;
-  op.size = len;
+  send_op(&op, s, aux_optflags(L, next), p, len);
   if (all) op.flags |= SEND_ALL;
   return wait_op(L, &op);
 }
@@ -394,11 +394,12 @@ static int sock_sendall(lua_State *L) {
 static int sock_sendto(lua_State *L) {
   int addr_idx = lua_gettop(L) >= 4 ? 4 : 3;
   LSocket *s = sock_checkopen(L, 1);
-  luaL_checkstring(L, 2);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
   luaL_checkany(L, addr_idx);
   lua_settop(L, addr_idx + 1);   /* a port after a host string, or nil */
   Op op;
-  send_op(L, &op, s, addr_idx == 4 ? aux_optflags(L, 3) : 0);
+  send_op(&op, s, addr_idx == 4 ? aux_optflags(L, 3) : 0, data, len);
   SockAddr *a = sockaddr_push(L, &op, 1);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, 1);   /* the block keeps the data alive */

@@ -403,7 +403,7 @@ static void task_resume(lua_State *L, Task *t) {
   t->loop->resumed = outer;
   if (t->loop->interrupted) lua_sethook(t->co, NULL, 0, 0);   /* an unfired stop_hook */
   if (status == LUA_YIELD) {
-    lua_pop(t->co, nres);
+    if (nres > 0) lua_pop(t->co, nres);   /* a wait yields none */
     if (t->state == T_RUNNING) {
       t->state = T_READY;
       loop_runqpush(t->loop, t);
