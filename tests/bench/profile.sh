@@ -2,7 +2,7 @@
 # tests/bench/profile.sh - where does an echo server spend its time?
 #
 #   tests/bench/profile.sh [BUILD_DIR] [lua|c|py] [perf|callgrind|stat]
-#                          [-c CONNS] [-d SECS] [-m ping|bulk]
+#                          [-c CONNS] [-d SECS | -n REQUESTS] [-m ping|bulk]
 #
 # Starts the server pinned to CPU 0, drives it from CPU 1 with the load
 # generator (64-byte ping-pong on CONNS connections, or the bulk echo) and
@@ -16,11 +16,15 @@
 # Use a RelWithDebInfo build so that luasock's functions have names; Lua's
 # have theirs too, as the program links the distribution's liblua5.4.a
 # (its liblua5.4.so is stripped).
+# With -n the load is exactly REQUESTS requests (loadgen ping -n), and
+# callgrind also prints the total: two runs with N1 and N2 requests give
+# the instructions per request free of the start and the connections'
+# setup, (total2 - total1) / (N2 - N1).
 # KEEP=DIR keeps the raw output (perf.data, callgrind dumps) in DIR;
 # BULK_BYTES=N sets the bulk size (the 1 GiB default is slow under callgrind).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-build=build kind=lua tool=perf conns=50 secs=5 mode=ping
+build=build kind=lua tool=perf conns=50 secs=5 mode=ping requests=""
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ] && [ -d "$1" ]; then build=$1; shift; fi
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then kind=$1; shift; fi
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then tool=$1; shift; fi
@@ -28,8 +32,9 @@ while [ $# -gt 0 ]; do
   case $1 in
     -c) conns=$2; shift ;;
     -d) secs=$2; shift ;;
+    -n) requests=$2; shift ;;
     -m) mode=$2; shift ;;
-    *) echo "usage: $0 [BUILD_DIR] [lua|c|py] [perf|callgrind|stat] [-c conns] [-d secs] [-m ping|bulk]" >&2; exit 2 ;;
+    *) echo "usage: $0 [BUILD_DIR] [lua|c|py] [perf|callgrind|stat] [-c conns] [-d secs | -n requests] [-m ping|bulk]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -64,7 +69,7 @@ exec {sfd}<"$tmp/out"
 read -r -t 30 -u "$sfd" line || { echo "server did not start" >&2; cat "$tmp/err" >&2; exit 1; }
 port=${line##*:}
 
-loadargs=(ping "$port" -c "$conns" -d "$secs" -w 0 -s "$spid")
+loadargs=(ping "$port" -c "$conns" -d "$secs" -w 0 -s "$spid" ${requests:+-n "$requests"})
 [ "$mode" = bulk ] && loadargs=(bulk "$port" -s "$spid" ${BULK_BYTES:+-b "$BULK_BYTES"})
 case $tool in
   perf)      perf record -F 4000 -g -o "$tmp/perf.data" -p "$spid" 2>"$tmp/perf.err" & ppid_=$! ;;
@@ -94,7 +99,7 @@ case $tool in
     f=$tmp/cg.out.1   # the one dump asked for (cg.out is written at exit)
     total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
     [ -n "$requests" ] && awk -v t="$total" -v r="$requests" \
-      'BEGIN { printf "instructions (user space) per request: %.0f\n", t / r }'
+      'BEGIN { printf "instructions (user space): %d in all, %.0f per request\n", t, t / r }'
     # Lines for recursive frames (name'2, over 100%) and the frames every
     # sample sits under (100%) say nothing: leave them out.
     for incl in no yes; do
