@@ -448,7 +448,7 @@ M.PYTHON = child.PYTHON
 local PTY_DRIVE = M.absolute((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "tests")
                              .. "/pty_drive.py")
 function M.terminal(steps, home)
-  local r = M.run({ "python3", PTY_DRIVE, M.write_file(home .. "/steps", steps), "--", M.LUASOCK },
+  local r = M.run({ M.PYTHON, PTY_DRIVE, M.write_file(home .. "/steps", steps), "--", M.LUASOCK },
                   { env = { HOME = home, TERM = "dumb" }, stderr = "out", limit = 60 })
   assert(r.out:match("^ok\n"), r.out)
 end

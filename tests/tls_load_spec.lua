@@ -200,7 +200,7 @@ describe("TLS under load", function()
       f:close()
       t:close()
     end)
-    local peer = support.start({ "python3", "tests/peers/tls_slow_reader.py",
+    local peer = support.start({ support.PYTHON, "tests/peers/tls_slow_reader.py",
                                  tostring(srv:getsockname().port) }, { stdin = "pipe" })
     peer:expect("^hello sent$", 10)
     local ticks = cputicks()
