@@ -68,6 +68,20 @@ add_test(NAME embed_installed
 set_tests_properties(embed_installed PROPERTIES TIMEOUT 120
   ENVIRONMENT "CC=${CMAKE_C_COMPILER};LUA_PRELOAD=${asan_runtime}")
 
+# The library's code with bundled modules whose bytecode this Lua rejects
+# (embed --foreign): they must load from their source (fallback.c).
+add_custom_command(
+  OUTPUT ${CMAKE_BINARY_DIR}/lua_modules_foreign.c
+  COMMAND luasock_embed --foreign ${CMAKE_BINARY_DIR}/lua_modules_foreign.c
+          ${CMAKE_SOURCE_DIR}/lua ${LUA_MODULES}
+  DEPENDS luasock_embed ${LUA_MODULE_FILES}
+  COMMENT "Embedding lua/*.lua with foreign bytecode")
+add_executable(fallback ${CMAKE_SOURCE_DIR}/tests/embed/fallback.c
+  ${CMAKE_BINARY_DIR}/lua_modules_foreign.c)
+target_link_libraries(fallback PRIVATE luasock_objs ${PROGRAM_LUA})
+add_test(NAME bytecode_fallback COMMAND fallback)
+set_tests_properties(bytecode_fallback PROPERTIES TIMEOUT 30)
+
 # Every allocation of a workload made to fail in turn (allocfail.c).
 add_executable(allocfail ${CMAKE_SOURCE_DIR}/tests/embed/allocfail.c)
 target_link_libraries(allocfail PRIVATE luasock_lib)
