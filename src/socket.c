@@ -617,11 +617,11 @@ static void add_luafuncs(lua_State *L, int idx, const char *name) {
   lua_call(L, 1, 0);
 }
 
-/* The module's data made at the first lookup the table cannot answer:
-** the constants, has_ipv6 (a syscall) and the errno table.  Again after
-** a failure (out of memory): the fields are set anew. */
-static void add_data(lua_State *L, int idx) {
-  lua_pushliteral(L, "errno");
+/* The constants and has_ipv6 (a syscall), made at the first lookup the
+** table cannot answer.  Again after a failure (out of memory): the
+** fields are set anew. */
+static void add_constants(lua_State *L, int idx) {
+  lua_pushliteral(L, "has_ipv6");
   if (lua_rawget(L, idx) != LUA_TNIL) {   /* the last one: all there */
     lua_pop(L, 1);
     return;
@@ -629,8 +629,19 @@ static void add_data(lua_State *L, int idx) {
   lua_pop(L, 1);
   lua_pushvalue(L, idx);
   set_constants(L);
-  err_pusherrnotable(L);
-  lua_setfield(L, -2, "errno");
+  lua_pop(L, 1);
+}
+
+/* The errno table, as large as the constants: made only at the first
+** lookup the constants do not answer either. */
+static void add_errno(lua_State *L, int idx) {
+  lua_pushliteral(L, "errno");
+  if (lua_rawget(L, idx) == LUA_TNIL) {
+    lua_pushvalue(L, idx);
+    err_pusherrnotable(L);
+    lua_setfield(L, -2, "errno");
+    lua_pop(L, 1);
+  }
   lua_pop(L, 1);
 }
 
@@ -650,7 +661,8 @@ static int add_luamodules(lua_State *L) {
 ** memory), to try again. */
 static void add_lazyfuncs(lua_State *L, int idx) {
   if (!lua_getmetatable(L, idx)) return;   /* done already */
-  add_data(L, idx);   /* the chunks use the constants and errno */
+  add_constants(L, idx);   /* the chunks use the constants and errno */
+  add_errno(L, idx);
   lua_pushnil(L);
   lua_setmetatable(L, idx);
   lua_pushvalue(L, idx);
@@ -663,15 +675,22 @@ static void add_lazyfuncs(lua_State *L, int idx) {
   lua_pop(L, 1);
 }
 
-/* __index of the module table while some of it waits. */
+/* Pushes module[key], arguments 1 and 2 of __index; whether it is there. */
+static int raw_lookup(lua_State *L) {
+  lua_pushvalue(L, 2);
+  return lua_rawget(L, 1) != LUA_TNIL;
+}
+
+/* __index of the module table while some of it waits: each part is made
+** only when the ones before it do not have the key. */
 static int module_index(lua_State *L) {
   lua_settop(L, 2);
-  add_data(L, 1);
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, 1) != LUA_TNIL) return 1;
+  add_constants(L, 1);
+  if (raw_lookup(L)) return 1;
+  add_errno(L, 1);
+  if (raw_lookup(L)) return 1;
   add_lazyfuncs(L, 1);
-  lua_pushvalue(L, 2);
-  lua_rawget(L, 1);
+  raw_lookup(L);
   return 1;
 }
 
