@@ -6,7 +6,7 @@
 # as crash-* in the working directory (printed).
 #   tests/fuzz/run.sh BUILD [SECONDS [TARGET...]]
 # For hours by hand, in a directory of your choosing:
-#   tests/fuzz/build.sh build /tmp/fz && cd /tmp/fz &&
+#   tests/fuzz/build.sh build /tmp/fz && cd /tmp/fz && mkdir -p corpus_api &&
 #   nice ./fuzz_api -max_total_time=7200 -rss_limit_mb=4096 corpus_api
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
