@@ -238,7 +238,7 @@ socket.spawn(function() print(t:status()); t:cancel() end)
 print(socket.run())
 print(t:join())
 ]] }, { stderr = "out", limit = 30 })
-    assert.equal("waiting\ntrue\tnil\nfalse\tcancelled\n", r.out)
+    assert.equal("waiting\ntrue\nfalse\tcancelled\n", r.out)
     assert.equal(0, r.code)
   end)
 

@@ -433,13 +433,12 @@ static void run_poll(lua_State *L, Loop *loop) {
   loop_pollevents(L, loop, ms);
 }
 
-/* Push run's results: true, nil; or false and the first error kept since
-** the last time run returned, which is then forgotten. */
+/* Push run's results: true; or false and the first error kept since the
+** last time run returned, which is then forgotten. */
 static int run_results(lua_State *L, Loop *loop) {
   if (!loop->failed) {
     lua_pushboolean(L, 1);
-    lua_pushnil(L);
-    return 2;
+    return 1;
   }
   loop->failed = 0;
   lua_pushboolean(L, 0);
@@ -598,10 +597,10 @@ int lsock_run(lua_State *L) {
   lua_pushcfunction(L, run_core);
   lua_pushlightuserdata(L, loop);
   loop->running = 1;
-  int status = lua_pcall(L, 1, 2, 0);
+  int status = lua_pcall(L, 1, LUA_MULTRET, 0);
   loop->running = 0;
   if (status != LUA_OK) return lua_error(L);
-  return 2;
+  return lua_gettop(L);
 }
 
 /* ---- the Task object: join, cancel, status --------------------------- */
