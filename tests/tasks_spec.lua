@@ -424,4 +424,56 @@ describe("socket.timeout", function()
     assert.same({ "closed", "timeout" }, log)
     assert.equal("cancelled", member:status())
   end)
+
+  -- A task cancelled, closed or ended with its group while inside
+  -- socket.timeout never comes back to the scope's continuation, where a
+  -- scope is left.  Its scopes stayed open until its coroutine was
+  -- collected: the loop went on counting them open, and until then every
+  -- wait in the whole program paid a lookup of its thread's scope.  The
+  -- task's end shuts them now.  The spec keeps the coroutines, so that
+  -- nothing but the end can shut them, and finds their scopes in the
+  -- registry (a scope's tostring tells whether it still counts as open).
+  it("a task ended inside fn shuts its scopes at its end, not when collected", function()
+    local reg = debug.getregistry()
+    local function scopes_of(co)   -- innermost first
+      for _, tab in pairs(reg) do
+        local sc = type(tab) == "table" and rawget(tab, co)
+        if sc and getmetatable(sc) == reg["luasock.scope"] then
+          local chain = {}
+          while sc do chain[#chain + 1] = sc; sc = debug.getuservalue(sc, 1) end
+          return chain
+        end
+      end
+    end
+    local function states(chain)
+      local t = {}
+      for i, sc in ipairs(chain) do t[i] = tostring(sc) end
+      return t
+    end
+    local open = { "deadline scope (open)", "deadline scope (open)" }
+    local shut = { "deadline scope (shut)", "deadline scope (shut)" }
+    local cos, chains = {}, {}
+    local function enter()
+      cos[#cos + 1] = coroutine.running()
+      socket.timeout(30, socket.timeout, 20, socket.sleep, 30)
+    end
+    local cancelled, closed = socket.spawn(enter), socket.spawn(enter)
+    assert.is_true(run(function()
+      local g <close> = socket.group()
+      g:spawn(enter)
+      socket.sleep(0)   -- the loop turns: the member waits too
+      for i, co in ipairs(cos) do
+        chains[i] = assert(scopes_of(co))
+        assert.same(open, states(chains[i]))
+      end
+      cancelled:cancel()
+      coroutine.close(cos[2])
+    end))                 -- leaving the task's scope ends the group
+    assert.same({ "cancelled", "cancelled" }, { cancelled:status(), closed:status() })
+    assert.equal(3, #chains)
+    for i, co in ipairs(cos) do
+      assert.same(shut, states(chains[i]), "task " .. i)
+      assert.is_nil(scopes_of(co), "task " .. i)
+    end
+  end)
 end)

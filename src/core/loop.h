@@ -69,6 +69,10 @@ typedef struct WaitList {
 ** runs in; *cut tells that the scope's is the earlier one (a wait that
 ** ends there times out, even a pure delay). */
 double scope_deadline(lua_State *L, double deadline, int *cut);
+/* A task ended (cancelled or closed inside fn, it never left its
+** scopes): shut the scopes of its thread, at index thread, so that the
+** loop's count of open ones drops now rather than when it is collected. */
+void scope_endthread(lua_State *L, Loop *loop, int thread);
 extern const luaL_Reg scope_funcs[];      /* timeout */
 
 /* ---- waitlist.c: waiting on a WaitList -------------------------------- */

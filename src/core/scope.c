@@ -14,8 +14,10 @@
 ** keeps nothing below fn and the continuation's state is the Scope, which
 ** the registry holds, so debug.setlocal on a task waiting in fn finds
 ** nothing of the scope to change.  A task closed or cancelled in fn never
-** comes back to the continuation: its thread's scopes go with it, and a
-** Scope collected while open gives back its count (__gc).
+** comes back to the continuation: its end shuts its thread's scopes
+** (scope_endthread), so the count drops at once, not when the coroutine
+** is collected; a Scope collected while open (a coroutine of the
+** script's own, left in fn) gives back its count then (__gc).
 ** While no scope is open anywhere (Loop.nscopes), a wait costs one test.
 **
 ** Left out: tasks spawned inside a scope do not inherit it (a group
@@ -51,19 +53,23 @@ static void scopes_push(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &scopes_key);
 }
 
-/* Push the innermost scope of L's thread (nil: none) and return it. */
-static Scope *scope_pushinner(lua_State *L) {
+/* Push the innermost scope of the thread at index thread (nil: none)
+** and return it. */
+static Scope *scope_pushinner(lua_State *L, int thread) {
+  thread = lua_absindex(L, thread);
   scopes_push(L);
-  lua_pushthread(L);
+  lua_pushvalue(L, thread);
   lua_rawget(L, -2);
   lua_remove(L, -2);
   return (Scope *)lua_touserdata(L, -1);
 }
 
-/* Make the value on top (popped) the innermost scope of L's thread. */
-static void scope_setinner(lua_State *L) {
+/* Make the value on top (popped) the innermost scope of the thread at
+** index thread. */
+static void scope_setinner(lua_State *L, int thread) {
+  thread = lua_absindex(L, thread);
   scopes_push(L);
-  lua_pushthread(L);
+  lua_pushvalue(L, thread);
   lua_pushvalue(L, -3);
   lua_rawset(L, -3);
   lua_pop(L, 2);
@@ -73,10 +79,11 @@ static void scope_setinner(lua_State *L) {
 static double scope_get(lua_State *L) {
   Loop *loop = loop_of(L);
   if (loop == NULL || loop->nscopes == 0) return -1;
-  luaL_checkstack(L, 3, "no room for a deadline scope");
-  Scope *sc = scope_pushinner(L);
+  luaL_checkstack(L, 4, "no room for a deadline scope");
+  lua_pushthread(L);
+  Scope *sc = scope_pushinner(L, -1);
   double d = sc != NULL ? sc->effective : -1;
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   return d;
 }
 
@@ -92,21 +99,34 @@ static void scope_shut(Scope *sc) {
   sc->loop->nscopes--;
 }
 
-/* __gc: a scope whose task was closed in fn, never left. */
+/* __gc: a scope left neither by its continuation nor by its task's end
+** (a coroutine of the script's own, never resumed past fn). */
 static int scope_gc(lua_State *L) {
   scope_shut((Scope *)lua_touserdata(L, 1));
   return 0;
 }
 
-static const luaL_Reg scope_meta[] = {{"__gc", scope_gc}, {NULL, NULL}};
+/* __tostring: whether it still counts as open, which only a look through
+** debug.getregistry() can ask (the tests do). */
+static int scope_tostring(lua_State *L) {
+  Scope *sc = (Scope *)luaL_checkudata(L, 1, SCOPE_META);
+  lua_pushfstring(L, "deadline scope (%s)", sc->open ? "open" : "shut");
+  return 1;
+}
+
+static const luaL_Reg scope_meta[] = {
+  {"__gc", scope_gc}, {"__tostring", scope_tostring}, {NULL, NULL}
+};
 static const AuxClass scope_class = {SCOPE_META, scope_meta, NULL, 0};
 
-/* Leave sc: the scope around it becomes the innermost again.  Scopes
-** inside sc still open (none, as each continuation leaves its own) are
-** left with it. */
-static void scope_leave(lua_State *L, Scope *sc) {
+/* Leave sc, a scope of the thread at index thread: the scope around it
+** becomes the innermost again.  Scopes inside sc still open (none, as
+** each continuation leaves its own) are left with it; sc NULL leaves
+** them all. */
+static void scope_leave(lua_State *L, int thread, Scope *sc) {
+  thread = lua_absindex(L, thread);
   luaL_checkstack(L, 4, "no room to leave a deadline scope");
-  Scope *inner = scope_pushinner(L);
+  Scope *inner = scope_pushinner(L, thread);
   while (inner != NULL) {
     scope_shut(inner);
     lua_getiuservalue(L, -1, 1);
@@ -114,7 +134,11 @@ static void scope_leave(lua_State *L, Scope *sc) {
     if (inner == sc) break;
     inner = (Scope *)lua_touserdata(L, -1);
   }
-  scope_setinner(L);
+  scope_setinner(L, thread);
+}
+
+void scope_endthread(lua_State *L, Loop *loop, int thread) {
+  if (loop->nscopes > 0) scope_leave(L, thread, NULL);
 }
 
 /* After fn, returned or failed (status): leave the scope, then fn's
@@ -123,7 +147,10 @@ static void scope_leave(lua_State *L, Scope *sc) {
 static int timeout_k(lua_State *L, int status, lua_KContext ctx) {
   Scope *sc = (Scope *)ctx;
   double deadline = sc->deadline;
-  scope_leave(L, sc);   /* sc may be collected from here on */
+  luaL_checkstack(L, 1, "no room to leave a deadline scope");
+  lua_pushthread(L);
+  scope_leave(L, -1, sc);   /* sc may be collected from here on */
+  lua_pop(L, 1);
   if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
   if (clock_now() >= deadline) {
     lua_pushnil(L);
@@ -141,8 +168,9 @@ static int lsock_timeout(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   Loop *loop = loop_get(L);
   double deadline = clock_now() + secs;
-  luaL_checkstack(L, 4, "no room for a deadline scope");
-  Scope *outer = scope_pushinner(L);
+  luaL_checkstack(L, 5, "no room for a deadline scope");
+  lua_pushthread(L);
+  Scope *outer = scope_pushinner(L, -1);
   Scope *sc = (Scope *)lua_newuserdatauv(L, sizeof *sc, 1);
   sc->deadline = deadline;
   sc->effective = outer != NULL && outer->effective < deadline ? outer->effective : deadline;
@@ -150,9 +178,10 @@ static int lsock_timeout(lua_State *L) {
   aux_setclass(L, &scope_class);
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, 1);   /* the scope around it */
-  scope_setinner(L);
+  scope_setinner(L, -2);
   sc->open = 1;
   loop->nscopes++;
+  lua_pop(L, 1);                 /* the thread */
   lua_remove(L, 1);              /* fn args... */
   int status = lua_pcallk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, (lua_KContext)sc, timeout_k);
   return timeout_k(L, status, (lua_KContext)sc);

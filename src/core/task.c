@@ -226,7 +226,7 @@ static void task_letgo(lua_State *L, Task *t, int held) {
 ** (nothing below can leave run counting a dead task), a failure is
 ** reported, its pending to-be-closed variables close (it is no task any
 ** more while they run, so a socket operation there blocks instead of
-** yielding), join's answer replaces the coroutine as the Task's user
+** yielding), the deadline scopes it was in are shut, join's answer replaces the coroutine as the Task's user
 ** value, and its joiners wake. */
 static void task_end(lua_State *L, Task *t, int how, int nres) {
   lua_State *co = t->co;
@@ -257,6 +257,9 @@ static void task_end(lua_State *L, Task *t, int how, int nres) {
     task_report(L, t, self + 1);
     lua_settop(co, 0);
   }
+  lua_getiuservalue(L, self, 1);
+  scope_endthread(L, t->loop, -1);   /* after its __close calls, which may wait in them */
+  lua_pop(L, 1);
   lua_setiuservalue(L, self, 1);   /* the coroutine goes */
   t->co = NULL;
   join_wake(L, t);
