@@ -93,6 +93,9 @@ int tlsconn_handshake(lua_State *L, LTLS *t);
 int tlsconn_read(lua_State *L, LTLS *t, char *buf, size_t len, size_t *n);
 int tlsconn_write(lua_State *L, LTLS *t, const char *buf, size_t len, size_t *n);
 int tlsconn_shutdown(lua_State *L, LTLS *t);
+/* close()'s best effort: send close_notify without waiting (a full
+** socket drops it), trying again while a signal interrupts the send. */
+void tlsconn_notify(LTLS *t);
 /* Decrypted bytes OpenSSL holds, or a record it can decrypt without
 ** reading the descriptor: such a socket is readable already. */
 int tlsconn_pending(const LTLS *t);

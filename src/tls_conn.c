@@ -272,6 +272,21 @@ int tlsconn_shutdown(lua_State *L, LTLS *t) {
   return call_end(t, r == 1, r);
 }
 
+/* An interrupted send is tried again (the BIO left OpenSSL ready to
+** retry it), but a few times at most: a close never spins. */
+enum { NOTIFY_TRIES = 4 };
+
+void tlsconn_notify(LTLS *t) {
+  if (t->ssl == NULL) return;
+  for (int i = 0; i < NOTIFY_TRIES; i++) {
+    call_begin(NULL, t);
+    int r = SSL_shutdown(t->ssl);
+    int interrupted = r < 0 && wait_again((int)t->detail);
+    ERR_clear_error();
+    if (!interrupted) break;
+  }
+}
+
 int tlsconn_err(const LTLS *t) {
   return t->fail == TLSE_SYS ? (int)t->detail : LSOCK_ETLS;
 }

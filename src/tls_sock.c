@@ -318,14 +318,10 @@ static int tls_pending(lua_State *L) {
 /* ---- the object ---------------------------------------------------------- */
 
 /* Free the TLS state and close the descriptor; never raises.  From
-** close(), a connection that shook hands first sends close_notify, once
-** and without waiting (a full socket just drops it). */
+** close(), a connection that shook hands first sends close_notify,
+** without waiting (tlsconn_notify). */
 static void tls_closeall(lua_State *L, LTLS *t, int notify) {
-  if (notify && t->ssl && t->handshaken && t->s.w.fd >= 0) {
-    ERR_clear_error();
-    SSL_shutdown(t->ssl);
-    ERR_clear_error();
-  }
+  if (notify && t->ssl && t->handshaken && t->s.w.fd >= 0) tlsconn_notify(t);
   tlsconn_free(t);
   loop_closewatch(L, &t->s.w);
 }

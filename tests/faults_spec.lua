@@ -294,4 +294,42 @@ describe("TLS under injected faults", function()
     assert.equal(1, r.code)
     assert.matches("interrupted!", r.err)
   end)
+
+  -- Runs tests/faults/tls_close.lua with EINTR from the first nfaults
+  -- calls named in calls after the script arms the shim.  Returns its
+  -- output and the shim's report.
+  local function interrupted_end(what, calls, nfaults)
+    local ca, cert, key = tls_args()
+    local armfile, report = support.temp_path(), support.temp_path()
+    local r = support.run({ support.LUASOCK, "tests/faults/tls_close.lua", ca, cert, key, armfile, what },
+                          { env = { FAULTS = "eintr", FAULT_RATE = 100, FAULT_CALLS = calls,
+                                    FAULT_LIMIT = nfaults, FAULT_ARMFILE = armfile,
+                                    FAULT_REPORT = report, LD_PRELOAD = preload() },
+                            stderr = "out", limit = 30 })
+    assert.equal(0, r.code, r.out)
+    return r.out, support.read_file(report)
+  end
+
+  -- close() sends close_notify once, without waiting.  Since the BIO
+  -- passes an interrupted send up as "retry" instead of sending again
+  -- itself, a signal during that send dropped the close_notify: the peer
+  -- saw the connection end without it (a ragged EOF, an error where
+  -- ragged EOFs are not allowed).  close() now sends again when a signal
+  -- interrupted the send, a few times at most.
+  it("close() sends close_notify although a signal interrupts the send", function()
+    local out, report = interrupted_end("close", "send", 1)
+    assert.equal("\n", out)   -- "": the end of the stream, no UNEXPECTED_EOF
+    assert.matches("eintr 1", report)
+  end)
+
+  -- unwrap() goes through the driver, whose policy for an interrupted
+  -- call applies: both ends' close_notify arrive and the plain sockets
+  -- go on, whichever sends and receives the signals interrupt first.
+  it("unwrap() on both ends completes while signals interrupt its sends and receives", function()
+    for n = 1, 4 do
+      local out, report = interrupted_end("unwrap", "send,recv", n)
+      assert.equal("plain\n", out, n .. " faults")
+      assert.matches("eintr " .. n, report)
+    end
+  end)
 end)

@@ -29,7 +29,10 @@
 ** it alone), holding a lock of its own meanwhile as the C library's
 ** resolver holds its locks: a process forked then finds it held for good.
 ** FAULT_ARMFILE names a file: nothing is injected until it exists (a
-** script creates it when the part under test begins).
+** script creates it when the part under test begins).  FAULT_CALLS lists
+** the calls that get faults, comma-separated (default: all, e.g.
+** "send,recv"); FAULT_LIMIT caps the faults injected in all: with
+** FAULT_RATE=100 they hit exactly the first calls after the arming.
 ** FAULTS lists the kinds to inject, comma-separated (default: all but
 ** sigint).  At
 ** exit the count of each kind injected is appended to the file
@@ -68,11 +71,20 @@ static atomic_ulong injected[NKINDS];
 static atomic_uint threads;
 static const char *armfile;          /* NULL: armed from the start */
 static atomic_int armed;
+static const char *calls;            /* NULL: every call gets faults */
+static long limit = -1;              /* < 0: none */
+static atomic_long total;
 static __thread unsigned long long rng;
 
 #define REAL(name) \
   static __typeof__(name) *real_##name; \
   if (real_##name == NULL) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+
+/* The call of ours this thread is in, for FAULT_CALLS. */
+static __thread const char *call_now;
+
+/* At the top of each call we stand in for. */
+#define INTERCEPT(name) REAL(name); call_now = #name
 
 __attribute__((constructor)) static void shim_init(void) {
   const char *s = getenv("FAULT_SEED"), *r = getenv("FAULT_RATE"), *k = getenv("FAULTS");
@@ -81,6 +93,19 @@ __attribute__((constructor)) static void shim_init(void) {
   for (int i = 0; i < NKINDS; i++)
     enabled[i] = k != NULL ? strstr(k, kind_names[i]) != NULL : i != F_SIGINT;
   armfile = getenv("FAULT_ARMFILE");
+  calls = getenv("FAULT_CALLS");
+  const char *l = getenv("FAULT_LIMIT");
+  if (l != NULL) limit = atol(l);
+}
+
+/* Whether the call name may get faults (FAULT_CALLS). */
+static int chosen(const char *name) {
+  if (calls == NULL) return 1;
+  if (name == NULL) return 0;
+  size_t n = strlen(name);
+  for (const char *p = calls; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == calls || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
+  return 0;
 }
 
 /* Whether faults may come yet (FAULT_ARMFILE exists, once and for all). */
@@ -108,7 +133,8 @@ static unsigned next(void) {
 
 /* Whether this call gets a fault: at the rate, if kind is enabled. */
 static int roll(int kind) {
-  if (!enabled[kind] || !is_armed() || next() % 100 >= rate) return 0;
+  if (!enabled[kind] || !chosen(call_now) || !is_armed() || next() % 100 >= rate) return 0;
+  if (limit >= 0 && atomic_fetch_add(&total, 1) >= limit) return 0;
   atomic_fetch_add(&injected[kind], 1);
   return 1;
 }
@@ -204,21 +230,21 @@ static ssize_t after_read(int fd, size_t asked, size_t cut, ssize_t n) {
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags) {
-  REAL(recv);
+  INTERCEPT(recv);
   if (!(flags & MSG_PEEK) && transfer_fault(fd, flags)) return -1;
   size_t cut = flags & MSG_PEEK ? len : maybe_short(fd, len, F_SHORTR);
   return after_read(fd, len, cut, real_recv(fd, buf, cut, flags));
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *alen) {
-  REAL(recvfrom);
+  INTERCEPT(recvfrom);
   if (!(flags & MSG_PEEK) && transfer_fault(fd, flags)) return -1;
   size_t cut = flags & MSG_PEEK ? len : maybe_short(fd, len, F_SHORTR);
   return after_read(fd, len, cut, real_recvfrom(fd, buf, cut, flags, addr, alen));
 }
 
 ssize_t recvmsg(int fd, struct msghdr *m, int flags) {
-  REAL(recvmsg);
+  INTERCEPT(recvmsg);
   if (!(flags & MSG_PEEK) && transfer_fault(fd, flags)) return -1;
   if ((flags & MSG_PEEK) || m->msg_iovlen != 1) return real_recvmsg(fd, m, flags);
   struct iovec saved = m->msg_iov[0];
@@ -230,20 +256,20 @@ ssize_t recvmsg(int fd, struct msghdr *m, int flags) {
 }
 
 ssize_t send(int fd, const void *buf, size_t len, int flags) {
-  REAL(send);
+  INTERCEPT(send);
   if (transfer_fault(fd, flags)) return -1;
   return real_send(fd, buf, maybe_short(fd, len, F_SHORTW), flags);
 }
 
 ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
                socklen_t alen) {
-  REAL(sendto);
+  INTERCEPT(sendto);
   if (transfer_fault(fd, flags)) return -1;
   return real_sendto(fd, buf, maybe_short(fd, len, F_SHORTW), flags, addr, alen);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *m, int flags) {
-  REAL(sendmsg);
+  INTERCEPT(sendmsg);
   if (transfer_fault(fd, flags)) return -1;
   if (m->msg_iovlen != 1 || m->msg_controllen != 0) return real_sendmsg(fd, m, flags);
   struct msghdr copy = *m;
@@ -264,19 +290,19 @@ static int accept_fault(int fd) {
 }
 
 int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
-  REAL(accept4);
+  INTERCEPT(accept4);
   if (accept_fault(fd)) return -1;
   return real_accept4(fd, addr, alen, flags);
 }
 
 int accept(int fd, struct sockaddr *addr, socklen_t *alen) {
-  REAL(accept);
+  INTERCEPT(accept);
   if (accept_fault(fd)) return -1;
   return real_accept(fd, addr, alen);
 }
 
 int connect(int fd, const struct sockaddr *addr, socklen_t alen) {
-  REAL(connect);
+  INTERCEPT(connect);
   if (addr != NULL && addr->sa_family != AF_UNSPEC && roll(F_CONNECT)) {
     errno = ECONNREFUSED;
     return -1;
@@ -285,7 +311,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t alen) {
 }
 
 int getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
-  REAL(getsockopt);
+  INTERCEPT(getsockopt);
   int rc = real_getsockopt(fd, level, name, val, len);
   if (rc == 0 && level == SOL_SOCKET && name == SO_ERROR && *len >= sizeof(int) &&
       *(int *)val == 0 && roll(F_SOERROR))
@@ -294,7 +320,7 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
 }
 
 int poll(struct pollfd *fds, nfds_t n, int ms) {
-  REAL(poll);
+  INTERCEPT(poll);
   if (ms != 0 && roll(F_EINTR)) {
     errno = EINTR;
     return -1;
@@ -303,7 +329,7 @@ int poll(struct pollfd *fds, nfds_t n, int ms) {
 }
 
 int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t *mask) {
-  REAL(ppoll);
+  INTERCEPT(ppoll);
   if (roll(F_EINTR)) {
     errno = EINTR;
     return -1;
@@ -312,7 +338,7 @@ int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t
 }
 
 int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms) {
-  REAL(epoll_wait);
+  INTERCEPT(epoll_wait);
   if (ms != 0 && roll(F_EINTR)) {
     errno = EINTR;
     return -1;

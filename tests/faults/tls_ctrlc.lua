@@ -12,20 +12,9 @@
 -- the client does, then sends "."; printed: pcall's results, then all the
 -- server got.  task: the recv is in a task; the script must end there.
 local socket = require "socket"
-local ssl = require "socket.ssl"
 
 local ca, cert, key, armfile, what = table.unpack(arg)
-local sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-assert(sctx:load_cert_chain(cert, key))
-local cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-assert(cctx:load_verify_locations(ca))
-
-local a, b = socket.socketpair()
-a:settimeout(5); b:settimeout(5)
-local server
-socket.spawn(function() server = assert(sctx:wrap_socket(b, { server_side = true })) end)
-local client = assert(cctx:wrap_socket(a, { server_hostname = "localhost" }))
-assert(socket.run())
+local client, server = require("tests.faults.tls_pair")(ca, cert, key)
 
 local function arm() assert(io.open(armfile, "w")):close() end
 
