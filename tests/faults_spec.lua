@@ -70,6 +70,43 @@ describe("under injected syscall faults", function()
     assert.is_nil(kind, "no " .. tostring(kind) .. " was injected")
   end)
 
+  -- A stream's read that finds no input sends the pending output first:
+  -- the peer may be waiting for it.  When a signal interrupts that send,
+  -- read_more hands EINTR up and the driver tries the read again at once,
+  -- the send with it.  Taken for "nothing more to send now", it would
+  -- leave the request in the buffer and wait for the reply to it until
+  -- the timeout.  The shim interrupts exactly the first send after the
+  -- arming, the one of the first read; each request must reach the peer
+  -- once, in order.
+  it("a stream read whose send of pending output a signal interrupts sends it once", function()
+    local armfile, report = support.temp_path(), support.temp_path()
+    local r = support.run({ support.LUASOCK, "-e", ([[
+local socket = require "socket"
+local a, b = socket.socketpair()
+a:settimeout(2); b:settimeout(2)
+local got = {}
+local peer = socket.spawn(function()
+  local pf = b:makefile("rw")
+  for line in pf:lines() do got[#got + 1] = line; pf:write("re:", line, "\n"):flush() end
+end)
+local f = a:makefile("rw")
+assert(io.open(%q, "w")):close()   -- armed: the next send is interrupted
+f:write("one\n")
+print(f:read("l"))
+f:write("two\n")
+print(f:read("l"))
+f:close(); a:shutdown(socket.SHUT_WR)
+assert(peer:join())
+print(table.concat(got, ","))
+]]):format(armfile) }, { env = { FAULTS = "eintr", FAULT_RATE = 100, FAULT_CALLS = "send",
+                                 FAULT_LIMIT = 1, FAULT_ARMFILE = armfile,
+                                 FAULT_REPORT = report, LD_PRELOAD = preload() },
+                         stderr = "out", limit = 30 })
+    assert.equal(0, r.code, r.out)
+    assert.equal("re:one\nre:two\none,two\n", r.out)
+    assert.matches("eintr 1", support.read_file(report))
+  end)
+
   it("the workload passes without the shim", function()
     local out, status = workload(1, {}, 60)
     assert.equal(0, status, out)
