@@ -127,6 +127,10 @@ static void scope_leave(lua_State *L, int thread, Scope *sc) {
   thread = lua_absindex(L, thread);
   luaL_checkstack(L, 4, "no room to leave a deadline scope");
   Scope *inner = scope_pushinner(L, thread);
+  if (inner == NULL) {   /* a task's end, outside any scope */
+    lua_pop(L, 1);
+    return;
+  }
   while (inner != NULL) {
     scope_shut(inner);
     lua_getiuservalue(L, -1, 1);
