@@ -9,12 +9,7 @@ local support = require "tests.support"
 
 local LIMIT = 4   -- seconds any wait of this spec may take
 
-local function run(...)
-  local t0 = socket.gettime()
-  local ok, err = socket.run(...)
-  assert(socket.gettime() - t0 < LIMIT, "socket.run took too long")
-  return ok, err
-end
+local function run(...) return support.run_tasks_within(LIMIT, ...) end
 
 -- A value whose __close records name in log.
 local function closer(log, name)

@@ -10,12 +10,7 @@ local tls = require "tests.tls_support"
 
 local script = support.script
 
-local function run(fn, limit)
-  local t0 = socket.gettime()
-  local ok, err = socket.run(fn)
-  assert(ok, err)
-  assert(socket.gettime() - t0 < (limit or 8), "socket.run took too long")
-end
+local function run(fn, limit) support.run_ok(limit or 8, fn) end
 
 -- A TLS server in a task: handler(conn) for one connection.  Its port.
 local function serve(handler)
