@@ -8,9 +8,10 @@
 ** run is shared: a listening socket has one accept queue, and the kernel
 ** gives each connection to the worker whose accept comes first.
 **
-** The supervisor runs no task.  It relays each worker's stdout and
-** stderr line by line through pipes (it is the only writer of its own, so
-** lines from two workers never mix), restarts a worker that died by a
+** The supervisor runs no task, nor any lookup: its helper threads stay
+** stopped from before the first fork until run returns.  It relays each
+** worker's stdout and stderr line by line through pipes (it is the only
+** writer of its own, so lines from two workers never mix), restarts a worker that died by a
 ** signal or with a status other than 0 (later and later when it dies
 ** soon after its start, and gives up after a few such deaths), and on
 ** SIGTERM or SIGINT sends SIGTERM to every worker and waits for them all
@@ -316,10 +317,8 @@ static int worker_start(Super *s, int i) {
   int out[2][2] = { { -1, -1 }, { -1, -1 } };
   int err = 0;
   if (pipe2(out[0], O_CLOEXEC) < 0 || pipe2(out[1], O_CLOEXEC) < 0) err = errno;
-  loop_prefork(s->L);   /* no helper thread may be inside a lookup */
-  pid_t pid = err ? -1 : fork();
+  pid_t pid = err ? -1 : fork();   /* the helper threads are stopped (run_workers) */
   if (pid == 0) worker_main(s, i + 1, out);
-  loop_postfork(s->L);
   if (pid < 0 && !err) err = errno;
   for (int j = 0; j < 2; j++) {
     if (out[j][1] >= 0) close(out[j][1]);
@@ -599,12 +598,21 @@ static int run_workers(lua_State *L, int n) {
     restore_signals(&s, &oldchld);
     return luaL_error(L, "socket.run{workers}: signalfd: %s", strerror(err));
   }
+  /* No helper thread may be inside a lookup at a fork (the child would
+  ** find the resolver's locks held for good): the running jobs end now,
+  ** once, and the threads start again only when run returns.  The
+  ** supervisor makes no lookup of its own, so the jobs still queued wait,
+  ** and a restart or a stop never waits for a lookup that a scope or
+  ** Ctrl-C cut short before run; each worker, a restarted one too, gets
+  ** the same jobs and runs them with threads of its own. */
+  loop_prefork(L);
   for (int i = 0; i < n; i++) {   /* all at once: a failure is a quick death */
     s.w[i].started = clock_now();
     s.w[i].restart_at = s.w[i].started;
   }
   take_timers(&s);
   supervise(&s, pf, of);
+  loop_postfork(L);
   relays_free(&s);
   close(s.sigfd);
   restore_signals(&s, &oldchld);

@@ -274,6 +274,46 @@ socket.spawn(function() go:set() end)
 print(socket.run{workers = 2})
 ]], 1500, 40))
   end)
+
+  -- The supervisor of run{workers} stopped its helper threads around
+  -- every fork, restarts too, and started them again after each: a
+  -- lookup cut short before run and still queued (four threads at most)
+  -- then ran in the supervisor, and the next fork waited for it to end,
+  -- neither reaping, relaying nor taking SIGTERM meanwhile.  The threads
+  -- now stop once, before the first fork, and start again when run
+  -- returns.  Four lookups take 1 s each (the shim's lock makes them take
+  -- turns) and keep the threads busy while the fifth is queued; that one,
+  -- of port 9, hangs until the test closes stdin (FAULT_GAI_HOLD): in
+  -- each worker, which takes the queued job with it, and in the old
+  -- supervisor, which then never started the next worker: the second
+  -- one, or the one killed here.
+  it("a lookup cut short before run{workers} delays no start, restart or stop", function()
+    local c = support.start({ "env", "LD_PRELOAD=" .. preload(), "FAULT_RATE=0",
+                              "FAULT_GAI_DELAY_MS=1000", "FAULT_GAI_HOLD=9", support.LUASOCK, "-e", [[
+local socket = require "socket"
+for port = 5, 9 do
+  socket.spawn(socket.timeout, 0.05, socket.getaddrinfo, "localhost", port)
+end
+assert(socket.run())   -- every lookup was cut short; they go on on their threads
+socket.spawn(function()
+  local f = assert(io.open("/proc/self/stat"))
+  print("worker " .. f:read("n"))
+  f:close()
+  socket.sleep(60)
+end)
+print(socket.run{workers = 2})
+]] })
+    local pids = {}
+    for i = 1, 2 do pids[i] = tonumber(c:expect("^worker (%d+)$", i == 1 and 30 or nil)) end
+    assert(os.execute("kill -KILL " .. pids[1]))
+    local restarted = tonumber(c:expect("^worker (%d+)$"))
+    assert.is_nil(({ [pids[1]] = true, [pids[2]] = true })[restarted])
+    assert(os.execute("kill -TERM " .. c.pid))
+    assert.equal("true", c:line())
+    c:close_stdin()   -- the held lookup ends: the script can exit
+    assert.equal(0, c:wait())
+  end)
+
 end)
 
 -- The TLS BIO (tls_conn.c) used to retry an interrupted recv or send

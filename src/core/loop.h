@@ -181,7 +181,9 @@ int lsock_run(lua_State *L);
 /* loop.c, around fork(2): loop_prefork lets the helper threads' running
 ** jobs end and stops the threads (none may hold a lock of the C library
 ** when the process forks: a lookup does); the parent then calls
-** loop_postfork, which starts threads for the jobs still queued.  In the
+** loop_postfork, which starts threads for the jobs still queued (after
+** as many forks as it likes: workers.c's supervisor forks every worker
+** and restart in between, and makes no lookup meanwhile).  In the
 ** child, loop_forked: the poller and the eventfd were the parent's
 ** (shared with it), so give the loop its own, with every descriptor the
 ** parent watched registered again; the jobs queued or ended go on there

@@ -28,6 +28,10 @@
 ** slow resolver does (a delay, not one of the kinds: FAULT_RATE=0 leaves
 ** it alone), holding a lock of its own meanwhile as the C library's
 ** resolver holds its locks: a process forked then finds it held for good.
+** FAULT_GAI_HOLD names a service (a port: "9"): a getaddrinfo of it
+** first reads standard input to its end, so it hangs until the test
+** closes the process's stdin, as a resolver that never answers does
+** (before the delay, without the lock).
 ** FAULT_ARMFILE names a file: nothing is injected until it exists (a
 ** script creates it when the part under test begins).  FAULT_CALLS lists
 ** the calls that get faults, comma-separated (default: all, e.g.
@@ -346,9 +350,19 @@ int epoll_wait(int epfd, struct epoll_event *ev, int max, int ms) {
   return real_epoll_wait(epfd, ev, max, ms);
 }
 
+/* FAULT_GAI_HOLD: a lookup of that service waits for the end of stdin. */
+static void gai_hold(const char *service) {
+  const char *held = getenv("FAULT_GAI_HOLD");
+  char buf[256];
+  if (held == NULL || service == NULL || strcmp(service, held) != 0) return;
+  ssize_t n;
+  while ((n = read(0, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {}
+}
+
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                 struct addrinfo **res) {
   REAL(getaddrinfo);
+  gai_hold(service);
   static pthread_mutex_t resolver_lock = PTHREAD_MUTEX_INITIALIZER;
   const char *d = getenv("FAULT_GAI_DELAY_MS");
   long ms = d != NULL ? atol(d) : 0;
