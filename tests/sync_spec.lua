@@ -159,6 +159,32 @@ socket.spawn(function() q:get(); interrupt() end)]], "q:put('second')",
       "q:len(), q:get(0)); print(pcall(socket.sleep, 10)"))
   end)
 
+  -- An outside wait told Ctrl-C from other errors raised while the loop
+  -- turned by the text: a script's error that ended in "interrupted!"
+  -- (here from its debug hook, after a getter took the put's value) was
+  -- taken for Ctrl-C: the put returned true and the next wait raised an
+  -- "interrupted!" that nobody sent.  Ctrl-C now marks the errors it
+  -- raises; the script's error raises as it came, whatever it says.
+  it("a script's error ending in 'interrupted!' during an outside put is no Ctrl-C", function()
+    local r = support.run({ support.LUASOCK, "-e", [[
+local socket = require "socket"
+local q = socket.queue(1)
+q:put("first")
+local taken = false
+socket.spawn(function() q:get(); taken = true end)
+debug.sethook(function()   -- at the next return on the main thread, in the turn
+  if taken then
+    debug.sethook()
+    error("job interrupted!", 0)
+  end
+end, "r")
+print(pcall(q.put, q, "second"))
+print(q:len(), q:get(0))
+print(pcall(socket.sleep, 0))
+]] }, { stderr = "out", limit = 20 })
+    assert.equal("false\tjob interrupted!\n1\tsecond\ntrue\ttrue\n", r.out)
+  end)
+
   -- Ctrl-C while an outside wait in a queue slept on alone (no task to
   -- turn the loop) left the waiter's box, the value put, in the registry
   -- until the next outside wait.  The SIGINT comes once the kernel shows

@@ -26,7 +26,7 @@
 static void stop_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   Loop *loop = loop_of(L);
-  if (loop != NULL && loop_current(L) == NULL) loop->interrupted = 0;
+  if (loop != NULL && loop_current(L) == NULL) loop->interrupted = 0, loop->stopped = 1;
   lua_sethook(L, NULL, 0, 0);
   luaL_error(L, "interrupted!");
 }
@@ -66,10 +66,18 @@ void interrupt_check(lua_State *L) {
     luaL_error(L, "interrupted!");
   }
   loop_of(L)->interrupted = 0;
+  loop_of(L)->stopped = 1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   lua_sethook(lua_tothread(L, -1), NULL, 0, 0);
   lua_pop(L, 1);
   luaL_error(L, "interrupted!");
+}
+
+int interrupt_raised(lua_State *L) {
+  Loop *loop = loop_of(L);
+  if (loop == NULL || !loop->stopped) return 0;
+  loop->stopped = 0;
+  return 1;
 }
 
 int interrupt_clear(lua_State *L) {

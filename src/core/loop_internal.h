@@ -74,6 +74,7 @@ struct Loop {
   lua_State *volatile resumed;   /* the task coroutine being resumed, or NULL */
   volatile int wakefd;      /* eventfd that ends the poller's wait, -1 once closed */
   volatile sig_atomic_t interrupted;   /* luasock_interrupt: the next check raises */
+  int stopped;              /* Ctrl-C raised outside the tasks (interrupt_raised) */
   Listener listeners;       /* ring head of the close listeners (loop_listen) */
   Poller poller;
   Pool *pool;               /* helper threads, or NULL if it failed */

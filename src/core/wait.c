@@ -13,7 +13,6 @@
 */
 #include <errno.h>
 #include <poll.h>
-#include <string.h>
 
 #include "base/errors.h"
 #include "core/clock.h"
@@ -180,26 +179,20 @@ static int op_giveback(lua_State *L, Op *op) {
   return done;
 }
 
-/* Whether the error on top is Ctrl-C's "interrupted!" (with the place
-** the hook stopped, if it did). */
-static int is_interrupt(lua_State *L) {
-  static const char msg[] = "interrupted!";
-  size_t n;
-  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-  return s != NULL && n >= sizeof msg - 1 && strcmp(s + n - (sizeof msg - 1), msg) == 0;
-}
-
 /* op's wait in its list outside a task.  Ctrl-C raises through it, after
 ** a hand-off that came meanwhile is given back.  One that cannot be
 ** given back (a put whose value was taken) ends the call as done, as a
 ** Python call that completed returns before KeyboardInterrupt: the
 ** interruption stays pending, for the next wait to raise.  Other errors
-** (no memory) raise as they came, after the give-back. */
+** (no memory, a script's debug hook that raised in the turn) raise as
+** they came, after the give-back, whatever their text. */
 static int op_waitoutside(lua_State *L, Op *op, double deadline) {
   int raised;
+  interrupt_raised(L);   /* forget one raised before this wait */
   int err = waitlist_outside(L, op->list, deadline, op->anchor[1], &raised);
   if (!raised) return err;
-  if (err == 0 && op_giveback(L, op) && is_interrupt(L)) {
+  int ctrlc = interrupt_raised(L);   /* else the script's error, whatever it says */
+  if (err == 0 && op_giveback(L, op) && ctrlc) {
     lua_pop(L, 1);        /* the error */
     interrupt_waits(L);   /* raised at the next wait */
     return 0;
