@@ -109,6 +109,10 @@ set_tests_properties(repl_spec repl_tasks_spec PROPERTIES TIMEOUT 300)
 # host_spec starts one or two child programs (luasock, lua5.4) for each
 # of its forty cases: under ASan on such a machine that takes over 120 s.
 set_tests_properties(host_spec PROPERTIES TIMEOUT 300)
+# faults_spec starts a child luasock for each case, several with lookups
+# slowed by seconds on purpose: under ASan on such a machine it took
+# 100 s, and over 120 s at a load of 17.
+set_tests_properties(faults_spec PROPERTIES TIMEOUT 300)
 
 # A fresh build with -DBUILD_TESTING=OFF where busted cannot be found.  It
 # checks the build files, not the code, so the sanitizer pass skips it.
