@@ -75,9 +75,12 @@ void interrupt_check(lua_State *L) {
 
 int interrupt_raised(lua_State *L) {
   Loop *loop = loop_of(L);
-  if (loop == NULL || !loop->stopped) return 0;
-  loop->stopped = 0;
-  return 1;
+  return loop != NULL && loop->stopped;
+}
+
+void interrupt_unmark(lua_State *L) {
+  Loop *loop = loop_of(L);
+  if (loop != NULL) loop->stopped = 0;
 }
 
 int interrupt_clear(lua_State *L) {

@@ -18,9 +18,12 @@ int interrupt_pending(lua_State *L);  /* whether interrupt_check would raise */
 ** whether there was one. */
 int interrupt_clear(lua_State *L);
 /* Whether Ctrl-C raised "interrupted!" in the code outside the tasks
-** since the last call, which forgets it: an outside wait tells so its
-** Ctrl-C from a script's error, whatever that error's text. */
+** since the last interrupt_unmark: an outside wait tells so its Ctrl-C
+** from a script's error, whatever that error's text.  Reading leaves the
+** mark, so that a wait whose turn ran another outside wait still sees
+** the Ctrl-C that went through both. */
 int interrupt_raised(lua_State *L);
+void interrupt_unmark(lua_State *L);
 /* Make L's next wait raise "interrupted!" (and end an epoll_wait or a
 ** poll in progress), without stopping Lua code: the luasock program's
 ** handler at the REPL's prompt, where the REPL's own calls must not

@@ -188,7 +188,7 @@ static int op_giveback(lua_State *L, Op *op) {
 ** they came, after the give-back, whatever their text. */
 static int op_waitoutside(lua_State *L, Op *op, double deadline) {
   int raised;
-  interrupt_raised(L);   /* forget one raised before this wait */
+  interrupt_unmark(L);   /* forget one raised before this wait */
   int err = waitlist_outside(L, op->list, deadline, op->anchor[1], &raised);
   if (!raised) return err;
   int ctrlc = interrupt_raised(L);   /* else the script's error, whatever it says */

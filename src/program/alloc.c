@@ -265,8 +265,8 @@ static void *arena_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   if (ptr != NULL && !owns(a, ptr) && nsize > SMALL_MAX) return realloc(ptr, nsize);
-  if (ptr != NULL && owns(a, ptr) && nsize <= SMALL_MAX && class_of(osize) == class_of(nsize))
-    return ptr;
+  if (ptr != NULL && owns(a, ptr) && nsize <= SMALL_MAX && span_of(a, ptr)->cls == class_of(nsize))
+    return ptr;   /* the block's own class, not osize's: a caller's osize is not trusted */
   void *q = nsize <= SMALL_MAX ? small_alloc(a, nsize) : NULL;
   if (q == NULL) q = malloc(nsize);
   if (q == NULL) return nsize <= osize ? ptr : NULL;

@@ -80,7 +80,7 @@ static void relay(int client, int target_port) {
     fcntl(fd, F_SETFL, O_NONBLOCK);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (pipe2(leg[i].pipe, O_NONBLOCK | O_CLOEXEC) != 0) die("pipe2");
-    fcntl(leg[i].pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
+    if (fcntl(leg[i].pipe[1], F_SETPIPE_SZ, PIPE_SIZE) < 0) die("F_SETPIPE_SZ");   /* as large as socket.relay's, or no comparison */
     struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) die("epoll_ctl");
   }
