@@ -281,15 +281,17 @@ print(socket.run{workers = 2})
   -- then ran in the supervisor, and the next fork waited for it to end,
   -- neither reaping, relaying nor taking SIGTERM meanwhile.  The threads
   -- now stop once, before the first fork, and start again when run
-  -- returns.  Four lookups take 1 s each (the shim's lock makes them take
-  -- turns) and keep the threads busy while the fifth is queued; that one,
+  -- returns.  Four lookups take 2 s each (the shim's lock makes them take
+  -- turns) and keep the threads busy while the fifth is queued (run{workers}
+  -- must stop the threads within the first 2 s, before one is free to take
+  -- it, which a loaded machine needs: 1 s was close); that one,
   -- of port 9, hangs until the test closes stdin (FAULT_GAI_HOLD): in
   -- each worker, which takes the queued job with it, and in the old
   -- supervisor, which then never started the next worker: the second
   -- one, or the one killed here.
   it("a lookup cut short before run{workers} delays no start, restart or stop", function()
     local c = support.start({ "env", "LD_PRELOAD=" .. preload(), "FAULT_RATE=0",
-                              "FAULT_GAI_DELAY_MS=1000", "FAULT_GAI_HOLD=9", support.LUASOCK, "-e", [[
+                              "FAULT_GAI_DELAY_MS=2000", "FAULT_GAI_HOLD=9", support.LUASOCK, "-e", [[
 local socket = require "socket"
 for port = 5, 9 do
   socket.spawn(socket.timeout, 0.05, socket.getaddrinfo, "localhost", port)
