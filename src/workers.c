@@ -11,14 +11,15 @@
 ** The supervisor runs no task, nor any lookup: its helper threads stay
 ** stopped from before the first fork until run returns.  It relays each
 ** worker's stdout and stderr line by line through pipes (it is the only
-** writer of its own, so lines from two workers never mix), restarts a worker that died by a
-** signal or with a status other than 0 (later and later when it dies
-** soon after its start, and gives up after a few such deaths), and on
-** SIGTERM or SIGINT sends SIGTERM to every worker and waits for them all
-** (SIGKILL after STOP_GRACE seconds, or at a second signal).  A worker
-** dies with its supervisor (PR_SET_PDEATHSIG).  It waits in one poll for
-** the signals, the pipes and its outputs: a reader of its stdout that
-** stalls stalls the workers' writes, never the supervisor.
+** writer of its own, so lines from two workers never mix), restarts a
+** worker that died by a signal or with a status other than 0 (later and
+** later when it dies soon after its start, and gives up after a few such
+** deaths), and on SIGTERM or SIGINT sends SIGTERM to every worker and
+** waits for them all (SIGKILL after STOP_GRACE seconds, or at a second
+** signal).  A worker dies with its supervisor (PR_SET_PDEATHSIG).  It
+** waits in one poll for the signals, the pipes and its outputs: a reader
+** of its stdout that stalls stalls the workers' writes, never the
+** supervisor.
 **
 ** Left out: the supervisor reaps only its workers, and it takes SIGCHLD,
 ** SIGTERM and SIGINT while it runs (it blocks them and reads a signalfd).

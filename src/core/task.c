@@ -226,8 +226,8 @@ static void task_letgo(lua_State *L, Task *t, int held) {
 ** (nothing below can leave run counting a dead task), a failure is
 ** reported, its pending to-be-closed variables close (it is no task any
 ** more while they run, so a socket operation there blocks instead of
-** yielding), the deadline scopes it was in are shut, join's answer replaces the coroutine as the Task's user
-** value, and its joiners wake. */
+** yielding), the deadline scopes it was in are shut, join's answer
+** replaces the coroutine as the Task's user value, and its joiners wake. */
 static void task_end(lua_State *L, Task *t, int how, int nres) {
   lua_State *co = t->co;
   luaL_checkstack(L, 6, "no room to end a task");

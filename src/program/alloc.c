@@ -84,10 +84,6 @@ static size_t class_of(size_t n) {
   return (n + GRAIN - 1) / GRAIN;
 }
 
-static int owns(const Arena *a, const void *p) {
-  return (const char *)p >= a->base && (const char *)p < a->end;
-}
-
 /* The span of a block of the region; NULL for one of malloc's. */
 static Span *span_of(const Arena *a, const void *p) {
   uintptr_t at = (uintptr_t)p - (uintptr_t)a->base;
@@ -264,8 +260,9 @@ static void *arena_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (ptr != NULL) release(a, ptr);
     return NULL;
   }
-  if (ptr != NULL && !owns(a, ptr) && nsize > SMALL_MAX) return realloc(ptr, nsize);
-  if (ptr != NULL && owns(a, ptr) && nsize <= SMALL_MAX && span_of(a, ptr)->cls == class_of(nsize))
+  Span *s = ptr != NULL ? span_of(a, ptr) : NULL;   /* NULL: none, or malloc's */
+  if (ptr != NULL && s == NULL && nsize > SMALL_MAX) return realloc(ptr, nsize);
+  if (s != NULL && nsize <= SMALL_MAX && s->cls == class_of(nsize))
     return ptr;   /* the block's own class, not osize's: a caller's osize is not trusted */
   void *q = nsize <= SMALL_MAX ? small_alloc(a, nsize) : NULL;
   if (q == NULL) q = malloc(nsize);
